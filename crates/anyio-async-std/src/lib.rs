@@ -1,0 +1,86 @@
+//! The async-std backend of anyio: adapts async-std's global runtime to
+//! [`anyio_core::rt::Runtime`].
+//!
+//! async-std has been discontinued by its authors in favour of smol; it stays supported for
+//! the applications that still run on it. Users do not call this crate directly: enable the
+//! `async-std` feature of `anyio`.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use anyio_core::rt::{self, BoxTask, Detector, Runtime, RuntimeHandle, Timer, DETECTORS};
+
+/// async-std's global runtime, seen through anyio's backend seam.
+///
+/// # Examples
+///
+/// ```
+/// let rt = anyio_async_std::AsyncStdRuntime;
+/// assert_eq!(anyio_core::rt::Runtime::name(&rt), "async-std");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStdRuntime;
+
+impl Runtime for AsyncStdRuntime {
+    fn name(&self) -> &'static str {
+        "async-std"
+    }
+
+    fn spawn(&self, task: BoxTask) {
+        // Dropping an async-std JoinHandle detaches the task.
+        drop(async_std::task::spawn(task));
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+        // async-std's own timers are async-io timers; use them directly for `reset`.
+        Box::pin(IoTimer(async_io::Timer::at(deadline)))
+    }
+}
+
+struct IoTimer(async_io::Timer);
+
+impl Timer for IoTimer {
+    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+}
+
+fn detect_task() -> Option<RuntimeHandle> {
+    async_std::task::try_current().map(|_| Arc::new(AsyncStdRuntime) as RuntimeHandle)
+}
+
+fn detect_global() -> Option<RuntimeHandle> {
+    Some(Arc::new(AsyncStdRuntime))
+}
+
+#[linkme::distributed_slice(DETECTORS)]
+static ASYNC_STD_TASK: Detector = Detector { name: "async-std", exact: true, detect: detect_task };
+
+#[linkme::distributed_slice(DETECTORS)]
+static ASYNC_STD_GLOBAL: Detector = Detector { name: "async-std", exact: false, detect: detect_global };
+
+/// Runs `fut` to completion with async-std's `block_on`, with anyio's root scope and this
+/// runtime current.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(anyio_async_std::run(async { 6 * 7 }), 42);
+/// ```
+pub fn run<F: Future>(fut: F) -> F::Output {
+    let _rt = rt::enter(Arc::new(AsyncStdRuntime));
+    let _root = anyio_core::__private::enter_root();
+    async_std::task::block_on(fut)
+}

@@ -1,0 +1,88 @@
+//! The current cancel-scope node of this thread, set for the duration of each poll by the
+//! wrapper future that owns the node (as `tracing::Instrumented` does with spans).
+//!
+//! Polls nest strictly on the call stack, so one save/restore pointer is enough; a task that
+//! migrates between worker threads is found again because the pointer is re-established on
+//! every poll.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::ptr;
+use std::sync::Arc;
+
+use super::node::Node;
+
+thread_local! {
+    static CURRENT: Cell<*const Node> = const { Cell::new(ptr::null()) };
+}
+
+/// Makes `node` current until the guard drops (also while unwinding from a panic).
+pub(crate) fn enter(node: &Arc<Node>) -> Entered<'_> {
+    let prev = CURRENT.with(|c| c.replace(Arc::as_ptr(node)));
+    Entered { prev, _node: PhantomData, _not_send: PhantomData }
+}
+
+/// Makes no node current (the implicit, never-cancelled root) until the guard drops.
+pub(crate) fn enter_root() -> Entered<'static> {
+    let prev = CURRENT.with(|c| c.replace(ptr::null()));
+    Entered { prev, _node: PhantomData, _not_send: PhantomData }
+}
+
+pub(crate) struct Entered<'a> {
+    prev: *const Node,
+    _node: PhantomData<&'a Node>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.prev));
+    }
+}
+
+/// Runs `f` with the current node (`None` = the root).
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
+    CURRENT.with(|c| {
+        let p = c.get();
+        // SAFETY: CURRENT is non-null only between `enter(node)` and the drop of the returned
+        // `Entered<'a>`, whose lifetime is tied to a borrow of the `Arc<Node>`; guards are
+        // stack values that drop in LIFO order and are never leaked, so the node outlives every
+        // read made while it is current. The reference does not escape `f`.
+        f(unsafe { p.as_ref() })
+    })
+}
+
+/// A new strong reference to the current node, if any.
+pub(crate) fn current_arc() -> Option<Arc<Node>> {
+    CURRENT.with(|c| {
+        let p = c.get();
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from `Arc::as_ptr` on an `Arc<Node>` that is alive while it is
+        // current (see `with_current`), so incrementing its strong count and rebuilding an Arc
+        // from it is sound and balanced by the drop of the returned Arc.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
+    })
+}
+
+/// Whether the current node is effectively cancelled (the uncancelled fast path of every
+/// checkpoint: one TLS read and one atomic load per scope level up to a shield).
+#[inline]
+pub(crate) fn check_current() -> Result<(), crate::Cancelled> {
+    with_current(|n| match n {
+        None => Ok(()),
+        Some(n) => n.check(),
+    })
+}
+
+/// Runs with the implicit root scope current: runners call this around `block_on` so the main
+/// future never inherits a scope from whatever polled the runner (see docs/design.md).
+#[must_use = "the root is only current while the guard lives"]
+pub fn enter_root_for_runner() -> impl Drop {
+    enter_root()
+}

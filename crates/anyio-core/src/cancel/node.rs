@@ -1,0 +1,356 @@
+//! One node of the cancel-scope tree, and how a blocked operation registers to be woken when
+//! its scope becomes cancelled.
+//!
+//! Design (see docs/design.md, "The scope tree"): a node knows its parent, never its children.
+//! Effective cancellation is computed by walking up to the first cancelled node (cancelled) or
+//! the first shielded node (not cancelled), so entering and leaving a scope touches no shared
+//! list. A blocked operation instead registers its waker on every node from its own up to the
+//! first shield, so that cancelling any of them wakes it. Blocking is the slow path anyway;
+//! entering scopes and uncancelled checkpoints stay cheap.
+
+use std::sync::{Arc, OnceLock};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::error::{CancelReason, CancelSource, Cancelled};
+use crate::sync::{lock, AtomicU8, Mutex, Ordering};
+
+const CANCELLED: u8 = 1;
+const SHIELD: u8 = 1 << 1;
+const ENTERED: u8 = 1 << 2;
+const CLOSED: u8 = 1 << 3;
+const CAUGHT: u8 = 1 << 4;
+
+pub(crate) struct Node {
+    state: AtomicU8,
+    parent: OnceLock<Option<Arc<Node>>>,
+    reason: OnceLock<Arc<CancelReason>>,
+    waiters: Mutex<Slab<Waker>>,
+    pub(crate) timing: Mutex<Timing>,
+}
+
+/// A scope's deadline, as set by the user, and the waker of the future that owns the scope's
+/// timer (woken when the deadline changes so that it re-arms).
+#[derive(Debug, Default)]
+pub(crate) struct Timing {
+    /// The absolute deadline, once known.
+    pub(crate) deadline: Option<Instant>,
+    /// A relative timeout still to be resolved against the runtime's clock on entry.
+    pub(crate) relative: Option<Duration>,
+    /// Bumped on every change so the owner knows to re-arm its timer.
+    pub(crate) generation: u64,
+    pub(crate) owner: Option<Waker>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.load(Ordering::Relaxed);
+        f.debug_struct("Node")
+            .field("cancel_called", &(s & CANCELLED != 0))
+            .field("shield", &(s & SHIELD != 0))
+            .field("entered", &(s & ENTERED != 0))
+            .field("closed", &(s & CLOSED != 0))
+            .finish()
+    }
+}
+
+impl Node {
+    pub(crate) fn new(shield: bool) -> Self {
+        Self {
+            state: AtomicU8::new(if shield { SHIELD } else { 0 }),
+            parent: OnceLock::new(),
+            reason: OnceLock::new(),
+            waiters: Mutex::new(Slab::new()),
+            timing: Mutex::new(Timing::default()),
+        }
+    }
+
+    /// Binds the node under `parent` (trio's `__enter__`). Returns `false` if it was entered
+    /// before: a scope is good for one run only.
+    pub(crate) fn enter(&self, parent: Option<Arc<Node>>) -> bool {
+        let prev = self.state.fetch_or(ENTERED, Ordering::AcqRel);
+        if prev & ENTERED != 0 {
+            return false;
+        }
+        let _ = self.parent.set(parent);
+        true
+    }
+
+    pub(crate) fn parent(&self) -> Option<&Node> {
+        self.parent.get().and_then(|p| p.as_deref())
+    }
+
+    fn has(&self, bit: u8) -> bool {
+        self.state.load(Ordering::Acquire) & bit != 0
+    }
+
+    pub(crate) fn cancel_called(&self) -> bool {
+        self.has(CANCELLED)
+    }
+    pub(crate) fn shield(&self) -> bool {
+        self.has(SHIELD)
+    }
+    pub(crate) fn cancelled_caught(&self) -> bool {
+        self.has(CAUGHT)
+    }
+    pub(crate) fn set_caught(&self) {
+        self.state.fetch_or(CAUGHT, Ordering::AcqRel);
+    }
+    pub(crate) fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+    }
+
+    /// The node whose cancellation makes this one effectively cancelled, if any: itself or an
+    /// ancestor reached without crossing a shield.
+    pub(crate) fn cancelled_origin(&self) -> Option<&Node> {
+        let mut n = self;
+        loop {
+            let s = n.state.load(Ordering::Acquire);
+            if s & CANCELLED != 0 {
+                return Some(n);
+            }
+            if s & SHIELD != 0 {
+                return None;
+            }
+            n = n.parent()?;
+        }
+    }
+
+    pub(crate) fn is_effectively_cancelled(&self) -> bool {
+        self.cancelled_origin().is_some()
+    }
+
+    /// Whether a cancellation of an enclosing scope is visible inside this one (trio's
+    /// `parent_cancellation_is_visible_to_us`): such a cancellation is not ours to catch.
+    pub(crate) fn parent_cancellation_visible(&self) -> bool {
+        !self.shield() && self.parent().is_some_and(Node::is_effectively_cancelled)
+    }
+
+    /// The error a checkpoint in this node returns, if it is effectively cancelled.
+    pub(crate) fn check(&self) -> Result<(), Cancelled> {
+        match self.cancelled_origin() {
+            None => Ok(()),
+            Some(origin) => Err(origin.cancelled_error()),
+        }
+    }
+
+    pub(crate) fn cancelled_error(&self) -> Cancelled {
+        let reason = self
+            .reason
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(CancelReason { source: CancelSource::Explicit, message: None }));
+        Cancelled::new(reason)
+    }
+
+    /// Cancels this node: sets the flag first, then wakes every registered waiter. The first
+    /// reason given is the one reported.
+    pub(crate) fn cancel(&self, source: CancelSource, message: Option<String>) {
+        let _ = self.reason.set(Arc::new(CancelReason { source, message }));
+        let prev = self.state.fetch_or(CANCELLED, Ordering::AcqRel);
+        if prev & CANCELLED == 0 {
+            self.wake_all();
+        }
+    }
+
+    pub(crate) fn set_shield(&self, on: bool) {
+        if on {
+            self.state.fetch_or(SHIELD, Ordering::AcqRel);
+        } else {
+            let prev = self.state.fetch_and(!SHIELD, Ordering::AcqRel);
+            // Lifting a shield exposes any pending outer cancellation: waiters below this node
+            // registered only up to here, so wake them to re-register further up and see it.
+            if prev & SHIELD != 0 && self.is_effectively_cancelled() {
+                self.wake_all();
+            }
+        }
+    }
+
+    /// Wakes everything registered here. Wakers are cloned out and woken after the lock is
+    /// released: a `wake` may run executor code that re-enters `cancel`.
+    pub(crate) fn wake_all(&self) {
+        let wakers: Vec<Waker> = lock(&self.waiters).iter().map(|(_, w)| w.clone()).collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    fn register(&self, waker: &Waker) -> usize {
+        lock(&self.waiters).insert(waker.clone())
+    }
+
+    fn update(&self, key: usize, waker: &Waker) {
+        if let Some(w) = lock(&self.waiters).get_mut(key) {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
+            }
+        }
+    }
+
+    fn unregister(&self, key: usize) {
+        let _ = lock(&self.waiters).try_remove(key);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn waiter_count(&self) -> usize {
+        lock(&self.waiters).len()
+    }
+}
+
+/// The registrations a blocked operation holds on the scope tree: one per node from the node it
+/// blocked in up to (and including) the first shielded ancestor.
+#[derive(Debug, Default)]
+pub(crate) struct WaitRegistration {
+    entries: Vec<(Arc<Node>, usize)>,
+}
+
+impl WaitRegistration {
+    pub(crate) const fn new() -> Self {
+        Self { entries: Vec::new() }
+    }
+
+    /// Registers `waker` so that cancelling `node` (or any ancestor up to a shield) wakes it,
+    /// then re-checks cancellation. Returns the cancellation error if the node is effectively
+    /// cancelled; otherwise the caller may return `Pending`.
+    ///
+    /// Registering before the final check closes the lost wake-up race with `cancel`: a cancel
+    /// that sets its flag after our check finds our waker, because both sides take the node's
+    /// waiter lock.
+    pub(crate) fn register(&mut self, node: &Arc<Node>, waker: &Waker) -> Result<(), Cancelled> {
+        loop {
+            node.check()?;
+            let chain = chain_to_shield(node);
+            self.sync_to(&chain, waker);
+            node.check()?;
+            // A shield changed while we registered: walk again so we sit on the right nodes.
+            if chain_to_shield(node).iter().map(|n| Arc::as_ptr(n)).eq(chain.iter().map(|n| Arc::as_ptr(n))) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn sync_to(&mut self, chain: &[Arc<Node>], waker: &Waker) {
+        // Drop registrations on nodes no longer in the chain.
+        self.entries.retain(|(n, key)| {
+            let keep = chain.iter().any(|c| Arc::ptr_eq(c, n));
+            if !keep {
+                n.unregister(*key);
+            }
+            keep
+        });
+        for n in chain {
+            match self.entries.iter().find(|(e, _)| Arc::ptr_eq(e, n)) {
+                Some((e, key)) => e.update(*key, waker),
+                None => {
+                    let key = n.register(waker);
+                    self.entries.push((n.clone(), key));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        for (n, key) in self.entries.drain(..) {
+            n.unregister(key);
+        }
+    }
+}
+
+impl Drop for WaitRegistration {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+fn chain_to_shield(node: &Arc<Node>) -> Vec<Arc<Node>> {
+    let mut chain = vec![node.clone()];
+    let mut cur: &Arc<Node> = node;
+    while !cur.shield() {
+        match cur.parent.get().and_then(Option::as_ref) {
+            Some(p) => {
+                chain.push(p.clone());
+                cur = p;
+            }
+            None => break,
+        }
+    }
+    chain
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct CountingWaker(AtomicUsize);
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn tree(depth: usize) -> Vec<Arc<Node>> {
+        let mut nodes: Vec<Arc<Node>> = Vec::new();
+        for _ in 0..depth {
+            let n = Arc::new(Node::new(false));
+            assert!(n.enter(nodes.last().cloned()));
+            nodes.push(n);
+        }
+        nodes
+    }
+
+    #[test]
+    fn cancelling_an_ancestor_wakes_a_waiter_registered_below() {
+        let nodes = tree(3);
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut reg = WaitRegistration::new();
+        reg.register(&nodes[2], &waker).unwrap();
+        nodes[0].cancel(CancelSource::Explicit, None);
+        assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(nodes[2].check().is_err());
+        reg.clear();
+        assert!(nodes.iter().all(|n| n.waiter_count() == 0));
+    }
+
+    #[test]
+    fn shield_blocks_outer_cancellation_until_lifted() {
+        let nodes = tree(3);
+        nodes[1].set_shield(true);
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut reg = WaitRegistration::new();
+        reg.register(&nodes[2], &waker).unwrap();
+        assert_eq!(nodes[0].waiter_count(), 0, "registration stops at the shield");
+        nodes[0].cancel(CancelSource::Explicit, None);
+        assert!(nodes[2].check().is_ok());
+        assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        nodes[1].set_shield(false);
+        assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(reg.register(&nodes[2], &waker).is_err());
+    }
+
+    #[test]
+    fn deep_chain_check_does_not_recurse() {
+        let nodes = tree(100_000);
+        nodes[0].cancel(CancelSource::Deadline, None);
+        let err = nodes[99_999].check().unwrap_err();
+        assert_eq!(err.source_kind(), CancelSource::Deadline);
+        // Drop from the leaf up so that dropping the Arc chain does not recurse deeply.
+        let mut nodes = nodes;
+        while let Some(n) = nodes.pop() {
+            drop(n);
+        }
+    }
+
+    #[test]
+    fn first_reason_wins() {
+        let n = Node::new(false);
+        n.cancel(CancelSource::Deadline, None);
+        n.cancel(CancelSource::Explicit, Some("later".into()));
+        assert_eq!(n.cancelled_error().source_kind(), CancelSource::Deadline);
+    }
+}

@@ -1,0 +1,455 @@
+//! `CancelScope`: the user-facing handle of a node of the scope tree, and the future that runs a
+//! body inside it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use pin_project_lite::pin_project;
+
+use super::current::{current_arc, enter};
+use super::node::Node;
+use crate::error::{AsCancelled, CancelSource};
+use crate::rt::{self, Timer};
+use crate::sync::lock;
+
+/// A cancel scope: a region of code that can be cancelled as a whole, by a call to
+/// [`cancel`](Self::cancel) from anywhere or by its deadline (trio's and AnyIO's `CancelScope`).
+///
+/// Scopes nest: a scope run inside another one (or inside a task group) is cancelled when its
+/// parent is, unless it is *shielded*. While a scope is cancelled, every checkpoint inside it
+/// (`sleep`, `checkpoint`, channel and lock operations, socket I/O...) returns
+/// [`Cancelled`](crate::Cancelled) — every time, until the body returns: cancellation is
+/// level-triggered. The body propagates the error with `?`, and [`run`](Self::run) catches it
+/// when it belongs to this scope.
+///
+/// The handle is cheap to clone and can be moved to other tasks and threads to cancel the scope
+/// or change its deadline and shield while it runs. A scope can be run only once.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{sleep_forever, CancelScope, Cancelled};
+///
+/// let scope = CancelScope::new();
+/// let remote = scope.clone();
+/// let outcome = scope
+///     .run(async move {
+///         remote.cancel(); // e.g. from another task
+///         sleep_forever().await?;
+///         Ok::<(), Cancelled>(())
+///     })
+///     .await;
+/// assert_eq!(outcome, Ok(None));
+/// assert!(scope.cancelled_caught());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct CancelScope {
+    pub(crate) node: Arc<Node>,
+}
+
+impl fmt::Debug for CancelScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelScope")
+            .field("cancel_called", &self.cancel_called())
+            .field("shield", &self.shield())
+            .field("deadline", &self.deadline())
+            .field("cancelled_caught", &self.cancelled_caught())
+            .finish()
+    }
+}
+
+impl Default for CancelScope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CancelScope {
+    /// A scope with no deadline, not shielded.
+    ///
+    /// ```
+    /// let scope = anyio_core::CancelScope::new();
+    /// assert_eq!(scope.deadline(), None);
+    /// assert!(!scope.shield());
+    /// ```
+    pub fn new() -> Self {
+        Self { node: Arc::new(Node::new(false)) }
+    }
+
+    /// A scope that is cancelled when the runtime's clock reaches `deadline`. A deadline that
+    /// has already passed when the scope is entered cancels it at once: its first checkpoint
+    /// fails.
+    ///
+    /// ```
+    /// let at = std::time::Instant::now();
+    /// assert_eq!(anyio_core::CancelScope::with_deadline(at).deadline(), Some(at));
+    /// ```
+    pub fn with_deadline(deadline: Instant) -> Self {
+        let scope = Self::new();
+        scope.set_deadline(Some(deadline));
+        scope
+    }
+
+    /// A scope cancelled `timeout` after it is entered (its first poll), as trio computes
+    /// relative deadlines. A timeout too large to represent means no deadline.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use std::time::Duration;
+    /// let scope = anyio_core::CancelScope::with_timeout(Duration::from_secs(60));
+    /// assert_eq!(scope.deadline(), None); // not resolved until entered
+    /// let s = scope.clone();
+    /// scope.run(async move { assert!(s.deadline().is_some()); Ok::<_, anyio_core::Cancelled>(()) }).await.unwrap();
+    /// # });
+    /// ```
+    pub fn with_timeout(timeout: Duration) -> Self {
+        let scope = Self::new();
+        lock(&scope.node.timing).relative = Some(timeout);
+        scope
+    }
+
+    /// A shielded scope: cancellation of enclosing scopes does not reach its body (its own
+    /// `cancel` and deadline still do). Use it for async cleanup after a cancellation.
+    ///
+    /// ```
+    /// assert!(anyio_core::CancelScope::shielded().shield());
+    /// ```
+    pub fn shielded() -> Self {
+        Self { node: Arc::new(Node::new(true)) }
+    }
+
+    /// Cancels the scope. Every checkpoint inside it fails from now on, and tasks blocked in
+    /// one on any thread are woken at once. Cancelling a scope that has not been entered yet
+    /// takes effect when it is entered. Idempotent.
+    ///
+    /// ```
+    /// let scope = anyio_core::CancelScope::new();
+    /// scope.cancel();
+    /// assert!(scope.cancel_called());
+    /// ```
+    pub fn cancel(&self) {
+        self.node.cancel(CancelSource::Explicit, None);
+    }
+
+    /// Cancels the scope, recording `reason` in the [`Cancelled`](crate::Cancelled) error
+    /// (only the first cancellation's reason is kept).
+    ///
+    /// ```
+    /// let scope = anyio_core::CancelScope::new();
+    /// scope.cancel_with_reason("client went away");
+    /// assert!(scope.cancel_called());
+    /// ```
+    pub fn cancel_with_reason(&self, reason: impl Into<String>) {
+        self.node.cancel(CancelSource::Explicit, Some(reason.into()));
+    }
+
+    /// Whether the scope was cancelled, explicitly or by its deadline.
+    ///
+    /// ```
+    /// assert!(!anyio_core::CancelScope::new().cancel_called());
+    /// ```
+    pub fn cancel_called(&self) -> bool {
+        self.node.cancel_called()
+    }
+
+    /// Whether the scope caught its own cancellation when its body returned: the body ended
+    /// with a cancellation error that belonged to this scope.
+    ///
+    /// ```
+    /// assert!(!anyio_core::CancelScope::new().cancelled_caught());
+    /// ```
+    pub fn cancelled_caught(&self) -> bool {
+        self.node.cancelled_caught()
+    }
+
+    /// The scope's deadline, if it has one.
+    ///
+    /// ```
+    /// assert_eq!(anyio_core::CancelScope::new().deadline(), None);
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        lock(&self.node.timing).deadline
+    }
+
+    /// Sets or clears the deadline, also while the scope runs: an earlier deadline re-arms the
+    /// timer, a deadline already past cancels the scope.
+    ///
+    /// ```
+    /// let scope = anyio_core::CancelScope::new();
+    /// let at = std::time::Instant::now();
+    /// scope.set_deadline(Some(at));
+    /// assert_eq!(scope.deadline(), Some(at));
+    /// scope.set_deadline(None);
+    /// assert_eq!(scope.deadline(), None);
+    /// ```
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        let owner = {
+            let mut t = lock(&self.node.timing);
+            t.deadline = deadline;
+            t.relative = None;
+            t.generation += 1;
+            t.owner.clone()
+        };
+        if let Some(w) = owner {
+            w.wake();
+        }
+    }
+
+    /// Whether the scope is shielded.
+    ///
+    /// ```
+    /// assert!(!anyio_core::CancelScope::new().shield());
+    /// ```
+    pub fn shield(&self) -> bool {
+        self.node.shield()
+    }
+
+    /// Turns the shield on or off, also while the scope runs. Turning it off exposes a pending
+    /// cancellation of an enclosing scope at once (blocked tasks inside are woken).
+    ///
+    /// ```
+    /// let scope = anyio_core::CancelScope::new();
+    /// scope.set_shield(true);
+    /// assert!(scope.shield());
+    /// ```
+    pub fn set_shield(&self, shield: bool) {
+        self.node.set_shield(shield);
+    }
+
+    /// Runs `body` inside this scope.
+    ///
+    /// The scope is entered on the first poll: it becomes a child of the scope that poll runs
+    /// in, and a relative timeout starts counting. The output is
+    /// - `Ok(Some(value))` when the body returned `Ok(value)` — even if the scope was cancelled
+    ///   meanwhile: a value the body produced is never discarded;
+    /// - `Ok(None)` when the body returned a cancellation error that belongs to this scope (the
+    ///   scope "caught" it; [`cancelled_caught`](Self::cancelled_caught) becomes true);
+    /// - `Err(e)` for any other error, including the cancellation of an enclosing scope, which
+    ///   keeps propagating to the scope that owns it.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the scope was already run: each `CancelScope` is good for a single run.
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancelled (by its scope) cooperatively: the body keeps being
+    /// polled and unwinds through its own checkpoints. If the future is *dropped* before it
+    /// finishes (it lost a `select!`, say), the body is dropped inside the scope, the scope is
+    /// cancelled with [`CancelSource::ScopeDropped`] and stays cancelled, so anything that
+    /// outlives it (a task spawned into a group inside) sees cancellation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{checkpoint, CancelScope, Cancelled};
+    /// let r = CancelScope::new().run(async { checkpoint().await?; Ok::<_, Cancelled>(7) }).await;
+    /// assert_eq!(r, Ok(Some(7)));
+    /// # });
+    /// ```
+    pub fn run<F, T, E>(&self, body: F) -> Scoped<F>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: AsCancelled,
+    {
+        Scoped { inner: InScope::new(self.node.clone(), body) }
+    }
+
+    /// Whether code running in this scope right now would see a cancellation (it or an
+    /// enclosing scope up to a shield is cancelled).
+    ///
+    /// ```
+    /// assert!(!anyio_core::CancelScope::new().is_effectively_cancelled());
+    /// ```
+    pub fn is_effectively_cancelled(&self) -> bool {
+        self.node.is_effectively_cancelled()
+    }
+}
+
+pin_project! {
+    /// The future returned by [`CancelScope::run`], [`move_on_after`](crate::move_on_after) and
+    /// [`move_on_at`](crate::move_on_at).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scoped<F> {
+        #[pin]
+        inner: InScope<F>,
+    }
+}
+
+impl<F> fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scoped").field("node", &self.inner.node).finish_non_exhaustive()
+    }
+}
+
+impl<F, T, E> Future for Scoped<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: AsCancelled,
+{
+    type Output = Result<Option<T>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let node = this.inner.node.clone();
+        match this.inner.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(v)) => Poll::Ready(Ok(Some(v))),
+            Poll::Ready(Err(e)) => Poll::Ready(if catches(&node, &e) { Ok(None) } else { Err(e) }),
+        }
+    }
+}
+
+/// trio's catch rule: a scope catches a cancellation error iff the scope itself was cancelled
+/// and no cancellation of an enclosing scope is visible inside it.
+pub(crate) fn catches<E: AsCancelled>(node: &Node, e: &E) -> bool {
+    if e.as_cancelled().is_some() && node.cancel_called() && !node.parent_cancellation_visible() {
+        node.set_caught();
+        true
+    } else {
+        false
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Unentered,
+    Running,
+    Done,
+}
+
+pin_project! {
+    /// Polls a body with its node current, owning the node's deadline timer.
+    pub(crate) struct InScope<F> {
+        node: Arc<Node>,
+        #[pin]
+        body: Option<F>,
+        timer: Option<Pin<Box<dyn Timer>>>,
+        seen_generation: u64,
+        phase: Phase,
+    }
+
+    impl<F> PinnedDrop for InScope<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if *this.phase == Phase::Running {
+                // Dropped from outside before the body finished: leave the scope cancelled for
+                // good, and drop the body inside it so its destructors see the right scope.
+                this.node.cancel(CancelSource::ScopeDropped, None);
+                let _g = enter(this.node);
+                this.body.set(None);
+                drop(_g);
+                this.node.close();
+            }
+        }
+    }
+}
+
+impl<F> InScope<F> {
+    pub(crate) fn new(node: Arc<Node>, body: F) -> Self {
+        Self { node, body: Some(body), timer: None, seen_generation: 0, phase: Phase::Unentered }
+    }
+}
+
+impl<F: Future> Future for InScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        match *this.phase {
+            Phase::Unentered => {
+                assert!(
+                    this.node.enter(current_arc()),
+                    "CancelScope entered twice: each CancelScope may only be used for a single run; \
+                     create a new scope for each run"
+                );
+                *this.phase = Phase::Running;
+                let mut t = lock(&this.node.timing);
+                if let Some(rel) = t.relative.take() {
+                    t.deadline = rt::current().now().checked_add(rel);
+                    t.generation += 1;
+                }
+            }
+            Phase::Running => {}
+            Phase::Done => panic!("a cancel scope's future was polled after it completed"),
+        }
+
+        poll_deadline(this.node, this.timer, this.seen_generation, cx);
+
+        let out = {
+            let _g = enter(this.node);
+            match this.body.as_mut().as_pin_mut() {
+                Some(body) => body.poll(cx),
+                None => unreachable!("body is present while running"),
+            }
+        };
+        match out {
+            Poll::Pending => {
+                let mut t = lock(&this.node.timing);
+                if !t.owner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    t.owner = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Poll::Ready(v) => {
+                *this.phase = Phase::Done;
+                *this.timer = None;
+                lock(&this.node.timing).owner = None;
+                {
+                    let _g = enter(this.node);
+                    this.body.set(None);
+                }
+                this.node.close();
+                Poll::Ready(v)
+            }
+        }
+    }
+}
+
+/// Arms, re-arms or fires the node's deadline timer.
+fn poll_deadline(
+    node: &Arc<Node>,
+    timer: &mut Option<Pin<Box<dyn Timer>>>,
+    seen: &mut u64,
+    cx: &mut Context<'_>,
+) {
+    if node.cancel_called() {
+        *timer = None;
+        return;
+    }
+    let (deadline, generation) = {
+        let t = lock(&node.timing);
+        (t.deadline, t.generation)
+    };
+    if generation != *seen {
+        *seen = generation;
+        match deadline {
+            None => *timer = None,
+            Some(at) => {
+                let rt = rt::current();
+                if at <= rt.now() {
+                    *timer = None;
+                    node.cancel(CancelSource::Deadline, None);
+                    return;
+                }
+                match timer {
+                    Some(t) => t.as_mut().reset(at),
+                    None => *timer = Some(rt.timer(at)),
+                }
+            }
+        }
+    }
+    if let Some(t) = timer {
+        if t.as_mut().poll_expired(cx).is_ready() {
+            *timer = None;
+            node.cancel(CancelSource::Deadline, None);
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The error taxonomy shared by every part of anyio: cancellation, timeouts, task groups.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// Why a cancel scope was cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::CancelSource;
+/// assert_eq!(CancelSource::Deadline.to_string(), "deadline exceeded");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CancelSource {
+    /// [`CancelScope::cancel`](crate::CancelScope::cancel) was called.
+    Explicit,
+    /// The scope's deadline passed.
+    Deadline,
+    /// A task in the task group failed or panicked, so its siblings are cancelled.
+    GroupChildFailed,
+    /// The scope's future was dropped before it finished (it lost a `select!`, say). Anything
+    /// still running inside it stays cancelled for good.
+    ScopeDropped,
+}
+
+impl fmt::Display for CancelSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CancelSource::Explicit => "cancelled explicitly",
+            CancelSource::Deadline => "deadline exceeded",
+            CancelSource::GroupChildFailed => "a sibling task failed",
+            CancelSource::ScopeDropped => "the scope's future was dropped",
+        })
+    }
+}
+
+/// What cancelled a scope, and an optional message given to
+/// [`CancelScope::cancel_with_reason`](crate::CancelScope::cancel_with_reason).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CancelReason {
+    pub(crate) source: CancelSource,
+    pub(crate) message: Option<String>,
+}
+
+/// The error every checkpoint returns while its cancel scope is cancelled.
+///
+/// Propagate it with `?`: the cancel scope that caused it catches it when the error reaches the
+/// scope's boundary (see [`CancelScope::run`](crate::CancelScope::run)). Code that swallows it
+/// keeps running, but every later checkpoint in the same scope fails again (cancellation is
+/// level-triggered), so async cleanup belongs in a shielded scope.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{checkpoint, CancelScope, Cancelled};
+///
+/// let scope = CancelScope::new();
+/// scope.cancel();
+/// let outcome = scope
+///     .run(async {
+///         checkpoint().await?; // fails: the scope is cancelled
+///         Ok::<_, Cancelled>("unreachable")
+///     })
+///     .await;
+/// assert_eq!(outcome, Ok(None)); // the scope caught its own cancellation
+/// # });
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[must_use = "a Cancelled error must be propagated (with `?`) so the cancel scope can catch it"]
+pub struct Cancelled {
+    reason: Arc<CancelReason>,
+}
+
+impl Cancelled {
+    pub(crate) fn new(reason: Arc<CancelReason>) -> Self {
+        Self { reason }
+    }
+
+    /// What cancelled the scope.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{checkpoint, CancelScope, CancelSource};
+    /// let scope = CancelScope::new();
+    /// scope.cancel();
+    /// let err = scope.run(async { checkpoint().await.map_err(|e| e.source_kind()) }).await;
+    /// assert_eq!(err, Err(CancelSource::Explicit));
+    /// # });
+    /// ```
+    pub fn source_kind(&self) -> CancelSource {
+        self.reason.source
+    }
+
+    /// The message passed to [`CancelScope::cancel_with_reason`](crate::CancelScope::cancel_with_reason), if any.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{checkpoint, CancelScope};
+    /// let scope = CancelScope::new();
+    /// scope.cancel_with_reason("shutting down");
+    /// let err = scope.run(async { checkpoint().await.map_err(|e| e.reason().map(str::to_owned)) }).await;
+    /// assert_eq!(err, Err(Some("shutting down".to_owned())));
+    /// # });
+    /// ```
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.message.as_deref()
+    }
+}
+
+impl fmt::Debug for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancelled")
+            .field("source", &self.reason.source)
+            .field("reason", &self.reason.message)
+            .finish()
+    }
+}
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "operation cancelled by its cancel scope ({})", self.reason.source)?;
+        if let Some(m) = &self.reason.message {
+            write!(f, "; reason: {m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for Cancelled {}
+
+/// Recognises the cancellation error inside an error type, so cancel scopes and task groups can
+/// tell "this unwound because of cancellation" from real failures.
+///
+/// Implemented for [`Cancelled`], the crate's own error types, `std::io::Error` (when its inner
+/// error is a `Cancelled`) and boxed errors. Implement it for your own error enum by returning
+/// the `Cancelled` held by its cancellation variant.
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::{AsCancelled, Cancelled};
+///
+/// #[derive(Debug)]
+/// enum MyError {
+///     Cancelled(Cancelled),
+///     Parse(String),
+/// }
+///
+/// impl AsCancelled for MyError {
+///     fn as_cancelled(&self) -> Option<&Cancelled> {
+///         match self {
+///             MyError::Cancelled(c) => Some(c),
+///             MyError::Parse(_) => None,
+///         }
+///     }
+/// }
+///
+/// assert!(MyError::Parse("x".into()).as_cancelled().is_none());
+/// ```
+pub trait AsCancelled {
+    /// The cancellation error this error carries, if it is one.
+    fn as_cancelled(&self) -> Option<&Cancelled>;
+}
+
+impl AsCancelled for Cancelled {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        Some(self)
+    }
+}
+
+impl AsCancelled for std::io::Error {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        self.get_ref()?.downcast_ref::<Cancelled>()
+    }
+}
+
+impl AsCancelled for Box<dyn StdError + Send + Sync> {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        let e: &(dyn StdError + 'static) = &**self;
+        find_cancelled(e)
+    }
+}
+
+impl AsCancelled for Box<dyn StdError> {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        find_cancelled(&**self)
+    }
+}
+
+fn find_cancelled<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
+    if let Some(c) = e.downcast_ref::<Cancelled>() {
+        return Some(c);
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return io.as_cancelled();
+    }
+    None
+}
+
+impl From<Cancelled> for std::io::Error {
+    fn from(c: Cancelled) -> Self {
+        std::io::Error::other(c)
+    }
+}
+
+/// Returned by [`fail_after`](crate::fail_after) and [`fail_at`](crate::fail_at) when the deadline
+/// passed before the body finished (AnyIO's `TimeoutError`).
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use std::time::Duration;
+/// use anyio_core::{fail_after, sleep_forever, AnyError};
+///
+/// let r: Result<(), AnyError> = fail_after(Duration::ZERO, async {
+///     sleep_forever().await?;
+///     Ok(())
+/// })
+/// .await;
+/// assert!(r.unwrap_err().is_timeout());
+/// # });
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeoutError {
+    pub(crate) after: Option<std::time::Duration>,
+}
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.after {
+            Some(d) => write!(f, "operation timed out after {d:?}"),
+            None => f.write_str("operation timed out: its deadline passed"),
+        }
+    }
+}
+
+impl StdError for TimeoutError {}
+
+impl AsCancelled for TimeoutError {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        None
+    }
+}
+
+/// A convenient error type for code written on anyio: it holds a cancellation, a timeout, or
+/// any other error, and it implements [`AsCancelled`] so cancel scopes recognise it.
+///
+/// Every error of this crate converts into it with `?`.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{checkpoint, AnyError};
+///
+/// async fn work() -> Result<u32, AnyError> {
+///     checkpoint().await?;
+///     let n: u32 = "42".parse().map_err(AnyError::other)?;
+///     Ok(n)
+/// }
+/// assert_eq!(work().await.unwrap(), 42);
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct AnyError {
+    kind: AnyErrorKind,
+}
+
+#[derive(Debug)]
+enum AnyErrorKind {
+    Cancelled(Cancelled),
+    Timeout(TimeoutError),
+    Other(Box<dyn StdError + Send + Sync>),
+}
+
+impl AnyError {
+    /// Wraps any error.
+    ///
+    /// ```
+    /// let e = anyio_core::AnyError::other(std::fmt::Error);
+    /// assert!(!e.is_cancelled());
+    /// ```
+    pub fn other(e: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        let boxed = e.into();
+        // Keep cancellation recognisable even when it arrives boxed.
+        if let Some(c) = boxed.as_cancelled() {
+            return Self { kind: AnyErrorKind::Cancelled(c.clone()) };
+        }
+        Self { kind: AnyErrorKind::Other(boxed) }
+    }
+
+    /// A plain message as an error.
+    ///
+    /// ```
+    /// let e = anyio_core::AnyError::msg("bad input");
+    /// assert_eq!(e.to_string(), "bad input");
+    /// ```
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self::other(message.into())
+    }
+
+    /// Whether this is a cancellation.
+    ///
+    /// ```
+    /// assert!(!anyio_core::AnyError::msg("x").is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.kind, AnyErrorKind::Cancelled(_))
+    }
+
+    /// Whether this is a [`TimeoutError`].
+    ///
+    /// ```
+    /// assert!(!anyio_core::AnyError::msg("x").is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, AnyErrorKind::Timeout(_))
+    }
+
+    /// The wrapped error of type `E`, if that is what this holds.
+    ///
+    /// ```
+    /// let e = anyio_core::AnyError::other(std::fmt::Error);
+    /// assert!(e.downcast_ref::<std::fmt::Error>().is_some());
+    /// ```
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        match &self.kind {
+            AnyErrorKind::Cancelled(c) => (c as &dyn StdError).downcast_ref(),
+            AnyErrorKind::Timeout(t) => (t as &dyn StdError).downcast_ref(),
+            AnyErrorKind::Other(o) => o.downcast_ref(),
+        }
+    }
+}
+
+impl fmt::Display for AnyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            AnyErrorKind::Cancelled(c) => c.fmt(f),
+            AnyErrorKind::Timeout(t) => t.fmt(f),
+            AnyErrorKind::Other(o) => o.fmt(f),
+        }
+    }
+}
+
+impl StdError for AnyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.kind {
+            AnyErrorKind::Other(o) => o.source(),
+            _ => None,
+        }
+    }
+}
+
+impl AsCancelled for AnyError {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        match &self.kind {
+            AnyErrorKind::Cancelled(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl From<Cancelled> for AnyError {
+    fn from(c: Cancelled) -> Self {
+        Self { kind: AnyErrorKind::Cancelled(c) }
+    }
+}
+
+impl From<TimeoutError> for AnyError {
+    fn from(t: TimeoutError) -> Self {
+        Self { kind: AnyErrorKind::Timeout(t) }
+    }
+}
+
+impl From<std::io::Error> for AnyError {
+    fn from(e: std::io::Error) -> Self {
+        match e.as_cancelled() {
+            Some(c) => Self::from(c.clone()),
+            None => Self { kind: AnyErrorKind::Other(Box::new(e)) },
+        }
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<crate::task::GroupError<E>> for AnyError {
+    fn from(e: crate::task::GroupError<E>) -> Self {
+        match e {
+            crate::task::GroupError::Cancelled(c) => Self::from(c),
+            other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
+        }
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<crate::task::StartError<E>> for AnyError {
+    fn from(e: crate::task::StartError<E>) -> Self {
+        match e {
+            crate::task::StartError::Cancelled(c) => Self::from(c),
+            other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The runtime-independent core of [anyio](https://docs.rs/anyio): trio's structured
+//! concurrency for Rust futures.
+//!
+//! This crate holds every piece of semantics — cancel scopes, level-triggered cancellation,
+//! checkpoints, timeouts, task groups — built on `Waker`s only, plus the small backend seam
+//! ([`rt`]) that a runtime adapter implements. Applications and libraries depend on the `anyio`
+//! facade, which re-exports this crate's API flat and picks a backend (tokio, smol, async-std).
+//!
+//! The examples in this crate's documentation run on a tiny thread-per-task runtime used only
+//! for documentation; with the facade they run unchanged on every backend.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod cancel;
+mod doc_rt;
+mod error;
+pub mod rt;
+mod sync;
+mod task;
+mod time;
+
+pub use cancel::{
+    cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, current_effective_deadline,
+    fail_after, fail_at, move_on_after, move_on_at, CancelScope, Cancellable, CancellableExt, Checkpoint,
+    FailAfter, Scoped, YieldNow,
+};
+pub use error::{AnyError, AsCancelled, CancelSource, Cancelled, TimeoutError};
+pub use task::{
+    task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle, TaskState, TaskStatus,
+};
+pub use time::{current_time, sleep, sleep_forever, sleep_until, Sleep, SleepForever};
+
+#[doc(hidden)]
+pub use doc_rt::__doc_block_on;
+
+/// Internals for the backend crates and the facade; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::cancel::current::enter_root_for_runner as enter_root;
+}

@@ -1,0 +1,252 @@
+//! The backend seam: the few things a runtime must supply (spawning, a clock, timers), and how
+//! the running code finds the runtime it is on.
+//!
+//! Everything with semantics (cancel scopes, task groups, checkpoints) lives in this crate and
+//! only ever calls these traits, so it behaves the same on every backend by construction. A
+//! backend crate implements [`Runtime`] and [`Timer`] for its runtime and registers a
+//! [`Detector`] in [`DETECTORS`] so that code running inside a runtime anyio did not start (a
+//! `#[tokio::main]` application, say) still finds it.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// A boxed, sendable task as handed to [`Runtime::spawn`].
+pub type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A shared handle to a runtime.
+pub type RuntimeHandle = Arc<dyn Runtime>;
+
+/// What a backend supplies to the runtime-independent core.
+///
+/// # Examples
+///
+/// A backend over a toy executor that runs every task on its own thread:
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::time::Instant;
+/// use anyio_core::rt::{BoxTask, Runtime, Timer};
+///
+/// #[derive(Debug)]
+/// struct ThreadPerTask;
+///
+/// impl Runtime for ThreadPerTask {
+///     fn name(&self) -> &'static str { "thread-per-task" }
+///     fn spawn(&self, task: BoxTask) {
+///         std::thread::spawn(move || anyio_core::__doc_block_on(task));
+///     }
+///     fn now(&self) -> Instant { Instant::now() }
+///     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+///         anyio_core::rt::thread_timer(deadline)
+///     }
+/// }
+/// ```
+pub trait Runtime: Send + Sync + fmt::Debug + 'static {
+    /// The backend's name as accepted by `ANYIO_BACKEND` (`"tokio"`, `"smol"`, `"async-std"`).
+    fn name(&self) -> &'static str;
+
+    /// Runs `task` to completion as an independent runtime task (in parallel with the caller on
+    /// a multi-thread runtime). The task must keep running when nothing holds a handle to it.
+    fn spawn(&self, task: BoxTask);
+
+    /// The runtime's monotonic clock (tokio's paused test clock included).
+    fn now(&self) -> Instant;
+
+    /// A timer that fires at `deadline` (at once if it is already past).
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>>;
+}
+
+/// A resettable one-shot timer.
+pub trait Timer: Send + Sync {
+    /// `Ready` once the deadline has passed; otherwise registers `cx`'s waker and is `Pending`.
+    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+
+    /// Moves the deadline (earlier or later); the next poll uses the new one.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+}
+
+/// A way to find a runtime that anyio did not start, registered by each backend crate.
+#[derive(Debug)]
+pub struct Detector {
+    /// The backend's name, as in [`Runtime::name`].
+    pub name: &'static str,
+    /// `true` when `detect` only succeeds inside a runtime of this backend (tokio's current
+    /// handle, async-std's current task); `false` for a global executor that works anywhere and
+    /// is only used when no runtime is running.
+    pub exact: bool,
+    /// Returns the runtime the calling code runs on, if this backend can tell.
+    pub detect: fn() -> Option<RuntimeHandle>,
+}
+
+/// The detectors of every backend compiled in.
+#[linkme::distributed_slice]
+pub static DETECTORS: [Detector];
+
+thread_local! {
+    static CURRENT: RefCell<Option<RuntimeHandle>> = const { RefCell::new(None) };
+}
+
+/// The message of the panic raised when no runtime can be found.
+pub const NO_RUNTIME: &str = "anyio: no async runtime found. Run this code inside `anyio::run(...)` \
+or `#[anyio::main]`, inside a tokio runtime (`#[tokio::main]`), or enable anyio's `smol` or \
+`async-std` feature, whose global executors work from any thread.";
+
+/// The runtime the calling code runs on, or `None` if there is none.
+///
+/// Looks first at the runtime anyio entered on this thread (set by `anyio::run` and by every task
+/// a task group spawns), then asks each backend's [`Detector`]: first the exact ones, then the
+/// global executors (the one `ANYIO_BACKEND` names first).
+///
+/// # Examples
+///
+/// ```
+/// // Outside any runtime and with no backend compiled into this doctest:
+/// assert!(anyio_core::rt::try_current().is_none());
+/// ```
+pub fn try_current() -> Option<RuntimeHandle> {
+    if let Some(rt) = CURRENT.with(|c| c.borrow().clone()) {
+        return Some(rt);
+    }
+    for d in DETECTORS.iter().filter(|d| d.exact) {
+        if let Some(rt) = (d.detect)() {
+            return Some(rt);
+        }
+    }
+    let preferred = std::env::var("ANYIO_BACKEND").ok();
+    let mut fallbacks: Vec<&Detector> = DETECTORS.iter().filter(|d| !d.exact).collect();
+    fallbacks.sort_by_key(|d| (Some(d.name) != preferred.as_deref(), d.name));
+    fallbacks.into_iter().find_map(|d| (d.detect)())
+}
+
+/// The runtime the calling code runs on.
+///
+/// # Panics
+///
+/// Panics with [`NO_RUNTIME`], which names the fix, when no runtime can be found.
+///
+/// # Examples
+///
+/// ```
+/// anyio_core::__doc_block_on(async {
+///     assert_eq!(anyio_core::rt::current().name(), "doc");
+/// });
+/// ```
+pub fn current() -> RuntimeHandle {
+    try_current().unwrap_or_else(|| panic!("{NO_RUNTIME}"))
+}
+
+/// Makes `rt` the current runtime of this thread until the guard is dropped. Backends call this
+/// around `block_on`; task groups call it around every poll of a child.
+///
+/// # Examples
+///
+/// ```
+/// # use std::sync::Arc;
+/// # anyio_core::__doc_block_on(async {
+/// let rt = anyio_core::rt::current();
+/// # });
+/// ```
+pub fn enter(rt: RuntimeHandle) -> EnterRuntime {
+    let prev = CURRENT.with(|c| c.replace(Some(rt)));
+    EnterRuntime { prev, _not_send: std::marker::PhantomData }
+}
+
+/// Whether anyio entered a runtime on this thread (used to refuse nested `run` calls).
+///
+/// ```
+/// assert!(!anyio_core::rt::is_entered());
+/// ```
+pub fn is_entered() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
+/// Restores the previously current runtime when dropped.
+#[must_use = "the runtime is only current while the guard lives"]
+pub struct EnterRuntime {
+    prev: Option<RuntimeHandle>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl fmt::Debug for EnterRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterRuntime").finish_non_exhaustive()
+    }
+}
+
+impl Drop for EnterRuntime {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        CURRENT.with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+/// Makes the child-task wrapper's runtime current for one poll, cheaply when it already is.
+pub(crate) fn with_runtime<R>(rt: &RuntimeHandle, f: impl FnOnce() -> R) -> R {
+    let same = CURRENT.with(|c| c.borrow().as_ref().is_some_and(|cur| Arc::ptr_eq(cur, rt)));
+    if same {
+        f()
+    } else {
+        let _g = enter(rt.clone());
+        f()
+    }
+}
+
+/// A timer backed by a sleeping thread. Only for runtimes without timers of their own (the
+/// documentation's toy runtime); the real backends use their runtime's timer wheel.
+///
+/// # Examples
+///
+/// ```
+/// let t = anyio_core::rt::thread_timer(std::time::Instant::now());
+/// # drop(t);
+/// ```
+pub fn thread_timer(deadline: Instant) -> Pin<Box<dyn Timer>> {
+    Box::pin(ThreadTimer { deadline, armed: None })
+}
+
+struct ThreadTimer {
+    deadline: Instant,
+    armed: Option<(Instant, Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>)>,
+}
+
+impl Timer for ThreadTimer {
+    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        let deadline = self.deadline;
+        let needs_thread = !matches!(&self.armed, Some((at, _)) if *at == deadline);
+        if needs_thread {
+            let state = Arc::new(std::sync::Mutex::new((false, None::<std::task::Waker>)));
+            let s = state.clone();
+            std::thread::spawn(move || {
+                let now = Instant::now();
+                if deadline > now {
+                    std::thread::sleep(deadline - now);
+                }
+                let mut g = s.lock().unwrap_or_else(|e| e.into_inner());
+                g.0 = true;
+                if let Some(w) = g.1.take() {
+                    w.wake();
+                }
+            });
+            self.armed = Some((deadline, state));
+        }
+        let (_, state) = self.armed.as_ref().expect("armed above");
+        let mut g = state.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 {
+            return Poll::Ready(());
+        }
+        g.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.deadline = deadline;
+    }
+}

@@ -1,0 +1,25 @@
+//! The loom seam: synchronisation types come from `loom` under `--cfg loom`, from `std` otherwise,
+//! so the scope tree's wake paths can be model-checked without changing the code under test.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU8, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// Locks a mutex, ignoring poisoning: every critical section in this crate leaves its data
+/// consistent before anything that can panic runs, so a poisoned lock holds valid data.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    #[cfg(loom)]
+    {
+        m.lock().unwrap()
+    }
+    #[cfg(not(loom))]
+    {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,719 @@
+//! Task groups (trio's nurseries, AnyIO's `TaskGroup`).
+
+use std::any::Any;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use crate::cancel::current::enter;
+use crate::cancel::node::{Node, WaitRegistration};
+use crate::cancel::{cancel_shielded_checkpoint, catches, CancelScope, InScope};
+use crate::error::{AsCancelled, CancelSource, Cancelled};
+use crate::rt::{self, RuntimeHandle};
+use crate::sync::{lock, Mutex};
+
+use super::handle::{HandleShared, Outcome, TaskHandle};
+use super::start::{StartShared, StartSink, TaskStatus};
+use super::StartError;
+
+pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+
+/// The message of the panic raised by [`TaskGroup::spawn`] on a closed group.
+const GROUP_CLOSED: &str = "anyio: this task group is closed (it has finished waiting for its \
+tasks); no new tasks can be spawned into it. Spawn from inside the group's body or its tasks, \
+or use `try_spawn` to get the future back instead of a panic.";
+
+/// Runs `body` with a new task group and waits for every task spawned into it.
+///
+/// The body receives a [`TaskGroup`] handle to spawn tasks with. The group's rules are trio's:
+///
+/// - The group does not finish until every task in it has finished (tasks may spawn more).
+/// - The first task (or body) that fails — returns an error that is not a cancellation, or
+///   panics — cancels the group's scope: the body and every other task see cancellation at
+///   their next checkpoint. Once all have finished, every failure is returned together in
+///   [`GroupError::Failed`], in the order they happened (the body's `Ok` value is dropped).
+/// - A panic is re-raised in the caller with its original payload, after all siblings have been
+///   cancelled and joined.
+/// - Cancellation errors of tasks are never failures.
+/// - If the group was cancelled through its own scope ([`TaskGroup::cancel`]) and the body
+///   unwound with the cancellation, the output is `Ok(None)`; a cancellation from an enclosing
+///   scope comes out as [`GroupError::Cancelled`] for that scope to catch. Otherwise the
+///   output is `Ok(Some(value))` with the body's value.
+///
+/// Tasks run as real runtime tasks, in parallel on a multi-thread runtime.
+///
+/// # Cancel safety
+///
+/// Waiting for the tasks is not a cancellation point: when an enclosing scope is cancelled,
+/// the tasks are cancelled and the group still waits for them to finish. If the returned
+/// future is *dropped* before it finishes, the group's scope is cancelled for good and the
+/// running tasks are left to unwind on their own (detached); their errors are dropped, their
+/// panics are reported by the panic hook only.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use std::time::Duration;
+/// use anyio_core::{sleep, task_group, AnyError};
+///
+/// let r = task_group(|tg| async move {
+///     let a = tg.spawn(async { sleep(Duration::from_millis(1)).await?; Ok::<_, AnyError>(1) });
+///     let b = tg.spawn(async { Ok(2) });
+///     Ok(a.await.unwrap() + b.await.unwrap())
+/// })
+/// .await;
+/// assert_eq!(r.unwrap(), Some(3));
+/// # });
+/// ```
+pub async fn task_group<T, E, B, Fut>(body: B) -> Result<Option<T>, GroupError<E>>
+where
+    B: FnOnce(TaskGroup<E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: AsCancelled + Send + 'static,
+{
+    let shared = Arc::new(GroupShared::<E>::new());
+    let tg = TaskGroup { shared: shared.clone() };
+    let mut guard = DropGuard { shared: shared.clone(), done: false };
+    let node = shared.node.clone();
+
+    let body_out = InScope::new(node.clone(), CatchUnwind { inner: async move { body(tg).await } }).await;
+    let body_ok = match body_out {
+        Err(panic) => {
+            shared.record(Failure::Panic(panic));
+            None
+        }
+        Ok(Err(e)) if !(e.as_cancelled().is_some() && node.is_effectively_cancelled()) => {
+            shared.record(Failure::Error(e));
+            None
+        }
+        Ok(other) => Some(other),
+    };
+
+    // Waiting for the children is not a cancellation point (trio's Abort.FAILED).
+    poll_fn(|cx| shared.poll_children_done(cx)).await;
+    guard.done = true;
+    // A group's exit always yields once, even with no children (AnyIO's rule).
+    cancel_shielded_checkpoint().await;
+
+    let (errors, mut panics) = {
+        let mut st = lock(&shared.state);
+        (std::mem::take(&mut st.errors), std::mem::take(&mut st.panics))
+    };
+    if !panics.is_empty() {
+        resume_unwind(panics.swap_remove(0));
+    }
+    if !errors.is_empty() {
+        return Err(GroupError::Failed(errors));
+    }
+    match body_ok {
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(e)) => {
+            if catches(&node, &e) {
+                Ok(None)
+            } else {
+                let c = e.as_cancelled().cloned().unwrap_or_else(|| node.cancelled_error());
+                Err(GroupError::Cancelled(c))
+            }
+        }
+        None => unreachable!("a failed body is recorded as a failure"),
+    }
+}
+
+/// A handle to a running task group, passed to the body of [`task_group`]. Cheap to clone;
+/// clones can be moved into the group's tasks so they can spawn siblings.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{task_group, AnyError};
+/// task_group(|tg| async move {
+///     let tg2 = tg.clone();
+///     tg.spawn(async move {
+///         tg2.spawn(async { Ok::<_, AnyError>(()) }); // a sibling
+///         Ok(())
+///     });
+///     Ok::<_, AnyError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+pub struct TaskGroup<E> {
+    shared: Arc<GroupShared<E>>,
+}
+
+impl<E> Clone for TaskGroup<E> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone() }
+    }
+}
+
+impl<E> fmt::Debug for TaskGroup<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.shared.state);
+        f.debug_struct("TaskGroup")
+            .field("running", &st.running)
+            .field("closed", &st.closed)
+            .field("cancel_called", &self.shared.node.cancel_called())
+            .finish()
+    }
+}
+
+/// The error of [`TaskGroup::try_spawn`] on a closed group; it hands the future back.
+pub struct GroupClosed<F>(pub F);
+
+impl<F> fmt::Debug for GroupClosed<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GroupClosed(..)")
+    }
+}
+
+impl<F> fmt::Display for GroupClosed<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the task group is closed; no new tasks can be spawned into it")
+    }
+}
+
+impl<F> StdError for GroupClosed<F> {}
+
+impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
+    /// Spawns `fut` as a task of the group (AnyIO's `start_soon`) and returns a handle that
+    /// yields its result. The task runs in the group's cancel scope; its failure fails the
+    /// group whether or not anyone awaits the handle.
+    ///
+    /// A task spawned into a cancelled group still starts and runs until its first checkpoint.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the group is closed (it already finished waiting for its tasks); use
+    /// [`try_spawn`](Self::try_spawn) to get an error instead. Panics if no runtime can be
+    /// found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{task_group, AnyError};
+    /// let r = task_group(|tg| async move {
+    ///     let h = tg.spawn(async { Ok::<_, AnyError>("done") });
+    ///     Ok(h.await.unwrap())
+    /// })
+    /// .await;
+    /// assert_eq!(r.unwrap(), Some("done"));
+    /// # });
+    /// ```
+    pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.try_spawn(fut) {
+            Ok(h) => h,
+            Err(_) => panic!("{GROUP_CLOSED}"),
+        }
+    }
+
+    /// Like [`spawn`](Self::spawn), but returns the future in [`GroupClosed`] if the group is
+    /// closed.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{task_group, AnyError, TaskGroup};
+    /// let mut leaked: Option<TaskGroup<AnyError>> = None;
+    /// task_group(|tg| { leaked = Some(tg.clone()); async { Ok::<_, AnyError>(()) } }).await.unwrap();
+    /// assert!(leaked.unwrap().try_spawn(async { Ok(()) }).is_err());
+    /// # });
+    /// ```
+    pub fn try_spawn<T, F>(&self, fut: F) -> Result<TaskHandle<T>, GroupClosed<F>>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_inner(fut, None).map(|(h, _)| h)
+    }
+
+    fn spawn_inner<T, F>(
+        &self,
+        fut: F,
+        start: Option<Arc<dyn StartSink<E>>>,
+    ) -> Result<(TaskHandle<T>, Arc<Node>), GroupClosed<F>>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        {
+            let mut st = lock(&self.shared.state);
+            if st.closed {
+                return Err(GroupClosed(fut));
+            }
+            st.running += 1;
+        }
+        let rt = self.shared.rt.get_or_init(rt::current).clone();
+        let node = Arc::new(Node::new(false));
+        node.enter(Some(self.shared.node.clone()));
+        let handle = Arc::new(HandleShared::new());
+        let child = Child {
+            node: node.clone(),
+            rt: rt.clone(),
+            group: self.shared.clone(),
+            handle: handle.clone(),
+            start,
+            fut: Some(Box::pin(fut)),
+        };
+        rt.spawn(Box::pin(child));
+        Ok((TaskHandle::new(handle, node.clone()), node))
+    }
+
+    /// Spawns the task built by `f` and waits until it signals readiness with
+    /// [`TaskStatus::started`], returning the value it passes (trio's `nursery.start`). The
+    /// task then keeps running in the group.
+    ///
+    /// # Errors
+    ///
+    /// - [`StartError::Failed`] with the task's error if it fails before signalling (the group
+    ///   is not affected); a failure after signalling goes to the group as usual.
+    /// - [`StartError::NotStarted`] if the task finished without signalling.
+    /// - [`StartError::Cancelled`] if the caller's scope was cancelled while waiting (only this
+    ///   task is cancelled, and `start` waits for it to finish) or the task was cancelled
+    ///   before signalling.
+    /// - [`StartError::GroupClosed`] if the group is closed.
+    ///
+    /// A panic in the task before it signals is re-raised here.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the caller's scope is cancelled, the starting task is cancelled and `start` waits for
+    /// it: a value it signalled before finishing is still returned. Dropping the returned
+    /// future cancels the starting task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{task_group, AnyError};
+    /// task_group(|tg| async move {
+    ///     let port = tg
+    ///         .start(|status| async move {
+    ///             status.started(8080u16);
+    ///             Ok::<_, AnyError>(()) // a server would keep serving here
+    ///         })
+    ///         .await
+    ///         .unwrap();
+    ///     assert_eq!(port, 8080);
+    ///     Ok::<_, AnyError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub async fn start<V, F, Fut>(&self, f: F) -> Result<V, StartError<E>>
+    where
+        F: FnOnce(TaskStatus<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        V: Send + 'static,
+    {
+        let start = Arc::new(StartShared::<V, E>::new());
+        let fut = f(TaskStatus::new(start.clone()));
+        let sink: Arc<dyn StartSink<E>> = start.clone();
+        let node = match self.spawn_inner(fut, Some(sink)) {
+            Ok((_, node)) => node,
+            Err(_) => return Err(StartError::GroupClosed),
+        };
+        let mut waiter = StartWaiter { start, node, reg: WaitRegistration::new(), done: false };
+        poll_fn(|cx| waiter.poll(cx)).await
+    }
+
+    /// Cancels the group's scope: the body and every task see cancellation at their next
+    /// checkpoint (AnyIO's `tg.cancel_scope.cancel()`).
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{sleep_forever, task_group, AnyError};
+    /// let r = task_group(|tg| async move {
+    ///     tg.spawn(async { sleep_forever().await?; Ok::<(), AnyError>(()) });
+    ///     tg.cancel();
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(r.unwrap(), Some(()));
+    /// # });
+    /// ```
+    pub fn cancel(&self) {
+        self.shared.node.cancel(CancelSource::Explicit, None);
+    }
+
+    /// The group's cancel scope, to read or change its deadline and shield or to cancel it.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{task_group, AnyError};
+    /// task_group(|tg| async move {
+    ///     assert!(!tg.cancel_scope().cancel_called());
+    ///     Ok::<_, AnyError>(())
+    /// }).await.unwrap();
+    /// # });
+    /// ```
+    pub fn cancel_scope(&self) -> CancelScope {
+        CancelScope { node: self.shared.node.clone() }
+    }
+}
+
+struct GroupShared<E> {
+    node: Arc<Node>,
+    rt: OnceLock<RuntimeHandle>,
+    state: Mutex<GroupState<E>>,
+}
+
+struct GroupState<E> {
+    running: usize,
+    closed: bool,
+    orphaned: bool,
+    errors: Vec<E>,
+    panics: Vec<Panic>,
+    waker: Option<Waker>,
+}
+
+pub(crate) enum Failure<E> {
+    Error(E),
+    Panic(Panic),
+}
+
+impl<E> GroupShared<E> {
+    fn new() -> Self {
+        Self {
+            node: Arc::new(Node::new(false)),
+            rt: OnceLock::new(),
+            state: Mutex::new(GroupState {
+                running: 0,
+                closed: false,
+                orphaned: false,
+                errors: Vec::new(),
+                panics: Vec::new(),
+                waker: None,
+            }),
+        }
+    }
+
+    /// Records a failure and cancels the group (outside the lock: cancelling wakes tasks).
+    fn record(&self, failure: Failure<E>) {
+        {
+            let mut st = lock(&self.state);
+            if !st.orphaned {
+                match failure {
+                    Failure::Error(e) => st.errors.push(e),
+                    Failure::Panic(p) => st.panics.push(p),
+                }
+            }
+        }
+        self.node.cancel(CancelSource::GroupChildFailed, None);
+    }
+
+    fn child_done(&self) {
+        let waker = {
+            let mut st = lock(&self.state);
+            st.running -= 1;
+            if st.running == 0 {
+                st.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn poll_children_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = lock(&self.state);
+        if st.running == 0 {
+            st.closed = true;
+            st.waker = None;
+            Poll::Ready(())
+        } else {
+            st.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Cancels the group for good if the `task_group` future is dropped before it finished.
+struct DropGuard<E> {
+    shared: Arc<GroupShared<E>>,
+    done: bool,
+}
+
+impl<E> Drop for DropGuard<E> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.node.cancel(CancelSource::ScopeDropped, None);
+            let mut st = lock(&self.shared.state);
+            st.orphaned = true;
+            st.errors.clear();
+            st.panics.clear();
+            st.waker = None;
+        }
+    }
+}
+
+/// Catches a panic raised while polling the body, so the group can cancel and join its tasks
+/// before re-raising it.
+struct CatchUnwind<F> {
+    inner: F,
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Panic>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `inner` is structurally pinned: it is never moved out of `self` and is
+        // dropped in place with it.
+        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.inner) };
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(p) => Poll::Ready(Err(p)),
+        }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A task of a group as handed to the runtime: polls the user's future inside the task's node
+/// with the group's runtime current, catches its panic, and reports its outcome.
+struct Child<T, E> {
+    node: Arc<Node>,
+    rt: RuntimeHandle,
+    group: Arc<GroupShared<E>>,
+    handle: Arc<HandleShared<T>>,
+    start: Option<Arc<dyn StartSink<E>>>,
+    fut: Option<BoxFuture<Result<T, E>>>,
+}
+
+impl<T, E: AsCancelled> Future for Child<T, E> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let Some(fut) = this.fut.as_mut() else {
+            return Poll::Ready(());
+        };
+        let node = &this.node;
+        let polled = rt::with_runtime(&this.rt, || {
+            let _g = enter(node);
+            catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)))
+        });
+        let outcome = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(r)) => Ok(r),
+            Err(p) => Err(p),
+        };
+        // Drop the future inside its scope before reporting, so its destructors run first.
+        {
+            let _g = enter(&this.node);
+            this.fut = None;
+        }
+        this.finish(outcome);
+        Poll::Ready(())
+    }
+}
+
+impl<T, E: AsCancelled> Child<T, E> {
+    fn finish(&mut self, outcome: Result<Result<T, E>, Panic>) {
+        let before_start = self.start.as_ref().is_some_and(|s| !s.is_started());
+        let handle_outcome = match outcome {
+            Ok(Ok(v)) => {
+                if before_start {
+                    self.start.as_ref().expect("checked").not_started();
+                }
+                Outcome::Done(v)
+            }
+            Ok(Err(e)) if e.as_cancelled().is_some() && self.node.is_effectively_cancelled() => {
+                if before_start {
+                    let c = e.as_cancelled().cloned().expect("checked");
+                    self.start.as_ref().expect("checked").cancelled(c);
+                }
+                Outcome::Cancelled
+            }
+            Ok(Err(e)) => {
+                if before_start {
+                    self.start.as_ref().expect("checked").failed(Failure::Error(e));
+                } else {
+                    self.group.record(Failure::Error(e));
+                }
+                Outcome::Failed
+            }
+            Err(p) => {
+                if before_start {
+                    self.start.as_ref().expect("checked").failed(Failure::Panic(p));
+                } else {
+                    self.group.record(Failure::Panic(p));
+                }
+                Outcome::Panicked
+            }
+        };
+        self.node.close();
+        self.handle.complete(handle_outcome);
+        self.start = None;
+        self.group.child_done();
+    }
+}
+
+impl<T, E> Drop for Child<T, E> {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take() {
+            // The runtime dropped the task before it finished (it is shutting down): the task
+            // counts as cancelled, and the group must not wait for it forever.
+            self.node.cancel(CancelSource::ScopeDropped, None);
+            {
+                let _g = enter(&self.node);
+                drop(fut);
+            }
+            if let Some(s) = self.start.take() {
+                if !s.is_started() {
+                    s.cancelled(self.node.cancelled_error());
+                }
+            }
+            self.handle.complete(Outcome::Cancelled);
+            self.group.child_done();
+        }
+    }
+}
+
+/// The waiting side of [`TaskGroup::start`].
+struct StartWaiter<V, E> {
+    start: Arc<StartShared<V, E>>,
+    node: Arc<Node>,
+    reg: WaitRegistration,
+    done: bool,
+}
+
+impl<V, E> StartWaiter<V, E> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<V, StartError<E>>> {
+        if let Some(r) = self.start.poll_result(cx) {
+            self.done = true;
+            self.reg.clear();
+            return Poll::Ready(match r {
+                Ok(v) => Ok(v),
+                Err(StartFailure::Failed(Failure::Error(e))) => Err(StartError::Failed(e)),
+                Err(StartFailure::Failed(Failure::Panic(p))) => resume_unwind(p),
+                Err(StartFailure::NotStarted) => Err(StartError::NotStarted),
+                Err(StartFailure::Cancelled(c)) => Err(StartError::Cancelled(c)),
+            });
+        }
+        // The caller's cancellation reaches only the starting task; keep waiting for it.
+        if let Some(caller) = crate::cancel::current::current_arc() {
+            if let Err(c) = self.reg.register(&caller, cx.waker()) {
+                self.node.cancel(CancelSource::Explicit, Some(c.to_string()));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<V, E> Drop for StartWaiter<V, E> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.node.cancel(CancelSource::ScopeDropped, None);
+        }
+    }
+}
+
+pub(crate) enum StartFailure<E> {
+    Failed(Failure<E>),
+    NotStarted,
+    Cancelled(Cancelled),
+}
+
+/// The error of [`task_group`]: the failures of its tasks and body, or the cancellation of an
+/// enclosing scope.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{task_group, AnyError, GroupError};
+/// let r = task_group(|tg| async move {
+///     tg.spawn(async { Err::<(), _>(AnyError::msg("boom")) });
+///     Ok::<_, AnyError>(())
+/// })
+/// .await;
+/// match r {
+///     Err(GroupError::Failed(errors)) => assert_eq!(errors[0].to_string(), "boom"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # });
+/// ```
+#[derive(Debug)]
+pub enum GroupError<E> {
+    /// Every failure of the group's tasks and body, in the order they happened (never empty).
+    Failed(Vec<E>),
+    /// An enclosing scope was cancelled; propagate this so that scope can catch it.
+    Cancelled(Cancelled),
+}
+
+impl<E> GroupError<E> {
+    /// The failures, or an empty vector for a cancellation.
+    ///
+    /// ```
+    /// let e: anyio_core::GroupError<std::fmt::Error> = anyio_core::GroupError::Failed(vec![std::fmt::Error]);
+    /// assert_eq!(e.into_errors().len(), 1);
+    /// ```
+    pub fn into_errors(self) -> Vec<E> {
+        match self {
+            GroupError::Failed(v) => v,
+            GroupError::Cancelled(_) => Vec::new(),
+        }
+    }
+
+    /// The first failure, if any.
+    ///
+    /// ```
+    /// let e: anyio_core::GroupError<std::fmt::Error> = anyio_core::GroupError::Failed(vec![std::fmt::Error]);
+    /// assert!(e.first().is_some());
+    /// ```
+    pub fn first(&self) -> Option<&E> {
+        match self {
+            GroupError::Failed(v) => v.first(),
+            GroupError::Cancelled(_) => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for GroupError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupError::Failed(errors) => {
+                write!(f, "{} unhandled error(s) in a task group", errors.len())?;
+                for (i, e) in errors.iter().enumerate() {
+                    write!(f, "\n  [{}] {e}", i + 1)?;
+                }
+                Ok(())
+            }
+            GroupError::Cancelled(c) => c.fmt(f),
+        }
+    }
+}
+
+impl<E: StdError + 'static> StdError for GroupError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            GroupError::Failed(v) => v.first().map(|e| e as &(dyn StdError + 'static)),
+            GroupError::Cancelled(c) => Some(c),
+        }
+    }
+}
+
+impl<E> AsCancelled for GroupError<E> {
+    fn as_cancelled(&self) -> Option<&Cancelled> {
+        match self {
+            GroupError::Cancelled(c) => Some(c),
+            GroupError::Failed(_) => None,
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Sleeping and the runtime's clock.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::cancel::current::{current_arc, with_current};
+use crate::cancel::node::WaitRegistration;
+use crate::error::Cancelled;
+use crate::rt::{self, Timer};
+
+/// The runtime's monotonic clock (tokio's paused test clock included): the clock deadlines are
+/// measured on.
+///
+/// # Panics
+///
+/// Panics with a message naming the fix if no runtime can be found.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let t0 = anyio_core::current_time();
+/// assert!(anyio_core::current_time() >= t0);
+/// # });
+/// ```
+pub fn current_time() -> Instant {
+    rt::current().now()
+}
+
+/// Sleeps for `duration`. A checkpoint: fails with [`Cancelled`] at once if the enclosing scope
+/// is cancelled, and as soon as it becomes cancelled while sleeping. `sleep(Duration::ZERO)`
+/// is exactly a [`checkpoint`](crate::checkpoint). A duration too large for the clock sleeps
+/// forever (until cancelled).
+///
+/// # Cancel safety
+///
+/// Cancel safe: cancelling it only ends the sleep early.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// anyio_core::sleep(std::time::Duration::from_millis(1)).await.unwrap();
+/// # });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep::new(Target::After(duration))
+}
+
+/// Sleeps until the runtime's clock reaches `deadline`; a deadline in the past is a
+/// checkpoint. See [`sleep`].
+///
+/// # Cancel safety
+///
+/// Cancel safe: cancelling it only ends the sleep early.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use std::time::Duration;
+/// let at = anyio_core::current_time() + Duration::from_millis(1);
+/// anyio_core::sleep_until(at).await.unwrap();
+/// assert!(anyio_core::current_time() >= at);
+/// # });
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(Target::At(deadline))
+}
+
+/// Sleeps until the enclosing scope is cancelled; never returns `Ok`.
+///
+/// # Cancel safety
+///
+/// Cancel safe.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use std::time::Duration;
+/// use anyio_core::{move_on_after, sleep_forever, Cancelled};
+/// let r = move_on_after(Duration::from_millis(1), async {
+///     sleep_forever().await?;
+///     Ok::<(), Cancelled>(())
+/// })
+/// .await;
+/// assert_eq!(r, Ok(None));
+/// # });
+/// ```
+pub fn sleep_forever() -> SleepForever {
+    SleepForever { inner: Sleep::new(Target::Forever) }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    After(Duration),
+    At(Instant),
+    Forever,
+}
+
+/// The future returned by [`sleep`] and [`sleep_until`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    target: Target,
+    /// `None` until resolved on first poll; `Some(None)` for "forever".
+    deadline: Option<Option<Instant>>,
+    timer: Option<Pin<Box<dyn Timer>>>,
+    yielded: bool,
+    reg: WaitRegistration,
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep").field("target", &self.target).finish_non_exhaustive()
+    }
+}
+
+impl Sleep {
+    fn new(target: Target) -> Self {
+        Self { target, deadline: None, timer: None, yielded: false, reg: WaitRegistration::new() }
+    }
+}
+
+impl Future for Sleep {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+            this.reg.clear();
+            return Poll::Ready(Err(c));
+        }
+        let deadline = match this.deadline {
+            Some(d) => d,
+            None => {
+                let d = match this.target {
+                    Target::Forever => None,
+                    Target::At(at) => Some(at),
+                    Target::After(d) => {
+                        let rt = rt::current();
+                        let now = rt.now();
+                        // A zero sleep is a checkpoint: due now. Overflow means forever.
+                        if d.is_zero() {
+                            Some(now)
+                        } else {
+                            now.checked_add(d)
+                        }
+                    }
+                };
+                this.deadline = Some(d);
+                d
+            }
+        };
+        if let Some(at) = deadline {
+            if this.timer.is_none() {
+                let rt = rt::current();
+                if this.yielded || at <= rt.now() {
+                    // Already due: behave as a checkpoint (yield once, then done).
+                    if this.yielded {
+                        return Poll::Ready(Ok(()));
+                    }
+                    this.yielded = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                this.timer = Some(rt.timer(at));
+            }
+            if let Some(t) = this.timer.as_mut() {
+                if t.as_mut().poll_expired(cx).is_ready() {
+                    this.reg.clear();
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+        if let Some(node) = current_arc() {
+            if let Err(c) = this.reg.register(&node, cx.waker()) {
+                this.reg.clear();
+                return Poll::Ready(Err(c));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The future returned by [`sleep_forever`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct SleepForever {
+    inner: Sleep,
+}
+
+impl Future for SleepForever {
+    type Output = Result<Infallible, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.inner).poll(cx) {
+            Poll::Ready(Err(c)) => Poll::Ready(Err(c)),
+            Poll::Ready(Ok(())) => unreachable!("sleeping forever never completes"),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The smol backend of anyio: adapts an `async-executor` executor and `async-io` timers to
+//! [`anyio_core::rt::Runtime`].
+//!
+//! Users do not call this crate directly: enable the `smol` feature of `anyio`.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use anyio_core::rt::{self, BoxTask, Detector, Runtime, RuntimeHandle, Timer, DETECTORS};
+use async_executor::Executor;
+
+/// A smol executor, seen through anyio's backend seam.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// let ex = Arc::new(async_executor::Executor::new());
+/// let rt = anyio_smol::SmolRuntime::new(ex);
+/// assert_eq!(anyio_core::rt::Runtime::name(&rt), "smol");
+/// ```
+#[derive(Debug, Clone)]
+pub struct SmolRuntime {
+    executor: Option<Arc<Executor<'static>>>,
+}
+
+impl SmolRuntime {
+    /// Spawns onto `executor`, which the caller must keep running.
+    pub fn new(executor: Arc<Executor<'static>>) -> Self {
+        Self { executor: Some(executor) }
+    }
+
+    /// Spawns onto smol's global executor (`smol::spawn`), which runs its own threads and so
+    /// works from any thread, inside `smol::block_on` included.
+    pub fn global() -> Self {
+        Self { executor: None }
+    }
+}
+
+impl Runtime for SmolRuntime {
+    fn name(&self) -> &'static str {
+        "smol"
+    }
+
+    fn spawn(&self, task: BoxTask) {
+        // smol cancels a task when its handle drops: detach it, outcomes travel through
+        // anyio's own completion records.
+        match &self.executor {
+            Some(ex) => ex.spawn(task).detach(),
+            None => smol::spawn(task).detach(),
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+        Box::pin(IoTimer(async_io::Timer::at(deadline)))
+    }
+}
+
+/// An `async-io` timer (also what async-std's timers are built on).
+#[derive(Debug)]
+pub struct IoTimer(pub async_io::Timer);
+
+impl Timer for IoTimer {
+    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+}
+
+fn detect_global() -> Option<RuntimeHandle> {
+    Some(Arc::new(SmolRuntime::global()))
+}
+
+#[linkme::distributed_slice(DETECTORS)]
+static SMOL_DETECTOR: Detector = Detector { name: "smol", exact: false, detect: detect_global };
+
+/// Runs `fut` to completion on a fresh smol executor driven by the calling thread (plus
+/// `extra_threads` more threads running the same executor), with anyio's root scope and this
+/// runtime current.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(anyio_smol::run(0, async { 40 + 2 }), 42);
+/// ```
+pub fn run<F: Future>(extra_threads: usize, fut: F) -> F::Output {
+    let ex = Arc::new(Executor::new());
+    let handle: RuntimeHandle = Arc::new(SmolRuntime::new(ex.clone()));
+    let (stop_tx, stop_rx) = async_channel_stop();
+    let workers: Vec<_> = (0..extra_threads)
+        .map(|i| {
+            let ex = ex.clone();
+            let handle = handle.clone();
+            let stop = stop_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("anyio-smol-{i}"))
+                .spawn(move || {
+                    let _rt = rt::enter(handle);
+                    async_io::block_on(ex.run(stop.wait()));
+                })
+                .expect("failed to spawn a smol worker thread")
+        })
+        .collect();
+    let out = {
+        let _rt = rt::enter(handle);
+        let _root = anyio_core::__private::enter_root();
+        async_io::block_on(ex.run(fut))
+    };
+    stop_tx.stop();
+    for w in workers {
+        let _ = w.join();
+    }
+    out
+}
+
+/// A one-shot "stop" broadcast for the worker threads, on `event-listener` semantics via smol.
+fn async_channel_stop() -> (StopTx, StopRx) {
+    let (tx, rx) = smol::channel::bounded::<()>(1);
+    (StopTx(tx), StopRx(rx))
+}
+
+struct StopTx(smol::channel::Sender<()>);
+impl StopTx {
+    fn stop(self) {
+        self.0.close();
+    }
+}
+
+#[derive(Clone)]
+struct StopRx(smol::channel::Receiver<()>);
+impl StopRx {
+    async fn wait(self) {
+        let _ = self.0.recv().await;
+    }
+}

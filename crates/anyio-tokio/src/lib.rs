@@ -1,0 +1,127 @@
+//! The tokio backend of anyio: adapts a tokio runtime to [`anyio_core::rt::Runtime`].
+//!
+//! Users do not call this crate directly: enable the `tokio` feature of `anyio` (on by default)
+//! and use `anyio::run`, or call anyio's API from inside any tokio runtime.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use anyio_core::rt::{self, BoxTask, Detector, Runtime, RuntimeHandle, Timer, DETECTORS};
+use pin_project_lite::pin_project;
+
+/// A tokio runtime, seen through anyio's backend seam.
+///
+/// # Examples
+///
+/// ```
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// let handle = anyio_tokio::TokioRuntime::new(rt.handle().clone());
+/// assert_eq!(anyio_core::rt::Runtime::name(&handle), "tokio");
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokioRuntime {
+    handle: tokio::runtime::Handle,
+}
+
+impl TokioRuntime {
+    /// Wraps a handle to a tokio runtime.
+    pub fn new(handle: tokio::runtime::Handle) -> Self {
+        Self { handle }
+    }
+}
+
+impl Runtime for TokioRuntime {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+
+    fn spawn(&self, task: BoxTask) {
+        // Dropping the JoinHandle detaches the task; outcomes travel through anyio's own
+        // completion records, never through tokio's JoinHandle.
+        drop(self.handle.spawn(task));
+    }
+
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+        let _enter = self.handle.enter();
+        Box::pin(TokioTimer { sleep: tokio::time::sleep_until(deadline.into()) })
+    }
+}
+
+pin_project! {
+    struct TokioTimer {
+        #[pin]
+        sleep: tokio::time::Sleep,
+    }
+}
+
+impl Timer for TokioTimer {
+    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().sleep.poll(cx)
+    }
+
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.project().sleep.reset(deadline.into());
+    }
+}
+
+fn detect() -> Option<RuntimeHandle> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    Some(Arc::new(TokioRuntime::new(handle)))
+}
+
+#[linkme::distributed_slice(DETECTORS)]
+static TOKIO_DETECTOR: Detector = Detector { name: "tokio", exact: true, detect };
+
+/// Which tokio scheduler [`run`] builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Everything on the calling thread (`new_current_thread`).
+    CurrentThread,
+    /// A work-stealing pool; `None` workers means one per core (tokio's default).
+    MultiThread(Option<NonZeroUsize>),
+}
+
+/// Builds a tokio runtime of the given flavour with all drivers enabled and runs `fut` on it to
+/// completion, with anyio's root scope and this runtime current.
+///
+/// # Errors
+///
+/// Returns the I/O error if the runtime could not be built (out of threads, say).
+///
+/// # Examples
+///
+/// ```
+/// let v = anyio_tokio::run(anyio_tokio::Flavor::CurrentThread, async { 1 + 1 }).unwrap();
+/// assert_eq!(v, 2);
+/// ```
+pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
+    let runtime = match flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        Flavor::MultiThread(workers) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = workers {
+                b.worker_threads(n.get());
+            }
+            b.enable_all().build()?
+        }
+    };
+    let handle: RuntimeHandle = Arc::new(TokioRuntime::new(runtime.handle().clone()));
+    let out = {
+        let _rt = rt::enter(handle);
+        let _root = anyio_core::__private::enter_root();
+        runtime.block_on(fut)
+    };
+    // Tasks still running (detached children of a dropped group) are dropped here; their
+    // wrappers report them cancelled.
+    drop(runtime);
+    Ok(out)
+}

@@ -1,0 +1,383 @@
+//! # anyio
+//!
+//! Structured concurrency for async Rust, written once and run on tokio, smol or async-std:
+//! task groups, cancel scopes with deadlines and shields, and trio's level-triggered
+//! cancellation — Python's [AnyIO](https://anyio.readthedocs.io) and
+//! [trio](https://trio.readthedocs.io), for Rust.
+//!
+//! ```
+//! use std::time::Duration;
+//! use anyio::{move_on_after, sleep, task_group, AnyError};
+//!
+//! #[anyio::main]
+//! async fn main() -> Result<(), AnyError> {
+//!     // Run two tasks concurrently; the group waits for both.
+//!     task_group(|tg| async move {
+//!         tg.spawn(async { sleep(Duration::from_millis(10)).await?; Ok(()) });
+//!         tg.spawn(async { sleep(Duration::from_millis(20)).await?; Ok(()) });
+//!         Ok::<_, AnyError>(())
+//!     })
+//!     .await?;
+//!
+//!     // Give up on slow work: the body's checkpoints fail once the deadline passes.
+//!     let r = move_on_after(Duration::from_millis(10), async {
+//!         sleep(Duration::from_secs(3600)).await?;
+//!         Ok::<_, AnyError>("done")
+//!     })
+//!     .await?;
+//!     assert_eq!(r, None);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Backends
+//!
+//! Cargo features choose which backends are compiled in: `tokio` (default), `smol`,
+//! `async-std`; any combination builds. [`run`] runs a future on the default backend (tokio if
+//! compiled in, else smol, else async-std), which the `ANYIO_BACKEND` environment variable
+//! overrides (`tokio`, `tokio-current-thread`, `smol`, `async-std`); [`run_on`] picks one
+//! explicitly. Code called from inside a runtime anyio did not start — a `#[tokio::main]`
+//! application, an async-std task, `smol::block_on` — finds that runtime by itself.
+//!
+//! ## Cancellation
+//!
+//! Every await point of this library is a *checkpoint* that returns [`Cancelled`] while its
+//! enclosing [`CancelScope`] is cancelled, every time, until the scope's body returns. Propagate
+//! it with `?`; the scope that was cancelled catches it. See `docs/design.md` in the repository
+//! for the model and its reasons.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroUsize;
+
+pub use anyio_core::rt;
+pub use anyio_core::{
+    cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, current_effective_deadline,
+    current_time, fail_after, fail_at, move_on_after, move_on_at, sleep, sleep_forever, sleep_until,
+    task_group, AnyError, AsCancelled, CancelScope, CancelSource, Cancellable, CancellableExt, Cancelled,
+    Checkpoint, FailAfter, GroupClosed, GroupError, JoinError, Scoped, Sleep, SleepForever, StartError,
+    TaskGroup, TaskHandle, TaskState, TaskStatus, TimeoutError, YieldNow,
+};
+
+#[cfg(feature = "macros")]
+pub use anyio_macros::{main, test};
+
+/// The monotonic instant type of every deadline and of [`current_time`].
+pub use std::time::Instant;
+
+/// A backend and flavour to run on, among those compiled in.
+///
+/// # Examples
+///
+/// ```
+/// use anyio::Backend;
+/// let b: Backend = "tokio-current-thread".parse().unwrap();
+/// assert_eq!(b, Backend::TokioCurrentThread);
+/// assert_eq!(b.to_string(), "tokio-current-thread");
+/// assert!("gevent".parse::<Backend>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// tokio's multi-thread scheduler; `None` workers means one per core.
+    TokioMultiThread {
+        /// The number of worker threads.
+        workers: Option<NonZeroUsize>,
+    },
+    /// tokio's current-thread scheduler.
+    TokioCurrentThread,
+    /// A smol executor on the calling thread.
+    Smol,
+    /// async-std's global runtime.
+    AsyncStd,
+}
+
+impl Backend {
+    /// tokio's multi-thread scheduler with one worker per core.
+    pub const TOKIO: Backend = Backend::TokioMultiThread { workers: None };
+
+    /// Whether this backend's feature was compiled in.
+    ///
+    /// ```
+    /// assert!(anyio::Backend::default_backend().is_compiled());
+    /// ```
+    pub fn is_compiled(&self) -> bool {
+        match self {
+            Backend::TokioMultiThread { .. } | Backend::TokioCurrentThread => cfg!(feature = "tokio"),
+            Backend::Smol => cfg!(feature = "smol"),
+            Backend::AsyncStd => cfg!(feature = "async-std"),
+        }
+    }
+
+    /// The backend [`run`] uses when `ANYIO_BACKEND` is not set: tokio (multi-thread) if
+    /// compiled in, else smol, else async-std.
+    ///
+    /// ```
+    /// let _ = anyio::Backend::default_backend();
+    /// ```
+    pub fn default_backend() -> Backend {
+        if cfg!(feature = "tokio") {
+            Backend::TOKIO
+        } else if cfg!(feature = "smol") {
+            Backend::Smol
+        } else {
+            Backend::AsyncStd
+        }
+    }
+
+    /// The backend named by `ANYIO_BACKEND`, or the default one if it is unset.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::UnknownBackend`] or [`RunError::NotCompiled`] if the variable names a
+    /// backend that does not exist or was not compiled in.
+    ///
+    /// ```
+    /// let _ = anyio::Backend::from_env();
+    /// ```
+    pub fn from_env() -> Result<Backend, RunError> {
+        match std::env::var("ANYIO_BACKEND") {
+            Ok(name) if !name.is_empty() => {
+                let b: Backend = name.parse()?;
+                if b.is_compiled() {
+                    Ok(b)
+                } else {
+                    Err(RunError::NotCompiled(b))
+                }
+            }
+            _ => Ok(Backend::default_backend()),
+        }
+    }
+
+    /// Every backend and flavour compiled in, in a fixed order (the test matrix of
+    /// `#[anyio::test]`): tokio current-thread, tokio multi-thread (2 workers), smol, async-std.
+    ///
+    /// ```
+    /// assert!(!anyio::Backend::compiled().is_empty());
+    /// ```
+    pub fn compiled() -> Vec<Backend> {
+        [
+            Backend::TokioCurrentThread,
+            Backend::TokioMultiThread { workers: NonZeroUsize::new(2) },
+            Backend::Smol,
+            Backend::AsyncStd,
+        ]
+        .into_iter()
+        .filter(Backend::is_compiled)
+        .collect()
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::TokioMultiThread { workers: None } => f.write_str("tokio"),
+            Backend::TokioMultiThread { workers: Some(n) } => write!(f, "tokio-multi-thread({n})"),
+            Backend::TokioCurrentThread => f.write_str("tokio-current-thread"),
+            Backend::Smol => f.write_str("smol"),
+            Backend::AsyncStd => f.write_str("async-std"),
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = RunError;
+
+    fn from_str(s: &str) -> Result<Self, RunError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tokio" | "tokio-multi-thread" | "tokio_multi_thread" => Ok(Backend::TOKIO),
+            "tokio-current-thread" | "tokio_current_thread" | "tokio-ct" => Ok(Backend::TokioCurrentThread),
+            "smol" => Ok(Backend::Smol),
+            "async-std" | "async_std" | "asyncstd" => Ok(Backend::AsyncStd),
+            _ => Err(RunError::UnknownBackend(s.to_owned())),
+        }
+    }
+}
+
+/// Why [`run_on`] could not run a future.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The name is not a backend anyio knows.
+    UnknownBackend(String),
+    /// The backend exists but its cargo feature is not enabled.
+    NotCompiled(Backend),
+    /// anyio is already running a future on this thread; nested runs would block a runtime
+    /// thread. Await the future (or spawn it into a task group) instead.
+    AlreadyRunning,
+    /// The runtime could not be built.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::UnknownBackend(name) => write!(
+                f,
+                "unknown anyio backend {name:?}: expected one of tokio, tokio-current-thread, smol, async-std"
+            ),
+            RunError::NotCompiled(b) => write!(
+                f,
+                "the anyio backend {b} is not compiled in: enable the `{}` feature of the anyio crate",
+                match b {
+                    Backend::Smol => "smol",
+                    Backend::AsyncStd => "async-std",
+                    _ => "tokio",
+                }
+            ),
+            RunError::AlreadyRunning => f.write_str(
+                "anyio::run called from inside a running anyio runtime on this thread: await the future instead",
+            ),
+            RunError::Io(e) => write!(f, "could not build the runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `fut` to completion on the default backend, or the one `ANYIO_BACKEND` names, and
+/// returns its output (AnyIO's `anyio.run`).
+///
+/// # Panics
+///
+/// Panics with [`RunError`]'s message if `ANYIO_BACKEND` names an unknown or not compiled
+/// backend, if called inside another `run` on this thread, or if the runtime cannot be built.
+/// Use [`run_on`] to get these as errors.
+///
+/// # Examples
+///
+/// ```
+/// let answer = anyio::run(async {
+///     anyio::sleep(std::time::Duration::from_millis(1)).await.unwrap();
+///     42
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn run<F: Future>(fut: F) -> F::Output {
+    let backend = Backend::from_env().unwrap_or_else(|e| panic!("anyio::run: {e}"));
+    run_on(backend, fut).unwrap_or_else(|e| panic!("anyio::run: {e}"))
+}
+
+/// Runs `fut` to completion on `backend`.
+///
+/// # Errors
+///
+/// [`RunError::NotCompiled`] if the backend's feature is off, [`RunError::AlreadyRunning`] if
+/// called inside another run on this thread, [`RunError::Io`] if the runtime cannot be built.
+///
+/// # Examples
+///
+/// ```
+/// use anyio::{run_on, Backend};
+/// for backend in Backend::compiled() {
+///     assert_eq!(run_on(backend, async { 7 }).unwrap(), 7);
+/// }
+/// ```
+pub fn run_on<F: Future>(backend: Backend, fut: F) -> Result<F::Output, RunError> {
+    if !backend.is_compiled() {
+        return Err(RunError::NotCompiled(backend));
+    }
+    if anyio_core::rt::is_entered() {
+        return Err(RunError::AlreadyRunning);
+    }
+    dispatch(backend, fut)
+}
+
+#[allow(unreachable_code, unused_variables)]
+fn dispatch<F: Future>(backend: Backend, fut: F) -> Result<F::Output, RunError> {
+    match backend {
+        #[cfg(feature = "tokio")]
+        Backend::TokioCurrentThread => {
+            anyio_tokio::run(anyio_tokio::Flavor::CurrentThread, fut).map_err(RunError::Io)
+        }
+        #[cfg(feature = "tokio")]
+        Backend::TokioMultiThread { workers } => {
+            anyio_tokio::run(anyio_tokio::Flavor::MultiThread(workers), fut).map_err(RunError::Io)
+        }
+        #[cfg(feature = "smol")]
+        Backend::Smol => Ok(anyio_smol::run(0, fut)),
+        #[cfg(feature = "async-std")]
+        Backend::AsyncStd => Ok(anyio_async_std::run(fut)),
+        #[allow(unreachable_patterns)]
+        other => Err(RunError::NotCompiled(other)),
+    }
+}
+
+/// Which backend the calling code runs on (`"tokio"`, `"smol"`, `"async-std"`), or `None`
+/// outside any runtime.
+///
+/// # Examples
+///
+/// ```
+/// anyio::run_on(anyio::Backend::TokioCurrentThread, async {
+///     assert_eq!(anyio::current_backend(), Some("tokio"));
+/// })
+/// .unwrap();
+/// ```
+pub fn current_backend() -> Option<&'static str> {
+    anyio_core::rt::try_current().map(|rt| rt.name())
+}
+
+/// Support for the `#[anyio::test]` and `#[anyio::main]` macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    /// Runs one test body on one backend, naming the backend if it panics.
+    pub fn run_test<F: Future>(backend: Backend, test_name: &str, fut: F) -> F::Output {
+        match run_on(backend, fut) {
+            Ok(out) => out,
+            Err(e) => panic!("test {test_name} could not run on backend {backend}: {e}"),
+        }
+    }
+
+    pub use crate::Backend;
+}
+
+/// Expands its input only when the `tokio` feature is enabled (used by `#[anyio::test]`).
+#[cfg(feature = "tokio")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_tokio { ($($t:tt)*) => { $($t)* }; }
+/// Expands its input only when the `tokio` feature is enabled (used by `#[anyio::test]`).
+#[cfg(not(feature = "tokio"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_tokio {
+    ($($t:tt)*) => {};
+}
+
+/// Expands its input only when the `smol` feature is enabled (used by `#[anyio::test]`).
+#[cfg(feature = "smol")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_smol { ($($t:tt)*) => { $($t)* }; }
+/// Expands its input only when the `smol` feature is enabled (used by `#[anyio::test]`).
+#[cfg(not(feature = "smol"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_smol {
+    ($($t:tt)*) => {};
+}
+
+/// Expands its input only when the `async-std` feature is enabled (used by `#[anyio::test]`).
+#[cfg(feature = "async-std")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_async_std { ($($t:tt)*) => { $($t)* }; }
+/// Expands its input only when the `async-std` feature is enabled (used by `#[anyio::test]`).
+#[cfg(not(feature = "async-std"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_async_std {
+    ($($t:tt)*) => {};
+}
