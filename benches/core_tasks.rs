@@ -1,1 +1,321 @@
-fn main() {}
+//! Task-group, checkpoint and cancel-scope costs, each beside its raw-runtime twin in the same
+//! run, on tokio current-thread, tokio multi-thread and smol.
+//!
+//! Run with `cargo bench --bench core_tasks --features smol` (add `-- quick` for a short run).
+//! Every case is measured in interleaved rounds (ours, raw, ours, raw, ...) and reports the
+//! median time per operation of each and their ratio ours/raw.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyio::backends::smol::SmolRuntime;
+use anyio::backends::tokio::TokioRuntime;
+use anyio::{checkpoint, move_on_after, task_group, CancelScope, Cancelled};
+
+/// One benchmark environment: runs a future to completion with anyio's runtime current.
+trait Env {
+    fn name(&self) -> &'static str;
+    fn block_on<F: Future>(&self, fut: F) -> F::Output;
+    fn raw(&self) -> Raw;
+}
+
+#[derive(Clone)]
+enum Raw {
+    Tokio,
+    Smol(Arc<async_executor::Executor<'static>>),
+}
+
+struct TokioEnv {
+    name: &'static str,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Env for TokioEnv {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let _g = anyio::rt::enter(Arc::new(TokioRuntime::new(self.rt.handle().clone())));
+        self.rt.block_on(fut)
+    }
+    fn raw(&self) -> Raw {
+        Raw::Tokio
+    }
+}
+
+struct SmolEnv {
+    ex: Arc<async_executor::Executor<'static>>,
+}
+
+impl Env for SmolEnv {
+    fn name(&self) -> &'static str {
+        "smol"
+    }
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let _g = anyio::rt::enter(Arc::new(SmolRuntime::new(self.ex.clone())));
+        async_io::block_on(self.ex.run(fut))
+    }
+    fn raw(&self) -> Raw {
+        Raw::Smol(self.ex.clone())
+    }
+}
+
+struct Case {
+    name: &'static str,
+    ops: u64,
+    ours: Box<dyn Fn(&dyn DynEnv) -> Duration>,
+    raw: Box<dyn Fn(&dyn DynEnv) -> Duration>,
+    /// `true` to report the added nanoseconds (ours - raw) instead of only the ratio.
+    additive: bool,
+}
+
+/// Object-safe view of an [`Env`] for boxed cases.
+trait DynEnv {
+    fn name(&self) -> &'static str;
+    fn run(&self, fut: std::pin::Pin<Box<dyn Future<Output = Duration>>>) -> Duration;
+    fn raw(&self) -> Raw;
+}
+
+impl<T: Env> DynEnv for T {
+    fn name(&self) -> &'static str {
+        Env::name(self)
+    }
+    fn run(&self, fut: std::pin::Pin<Box<dyn Future<Output = Duration>>>) -> Duration {
+        self.block_on(fut)
+    }
+    fn raw(&self) -> Raw {
+        Env::raw(self)
+    }
+}
+
+fn spawn_join_cases(n: u64) -> Case {
+    Case {
+        name: "task group spawn+join (100k trivial tasks)",
+        ops: n,
+        ours: Box::new(move |env| {
+            env.run({
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    task_group(|tg| async move {
+                        for _ in 0..n {
+                            tg.spawn(async { Ok::<_, Cancelled>(()) });
+                        }
+                        Ok::<_, Cancelled>(())
+                    })
+                    .await
+                    .unwrap();
+                    t0.elapsed()
+                })
+            })
+        }),
+        raw: Box::new(move |env| {
+            let raw = env.raw();
+            env.run({
+                let raw = raw.clone();
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    match raw {
+                        Raw::Tokio => {
+                            let mut set = tokio::task::JoinSet::new();
+                            for _ in 0..n {
+                                set.spawn(async {});
+                            }
+                            while set.join_next().await.is_some() {}
+                        }
+                        Raw::Smol(ex) => {
+                            let tasks: Vec<_> = (0..n).map(|_| ex.spawn(async {})).collect();
+                            for t in tasks {
+                                t.await;
+                            }
+                        }
+                    }
+                    t0.elapsed()
+                })
+            })
+        }),
+        additive: false,
+    }
+}
+
+fn checkpoint_cases(n: u64) -> Case {
+    Case {
+        name: "checkpoint in a scope with a deadline vs yield_now (1M)",
+        ops: n,
+        ours: Box::new(move |env| {
+            env.run({
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    move_on_after(Duration::from_secs(3600), async {
+                        for _ in 0..n {
+                            checkpoint().await?;
+                        }
+                        Ok::<_, Cancelled>(())
+                    })
+                    .await
+                    .unwrap();
+                    t0.elapsed()
+                })
+            })
+        }),
+        raw: Box::new(move |env| {
+            let raw = env.raw();
+            env.run({
+                let raw = raw.clone();
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    match raw {
+                        Raw::Tokio => {
+                            for _ in 0..n {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        Raw::Smol(_) => {
+                            for _ in 0..n {
+                                smol::future::yield_now().await;
+                            }
+                        }
+                    }
+                    t0.elapsed()
+                })
+            })
+        }),
+        additive: false,
+    }
+}
+
+fn scope_no_deadline_cases(n: u64) -> Case {
+    Case {
+        name: "scope without deadline around a ready future vs bare await (1M)",
+        ops: n,
+        ours: Box::new(move |env| {
+            env.run({
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    let mut acc = 0u64;
+                    for i in 0..n {
+                        let r = CancelScope::new().run(async move { Ok::<_, Cancelled>(black_box(i)) }).await;
+                        acc = acc.wrapping_add(r.unwrap().unwrap());
+                    }
+                    black_box(acc);
+                    t0.elapsed()
+                })
+            })
+        }),
+        raw: Box::new(move |env| {
+            env.run({
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    let mut acc = 0u64;
+                    for i in 0..n {
+                        let r = async move { Ok::<_, Cancelled>(black_box(i)) }.await;
+                        acc = acc.wrapping_add(r.unwrap());
+                    }
+                    black_box(acc);
+                    t0.elapsed()
+                })
+            })
+        }),
+        additive: true,
+    }
+}
+
+fn scope_deadline_cases(n: u64) -> Case {
+    Case {
+        name: "move_on_after around a ready future vs tokio::time::timeout / async-io Timer (1M)",
+        ops: n,
+        ours: Box::new(move |env| {
+            env.run({
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    let mut acc = 0u64;
+                    for i in 0..n {
+                        let r = move_on_after(Duration::from_secs(60), async move { Ok::<_, Cancelled>(black_box(i)) })
+                            .await;
+                        acc = acc.wrapping_add(r.unwrap().unwrap());
+                    }
+                    black_box(acc);
+                    t0.elapsed()
+                })
+            })
+        }),
+        raw: Box::new(move |env| {
+            let raw = env.raw();
+            env.run({
+                let raw = raw.clone();
+                Box::pin(async move {
+                    let t0 = Instant::now();
+                    let mut acc = 0u64;
+                    for i in 0..n {
+                        let v = match raw {
+                            Raw::Tokio => tokio::time::timeout(Duration::from_secs(60), async move { black_box(i) })
+                                .await
+                                .unwrap(),
+                            Raw::Smol(_) => {
+                                let timer = async {
+                                    async_io::Timer::after(Duration::from_secs(60)).await;
+                                    u64::MAX
+                                };
+                                futures::future::select(std::pin::pin!(async move { black_box(i) }), std::pin::pin!(timer))
+                                    .await
+                                    .factor_first()
+                                    .0
+                            }
+                        };
+                        acc = acc.wrapping_add(v);
+                    }
+                    black_box(acc);
+                    t0.elapsed()
+                })
+            })
+        }),
+        additive: false,
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let rounds = if quick { 3 } else { 7 };
+    let scale = if quick { 10 } else { 1 };
+    let envs: Vec<Box<dyn DynEnv>> = vec![
+        Box::new(TokioEnv {
+            name: "tokio-current-thread",
+            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+        }),
+        Box::new(TokioEnv {
+            name: "tokio-multi-thread(2)",
+            rt: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap(),
+        }),
+        Box::new(SmolEnv { ex: Arc::new(async_executor::Executor::new()) }),
+    ];
+    let cases = [
+        spawn_join_cases(100_000 / scale),
+        checkpoint_cases(1_000_000 / scale),
+        scope_no_deadline_cases(1_000_000 / scale),
+        scope_deadline_cases(1_000_000 / scale),
+    ];
+    println!("{:<24} {:<80} {:>12} {:>12} {:>8} {:>10}", "backend", "case", "ours ns/op", "raw ns/op", "ratio", "added ns");
+    for case in &cases {
+        for env in &envs {
+            // Warm up both, then interleave rounds so drift hits both sides alike.
+            (case.ours)(env.as_ref());
+            (case.raw)(env.as_ref());
+            let mut ours = Vec::new();
+            let mut raw = Vec::new();
+            for _ in 0..rounds {
+                ours.push((case.ours)(env.as_ref()));
+                raw.push((case.raw)(env.as_ref()));
+            }
+            let o = median(ours).as_nanos() as f64 / case.ops as f64;
+            let r = median(raw).as_nanos() as f64 / case.ops as f64;
+            let added = if case.additive { format!("{:>10.1}", o - r) } else { format!("{:>10}", "-") };
+            println!("{:<24} {:<80} {:>12.1} {:>12.1} {:>8.2} {}", env.name(), case.name, o, r, o / r, added);
+        }
+    }
+}

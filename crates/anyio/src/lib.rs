@@ -64,6 +64,28 @@ pub use anyio_core::{
 #[cfg(feature = "macros")]
 pub use anyio_macros::{main, test};
 
+/// The backend crates, for adapting a runtime you configured yourself (your own smol
+/// `Executor`, a tokio `Handle`) with [`rt::enter`].
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// let handle = std::sync::Arc::new(anyio::backends::tokio::TokioRuntime::new(runtime.handle().clone()));
+/// let _guard = anyio::rt::enter(handle);
+/// # }
+/// ```
+pub mod backends {
+    #[cfg(feature = "async-std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
+    pub use anyio_async_std as async_std;
+    #[cfg(feature = "smol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
+    pub use anyio_smol as smol;
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub use anyio_tokio as tokio;
+}
+
 /// The monotonic instant type of every deadline and of [`current_time`].
 pub use std::time::Instant;
 
