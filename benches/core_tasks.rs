@@ -231,8 +231,10 @@ fn scope_deadline_cases(n: u64) -> Case {
                     let t0 = Instant::now();
                     let mut acc = 0u64;
                     for i in 0..n {
-                        let r = move_on_after(Duration::from_secs(60), async move { Ok::<_, Cancelled>(black_box(i)) })
-                            .await;
+                        let r = move_on_after(Duration::from_secs(60), async move {
+                            Ok::<_, Cancelled>(black_box(i))
+                        })
+                        .await;
                         acc = acc.wrapping_add(r.unwrap().unwrap());
                     }
                     black_box(acc);
@@ -249,18 +251,23 @@ fn scope_deadline_cases(n: u64) -> Case {
                     let mut acc = 0u64;
                     for i in 0..n {
                         let v = match raw {
-                            Raw::Tokio => tokio::time::timeout(Duration::from_secs(60), async move { black_box(i) })
-                                .await
-                                .unwrap(),
+                            Raw::Tokio => {
+                                tokio::time::timeout(Duration::from_secs(60), async move { black_box(i) })
+                                    .await
+                                    .unwrap()
+                            }
                             Raw::Smol(_) => {
                                 let timer = async {
                                     async_io::Timer::after(Duration::from_secs(60)).await;
                                     u64::MAX
                                 };
-                                futures::future::select(std::pin::pin!(async move { black_box(i) }), std::pin::pin!(timer))
-                                    .await
-                                    .factor_first()
-                                    .0
+                                futures::future::select(
+                                    std::pin::pin!(async move { black_box(i) }),
+                                    std::pin::pin!(timer),
+                                )
+                                .await
+                                .factor_first()
+                                .0
                             }
                         };
                         acc = acc.wrapping_add(v);
@@ -300,7 +307,10 @@ fn main() {
         scope_no_deadline_cases(1_000_000 / scale),
         scope_deadline_cases(1_000_000 / scale),
     ];
-    println!("{:<24} {:<80} {:>12} {:>12} {:>8} {:>10}", "backend", "case", "ours ns/op", "raw ns/op", "ratio", "added ns");
+    println!(
+        "{:<24} {:<80} {:>12} {:>12} {:>8} {:>10}",
+        "backend", "case", "ours ns/op", "raw ns/op", "ratio", "added ns"
+    );
     for case in &cases {
         for env in &envs {
             // Warm up both, then interleave rounds so drift hits both sides alike.

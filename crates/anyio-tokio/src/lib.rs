@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -104,6 +104,14 @@ pub enum Flavor {
 /// assert_eq!(v, 2);
 /// ```
 pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
+    // The handle is created before the runtime so that every worker thread can make it current
+    // for its whole life (tasks polled there then find it without swapping it in per poll).
+    let shared = Arc::new(LateHandle(OnceLock::new()));
+    let handle: RuntimeHandle = shared.clone();
+    let on_start = {
+        let handle = handle.clone();
+        move || std::mem::forget(rt::enter(handle.clone()))
+    };
     let runtime = match flavor {
         Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
         Flavor::MultiThread(workers) => {
@@ -111,10 +119,10 @@ pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
             if let Some(n) = workers {
                 b.worker_threads(n.get());
             }
-            b.enable_all().build()?
+            b.on_thread_start(on_start).enable_all().build()?
         }
     };
-    let handle: RuntimeHandle = Arc::new(TokioRuntime::new(runtime.handle().clone()));
+    let _ = shared.0.set(TokioRuntime::new(runtime.handle().clone()));
     let out = {
         let _rt = rt::enter(handle);
         let _root = anyio_core::__private::enter_root();
@@ -124,4 +132,30 @@ pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
     // wrappers report them cancelled.
     drop(runtime);
     Ok(out)
+}
+
+/// A [`TokioRuntime`] whose handle is filled in right after the runtime is built.
+#[derive(Debug)]
+struct LateHandle(OnceLock<TokioRuntime>);
+
+impl LateHandle {
+    fn get(&self) -> &TokioRuntime {
+        // Filled before `block_on` starts, i.e. before any task can run or spawn.
+        self.0.get().expect("the tokio runtime handle is set before any task runs")
+    }
+}
+
+impl Runtime for LateHandle {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+    fn spawn(&self, task: BoxTask) {
+        self.get().spawn(task)
+    }
+    fn now(&self) -> Instant {
+        self.get().now()
+    }
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+        self.get().timer(deadline)
+    }
 }

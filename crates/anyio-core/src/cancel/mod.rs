@@ -3,6 +3,8 @@
 mod cancellable;
 mod checkpoint;
 pub(crate) mod current;
+#[cfg(all(test, loom))]
+mod loom_tests;
 pub(crate) mod node;
 mod scope;
 mod timeout;

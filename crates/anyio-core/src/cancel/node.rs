@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::error::{CancelReason, CancelSource, Cancelled};
-use crate::sync::{lock, AtomicU8, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
 
 const CANCELLED: u8 = 1;
 const SHIELD: u8 = 1 << 1;
@@ -29,6 +29,8 @@ pub(crate) struct Node {
     reason: OnceLock<Arc<CancelReason>>,
     waiters: Mutex<Slab<Waker>>,
     pub(crate) timing: Mutex<Timing>,
+    /// Mirrors `Timing::generation` so the owner can tell "nothing changed" without locking.
+    pub(crate) timing_generation: AtomicU64,
 }
 
 /// A scope's deadline, as set by the user, and the waker of the future that owns the scope's
@@ -39,9 +41,17 @@ pub(crate) struct Timing {
     pub(crate) deadline: Option<Instant>,
     /// A relative timeout still to be resolved against the runtime's clock on entry.
     pub(crate) relative: Option<Duration>,
-    /// Bumped on every change so the owner knows to re-arm its timer.
+    /// Bumped on every change so the owner knows to re-arm its timer (see `bump`).
     pub(crate) generation: u64,
     pub(crate) owner: Option<Waker>,
+}
+
+impl Timing {
+    /// Records a change of deadline; the caller stores the result in `Node::timing_generation`.
+    pub(crate) fn bump(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -64,6 +74,7 @@ impl Node {
             reason: OnceLock::new(),
             waiters: Mutex::new(Slab::new()),
             timing: Mutex::new(Timing::default()),
+            timing_generation: AtomicU64::new(0),
         }
     }
 

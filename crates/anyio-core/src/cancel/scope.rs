@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
@@ -14,7 +14,7 @@ use super::current::{current_arc, enter};
 use super::node::Node;
 use crate::error::{AsCancelled, CancelSource};
 use crate::rt::{self, Timer};
-use crate::sync::lock;
+use crate::sync::{lock, Ordering};
 
 /// A cancel scope: a region of code that can be cancelled as a whole, by a call to
 /// [`cancel`](Self::cancel) from anywhere or by its deadline (trio's and AnyIO's `CancelScope`).
@@ -110,7 +110,11 @@ impl CancelScope {
     /// ```
     pub fn with_timeout(timeout: Duration) -> Self {
         let scope = Self::new();
-        lock(&scope.node.timing).relative = Some(timeout);
+        let mut t = lock(&scope.node.timing);
+        t.relative = Some(timeout);
+        let g = t.bump();
+        scope.node.timing_generation.store(g, Ordering::Release);
+        drop(t);
         scope
     }
 
@@ -193,7 +197,8 @@ impl CancelScope {
             let mut t = lock(&self.node.timing);
             t.deadline = deadline;
             t.relative = None;
-            t.generation += 1;
+            let g = t.bump();
+            self.node.timing_generation.store(g, Ordering::Release);
             t.owner.clone()
         };
         if let Some(w) = owner {
@@ -327,12 +332,21 @@ enum Phase {
 
 pin_project! {
     /// Polls a body with its node current, owning the node's deadline timer.
+    ///
+    /// The body is polled before the timer, and the timer is only created once the body is
+    /// pending: a scope around a future that is ready at once never touches the timer wheel
+    /// (as `tokio::time::timeout` does).
     pub(crate) struct InScope<F> {
         node: Arc<Node>,
         #[pin]
         body: Option<F>,
-        timer: Option<Pin<Box<dyn Timer>>>,
+        // The armed timer and the deadline it was armed for.
+        timer: Option<(Instant, Pin<Box<dyn Timer>>)>,
+        // The deadline the timer should fire at, once resolved.
+        deadline: Option<Instant>,
         seen_generation: u64,
+        // The waker last published as the node's owner, to skip re-publishing it.
+        owner: Option<Waker>,
         phase: Phase,
     }
 
@@ -347,6 +361,7 @@ pin_project! {
                 this.body.set(None);
                 drop(_g);
                 this.node.close();
+                lock(&this.node.timing).owner = None;
             }
         }
     }
@@ -354,7 +369,15 @@ pin_project! {
 
 impl<F> InScope<F> {
     pub(crate) fn new(node: Arc<Node>, body: F) -> Self {
-        Self { node, body: Some(body), timer: None, seen_generation: 0, phase: Phase::Unentered }
+        Self {
+            node,
+            body: Some(body),
+            timer: None,
+            deadline: None,
+            seen_generation: 0,
+            owner: None,
+            phase: Phase::Unentered,
+        }
     }
 }
 
@@ -364,6 +387,7 @@ impl<F: Future> Future for InScope<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         match *this.phase {
+            Phase::Running => {}
             Phase::Unentered => {
                 assert!(
                     this.node.enter(current_arc()),
@@ -371,17 +395,14 @@ impl<F: Future> Future for InScope<F> {
                      create a new scope for each run"
                 );
                 *this.phase = Phase::Running;
-                let mut t = lock(&this.node.timing);
-                if let Some(rel) = t.relative.take() {
-                    t.deadline = rt::current().now().checked_add(rel);
-                    t.generation += 1;
-                }
             }
-            Phase::Running => {}
             Phase::Done => panic!("a cancel scope's future was polled after it completed"),
         }
-
-        poll_deadline(this.node, this.timer, this.seen_generation, cx);
+        // A deadline was set or moved: resolve it now, so that one already past cancels the
+        // scope before the body runs (its first checkpoint fails).
+        if this.node.timing_generation.load(Ordering::Acquire) != *this.seen_generation {
+            resolve_deadline(this.node, this.deadline, this.seen_generation);
+        }
 
         let out = {
             let _g = enter(this.node);
@@ -392,16 +413,28 @@ impl<F: Future> Future for InScope<F> {
         };
         match out {
             Poll::Pending => {
-                let mut t = lock(&this.node.timing);
-                if !t.owner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    t.owner = Some(cx.waker().clone());
+                if !this.owner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    let w = cx.waker().clone();
+                    lock(&this.node.timing).owner = Some(w.clone());
+                    *this.owner = Some(w);
+                }
+                // Re-check: the deadline may have moved while the body ran.
+                if this.node.timing_generation.load(Ordering::Acquire) != *this.seen_generation {
+                    resolve_deadline(this.node, this.deadline, this.seen_generation);
+                }
+                if poll_timer(this.node, this.timer, *this.deadline, cx) {
+                    // The deadline cancelled the scope: make sure the body is polled again to
+                    // see it, even if it registered nothing that the cancellation wakes.
+                    cx.waker().wake_by_ref();
                 }
                 Poll::Pending
             }
             Poll::Ready(v) => {
                 *this.phase = Phase::Done;
                 *this.timer = None;
-                lock(&this.node.timing).owner = None;
+                if this.owner.take().is_some() {
+                    lock(&this.node.timing).owner = None;
+                }
                 {
                     let _g = enter(this.node);
                     this.body.set(None);
@@ -413,43 +446,47 @@ impl<F: Future> Future for InScope<F> {
     }
 }
 
-/// Arms, re-arms or fires the node's deadline timer.
-fn poll_deadline(
-    node: &Arc<Node>,
-    timer: &mut Option<Pin<Box<dyn Timer>>>,
-    seen: &mut u64,
-    cx: &mut Context<'_>,
-) {
-    if node.cancel_called() {
-        *timer = None;
-        return;
+/// Reads the node's deadline after a change, resolving a relative timeout against the
+/// runtime's clock, and cancels the node at once if the deadline has passed.
+fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u64) {
+    let mut t = lock(&node.timing);
+    if let Some(rel) = t.relative.take() {
+        t.deadline = rt::current().now().checked_add(rel);
     }
-    let (deadline, generation) = {
-        let t = lock(&node.timing);
-        (t.deadline, t.generation)
-    };
-    if generation != *seen {
-        *seen = generation;
-        match deadline {
-            None => *timer = None,
-            Some(at) => {
-                let rt = rt::current();
-                if at <= rt.now() {
-                    *timer = None;
-                    node.cancel(CancelSource::Deadline, None);
-                    return;
-                }
-                match timer {
-                    Some(t) => t.as_mut().reset(at),
-                    None => *timer = Some(rt.timer(at)),
-                }
-            }
-        }
-    }
-    if let Some(t) = timer {
-        if t.as_mut().poll_expired(cx).is_ready() {
-            *timer = None;
+    *seen = t.generation;
+    *deadline = t.deadline;
+    drop(t);
+    if let Some(at) = *deadline {
+        if !node.cancel_called() && at <= rt::current().now() {
             node.cancel(CancelSource::Deadline, None);
         }
     }
+}
+
+/// Arms (or re-arms) the timer for `deadline` and polls it; returns `true` if it fired and
+/// cancelled the node.
+fn poll_timer(
+    node: &Node,
+    timer: &mut Option<(Instant, Pin<Box<dyn Timer>>)>,
+    deadline: Option<Instant>,
+    cx: &mut Context<'_>,
+) -> bool {
+    let Some(at) = deadline.filter(|_| !node.cancel_called()) else {
+        *timer = None;
+        return false;
+    };
+    let (armed_for, t) = match timer {
+        Some(armed) => armed,
+        None => timer.insert((at, rt::current().timer(at))),
+    };
+    if *armed_for != at {
+        *armed_for = at;
+        t.as_mut().reset(at);
+    }
+    if t.as_mut().poll_expired(cx).is_ready() {
+        *timer = None;
+        node.cancel(CancelSource::Deadline, None);
+        return true;
+    }
+    false
 }

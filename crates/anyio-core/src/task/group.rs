@@ -14,7 +14,7 @@ use crate::cancel::node::{Node, WaitRegistration};
 use crate::cancel::{cancel_shielded_checkpoint, catches, CancelScope, InScope};
 use crate::error::{AsCancelled, CancelSource, Cancelled};
 use crate::rt::{self, RuntimeHandle};
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 
 use super::handle::{HandleShared, Outcome, TaskHandle};
 use super::start::{StartShared, StartSink, TaskStatus};
@@ -156,10 +156,10 @@ impl<E> Clone for TaskGroup<E> {
 
 impl<E> fmt::Debug for TaskGroup<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.shared.state);
+        let count = self.shared.count.load(Ordering::Acquire);
         f.debug_struct("TaskGroup")
-            .field("running", &st.running)
-            .field("closed", &st.closed)
+            .field("running", &(count / 2))
+            .field("closed", &(count & CLOSED != 0))
             .field("cancel_called", &self.shared.node.cancel_called())
             .finish()
     }
@@ -247,12 +247,8 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        {
-            let mut st = lock(&self.shared.state);
-            if st.closed {
-                return Err(GroupClosed(fut));
-            }
-            st.running += 1;
+        if !self.shared.add_child() {
+            return Err(GroupClosed(fut));
         }
         let rt = self.shared.rt.get_or_init(rt::current).clone();
         let node = Arc::new(Node::new(false));
@@ -264,7 +260,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             group: self.shared.clone(),
             handle: handle.clone(),
             start,
-            fut: Some(Box::pin(fut)),
+            fut: Some(fut),
         };
         rt.spawn(Box::pin(child));
         Ok((TaskHandle::new(handle, node.clone()), node))
@@ -364,15 +360,18 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     }
 }
 
+/// Bit 0 of `GroupShared::count`: the group has finished waiting and takes no new tasks. The
+/// other bits count running tasks (in steps of 2), so spawning and finishing take no lock.
+const CLOSED: usize = 1;
+
 struct GroupShared<E> {
     node: Arc<Node>,
     rt: OnceLock<RuntimeHandle>,
+    count: AtomicUsize,
     state: Mutex<GroupState<E>>,
 }
 
 struct GroupState<E> {
-    running: usize,
-    closed: bool,
     orphaned: bool,
     errors: Vec<E>,
     panics: Vec<Panic>,
@@ -389,9 +388,8 @@ impl<E> GroupShared<E> {
         Self {
             node: Arc::new(Node::new(false)),
             rt: OnceLock::new(),
+            count: AtomicUsize::new(0),
             state: Mutex::new(GroupState {
-                running: 0,
-                closed: false,
                 orphaned: false,
                 errors: Vec::new(),
                 panics: Vec::new(),
@@ -414,29 +412,37 @@ impl<E> GroupShared<E> {
         self.node.cancel(CancelSource::GroupChildFailed, None);
     }
 
-    fn child_done(&self) {
-        let waker = {
-            let mut st = lock(&self.state);
-            st.running -= 1;
-            if st.running == 0 {
-                st.waker.take()
-            } else {
-                None
+    /// Counts a new task in, unless the group is closed.
+    fn add_child(&self) -> bool {
+        let mut c = self.count.load(Ordering::Relaxed);
+        loop {
+            if c & CLOSED != 0 {
+                return false;
             }
-        };
-        if let Some(w) = waker {
-            w.wake();
+            match self.count.compare_exchange_weak(c, c + 2, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => c = now,
+            }
+        }
+    }
+
+    fn child_done(&self) {
+        if self.count.fetch_sub(2, Ordering::AcqRel) == 2 {
+            let waker = lock(&self.state).waker.take();
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 
     fn poll_children_done(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = lock(&self.state);
-        if st.running == 0 {
-            st.closed = true;
-            st.waker = None;
+        // Publish the waker before trying to close, so that a task finishing in between
+        // finds it (it takes the same lock after bringing the count to zero).
+        lock(&self.state).waker = Some(cx.waker().clone());
+        if self.count.compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            lock(&self.state).waker = None;
             Poll::Ready(())
         } else {
-            st.waker = Some(cx.waker().clone());
             Poll::Pending
         }
     }
@@ -482,31 +488,35 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
 /// A task of a group as handed to the runtime: polls the user's future inside the task's node
 /// with the group's runtime current, catches its panic, and reports its outcome.
-struct Child<T, E> {
+struct Child<T, E, F> {
     node: Arc<Node>,
     rt: RuntimeHandle,
     group: Arc<GroupShared<E>>,
     handle: Arc<HandleShared<T>>,
     start: Option<Arc<dyn StartSink<E>>>,
-    fut: Option<BoxFuture<Result<T, E>>>,
+    // Boxed together with this wrapper by `Runtime::spawn`: one allocation for both.
+    fut: Option<F>,
 }
 
-impl<T, E: AsCancelled> Future for Child<T, E> {
+impl<T, E: AsCancelled, F: Future<Output = Result<T, E>>> Future for Child<T, E, F> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: `fut` is structurally pinned: it is only ever accessed through this pinned
+        // reference, never moved out (it is dropped in place by assigning `None` or by the
+        // wrapper's own drop), and `Child` has no `Unpin` impl that would allow moving it.
+        let this = unsafe { self.get_unchecked_mut() };
         let Some(fut) = this.fut.as_mut() else {
             return Poll::Ready(());
         };
+        // SAFETY: see above; `fut` lives inside the pinned `Child`.
+        let fut = unsafe { Pin::new_unchecked(fut) };
         let node = &this.node;
         let polled = rt::with_runtime(&this.rt, || {
             let _g = enter(node);
-            catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)))
+            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         });
         let outcome = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
@@ -523,7 +533,7 @@ impl<T, E: AsCancelled> Future for Child<T, E> {
     }
 }
 
-impl<T, E: AsCancelled> Child<T, E> {
+impl<T, E: AsCancelled, F> Child<T, E, F> {
     fn finish(&mut self, outcome: Result<Result<T, E>, Panic>) {
         let before_start = self.start.as_ref().is_some_and(|s| !s.is_started());
         let handle_outcome = match outcome {
@@ -564,15 +574,16 @@ impl<T, E: AsCancelled> Child<T, E> {
     }
 }
 
-impl<T, E> Drop for Child<T, E> {
+impl<T, E, F> Drop for Child<T, E, F> {
     fn drop(&mut self) {
-        if let Some(fut) = self.fut.take() {
+        if self.fut.is_some() {
             // The runtime dropped the task before it finished (it is shutting down): the task
-            // counts as cancelled, and the group must not wait for it forever.
+            // counts as cancelled, and the group must not wait for it forever. The future is
+            // dropped in place (it is pinned), inside its scope.
             self.node.cancel(CancelSource::ScopeDropped, None);
             {
                 let _g = enter(&self.node);
-                drop(fut);
+                self.fut = None;
             }
             if let Some(s) = self.start.take() {
                 if !s.is_started() {
