@@ -62,11 +62,14 @@ impl Env for SmolEnv {
     }
 }
 
+/// Runs one side of a case once in an environment and returns the time it took.
+type Workload = Box<dyn Fn(&dyn DynEnv) -> Duration>;
+
 struct Case {
     name: &'static str,
     ops: u64,
-    ours: Box<dyn Fn(&dyn DynEnv) -> Duration>,
-    raw: Box<dyn Fn(&dyn DynEnv) -> Duration>,
+    ours: Workload,
+    raw: Workload,
     /// `true` to report the added nanoseconds (ours - raw) instead of only the ratio.
     additive: bool,
 }

@@ -87,8 +87,9 @@ impl Cancelled {
     /// use anyio_core::{checkpoint, CancelScope, CancelSource};
     /// let scope = CancelScope::new();
     /// scope.cancel();
-    /// let err = scope.run(async { checkpoint().await.map_err(|e| e.source_kind()) }).await;
-    /// assert_eq!(err, Err(CancelSource::Explicit));
+    /// let mut seen = None;
+    /// let _ = scope.run(async { checkpoint().await.inspect_err(|e| seen = Some(e.source_kind())) }).await;
+    /// assert_eq!(seen, Some(CancelSource::Explicit));
     /// # });
     /// ```
     pub fn source_kind(&self) -> CancelSource {
@@ -102,8 +103,9 @@ impl Cancelled {
     /// use anyio_core::{checkpoint, CancelScope};
     /// let scope = CancelScope::new();
     /// scope.cancel_with_reason("shutting down");
-    /// let err = scope.run(async { checkpoint().await.map_err(|e| e.reason().map(str::to_owned)) }).await;
-    /// assert_eq!(err, Err(Some("shutting down".to_owned())));
+    /// let mut seen = None;
+    /// let _ = scope.run(async { checkpoint().await.inspect_err(|e| seen = e.reason().map(str::to_owned)) }).await;
+    /// assert_eq!(seen.as_deref(), Some("shutting down"));
     /// # });
     /// ```
     pub fn reason(&self) -> Option<&str> {

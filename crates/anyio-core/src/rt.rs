@@ -209,9 +209,12 @@ pub fn thread_timer(deadline: Instant) -> Pin<Box<dyn Timer>> {
     Box::pin(ThreadTimer { deadline, armed: None })
 }
 
+/// Whether the sleeping thread has fired, and the waker to wake when it does.
+type Fired = Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>;
+
 struct ThreadTimer {
     deadline: Instant,
-    armed: Option<(Instant, Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>)>,
+    armed: Option<(Instant, Fired)>,
 }
 
 impl Timer for ThreadTimer {

@@ -236,7 +236,7 @@ impl WaitRegistration {
             self.sync_to(&chain, waker);
             node.check()?;
             // A shield changed while we registered: walk again so we sit on the right nodes.
-            if chain_to_shield(node).iter().map(|n| Arc::as_ptr(n)).eq(chain.iter().map(|n| Arc::as_ptr(n))) {
+            if chain_to_shield(node).iter().map(Arc::as_ptr).eq(chain.iter().map(Arc::as_ptr)) {
                 return Ok(());
             }
         }
