@@ -290,7 +290,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "quick");
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let quick = args.iter().any(|a| a == "quick");
+    // Any other argument selects the cases whose name contains it.
+    let filters: Vec<&String> = args.iter().filter(|a| *a != "quick").collect();
     let rounds = if quick { 3 } else { 7 };
     let scale = if quick { 10 } else { 1 };
     let envs: Vec<Box<dyn DynEnv>> = vec![
@@ -314,7 +317,9 @@ fn main() {
         "{:<24} {:<80} {:>12} {:>12} {:>8} {:>10}",
         "backend", "case", "ours ns/op", "raw ns/op", "ratio", "added ns"
     );
-    for case in &cases {
+    for case in
+        cases.iter().filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f.as_str())))
+    {
         for env in &envs {
             // Warm up both, then interleave rounds so drift hits both sides alike.
             (case.ours)(env.as_ref());

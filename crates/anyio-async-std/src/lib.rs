@@ -57,12 +57,17 @@ impl Timer for IoTimer {
     }
 }
 
+fn shared() -> RuntimeHandle {
+    static SHARED: std::sync::OnceLock<RuntimeHandle> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| Arc::new(AsyncStdRuntime)).clone()
+}
+
 fn detect_task() -> Option<RuntimeHandle> {
-    async_std::task::try_current().map(|_| Arc::new(AsyncStdRuntime) as RuntimeHandle)
+    async_std::task::try_current().map(|_| shared())
 }
 
 fn detect_global() -> Option<RuntimeHandle> {
-    Some(Arc::new(AsyncStdRuntime))
+    Some(shared())
 }
 
 #[linkme::distributed_slice(DETECTORS)]
@@ -80,7 +85,7 @@ static ASYNC_STD_GLOBAL: Detector = Detector { name: "async-std", exact: false, 
 /// assert_eq!(anyio_async_std::run(async { 6 * 7 }), 42);
 /// ```
 pub fn run<F: Future>(fut: F) -> F::Output {
-    let _rt = rt::enter(Arc::new(AsyncStdRuntime));
+    let _rt = rt::enter(shared());
     let _root = anyio_core::__private::enter_root();
     async_std::task::block_on(fut)
 }

@@ -200,6 +200,12 @@ fn find_cancelled<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> 
     if let Some(io) = e.downcast_ref::<std::io::Error>() {
         return io.as_cancelled();
     }
+    if let Some(any) = e.downcast_ref::<AnyError>() {
+        return any.as_cancelled();
+    }
+    if let Some(join) = e.downcast_ref::<crate::task::JoinError>() {
+        return join.as_cancelled();
+    }
     None
 }
 
@@ -384,6 +390,15 @@ impl From<std::io::Error> for AnyError {
         match e.as_cancelled() {
             Some(c) => Self::from(c.clone()),
             None => Self { kind: AnyErrorKind::Other(Box::new(e)) },
+        }
+    }
+}
+
+impl From<crate::task::JoinError> for AnyError {
+    fn from(e: crate::task::JoinError) -> Self {
+        match e {
+            crate::task::JoinError::Cancelled(c) => Self::from(c),
+            other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
         }
     }
 }

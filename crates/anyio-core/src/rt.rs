@@ -117,10 +117,18 @@ pub fn try_current() -> Option<RuntimeHandle> {
             return Some(rt);
         }
     }
-    let preferred = std::env::var("ANYIO_BACKEND").ok();
-    let mut fallbacks: Vec<&Detector> = DETECTORS.iter().filter(|d| !d.exact).collect();
-    fallbacks.sort_by_key(|d| (Some(d.name) != preferred.as_deref(), d.name));
-    fallbacks.into_iter().find_map(|d| (d.detect)())
+    fallback_order().iter().find_map(|d| (d.detect)())
+}
+
+/// The global-executor detectors, the one `ANYIO_BACKEND` names first; computed once.
+fn fallback_order() -> &'static [&'static Detector] {
+    static ORDER: std::sync::OnceLock<Vec<&'static Detector>> = std::sync::OnceLock::new();
+    ORDER.get_or_init(|| {
+        let preferred = std::env::var("ANYIO_BACKEND").ok();
+        let mut fallbacks: Vec<&'static Detector> = DETECTORS.iter().filter(|d| !d.exact).collect();
+        fallbacks.sort_by_key(|d| (Some(d.name) != preferred.as_deref(), d.name));
+        fallbacks
+    })
 }
 
 /// The runtime the calling code runs on.

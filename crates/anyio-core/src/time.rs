@@ -131,10 +131,6 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
-            this.reg.clear();
-            return Poll::Ready(Err(c));
-        }
         let deadline = match this.deadline {
             Some(d) => d,
             None => {
@@ -142,9 +138,8 @@ impl Future for Sleep {
                     Target::Forever => None,
                     Target::At(at) => Some(at),
                     Target::After(d) => {
-                        let rt = rt::current();
-                        let now = rt.now();
-                        // A zero sleep is a checkpoint: due now. Overflow means forever.
+                        let now = rt::current().now();
+                        // A zero sleep is due now. A duration too large for the clock is forever.
                         if d.is_zero() {
                             Some(now)
                         } else {
@@ -157,24 +152,28 @@ impl Future for Sleep {
             }
         };
         if let Some(at) = deadline {
-            if this.timer.is_none() {
-                let rt = rt::current();
-                if this.yielded || at <= rt.now() {
-                    // Already due: behave as a checkpoint (yield once, then done).
-                    if this.yielded {
-                        return Poll::Ready(Ok(()));
-                    }
+            if this.timer.is_none() && (this.yielded || at <= rt::current().now()) {
+                // Already due: exactly a checkpoint (yield once, then check cancellation).
+                if !this.yielded {
                     this.yielded = true;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                this.timer = Some(rt.timer(at));
+                return Poll::Ready(with_current(|n| n.map_or(Ok(()), |n| n.check())));
             }
-            if let Some(t) = this.timer.as_mut() {
-                if t.as_mut().poll_expired(cx).is_ready() {
-                    this.reg.clear();
-                    return Poll::Ready(Ok(()));
-                }
+        }
+        if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+            this.reg.clear();
+            return Poll::Ready(Err(c));
+        }
+        if let Some(at) = deadline {
+            let timer = match this.timer.as_mut() {
+                Some(t) => t,
+                None => this.timer.insert(rt::current().timer(at)),
+            };
+            if timer.as_mut().poll_expired(cx).is_ready() {
+                this.reg.clear();
+                return Poll::Ready(Ok(()));
             }
         }
         if let Some(node) = current_arc() {

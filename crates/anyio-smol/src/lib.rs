@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -18,20 +18,23 @@ use async_executor::Executor;
 /// # Examples
 ///
 /// ```
-/// use std::sync::Arc;
+/// use std::sync::{Arc, Weak};
 /// let ex = Arc::new(async_executor::Executor::new());
 /// let rt = anyio_smol::SmolRuntime::new(ex);
 /// assert_eq!(anyio_core::rt::Runtime::name(&rt), "smol");
 /// ```
 #[derive(Debug, Clone)]
 pub struct SmolRuntime {
-    executor: Option<Arc<Executor<'static>>>,
+    // Weak: tasks hold the runtime handle, and a strong reference would keep the executor
+    // (and so the tasks themselves) alive forever after `run` returns.
+    executor: Option<Weak<Executor<'static>>>,
 }
 
 impl SmolRuntime {
-    /// Spawns onto `executor`, which the caller must keep running.
+    /// Spawns onto `executor`, which the caller must keep running (and alive: once it is
+    /// dropped, new tasks are dropped at once, as on a runtime that has shut down).
     pub fn new(executor: Arc<Executor<'static>>) -> Self {
-        Self { executor: Some(executor) }
+        Self { executor: Some(Arc::downgrade(&executor)) }
     }
 
     /// Spawns onto smol's global executor (`smol::spawn`), which runs its own threads and so
@@ -50,7 +53,11 @@ impl Runtime for SmolRuntime {
         // smol cancels a task when its handle drops: detach it, outcomes travel through
         // anyio's own completion records.
         match &self.executor {
-            Some(ex) => ex.spawn(task).detach(),
+            Some(ex) => match ex.upgrade() {
+                Some(ex) => ex.spawn(task).detach(),
+                // The executor is gone: the task is dropped, and reports itself cancelled.
+                None => drop(task),
+            },
             None => smol::spawn(task).detach(),
         }
     }
@@ -79,7 +86,8 @@ impl Timer for IoTimer {
 }
 
 fn detect_global() -> Option<RuntimeHandle> {
-    Some(Arc::new(SmolRuntime::global()))
+    static GLOBAL: std::sync::OnceLock<RuntimeHandle> = std::sync::OnceLock::new();
+    Some(GLOBAL.get_or_init(|| Arc::new(SmolRuntime::global())).clone())
 }
 
 #[linkme::distributed_slice(DETECTORS)]
@@ -121,6 +129,9 @@ pub fn run<F: Future>(extra_threads: usize, fut: F) -> F::Output {
     for w in workers {
         let _ = w.join();
     }
+    // Dropping the last strong reference drops the executor and with it every task still in
+    // it (children of a dropped task group), which report themselves cancelled.
+    drop(ex);
     out
 }
 

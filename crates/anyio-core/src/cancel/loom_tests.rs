@@ -90,3 +90,33 @@ fn loom_concurrent_cancels_wake_once_registered() {
         reg.clear();
     });
 }
+
+/// Lifting a shield and *then* cancelling the outer scope, while a task registers below the
+/// shield: the task must still be woken (it re-registers past the lifted shield).
+#[test]
+fn loom_unshield_then_cancel_versus_register() {
+    loom::model(|| {
+        let nodes = chain(3);
+        nodes[1].set_shield(true);
+        let flag = Arc::new(Flag(AtomicUsize::new(0)));
+        let waker = Waker::from(flag.clone());
+        let (shield, outer) = (nodes[1].clone(), nodes[0].clone());
+        let other = thread::spawn(move || {
+            shield.set_shield(false);
+            outer.cancel(CancelSource::Explicit, None);
+        });
+        // Model the executor: a wake that arrives after a poll started causes another poll.
+        let mut reg = WaitRegistration::new();
+        let mut polled_at = flag.0.load(Ordering::SeqCst);
+        let mut saw_cancel = reg.register(&nodes[2], &waker).is_err();
+        while !saw_cancel && flag.0.load(Ordering::SeqCst) > polled_at {
+            polled_at = flag.0.load(Ordering::SeqCst);
+            saw_cancel = reg.register(&nodes[2], &waker).is_err();
+        }
+        other.join().unwrap();
+        // Either the last poll saw the cancellation, or a wake after it will poll again.
+        let woken_after = flag.0.load(Ordering::SeqCst) > polled_at;
+        assert!(saw_cancel || woken_after, "lost wake-up: shield lifted, then outer cancelled");
+        reg.clear();
+    });
+}

@@ -8,6 +8,8 @@
 //! first shield, so that cancelling any of them wakes it. Blocking is the slow path anyway;
 //! entering scopes and uncancelled checkpoints stay cheap.
 
+use std::ptr;
+use std::sync::atomic::AtomicPtr;
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -20,15 +22,21 @@ use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
 const CANCELLED: u8 = 1;
 const SHIELD: u8 = 1 << 1;
 const ENTERED: u8 = 1 << 2;
-const CLOSED: u8 = 1 << 3;
-const CAUGHT: u8 = 1 << 4;
+const CAUGHT: u8 = 1 << 3;
 
 pub(crate) struct Node {
     state: AtomicU8,
-    parent: OnceLock<Option<Arc<Node>>>,
+    /// The enclosing node, or null for the root: a strong reference made with `Arc::into_raw`
+    /// when the node is entered and released when it is dropped. (A `OnceLock` here cost more
+    /// than the rest of entering a scope; see benches/core_tasks.rs.)
+    parent: AtomicPtr<Node>,
     reason: OnceLock<Arc<CancelReason>>,
     waiters: Mutex<Slab<Waker>>,
     pub(crate) timing: Mutex<Timing>,
+    /// The outcome of the task this node belongs to, if it is a task's node (read by the
+    /// task's `TaskHandle`). Kept here so that spawning a task allocates one node, not a node
+    /// and a separate result cell.
+    pub(crate) task: Mutex<TaskSlot>,
     /// Mirrors `Timing::generation` so the owner can tell "nothing changed" without locking.
     pub(crate) timing_generation: AtomicU64,
 }
@@ -46,6 +54,43 @@ pub(crate) struct Timing {
     pub(crate) owner: Option<Waker>,
 }
 
+/// How a task ended, as its handle reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum SlotOutcome {
+    #[default]
+    Running,
+    Done,
+    Failed,
+    Panicked,
+    Cancelled,
+    /// `Done`, and the value was taken by an await of the handle.
+    Taken,
+}
+
+/// A task's outcome and the waker of whoever awaits its handle.
+#[derive(Default)]
+pub(crate) struct TaskSlot {
+    pub(crate) outcome: SlotOutcome,
+    /// The task's value when `Done` (a `Box` of a zero-sized value does not allocate).
+    pub(crate) value: Option<Box<dyn std::any::Any + Send>>,
+    pub(crate) waker: Option<Waker>,
+}
+
+impl Node {
+    /// Records how the task of this node ended and wakes whoever awaits its handle.
+    pub(crate) fn complete_task(&self, outcome: SlotOutcome, value: Option<Box<dyn std::any::Any + Send>>) {
+        let waker = {
+            let mut slot = lock(&self.task);
+            slot.outcome = outcome;
+            slot.value = value;
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
 impl Timing {
     /// Records a change of deadline; the caller stores the result in `Node::timing_generation`.
     pub(crate) fn bump(&mut self) -> u64 {
@@ -61,7 +106,6 @@ impl std::fmt::Debug for Node {
             .field("cancel_called", &(s & CANCELLED != 0))
             .field("shield", &(s & SHIELD != 0))
             .field("entered", &(s & ENTERED != 0))
-            .field("closed", &(s & CLOSED != 0))
             .finish()
     }
 }
@@ -70,11 +114,12 @@ impl Node {
     pub(crate) fn new(shield: bool) -> Self {
         Self {
             state: AtomicU8::new(if shield { SHIELD } else { 0 }),
-            parent: OnceLock::new(),
+            parent: AtomicPtr::new(ptr::null_mut()),
             reason: OnceLock::new(),
             waiters: Mutex::new(Slab::new()),
             timing: Mutex::new(Timing::default()),
             timing_generation: AtomicU64::new(0),
+            task: Mutex::new(TaskSlot::default()),
         }
     }
 
@@ -85,12 +130,31 @@ impl Node {
         if prev & ENTERED != 0 {
             return false;
         }
-        let _ = self.parent.set(parent);
+        if let Some(p) = parent {
+            self.parent.store(Arc::into_raw(p).cast_mut(), Ordering::Release);
+        }
         true
     }
 
     pub(crate) fn parent(&self) -> Option<&Node> {
-        self.parent.get().and_then(|p| p.as_deref())
+        let p = self.parent.load(Ordering::Acquire);
+        // SAFETY: a non-null `parent` came from `Arc::into_raw` in `enter`, is stored once, and
+        // the strong reference it stands for is released only in `Drop`, so the parent lives
+        // at least as long as `&self`.
+        unsafe { p.as_ref() }
+    }
+
+    fn parent_arc(&self) -> Option<Arc<Node>> {
+        let p = self.parent.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: as in `parent`: `p` is a live `Arc<Node>` pointer owned by `self`; taking one
+        // more strong reference to it is balanced by the returned Arc's drop.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
     }
 
     fn has(&self, bit: u8) -> bool {
@@ -108,9 +172,6 @@ impl Node {
     }
     pub(crate) fn set_caught(&self) {
         self.state.fetch_or(CAUGHT, Ordering::AcqRel);
-    }
-    pub(crate) fn close(&self) {
-        self.state.fetch_or(CLOSED, Ordering::AcqRel);
     }
 
     /// The node whose cancellation makes this one effectively cancelled, if any: itself or an
@@ -171,9 +232,10 @@ impl Node {
             self.state.fetch_or(SHIELD, Ordering::AcqRel);
         } else {
             let prev = self.state.fetch_and(!SHIELD, Ordering::AcqRel);
-            // Lifting a shield exposes any pending outer cancellation: waiters below this node
-            // registered only up to here, so wake them to re-register further up and see it.
-            if prev & SHIELD != 0 && self.is_effectively_cancelled() {
+            // Waiters below this node registered only up to here. Wake them all so they
+            // re-register further up: they see an outer cancellation that is pending now, and
+            // one that arrives later finds them registered on the outer nodes.
+            if prev & SHIELD != 0 {
                 self.wake_all();
             }
         }
@@ -277,17 +339,28 @@ impl Drop for WaitRegistration {
 
 fn chain_to_shield(node: &Arc<Node>) -> Vec<Arc<Node>> {
     let mut chain = vec![node.clone()];
-    let mut cur: &Arc<Node> = node;
-    while !cur.shield() {
-        match cur.parent.get().and_then(Option::as_ref) {
-            Some(p) => {
-                chain.push(p.clone());
-                cur = p;
-            }
+    loop {
+        let last = chain.last().expect("never empty");
+        if last.shield() {
+            break;
+        }
+        match last.parent_arc() {
+            Some(p) => chain.push(p),
             None => break,
         }
     }
     chain
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let p = *self.parent.get_mut();
+        if !p.is_null() {
+            // SAFETY: `p` came from `Arc::into_raw` in `enter` and this is the single place
+            // that releases that strong reference.
+            drop(unsafe { Arc::from_raw(p) });
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]

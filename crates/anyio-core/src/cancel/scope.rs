@@ -4,8 +4,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
@@ -340,8 +341,7 @@ pin_project! {
         node: Arc<Node>,
         #[pin]
         body: Option<F>,
-        // The armed timer and the deadline it was armed for.
-        timer: Option<(Instant, Pin<Box<dyn Timer>>)>,
+        timer: Option<ArmedTimer>,
         // The deadline the timer should fire at, once resolved.
         deadline: Option<Instant>,
         seen_generation: u64,
@@ -360,7 +360,6 @@ pin_project! {
                 let _g = enter(this.node);
                 this.body.set(None);
                 drop(_g);
-                this.node.close();
                 lock(&this.node.timing).owner = None;
             }
         }
@@ -422,7 +421,7 @@ impl<F: Future> Future for InScope<F> {
                 if this.node.timing_generation.load(Ordering::Acquire) != *this.seen_generation {
                     resolve_deadline(this.node, this.deadline, this.seen_generation);
                 }
-                if poll_timer(this.node, this.timer, *this.deadline, cx) {
+                if poll_timer(this.node, this.timer, *this.deadline) {
                     // The deadline cancelled the scope: make sure the body is polled again to
                     // see it, even if it registered nothing that the cancellation wakes.
                     cx.waker().wake_by_ref();
@@ -439,7 +438,6 @@ impl<F: Future> Future for InScope<F> {
                     let _g = enter(this.node);
                     this.body.set(None);
                 }
-                this.node.close();
                 Poll::Ready(v)
             }
         }
@@ -463,27 +461,65 @@ fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u64)
     }
 }
 
-/// Arms (or re-arms) the timer for `deadline` and polls it; returns `true` if it fired and
-/// cancelled the node.
-fn poll_timer(
-    node: &Node,
-    timer: &mut Option<(Instant, Pin<Box<dyn Timer>>)>,
-    deadline: Option<Instant>,
-    cx: &mut Context<'_>,
-) -> bool {
+/// A scope's deadline timer. It is polled with its own waker, which records that the timer
+/// woke and then wakes the scope's owner task; so the scope polls the timer only when it was
+/// armed, moved, or woke — not on every poll of the body.
+struct ArmedTimer {
+    at: Instant,
+    timer: Pin<Box<dyn Timer>>,
+    signal: Arc<TimerSignal>,
+    waker: Waker,
+}
+
+struct TimerSignal {
+    woke: AtomicBool,
+    node: Arc<Node>,
+}
+
+impl Wake for TimerSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woke.store(true, std::sync::atomic::Ordering::Release);
+        let owner = lock(&self.node.timing).owner.clone();
+        if let Some(w) = owner {
+            w.wake();
+        }
+    }
+}
+
+/// Arms (or re-arms) the timer for `deadline` and polls it if it needs polling; returns `true`
+/// if it fired and cancelled the node.
+fn poll_timer(node: &Arc<Node>, timer: &mut Option<ArmedTimer>, deadline: Option<Instant>) -> bool {
     let Some(at) = deadline.filter(|_| !node.cancel_called()) else {
         *timer = None;
         return false;
     };
-    let (armed_for, t) = match timer {
-        Some(armed) => armed,
-        None => timer.insert((at, rt::current().timer(at))),
+    let armed = match timer {
+        Some(armed) => {
+            if armed.at != at {
+                armed.at = at;
+                armed.timer.as_mut().reset(at);
+            } else if !armed.signal.woke.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                // Armed for this deadline and silent since its last poll: nothing to do.
+                return false;
+            }
+            armed
+        }
+        None => {
+            let signal = Arc::new(TimerSignal { woke: AtomicBool::new(false), node: node.clone() });
+            timer.insert(ArmedTimer {
+                at,
+                timer: rt::current().timer(at),
+                waker: Waker::from(signal.clone()),
+                signal,
+            })
+        }
     };
-    if *armed_for != at {
-        *armed_for = at;
-        t.as_mut().reset(at);
-    }
-    if t.as_mut().poll_expired(cx).is_ready() {
+    let mut tcx = Context::from_waker(&armed.waker);
+    if armed.timer.as_mut().poll_expired(&mut tcx).is_ready() {
         *timer = None;
         node.cancel(CancelSource::Deadline, None);
         return true;

@@ -4,19 +4,20 @@ use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use crate::cancel::current::enter;
-use crate::cancel::node::{Node, WaitRegistration};
+use crate::cancel::node::{Node, SlotOutcome, WaitRegistration};
 use crate::cancel::{cancel_shielded_checkpoint, catches, CancelScope, InScope};
 use crate::error::{AsCancelled, CancelSource, Cancelled};
 use crate::rt::{self, RuntimeHandle};
 use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 
-use super::handle::{HandleShared, Outcome, TaskHandle};
+use super::handle::TaskHandle;
 use super::start::{StartShared, StartSink, TaskStatus};
 use super::StartError;
 
@@ -81,21 +82,30 @@ where
     let mut guard = DropGuard { shared: shared.clone(), done: false };
     let node = shared.node.clone();
 
-    let body_out = InScope::new(node.clone(), CatchUnwind { inner: async move { body(tg).await } }).await;
-    let body_ok = match body_out {
-        Err(panic) => {
-            shared.record(Failure::Panic(panic));
-            None
+    // The body and the wait for the children both run inside the group's scope, so that its
+    // deadline and cancellation keep reaching the children while the group waits (trio).
+    let inner = {
+        let shared = shared.clone();
+        let node = node.clone();
+        async move {
+            let body_out = CatchUnwind { inner: body(tg) }.await;
+            let body_ok = match body_out {
+                Err(panic) => {
+                    shared.record(Failure::Panic(panic));
+                    None
+                }
+                Ok(Err(e)) if !(e.as_cancelled().is_some() && node.is_effectively_cancelled()) => {
+                    shared.record(Failure::Error(e));
+                    None
+                }
+                Ok(other) => Some(other),
+            };
+            // Waiting for the children is not a cancellation point (trio's Abort.FAILED).
+            poll_fn(|cx| shared.poll_children_done(cx)).await;
+            body_ok
         }
-        Ok(Err(e)) if !(e.as_cancelled().is_some() && node.is_effectively_cancelled()) => {
-            shared.record(Failure::Error(e));
-            None
-        }
-        Ok(other) => Some(other),
     };
-
-    // Waiting for the children is not a cancellation point (trio's Abort.FAILED).
-    poll_fn(|cx| shared.poll_children_done(cx)).await;
+    let body_ok = InScope::new(node.clone(), inner).await;
     guard.done = true;
     // A group's exit always yields once, even with no children (AnyIO's rule).
     cancel_shielded_checkpoint().await;
@@ -247,23 +257,24 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
+        // Find the runtime first: if there is none this panics before the task is counted in,
+        // so the group does not wait for a task that never started.
+        let rt = self.shared.rt.get_or_init(rt::current).clone();
         if !self.shared.add_child() {
             return Err(GroupClosed(fut));
         }
-        let rt = self.shared.rt.get_or_init(rt::current).clone();
         let node = Arc::new(Node::new(false));
         node.enter(Some(self.shared.node.clone()));
-        let handle = Arc::new(HandleShared::new());
         let child = Child {
             node: node.clone(),
             rt: rt.clone(),
             group: self.shared.clone(),
-            handle: handle.clone(),
+            _value: PhantomData,
             start,
             fut: Some(fut),
         };
         rt.spawn(Box::pin(child));
-        Ok((TaskHandle::new(handle, node.clone()), node))
+        Ok((TaskHandle::new(node.clone()), node))
     }
 
     /// Spawns the task built by `f` and waits until it signals readiness with
@@ -494,13 +505,13 @@ struct Child<T, E, F> {
     node: Arc<Node>,
     rt: RuntimeHandle,
     group: Arc<GroupShared<E>>,
-    handle: Arc<HandleShared<T>>,
+    _value: PhantomData<fn() -> T>,
     start: Option<Arc<dyn StartSink<E>>>,
     // Boxed together with this wrapper by `Runtime::spawn`: one allocation for both.
     fut: Option<F>,
 }
 
-impl<T, E: AsCancelled, F: Future<Output = Result<T, E>>> Future for Child<T, E, F> {
+impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future for Child<T, E, F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -518,22 +529,26 @@ impl<T, E: AsCancelled, F: Future<Output = Result<T, E>>> Future for Child<T, E,
             let _g = enter(node);
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         });
-        let outcome = match polled {
+        let mut outcome = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(r)) => Ok(r),
             Err(p) => Err(p),
         };
-        // Drop the future inside its scope before reporting, so its destructors run first.
-        {
+        // Drop the future inside its scope before reporting, so its destructors run first; a
+        // destructor that panics counts as the task panicking.
+        let dropped = catch_unwind(AssertUnwindSafe(|| {
             let _g = enter(&this.node);
             this.fut = None;
+        }));
+        if let Err(p) = dropped {
+            outcome = Err(p);
         }
         this.finish(outcome);
         Poll::Ready(())
     }
 }
 
-impl<T, E: AsCancelled, F> Child<T, E, F> {
+impl<T: Send + 'static, E: AsCancelled, F> Child<T, E, F> {
     fn finish(&mut self, outcome: Result<Result<T, E>, Panic>) {
         let before_start = self.start.as_ref().is_some_and(|s| !s.is_started());
         let handle_outcome = match outcome {
@@ -541,14 +556,14 @@ impl<T, E: AsCancelled, F> Child<T, E, F> {
                 if before_start {
                     self.start.as_ref().expect("checked").not_started();
                 }
-                Outcome::Done(v)
+                (SlotOutcome::Done, Some(Box::new(v) as Box<dyn Any + Send>))
             }
             Ok(Err(e)) if e.as_cancelled().is_some() && self.node.is_effectively_cancelled() => {
                 if before_start {
                     let c = e.as_cancelled().cloned().expect("checked");
                     self.start.as_ref().expect("checked").cancelled(c);
                 }
-                Outcome::Cancelled
+                (SlotOutcome::Cancelled, None)
             }
             Ok(Err(e)) => {
                 if before_start {
@@ -556,7 +571,7 @@ impl<T, E: AsCancelled, F> Child<T, E, F> {
                 } else {
                     self.group.record(Failure::Error(e));
                 }
-                Outcome::Failed
+                (SlotOutcome::Failed, None)
             }
             Err(p) => {
                 if before_start {
@@ -564,11 +579,10 @@ impl<T, E: AsCancelled, F> Child<T, E, F> {
                 } else {
                     self.group.record(Failure::Panic(p));
                 }
-                Outcome::Panicked
+                (SlotOutcome::Panicked, None)
             }
         };
-        self.node.close();
-        self.handle.complete(handle_outcome);
+        self.node.complete_task(handle_outcome.0, handle_outcome.1);
         self.start = None;
         self.group.child_done();
     }
@@ -590,7 +604,7 @@ impl<T, E, F> Drop for Child<T, E, F> {
                     s.cancelled(self.node.cancelled_error());
                 }
             }
-            self.handle.complete(Outcome::Cancelled);
+            self.node.complete_task(SlotOutcome::Cancelled, None);
             self.group.child_done();
         }
     }
@@ -620,7 +634,8 @@ impl<V, E> StartWaiter<V, E> {
         // The caller's cancellation reaches only the starting task; keep waiting for it.
         if let Some(caller) = crate::cancel::current::current_arc() {
             if let Err(c) = self.reg.register(&caller, cx.waker()) {
-                self.node.cancel(CancelSource::Explicit, Some(c.to_string()));
+                // Pass the caller's cancellation on with its own source and reason.
+                self.node.cancel(c.source_kind(), c.reason().map(str::to_owned));
             }
         }
         Poll::Pending

@@ -3,44 +3,15 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use crate::cancel::current::current_arc;
-use crate::cancel::node::{Node, WaitRegistration};
+use crate::cancel::node::{Node, SlotOutcome, WaitRegistration};
 use crate::error::{AsCancelled, CancelSource, Cancelled};
-use crate::sync::{lock, Mutex};
-
-pub(crate) enum Outcome<T> {
-    Running,
-    Done(T),
-    Failed,
-    Panicked,
-    Cancelled,
-    Taken,
-}
-
-pub(crate) struct HandleShared<T> {
-    state: Mutex<(Outcome<T>, Option<Waker>)>,
-}
-
-impl<T> HandleShared<T> {
-    pub(crate) fn new() -> Self {
-        Self { state: Mutex::new((Outcome::Running, None)) }
-    }
-
-    pub(crate) fn complete(&self, outcome: Outcome<T>) {
-        let waker = {
-            let mut st = lock(&self.state);
-            st.0 = outcome;
-            st.1.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-}
+use crate::sync::lock;
 
 /// What a task is doing, as reported by [`TaskHandle::state`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,9 +49,9 @@ pub enum TaskState {
 /// # });
 /// ```
 pub struct TaskHandle<T> {
-    shared: Arc<HandleShared<T>>,
     node: Arc<Node>,
     reg: WaitRegistration,
+    _value: PhantomData<fn() -> T>,
 }
 
 impl<T> fmt::Debug for TaskHandle<T> {
@@ -90,8 +61,8 @@ impl<T> fmt::Debug for TaskHandle<T> {
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(shared: Arc<HandleShared<T>>, node: Arc<Node>) -> Self {
-        Self { shared, node, reg: WaitRegistration::new() }
+    pub(crate) fn new(node: Arc<Node>) -> Self {
+        Self { node, reg: WaitRegistration::new(), _value: PhantomData }
     }
 
     /// Cancels this task only (its own cancel scope); the group is not affected and the
@@ -127,12 +98,12 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn state(&self) -> TaskState {
-        match lock(&self.shared.state).0 {
-            Outcome::Running => TaskState::Running,
-            Outcome::Done(_) | Outcome::Taken => TaskState::Finished,
-            Outcome::Failed => TaskState::Failed,
-            Outcome::Panicked => TaskState::Panicked,
-            Outcome::Cancelled => TaskState::Cancelled,
+        match lock(&self.node.task).outcome {
+            SlotOutcome::Running => TaskState::Running,
+            SlotOutcome::Done | SlotOutcome::Taken => TaskState::Finished,
+            SlotOutcome::Failed => TaskState::Failed,
+            SlotOutcome::Panicked => TaskState::Panicked,
+            SlotOutcome::Cancelled => TaskState::Cancelled,
         }
     }
 
@@ -161,41 +132,35 @@ impl<T> TaskHandle<T> {
 /// Cancel safe: a checkpoint of the awaiting task's scope. If that scope is cancelled the wait
 /// ends with [`JoinError::Cancelled`], the task keeps running, and the handle can be awaited
 /// again (await `&mut handle` to keep it).
-impl<T> Future for TaskHandle<T> {
+impl<T: 'static> Future for TaskHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        {
-            let mut st = lock(&this.shared.state);
-            let out = match std::mem::replace(&mut st.0, Outcome::Taken) {
-                Outcome::Running => {
-                    st.0 = Outcome::Running;
-                    if !st.1.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        st.1 = Some(cx.waker().clone());
+        let out = {
+            let mut slot = lock(&this.node.task);
+            match slot.outcome {
+                SlotOutcome::Running => {
+                    if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        slot.waker = Some(cx.waker().clone());
                     }
                     None
                 }
-                Outcome::Done(v) => Some(Ok(v)),
-                Outcome::Taken => Some(Err(JoinError::AlreadyJoined)),
-                Outcome::Failed => {
-                    st.0 = Outcome::Failed;
-                    Some(Err(JoinError::Failed))
+                SlotOutcome::Done => {
+                    slot.outcome = SlotOutcome::Taken;
+                    let value = slot.value.take().expect("a finished task stores its value");
+                    let value = value.downcast::<T>().expect("a task handle reads its own task's value type");
+                    Some(Ok(*value))
                 }
-                Outcome::Panicked => {
-                    st.0 = Outcome::Panicked;
-                    Some(Err(JoinError::Panicked))
-                }
-                Outcome::Cancelled => {
-                    st.0 = Outcome::Cancelled;
-                    Some(Err(JoinError::TaskCancelled))
-                }
-            };
-            if let Some(out) = out {
-                drop(st);
-                this.reg.clear();
-                return Poll::Ready(out);
+                SlotOutcome::Taken => Some(Err(JoinError::AlreadyJoined)),
+                SlotOutcome::Failed => Some(Err(JoinError::Failed)),
+                SlotOutcome::Panicked => Some(Err(JoinError::Panicked)),
+                SlotOutcome::Cancelled => Some(Err(JoinError::TaskCancelled)),
             }
+        };
+        if let Some(out) = out {
+            this.reg.clear();
+            return Poll::Ready(out);
         }
         if let Some(node) = current_arc() {
             if let Err(c) = this.reg.register(&node, cx.waker()) {
