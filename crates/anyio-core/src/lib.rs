@@ -28,7 +28,9 @@ pub use error::{AnyError, AsCancelled, CancelSource, Cancelled, TimeoutError};
 pub use task::{
     task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle, TaskState, TaskStatus,
 };
-pub use time::{current_time, sleep, sleep_forever, sleep_until, Sleep, SleepForever};
+pub use time::{
+    current_time, seconds, sleep, sleep_forever, sleep_until, InvalidDuration, Sleep, SleepForever,
+};
 
 #[doc(hidden)]
 pub use doc_rt::__doc_block_on;

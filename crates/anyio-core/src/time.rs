@@ -204,3 +204,48 @@ impl Future for SleepForever {
         }
     }
 }
+
+/// Converts a number of seconds, as AnyIO takes timeouts, into a [`Duration`] for this crate's
+/// timeout functions. Infinity means "no deadline" and becomes [`Duration::MAX`], which every
+/// timeout function treats as no deadline at all.
+///
+/// # Errors
+///
+/// [`InvalidDuration`] for a negative number or NaN: there is no such timeout, and silently
+/// treating it as zero or forever would hide a bug.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use anyio_core::seconds;
+///
+/// assert_eq!(seconds(1.5).unwrap(), Duration::from_millis(1500));
+/// assert_eq!(seconds(f64::INFINITY).unwrap(), Duration::MAX);
+/// assert!(seconds(-1.0).is_err());
+/// assert!(seconds(f64::NAN).is_err());
+/// ```
+pub fn seconds(secs: f64) -> Result<Duration, InvalidDuration> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(InvalidDuration { secs });
+    }
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+}
+
+/// The error of [`seconds`]: the number was negative or NaN.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InvalidDuration {
+    secs: f64,
+}
+
+impl fmt::Display for InvalidDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid timeout {} s: a timeout must be zero or more seconds (use f64::INFINITY for no deadline)",
+            self.secs
+        )
+    }
+}
+
+impl std::error::Error for InvalidDuration {}

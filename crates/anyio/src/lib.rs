@@ -55,10 +55,10 @@ use std::num::NonZeroUsize;
 pub use anyio_core::rt;
 pub use anyio_core::{
     cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, current_effective_deadline,
-    current_time, fail_after, fail_at, move_on_after, move_on_at, sleep, sleep_forever, sleep_until,
+    current_time, fail_after, fail_at, move_on_after, move_on_at, seconds, sleep, sleep_forever, sleep_until,
     task_group, AnyError, AsCancelled, CancelScope, CancelSource, Cancellable, CancellableExt, Cancelled,
-    Checkpoint, FailAfter, GroupClosed, GroupError, JoinError, Scoped, Sleep, SleepForever, StartError,
-    TaskGroup, TaskHandle, TaskState, TaskStatus, TimeoutError, YieldNow,
+    Checkpoint, FailAfter, GroupClosed, GroupError, InvalidDuration, JoinError, Scoped, Sleep, SleepForever,
+    StartError, TaskGroup, TaskHandle, TaskState, TaskStatus, TimeoutError, YieldNow,
 };
 
 #[cfg(feature = "macros")]
