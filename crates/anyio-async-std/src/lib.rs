@@ -71,10 +71,11 @@ fn detect_global() -> Option<RuntimeHandle> {
 }
 
 #[linkme::distributed_slice(DETECTORS)]
-static ASYNC_STD_TASK: Detector = Detector { name: "async-std", exact: true, detect: detect_task };
+static ASYNC_STD_TASK: Detector = Detector { name: "async-std", exact: true, detect: detect_task, rank: 1 };
 
 #[linkme::distributed_slice(DETECTORS)]
-static ASYNC_STD_GLOBAL: Detector = Detector { name: "async-std", exact: false, detect: detect_global };
+static ASYNC_STD_GLOBAL: Detector =
+    Detector { name: "async-std", exact: false, detect: detect_global, rank: 1 };
 
 /// Runs `fut` to completion with async-std's `block_on`, with anyio's root scope and this
 /// runtime current.

@@ -81,6 +81,9 @@ pub struct Detector {
     pub exact: bool,
     /// Returns the runtime the calling code runs on, if this backend can tell.
     pub detect: fn() -> Option<RuntimeHandle>,
+    /// Among global executors, lower ranks are preferred when `ANYIO_BACKEND` names none of
+    /// them (smol 0, async-std 1: smol is async-std's successor).
+    pub rank: u8,
 }
 
 /// The detectors of every backend compiled in.
@@ -126,7 +129,7 @@ fn fallback_order() -> &'static [&'static Detector] {
     ORDER.get_or_init(|| {
         let preferred = std::env::var("ANYIO_BACKEND").ok();
         let mut fallbacks: Vec<&'static Detector> = DETECTORS.iter().filter(|d| !d.exact).collect();
-        fallbacks.sort_by_key(|d| (Some(d.name) != preferred.as_deref(), d.name));
+        fallbacks.sort_by_key(|d| (Some(d.name) != preferred.as_deref(), d.rank));
         fallbacks
     })
 }
@@ -162,6 +165,16 @@ pub fn current() -> RuntimeHandle {
 pub fn enter(rt: RuntimeHandle) -> EnterRuntime {
     let prev = CURRENT.with(|c| c.replace(Some(rt)));
     EnterRuntime { prev, _not_send: std::marker::PhantomData }
+}
+
+/// Whether the calling code runs inside a runtime that an exact [`Detector`] recognises (a
+/// tokio runtime, an async-std task), whoever started it.
+///
+/// ```
+/// assert!(!anyio_core::rt::inside_foreign_runtime());
+/// ```
+pub fn inside_foreign_runtime() -> bool {
+    DETECTORS.iter().any(|d| d.exact && (d.detect)().is_some())
 }
 
 /// Whether anyio entered a runtime on this thread (used to refuse nested `run` calls).

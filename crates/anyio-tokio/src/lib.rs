@@ -79,7 +79,7 @@ fn detect() -> Option<RuntimeHandle> {
 }
 
 #[linkme::distributed_slice(DETECTORS)]
-static TOKIO_DETECTOR: Detector = Detector { name: "tokio", exact: true, detect };
+static TOKIO_DETECTOR: Detector = Detector { name: "tokio", exact: true, detect, rank: 0 };
 
 /// Which tokio scheduler [`run`] builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

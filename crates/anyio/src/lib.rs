@@ -226,8 +226,8 @@ pub enum RunError {
     UnknownBackend(String),
     /// The backend exists but its cargo feature is not enabled.
     NotCompiled(Backend),
-    /// anyio is already running a future on this thread; nested runs would block a runtime
-    /// thread. Await the future (or spawn it into a task group) instead.
+    /// This thread already runs async code (an anyio run, a tokio runtime, an async-std task);
+    /// a nested run would block it. Await the future (or spawn it into a task group) instead.
     AlreadyRunning,
     /// The runtime could not be built.
     Io(std::io::Error),
@@ -250,7 +250,7 @@ impl fmt::Display for RunError {
                 }
             ),
             RunError::AlreadyRunning => f.write_str(
-                "anyio::run called from inside a running anyio runtime on this thread: await the future instead",
+                "anyio::run called from inside a running async runtime on this thread: await the future instead",
             ),
             RunError::Io(e) => write!(f, "could not build the runtime: {e}"),
         }
@@ -308,7 +308,9 @@ pub fn run_on<F: Future>(backend: Backend, fut: F) -> Result<F::Output, RunError
     if !backend.is_compiled() {
         return Err(RunError::NotCompiled(backend));
     }
-    if anyio_core::rt::is_entered() {
+    // Refuse to block a thread that already runs async code, anyio's or a foreign runtime's
+    // (tokio would panic, the others would silently stall the outer runtime).
+    if anyio_core::rt::is_entered() || anyio_core::rt::inside_foreign_runtime() {
         return Err(RunError::AlreadyRunning);
     }
     dispatch(backend, fut)
