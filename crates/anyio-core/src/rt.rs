@@ -134,6 +134,30 @@ fn fallback_order() -> &'static [&'static Detector] {
     })
 }
 
+/// Runs `f` with the current runtime, without cloning its handle when anyio entered it on this
+/// thread (the common case); falls back to [`current`] otherwise.
+///
+/// # Panics
+///
+/// Panics with [`NO_RUNTIME`] when no runtime can be found.
+///
+/// # Examples
+///
+/// ```
+/// anyio_core::__doc_block_on(async {
+///     let now = anyio_core::rt::with_current(|rt| rt.now());
+///     assert!(now <= std::time::Instant::now());
+/// });
+/// ```
+pub fn with_current<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
+    let mut f = Some(f);
+    let done = CURRENT.with(|c| c.borrow().as_ref().map(|rt| (f.take().expect("unused"))(&**rt)));
+    match done {
+        Some(r) => r,
+        None => (f.take().expect("unused"))(&*current()),
+    }
+}
+
 /// The runtime the calling code runs on.
 ///
 /// # Panics

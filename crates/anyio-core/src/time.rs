@@ -28,7 +28,7 @@ use crate::rt::{self, Timer};
 /// # });
 /// ```
 pub fn current_time() -> Instant {
-    rt::current().now()
+    rt::with_current(|rt| rt.now())
 }
 
 /// Sleeps for `duration`. A checkpoint: fails with [`Cancelled`] at once if the enclosing scope
@@ -138,7 +138,7 @@ impl Future for Sleep {
                     Target::Forever => None,
                     Target::At(at) => Some(at),
                     Target::After(d) => {
-                        let now = rt::current().now();
+                        let now = rt::with_current(|rt| rt.now());
                         // A zero sleep is due now. A duration too large for the clock is forever.
                         if d.is_zero() {
                             Some(now)
@@ -152,7 +152,7 @@ impl Future for Sleep {
             }
         };
         if let Some(at) = deadline {
-            if this.timer.is_none() && (this.yielded || at <= rt::current().now()) {
+            if this.timer.is_none() && (this.yielded || at <= rt::with_current(|rt| rt.now())) {
                 // Already due: exactly a checkpoint (yield once, then check cancellation).
                 if !this.yielded {
                     this.yielded = true;
@@ -169,7 +169,7 @@ impl Future for Sleep {
         if let Some(at) = deadline {
             let timer = match this.timer.as_mut() {
                 Some(t) => t,
-                None => this.timer.insert(rt::current().timer(at)),
+                None => this.timer.insert(rt::with_current(|rt| rt.timer(at))),
             };
             if timer.as_mut().poll_expired(cx).is_ready() {
                 this.reg.clear();

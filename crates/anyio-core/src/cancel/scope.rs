@@ -447,15 +447,16 @@ impl<F: Future> Future for InScope<F> {
 /// Reads the node's deadline after a change, resolving a relative timeout against the
 /// runtime's clock, and cancels the node at once if the deadline has passed.
 fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u64) {
+    let now = rt::with_current(|rt| rt.now());
     let mut t = lock(&node.timing);
     if let Some(rel) = t.relative.take() {
-        t.deadline = rt::current().now().checked_add(rel);
+        t.deadline = now.checked_add(rel);
     }
     *seen = t.generation;
     *deadline = t.deadline;
     drop(t);
     if let Some(at) = *deadline {
-        if !node.cancel_called() && at <= rt::current().now() {
+        if at <= now && !node.cancel_called() {
             node.cancel(CancelSource::Deadline, None);
         }
     }
@@ -512,7 +513,7 @@ fn poll_timer(node: &Arc<Node>, timer: &mut Option<ArmedTimer>, deadline: Option
             let signal = Arc::new(TimerSignal { woke: AtomicBool::new(false), node: node.clone() });
             timer.insert(ArmedTimer {
                 at,
-                timer: rt::current().timer(at),
+                timer: rt::with_current(|rt| rt.timer(at)),
                 waker: Waker::from(signal.clone()),
                 signal,
             })
