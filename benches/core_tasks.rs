@@ -17,7 +17,11 @@ use anyio::{checkpoint, move_on_after, task_group, CancelScope, Cancelled};
 /// One benchmark environment: runs a future to completion with anyio's runtime current.
 trait Env {
     fn name(&self) -> &'static str;
-    fn block_on<F: Future>(&self, fut: F) -> F::Output;
+    /// Runs `fut` as a spawned task (never as the `block_on` future itself, whose polling
+    /// differs from a task's) and waits for it.
+    fn block_on<F: Future + Send + 'static>(&self, fut: F) -> F::Output
+    where
+        F::Output: Send;
     fn raw(&self) -> Raw;
 }
 
@@ -36,9 +40,12 @@ impl Env for TokioEnv {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+    fn block_on<F: Future + Send + 'static>(&self, fut: F) -> F::Output
+    where
+        F::Output: Send,
+    {
         let _g = anyio::rt::enter(Arc::new(TokioRuntime::new(self.rt.handle().clone())));
-        self.rt.block_on(fut)
+        self.rt.block_on(async { tokio::spawn(fut).await.unwrap() })
     }
     fn raw(&self) -> Raw {
         Raw::Tokio
@@ -53,9 +60,13 @@ impl Env for SmolEnv {
     fn name(&self) -> &'static str {
         "smol"
     }
-    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+    fn block_on<F: Future + Send + 'static>(&self, fut: F) -> F::Output
+    where
+        F::Output: Send,
+    {
         let _g = anyio::rt::enter(Arc::new(SmolRuntime::new(self.ex.clone())));
-        async_io::block_on(self.ex.run(fut))
+        let task = self.ex.spawn(fut);
+        async_io::block_on(self.ex.run(task))
     }
     fn raw(&self) -> Raw {
         Raw::Smol(self.ex.clone())
@@ -77,7 +88,7 @@ struct Case {
 /// Object-safe view of an [`Env`] for boxed cases.
 trait DynEnv {
     fn name(&self) -> &'static str;
-    fn run(&self, fut: std::pin::Pin<Box<dyn Future<Output = Duration>>>) -> Duration;
+    fn run(&self, fut: std::pin::Pin<Box<dyn Future<Output = Duration> + Send>>) -> Duration;
     fn raw(&self) -> Raw;
 }
 
@@ -85,7 +96,7 @@ impl<T: Env> DynEnv for T {
     fn name(&self) -> &'static str {
         Env::name(self)
     }
-    fn run(&self, fut: std::pin::Pin<Box<dyn Future<Output = Duration>>>) -> Duration {
+    fn run(&self, fut: std::pin::Pin<Box<dyn Future<Output = Duration> + Send>>) -> Duration {
         self.block_on(fut)
     }
     fn raw(&self) -> Raw {
@@ -293,7 +304,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = args.iter().any(|a| a == "quick");
     // Any other argument selects the cases whose name contains it.
-    let filters: Vec<&String> = args.iter().filter(|a| *a != "quick").collect();
+    // `env=<name>` selects environments whose name contains <name>.
+    let env_filter: Option<&str> = args.iter().find_map(|a| a.strip_prefix("env="));
+    // `side=ours` or `side=raw` runs one side only (for profiling; no ratio is printed).
+    let side: Option<&str> = args.iter().find_map(|a| a.strip_prefix("side="));
+    let filters: Vec<&String> =
+        args.iter().filter(|a| *a != "quick" && !a.starts_with("env=") && !a.starts_with("side=")).collect();
     let rounds = if quick { 3 } else { 7 };
     let scale = if quick { 10 } else { 1 };
     let envs: Vec<Box<dyn DynEnv>> = vec![
@@ -320,7 +336,18 @@ fn main() {
     for case in
         cases.iter().filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f.as_str())))
     {
-        for env in &envs {
+        for env in envs.iter().filter(|e| env_filter.is_none_or(|f| e.name().contains(f))) {
+            if let Some(side) = side {
+                let f = if side == "raw" { &case.raw } else { &case.ours };
+                let t: Duration = (0..rounds).map(|_| f(env.as_ref())).sum();
+                println!(
+                    "{:<24} {:<80} {side} {:>12.1} ns/op",
+                    env.name(),
+                    case.name,
+                    t.as_nanos() as f64 / (rounds as u64 * case.ops) as f64
+                );
+                continue;
+            }
             // Warm up both, then interleave rounds so drift hits both sides alike.
             (case.ours)(env.as_ref());
             (case.raw)(env.as_ref());

@@ -259,7 +259,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     {
         // Find the runtime first: if there is none this panics before the task is counted in,
         // so the group does not wait for a task that never started.
-        let rt = self.shared.rt.get_or_init(rt::current).clone();
+        let rt = self.shared.rt.get_or_init(rt::current);
         if !self.shared.add_child() {
             return Err(GroupClosed(fut));
         }
@@ -267,7 +267,6 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         node.enter(Some(self.shared.node.clone()));
         let child = Child {
             node: node.clone(),
-            rt: rt.clone(),
             group: self.shared.clone(),
             _value: PhantomData,
             start,
@@ -503,7 +502,6 @@ impl<F: Future> Future for CatchUnwind<F> {
 /// with the group's runtime current, catches its panic, and reports its outcome.
 struct Child<T, E, F> {
     node: Arc<Node>,
-    rt: RuntimeHandle,
     group: Arc<GroupShared<E>>,
     _value: PhantomData<fn() -> T>,
     start: Option<Arc<dyn StartSink<E>>>,
@@ -525,7 +523,9 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         // SAFETY: see above; `fut` lives inside the pinned `Child`.
         let fut = unsafe { Pin::new_unchecked(fut) };
         let node = &this.node;
-        let polled = rt::with_runtime(&this.rt, || {
+        // The group's runtime is set before any task is spawned (see `spawn_inner`).
+        let rt = this.group.rt.get().expect("a group's runtime is set before its first task");
+        let polled = rt::with_runtime(rt, || {
             let _g = enter(node);
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         });
