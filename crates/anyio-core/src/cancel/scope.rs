@@ -421,7 +421,11 @@ impl<F: Future> Future for InScope<F> {
                 if this.node.timing_generation.load(Ordering::Acquire) != *this.seen_generation {
                     resolve_deadline(this.node, this.deadline, this.seen_generation);
                 }
-                if poll_timer(this.node, this.timer, *this.deadline) {
+                // Fast path: armed for this deadline and silent since the last poll.
+                let quiet = this.timer.as_ref().is_some_and(|a| {
+                    Some(a.at) == *this.deadline && !a.signal.woke.load(std::sync::atomic::Ordering::Acquire)
+                });
+                if !quiet && poll_timer(this.node, this.timer, *this.deadline) {
                     // The deadline cancelled the scope: make sure the body is polled again to
                     // see it, even if it registered nothing that the cancellation wakes.
                     cx.waker().wake_by_ref();
@@ -493,6 +497,7 @@ impl Wake for TimerSignal {
 
 /// Arms (or re-arms) the timer for `deadline` and polls it if it needs polling; returns `true`
 /// if it fired and cancelled the node.
+#[cold]
 fn poll_timer(node: &Arc<Node>, timer: &mut Option<ArmedTimer>, deadline: Option<Instant>) -> bool {
     let Some(at) = deadline.filter(|_| !node.cancel_called()) else {
         *timer = None;
@@ -503,7 +508,9 @@ fn poll_timer(node: &Arc<Node>, timer: &mut Option<ArmedTimer>, deadline: Option
             if armed.at != at {
                 armed.at = at;
                 armed.timer.as_mut().reset(at);
-            } else if !armed.signal.woke.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            } else if !(armed.signal.woke.load(std::sync::atomic::Ordering::Acquire)
+                && armed.signal.woke.swap(false, std::sync::atomic::Ordering::AcqRel))
+            {
                 // Armed for this deadline and silent since its last poll: nothing to do.
                 return false;
             }
