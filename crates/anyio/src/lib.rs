@@ -405,3 +405,8 @@ macro_rules! __if_async_std { ($($t:tt)*) => { $($t)* }; }
 macro_rules! __if_async_std {
     ($($t:tt)*) => {};
 }
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
