@@ -43,14 +43,15 @@ impl Wake for ThreadWaker {
 #[doc(hidden)]
 pub fn __doc_block_on<F: Future>(fut: F) -> F::Output {
     let _rt = rt::enter(Arc::new(DocRuntime));
-    let _root = crate::cancel::current::enter_root();
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
+    crate::cancel::current::run_in_root(|| {
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = pin!(fut);
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
         }
-        std::thread::park();
-    }
+    })
 }

@@ -38,5 +38,5 @@ pub use doc_rt::__doc_block_on;
 /// Internals for the backend crates and the facade; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::cancel::current::enter_root_for_runner as enter_root;
+    pub use crate::cancel::current::run_in_root;
 }

@@ -134,8 +134,7 @@ fn fallback_order() -> &'static [&'static Detector] {
     })
 }
 
-/// Runs `f` with the current runtime, without cloning its handle when anyio entered it on this
-/// thread (the common case); falls back to [`current`] otherwise.
+/// Runs `f` with the current runtime (see [`current`]).
 ///
 /// # Panics
 ///
@@ -150,12 +149,9 @@ fn fallback_order() -> &'static [&'static Detector] {
 /// });
 /// ```
 pub fn with_current<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
-    let mut f = Some(f);
-    let done = CURRENT.with(|c| c.borrow().as_ref().map(|rt| (f.take().expect("unused"))(&**rt)));
-    match done {
-        Some(r) => r,
-        None => (f.take().expect("unused"))(&*current()),
-    }
+    // The handle is cloned out so that `f` may itself enter another runtime.
+    let rt = CURRENT.with(|c| c.borrow().clone()).unwrap_or_else(current);
+    f(&*rt)
 }
 
 /// The runtime the calling code runs on.

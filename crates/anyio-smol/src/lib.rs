@@ -122,8 +122,7 @@ pub fn run<F: Future>(extra_threads: usize, fut: F) -> F::Output {
         .collect();
     let out = {
         let _rt = rt::enter(handle);
-        let _root = anyio_core::__private::enter_root();
-        async_io::block_on(ex.run(fut))
+        anyio_core::__private::run_in_root(|| async_io::block_on(ex.run(fut)))
     };
     stop_tx.stop();
     for w in workers {

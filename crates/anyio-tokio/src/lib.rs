@@ -125,8 +125,7 @@ pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
     let _ = shared.0.set(TokioRuntime::new(runtime.handle().clone()));
     let out = {
         let _rt = rt::enter(handle);
-        let _root = anyio_core::__private::enter_root();
-        runtime.block_on(fut)
+        anyio_core::__private::run_in_root(|| runtime.block_on(fut))
     };
     // Tasks still running (detached children of a dropped group) are dropped here; their
     // wrappers report them cancelled.

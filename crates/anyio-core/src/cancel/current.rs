@@ -80,9 +80,10 @@ pub(crate) fn check_current() -> Result<(), crate::Cancelled> {
     })
 }
 
-/// Runs with the implicit root scope current: runners call this around `block_on` so the main
-/// future never inherits a scope from whatever polled the runner (see docs/design.md).
-#[must_use = "the root is only current while the guard lives"]
-pub fn enter_root_for_runner() -> impl Drop {
-    enter_root()
+/// Runs `f` with the implicit root scope current: runners call this around `block_on` so the
+/// main future never inherits a scope from whatever polled the runner (see docs/design.md).
+/// A closure, not a guard, so that no caller can make the restore happen out of order.
+pub fn run_in_root<R>(f: impl FnOnce() -> R) -> R {
+    let _g = enter_root();
+    f()
 }

@@ -30,6 +30,9 @@ pub(crate) struct Node {
     /// when the node is entered and released when it is dropped. (A `OnceLock` here cost more
     /// than the rest of entering a scope; see benches/core_tasks.rs.)
     parent: AtomicPtr<Node>,
+    /// The parent before a `reparent`, kept alive until this node drops so that a `&Node`
+    /// obtained from the old pointer stays valid.
+    retired_parent: OnceLock<Arc<Node>>,
     reason: OnceLock<Arc<CancelReason>>,
     waiters: Mutex<Slab<Waker>>,
     pub(crate) timing: Mutex<Timing>,
@@ -74,17 +77,21 @@ pub(crate) struct TaskSlot {
     /// The task's value when `Done` (a `Box` of a zero-sized value does not allocate).
     pub(crate) value: Option<Box<dyn std::any::Any + Send>>,
     pub(crate) waker: Option<Waker>,
+    /// The handle was dropped: a value arriving later is dropped instead of stored.
+    pub(crate) detached: bool,
 }
 
 impl Node {
     /// Records how the task of this node ended and wakes whoever awaits its handle.
     pub(crate) fn complete_task(&self, outcome: SlotOutcome, value: Option<Box<dyn std::any::Any + Send>>) {
-        let waker = {
+        let (waker, unread) = {
             let mut slot = lock(&self.task);
             slot.outcome = outcome;
-            slot.value = value;
-            slot.waker.take()
+            let unread = if slot.detached { value } else { std::mem::replace(&mut slot.value, value) };
+            (slot.waker.take(), unread)
         };
+        // Dropped outside the lock: a value's destructor may do anything.
+        drop(unread);
         if let Some(w) = waker {
             w.wake();
         }
@@ -115,6 +122,7 @@ impl Node {
         Self {
             state: AtomicU8::new(if shield { SHIELD } else { 0 }),
             parent: AtomicPtr::new(ptr::null_mut()),
+            retired_parent: OnceLock::new(),
             reason: OnceLock::new(),
             waiters: Mutex::new(Slab::new()),
             timing: Mutex::new(Timing::default()),
@@ -138,10 +146,25 @@ impl Node {
 
     pub(crate) fn parent(&self) -> Option<&Node> {
         let p = self.parent.load(Ordering::Acquire);
-        // SAFETY: a non-null `parent` came from `Arc::into_raw` in `enter`, is stored once, and
-        // the strong reference it stands for is released only in `Drop`, so the parent lives
+        // SAFETY: a non-null `parent` came from `Arc::into_raw` (in `enter` or `reparent`), and
+        // the strong reference it stands for is released only when `self` drops: `reparent`
+        // moves the old one into `retired_parent` instead of releasing it. So the parent lives
         // at least as long as `&self`.
         unsafe { p.as_ref() }
+    }
+
+    /// Moves an entered node under `new_parent` (trio moves a task started with
+    /// `nursery.start` from the caller's scope into the nursery once it signals). Can be done
+    /// once. Waiters below are woken so they re-register along the new chain.
+    pub(crate) fn reparent(&self, new_parent: Arc<Node>) {
+        let old = self.parent.swap(Arc::into_raw(new_parent).cast_mut(), Ordering::AcqRel);
+        if !old.is_null() {
+            // SAFETY: `old` came from `Arc::into_raw` and was owned by `self.parent`; its
+            // ownership moves to `retired_parent`, which keeps it alive until `self` drops.
+            let old = unsafe { Arc::from_raw(old) };
+            assert!(self.retired_parent.set(old).is_ok(), "a scope node is reparented at most once");
+        }
+        self.wake_all();
     }
 
     fn parent_arc(&self) -> Option<Arc<Node>> {
@@ -352,13 +375,26 @@ fn chain_to_shield(node: &Arc<Node>) -> Vec<Arc<Node>> {
     chain
 }
 
+impl Node {
+    /// Takes this node's strong reference to its parent out of the raw pointer.
+    fn take_parent(&mut self) -> Option<Arc<Node>> {
+        let p = std::mem::replace(self.parent.get_mut(), ptr::null_mut());
+        // SAFETY: a non-null `p` came from `Arc::into_raw` and is owned by `self.parent`; it
+        // was just replaced by null, so this is the single place that releases it.
+        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
-        let p = *self.parent.get_mut();
-        if !p.is_null() {
-            // SAFETY: `p` came from `Arc::into_raw` in `enter` and this is the single place
-            // that releases that strong reference.
-            drop(unsafe { Arc::from_raw(p) });
+        // Release the chain of ancestors iteratively: dropping the last reference to a long
+        // chain from its leaf must not recurse once per level.
+        let mut next = self.take_parent();
+        while let Some(parent) = next {
+            next = match Arc::into_inner(parent) {
+                Some(mut last) => last.take_parent(),
+                None => None,
+            };
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -357,10 +358,16 @@ pin_project! {
                 // Dropped from outside before the body finished: leave the scope cancelled for
                 // good, and drop the body inside it so its destructors see the right scope.
                 this.node.cancel(CancelSource::ScopeDropped, None);
-                let _g = enter(this.node);
-                this.body.set(None);
-                drop(_g);
+                let dropped = catch_unwind(AssertUnwindSafe(|| {
+                    let _g = enter(this.node);
+                    this.body.set(None);
+                }));
+                // Forget the owner's waker even if a destructor panicked: the node must not
+                // keep the task alive (node -> waker -> task -> node).
                 lock(&this.node.timing).owner = None;
+                if let Err(p) = dropped {
+                    resume_unwind(p);
+                }
             }
         }
     }
@@ -417,9 +424,12 @@ impl<F: Future> Future for InScope<F> {
                     lock(&this.node.timing).owner = Some(w.clone());
                     *this.owner = Some(w);
                 }
-                // Re-check: the deadline may have moved while the body ran.
-                if this.node.timing_generation.load(Ordering::Acquire) != *this.seen_generation {
-                    resolve_deadline(this.node, this.deadline, this.seen_generation);
+                // Re-check: the deadline may have moved while the body ran. If that cancelled
+                // the scope, poll the body again to see it.
+                if this.node.timing_generation.load(Ordering::Acquire) != *this.seen_generation
+                    && resolve_deadline(this.node, this.deadline, this.seen_generation)
+                {
+                    cx.waker().wake_by_ref();
                 }
                 // Fast path: armed for this deadline and silent since the last poll.
                 let quiet = this.timer.as_ref().is_some_and(|a| {
@@ -450,7 +460,7 @@ impl<F: Future> Future for InScope<F> {
 
 /// Reads the node's deadline after a change, resolving a relative timeout against the
 /// runtime's clock, and cancels the node at once if the deadline has passed.
-fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u64) {
+fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u64) -> bool {
     let now = rt::with_current(|rt| rt.now());
     let mut t = lock(&node.timing);
     if let Some(rel) = t.relative.take() {
@@ -459,10 +469,12 @@ fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u64)
     *seen = t.generation;
     *deadline = t.deadline;
     drop(t);
-    if let Some(at) = *deadline {
-        if at <= now && !node.cancel_called() {
+    match *deadline {
+        Some(at) if at <= now && !node.cancel_called() => {
             node.cancel(CancelSource::Deadline, None);
+            true
         }
+        _ => false,
     }
 }
 

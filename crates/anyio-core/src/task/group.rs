@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use crate::cancel::current::enter;
-use crate::cancel::node::{Node, SlotOutcome, WaitRegistration};
+use crate::cancel::current::{current_arc, enter};
+use crate::cancel::node::{Node, SlotOutcome};
 use crate::cancel::{cancel_shielded_checkpoint, catches, CancelScope, InScope};
 use crate::error::{AsCancelled, CancelSource, Cancelled};
 use crate::rt::{self, RuntimeHandle};
@@ -88,7 +88,9 @@ where
         let shared = shared.clone();
         let node = node.clone();
         async move {
-            let body_out = CatchUnwind { inner: body(tg) }.await;
+            // `body(tg)` is called inside the first poll, so a panic in the closure itself is
+            // caught too and the group still cancels and joins its tasks.
+            let body_out = CatchUnwind { inner: async move { body(tg).await } }.await;
             let body_ok = match body_out {
                 Err(panic) => {
                     shared.record(Failure::Panic(panic));
@@ -264,7 +266,18 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             return Err(GroupClosed(fut));
         }
         let node = Arc::new(Node::new(false));
-        node.enter(Some(self.shared.node.clone()));
+        match &start {
+            // A task started with `start()` runs under the caller's scope until it signals,
+            // then moves into the group (trio's re-parenting): the caller's cancellation
+            // reaches it only while it starts, the group's only once it has started.
+            Some(sink) => {
+                node.enter(current_arc());
+                sink.bind(node.clone(), self.shared.node.clone());
+            }
+            None => {
+                node.enter(Some(self.shared.node.clone()));
+            }
+        }
         let child = Child {
             node: node.clone(),
             group: self.shared.clone(),
@@ -331,7 +344,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             Ok((_, node)) => node,
             Err(_) => return Err(StartError::GroupClosed),
         };
-        let mut waiter = StartWaiter { start, node, reg: WaitRegistration::new(), done: false };
+        let mut waiter = StartWaiter { start, node, done: false };
         poll_fn(|cx| waiter.poll(cx)).await
     }
 
@@ -468,11 +481,14 @@ impl<E> Drop for DropGuard<E> {
     fn drop(&mut self) {
         if !self.done {
             self.shared.node.cancel(CancelSource::ScopeDropped, None);
-            let mut st = lock(&self.shared.state);
-            st.orphaned = true;
-            st.errors.clear();
-            st.panics.clear();
-            st.waker = None;
+            let (errors, panics, waker) = {
+                let mut st = lock(&self.shared.state);
+                st.orphaned = true;
+                (std::mem::take(&mut st.errors), std::mem::take(&mut st.panics), st.waker.take())
+            };
+            // User values are dropped after the lock is released: their destructors may do
+            // anything, spawning into this group included.
+            drop((errors, panics, waker));
         }
     }
 }
@@ -566,18 +582,22 @@ impl<T: Send + 'static, E: AsCancelled, F> Child<T, E, F> {
                 (SlotOutcome::Cancelled, None)
             }
             Ok(Err(e)) => {
-                if before_start {
-                    self.start.as_ref().expect("checked").failed(Failure::Error(e));
-                } else {
-                    self.group.record(Failure::Error(e));
+                let undelivered = match &self.start {
+                    Some(s) if before_start => s.failed(Failure::Error(e)),
+                    _ => Some(Failure::Error(e)),
+                };
+                if let Some(f) = undelivered {
+                    self.group.record(f);
                 }
                 (SlotOutcome::Failed, None)
             }
             Err(p) => {
-                if before_start {
-                    self.start.as_ref().expect("checked").failed(Failure::Panic(p));
-                } else {
-                    self.group.record(Failure::Panic(p));
+                let undelivered = match &self.start {
+                    Some(s) if before_start => s.failed(Failure::Panic(p)),
+                    _ => Some(Failure::Panic(p)),
+                };
+                if let Some(f) = undelivered {
+                    self.group.record(f);
                 }
                 (SlotOutcome::Panicked, None)
             }
@@ -593,58 +613,62 @@ impl<T, E, F> Drop for Child<T, E, F> {
         if self.fut.is_some() {
             // The runtime dropped the task before it finished (it is shutting down): the task
             // counts as cancelled, and the group must not wait for it forever. The future is
-            // dropped in place (it is pinned), inside its scope.
+            // dropped in place (it is pinned), inside its scope; a destructor that panics is
+            // reported to the group as the task's panic, after the bookkeeping is done.
             self.node.cancel(CancelSource::ScopeDropped, None);
-            {
+            let dropped = catch_unwind(AssertUnwindSafe(|| {
                 let _g = enter(&self.node);
                 self.fut = None;
-            }
+            }));
             if let Some(s) = self.start.take() {
                 if !s.is_started() {
                     s.cancelled(self.node.cancelled_error());
                 }
             }
-            self.node.complete_task(SlotOutcome::Cancelled, None);
+            match dropped {
+                Ok(()) => self.node.complete_task(SlotOutcome::Cancelled, None),
+                Err(p) => {
+                    self.group.record(Failure::Panic(p));
+                    self.node.complete_task(SlotOutcome::Panicked, None);
+                }
+            }
             self.group.child_done();
         }
     }
 }
 
-/// The waiting side of [`TaskGroup::start`].
+/// The waiting side of [`TaskGroup::start`]. Not a cancellation point of its own: the
+/// starting task runs under the caller's scope, so the caller's cancellation reaches the task,
+/// and its outcome (a value it managed to signal, or the cancellation) comes back here.
 struct StartWaiter<V, E> {
     start: Arc<StartShared<V, E>>,
     node: Arc<Node>,
-    reg: WaitRegistration,
     done: bool,
 }
 
 impl<V, E> StartWaiter<V, E> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<V, StartError<E>>> {
-        if let Some(r) = self.start.poll_result(cx) {
-            self.done = true;
-            self.reg.clear();
-            return Poll::Ready(match r {
-                Ok(v) => Ok(v),
-                Err(StartFailure::Failed(Failure::Error(e))) => Err(StartError::Failed(e)),
-                Err(StartFailure::Failed(Failure::Panic(p))) => resume_unwind(p),
-                Err(StartFailure::NotStarted) => Err(StartError::NotStarted),
-                Err(StartFailure::Cancelled(c)) => Err(StartError::Cancelled(c)),
-            });
-        }
-        // The caller's cancellation reaches only the starting task; keep waiting for it.
-        if let Some(caller) = crate::cancel::current::current_arc() {
-            if let Err(c) = self.reg.register(&caller, cx.waker()) {
-                // Pass the caller's cancellation on with its own source and reason.
-                self.node.cancel(c.source_kind(), c.reason().map(str::to_owned));
+        match self.start.poll_result(cx) {
+            None => Poll::Pending,
+            Some(r) => {
+                self.done = true;
+                Poll::Ready(match r {
+                    Ok(v) => Ok(v),
+                    Err(StartFailure::Failed(Failure::Error(e))) => Err(StartError::Failed(e)),
+                    Err(StartFailure::Failed(Failure::Panic(p))) => resume_unwind(p),
+                    Err(StartFailure::NotStarted) => Err(StartError::NotStarted),
+                    Err(StartFailure::Cancelled(c)) => Err(StartError::Cancelled(c)),
+                })
             }
         }
-        Poll::Pending
     }
 }
 
 impl<V, E> Drop for StartWaiter<V, E> {
     fn drop(&mut self) {
-        if !self.done {
+        // Nobody waits for the task any more: cancel it if (and only if) it has not started;
+        // a started task belongs to the group now.
+        if !self.done && self.start.abandon() {
             self.node.cancel(CancelSource::ScopeDropped, None);
         }
     }

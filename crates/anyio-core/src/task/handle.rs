@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::cancel::current::current_arc;
+use crate::cancel::current::{check_current, current_arc};
 use crate::cancel::node::{Node, SlotOutcome, WaitRegistration};
 use crate::error::{AsCancelled, CancelSource, Cancelled};
 use crate::sync::lock;
@@ -137,25 +137,30 @@ impl<T: 'static> Future for TaskHandle<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        // Only a value beats the awaiting scope's cancellation (it must not be lost); any
+        // other outcome is reported after the cancellation, as AnyIO's `await handle` does,
+        // so that code unwinding from a cancel never sees a sibling's outcome as a failure.
+        let cancelled = check_current().err();
         let out = {
             let mut slot = lock(&this.node.task);
-            match slot.outcome {
-                SlotOutcome::Running => {
-                    if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        slot.waker = Some(cx.waker().clone());
-                    }
-                    None
-                }
-                SlotOutcome::Done => {
+            match (slot.outcome, cancelled) {
+                (SlotOutcome::Done, _) => {
                     slot.outcome = SlotOutcome::Taken;
                     let value = slot.value.take().expect("a finished task stores its value");
                     let value = value.downcast::<T>().expect("a task handle reads its own task's value type");
                     Some(Ok(*value))
                 }
-                SlotOutcome::Taken => Some(Err(JoinError::AlreadyJoined)),
-                SlotOutcome::Failed => Some(Err(JoinError::Failed)),
-                SlotOutcome::Panicked => Some(Err(JoinError::Panicked)),
-                SlotOutcome::Cancelled => Some(Err(JoinError::TaskCancelled)),
+                (_, Some(c)) => Some(Err(JoinError::Cancelled(c))),
+                (SlotOutcome::Running, None) => {
+                    if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        slot.waker = Some(cx.waker().clone());
+                    }
+                    None
+                }
+                (SlotOutcome::Taken, None) => Some(Err(JoinError::AlreadyJoined)),
+                (SlotOutcome::Failed, None) => Some(Err(JoinError::Failed)),
+                (SlotOutcome::Panicked, None) => Some(Err(JoinError::Panicked)),
+                (SlotOutcome::Cancelled, None) => Some(Err(JoinError::TaskCancelled)),
             }
         };
         if let Some(out) = out {
@@ -169,6 +174,21 @@ impl<T: 'static> Future for TaskHandle<T> {
             }
         }
         Poll::Pending
+    }
+}
+
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        // Nobody can read the task's value any more: drop it now, and make the task drop it
+        // at once if it finishes later. A value kept in the task's node could otherwise hold
+        // that node (or its descendants) alive in a reference cycle.
+        let value = {
+            let mut slot = lock(&self.node.task);
+            slot.detached = true;
+            slot.waker = None;
+            slot.value.take()
+        };
+        drop(value);
     }
 }
 

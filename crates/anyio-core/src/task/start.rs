@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Waker};
 
 use super::group::{Failure, StartFailure};
+use crate::cancel::node::Node;
 use crate::error::{AsCancelled, Cancelled};
 use crate::sync::{lock, Mutex};
 
@@ -71,8 +72,13 @@ trait ValueSink<V>: Send + Sync {
 
 /// What the task wrapper tells the waiting `start()`.
 pub(crate) trait StartSink<E>: Send + Sync {
+    /// Tells the handshake which node to move under which group node once started. Called
+    /// before the task is spawned, so before it can signal.
+    fn bind(&self, task: Arc<Node>, group: Arc<Node>);
     fn is_started(&self) -> bool;
-    fn failed(&self, failure: Failure<E>);
+    /// Delivers a failure before `started`; hands it back if nobody waits any more (the
+    /// caller then reports it to the group instead, so it is not lost).
+    fn failed(&self, failure: Failure<E>) -> Option<Failure<E>>;
     fn not_started(&self);
     fn cancelled(&self, c: Cancelled);
 }
@@ -82,22 +88,27 @@ enum StartState<V, E> {
     Started(V),
     Failed(StartFailure<E>),
     Taken,
+    /// The waiting `start()` was dropped before the task signalled.
+    Abandoned,
 }
 
 pub(crate) struct StartShared<V, E> {
     state: Mutex<(StartState<V, E>, bool, Option<Waker>)>,
+    /// The task's node and the group's node, to re-parent on `started`.
+    nodes: Mutex<Option<(Arc<Node>, Arc<Node>)>>,
 }
 
 impl<V, E> StartShared<V, E> {
     pub(crate) fn new() -> Self {
-        Self { state: Mutex::new((StartState::Waiting, false, None)) }
+        Self { state: Mutex::new((StartState::Waiting, false, None)), nodes: Mutex::new(None) }
     }
 
-    fn set(&self, s: StartState<V, E>, started: bool) {
+    /// Moves from `Waiting` to `s`; returns whether it did (only the first outcome counts).
+    fn set(&self, s: StartState<V, E>, started: bool) -> bool {
         let w = {
             let mut st = lock(&self.state);
             if !matches!(st.0, StartState::Waiting) {
-                return;
+                return false;
             }
             st.0 = s;
             st.1 |= started;
@@ -106,6 +117,20 @@ impl<V, E> StartShared<V, E> {
         if let Some(w) = w {
             w.wake();
         }
+        true
+    }
+
+    /// The waiting side went away; returns `true` if the task had not signalled yet (so it
+    /// should be cancelled), `false` if it already started (it belongs to the group).
+    pub(crate) fn abandon(&self) -> bool {
+        let mut st = lock(&self.state);
+        if st.1 {
+            return false;
+        }
+        if matches!(st.0, StartState::Waiting) {
+            st.0 = StartState::Abandoned;
+        }
+        true
     }
 
     pub(crate) fn poll_result(&self, cx: &mut Context<'_>) -> Option<Result<V, StartFailure<E>>> {
@@ -118,29 +143,65 @@ impl<V, E> StartShared<V, E> {
             }
             StartState::Started(v) => Some(Ok(v)),
             StartState::Failed(f) => Some(Err(f)),
-            StartState::Taken => None,
+            StartState::Taken | StartState::Abandoned => None,
         }
     }
 }
 
 impl<V: Send, E: Send> ValueSink<V> for StartShared<V, E> {
     fn started(&self, value: V) {
-        self.set(StartState::Started(value), true);
+        let moved = {
+            let mut st = lock(&self.state);
+            match st.0 {
+                StartState::Waiting => {
+                    st.0 = StartState::Started(value);
+                    st.1 = true;
+                    Some(st.2.take())
+                }
+                _ => None,
+            }
+        };
+        if let Some(waker) = moved {
+            // From now on the task belongs to the group, not to the caller's scope.
+            if let Some((task, group)) = lock(&self.nodes).take() {
+                task.reparent(group);
+            }
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
     }
 }
 
 impl<V: Send, E: Send> StartSink<E> for StartShared<V, E> {
+    fn bind(&self, task: Arc<Node>, group: Arc<Node>) {
+        *lock(&self.nodes) = Some((task, group));
+    }
     fn is_started(&self) -> bool {
         lock(&self.state).1
     }
-    fn failed(&self, failure: Failure<E>) {
-        self.set(StartState::Failed(StartFailure::Failed(failure)), false);
+    fn failed(&self, failure: Failure<E>) -> Option<Failure<E>> {
+        *lock(&self.nodes) = None;
+        let waker = {
+            let mut st = lock(&self.state);
+            if !matches!(st.0, StartState::Waiting) {
+                return Some(failure);
+            }
+            st.0 = StartState::Failed(StartFailure::Failed(failure));
+            st.2.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        None
     }
     fn not_started(&self) {
         self.set(StartState::Failed(StartFailure::NotStarted), false);
+        *lock(&self.nodes) = None;
     }
     fn cancelled(&self, c: Cancelled) {
         self.set(StartState::Failed(StartFailure::Cancelled(c)), false);
+        *lock(&self.nodes) = None;
     }
 }
 
