@@ -1093,3 +1093,69 @@ async fn task_handle_can_be_awaited_after_the_group_finished() {
     assert_eq!(h.state(), TaskState::Finished, "the group waited for the task");
     assert_eq!(guarded(async { Ok((&mut h).await) }).await.as_deref(), Ok("kept"));
 }
+
+#[anyio::test]
+async fn awaiting_a_cancelled_siblings_handle_after_tg_cancel_is_a_cancellation_not_a_failure() {
+    let r = task_group(|tg: TaskGroup<AnyError>| async move {
+        let h = tg.spawn(async {
+            sleep_forever().await?;
+            Ok::<(), AnyError>(())
+        });
+        tg.cancel();
+        CancelScope::shielded()
+            .run(async {
+                while !h.is_finished() {
+                    sleep(Duration::from_millis(1)).await?;
+                }
+                Ok::<_, AnyError>(())
+            })
+            .await?;
+        h.await?; // the body's own scope is cancelled: this is its cancellation
+        Ok::<_, AnyError>(())
+    })
+    .await;
+    assert!(matches!(r, Ok(None)), "tg.cancel() must end the group normally, got {r:?}");
+}
+
+#[anyio::test]
+async fn dropping_a_handle_drops_the_value_its_task_returns_even_a_scope_of_its_own() {
+    let counter = DropCounter::new();
+    let token = counter.token();
+    task_group(|tg: TaskGroup<AnyError>| async move {
+        let h = tg.spawn(async move {
+            // The returned scope's node is a child of this task's node: kept in the task's
+            // result, it would form a reference cycle with it.
+            let s = CancelScope::new();
+            s.clone().run(async { Ok::<_, AnyError>(()) }).await?;
+            sleep(Duration::from_millis(2)).await?;
+            Ok::<_, AnyError>((s, token))
+        });
+        drop(h);
+        Ok::<_, AnyError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(counter.dropped(), 1, "the task's value was dropped, not leaked");
+}
+
+#[anyio::test]
+async fn a_panic_in_the_body_closure_itself_still_cancels_and_joins_the_tasks() {
+    let joined = Arc::new(AtomicBool::new(false));
+    let j = joined.clone();
+    let caught = AssertUnwindSafe(task_group(move |tg: TaskGroup<AnyError>| {
+        tg.spawn(async move {
+            let r = sleep_forever().await;
+            j.store(true, SeqCst);
+            r?;
+            Ok(())
+        });
+        if true {
+            panic!("panic in the body closure");
+        }
+        async { Ok::<_, AnyError>(()) }
+    }))
+    .catch_unwind()
+    .await;
+    assert!(caught.is_err(), "the panic reaches the caller");
+    assert!(joined.load(SeqCst), "the task was cancelled and joined before the panic surfaced");
+}

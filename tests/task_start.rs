@@ -440,3 +440,42 @@ async fn start_can_be_called_from_a_task_of_the_group() {
     .await;
     assert!(matches!(r, Ok(Some(9))), "got {r:?}");
 }
+
+#[anyio::test]
+async fn a_task_that_signals_inside_a_shield_after_its_caller_was_cancelled_keeps_running_in_the_group() {
+    let after_start = Arc::new(AtomicBool::new(false));
+    let flag = after_start.clone();
+    let r = guarded(async move {
+        Ok(task_group(|tg: TaskGroup<AnyError>| async move {
+            let caller = CancelScope::new();
+            let c = caller.clone();
+            let started = caller
+                .run(async move {
+                    let tg2 = tg.clone();
+                    tg2.start(|status: TaskStatus<u32>| async move {
+                        c.cancel(); // the caller's scope is cancelled while the task starts
+                        CancelScope::shielded()
+                            .run(async {
+                                sleep(Duration::from_millis(2)).await?;
+                                Ok::<_, AnyError>(())
+                            })
+                            .await?;
+                        status.started(7); // signalled despite the caller's cancellation
+                                           // Now the task belongs to the group: the caller's cancellation must
+                                           // no longer reach it.
+                        sleep(Duration::from_millis(2)).await?;
+                        flag.store(true, SeqCst);
+                        Ok(())
+                    })
+                    .await
+                    .map_err(AnyError::other)
+                })
+                .await?;
+            Ok(started)
+        })
+        .await)
+    })
+    .await;
+    assert_eq!(r.unwrap(), Some(Some(7)), "start() returns the signalled value");
+    assert!(after_start.load(SeqCst), "the started task ran on after its caller's scope was cancelled");
+}
