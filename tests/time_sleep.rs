@@ -1,7 +1,6 @@
 //! Sleeping, the runtime clock and timeout arguments: sleeps are checkpoints, the clock is
 //! monotonic, and bad timeout values give a typed error instead of a hang or a silent default.
 
-use std::future::Future;
 use std::time::Duration;
 
 use anyio::{
@@ -84,6 +83,7 @@ fn negative_and_nan_seconds_are_rejected_with_a_clear_message() {
 #[cfg(not(any(feature = "smol", feature = "async-std")))]
 #[test]
 fn calling_sleep_outside_any_runtime_panics_with_the_fix() {
+    use std::future::Future;
     let err = std::panic::catch_unwind(|| {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);

@@ -289,7 +289,7 @@ impl Node {
         let _ = lock(&self.waiters).try_remove(key);
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn waiter_count(&self) -> usize {
         lock(&self.waiters).len()
     }
