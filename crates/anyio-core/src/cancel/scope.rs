@@ -304,12 +304,11 @@ where
     type Output = Result<Option<T>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let node = this.inner.node.clone();
-        match this.inner.poll(cx) {
+        let mut this = self.project();
+        match this.inner.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(v)) => Poll::Ready(Ok(Some(v))),
-            Poll::Ready(Err(e)) => Poll::Ready(if catches(&node, &e) { Ok(None) } else { Err(e) }),
+            Poll::Ready(Err(e)) => Poll::Ready(if catches(&this.inner.node, &e) { Ok(None) } else { Err(e) }),
         }
     }
 }
@@ -342,7 +341,8 @@ pin_project! {
         node: Arc<Node>,
         #[pin]
         body: Option<F>,
-        timer: Option<ArmedTimer>,
+        // Boxed: most scopes never arm a timer, and an empty `Option<Box<_>>` is free to drop.
+        timer: Option<Box<ArmedTimer>>,
         // The deadline the timer should fire at, once resolved.
         deadline: Option<Instant>,
         seen_generation: u64,
@@ -510,7 +510,7 @@ impl Wake for TimerSignal {
 /// Arms (or re-arms) the timer for `deadline` and polls it if it needs polling; returns `true`
 /// if it fired and cancelled the node.
 #[cold]
-fn poll_timer(node: &Arc<Node>, timer: &mut Option<ArmedTimer>, deadline: Option<Instant>) -> bool {
+fn poll_timer(node: &Arc<Node>, timer: &mut Option<Box<ArmedTimer>>, deadline: Option<Instant>) -> bool {
     let Some(at) = deadline.filter(|_| !node.cancel_called()) else {
         *timer = None;
         return false;
@@ -530,12 +530,12 @@ fn poll_timer(node: &Arc<Node>, timer: &mut Option<ArmedTimer>, deadline: Option
         }
         None => {
             let signal = Arc::new(TimerSignal { woke: AtomicBool::new(false), node: node.clone() });
-            timer.insert(ArmedTimer {
+            timer.insert(Box::new(ArmedTimer {
                 at,
                 timer: rt::with_current(|rt| rt.timer(at)),
                 waker: Waker::from(signal.clone()),
                 signal,
-            })
+            }))
         }
     };
     let mut tcx = Context::from_waker(&armed.waker);
