@@ -1,40 +1,17 @@
 //! Level-triggered cancellation and checkpoints: once a scope is cancelled every checkpoint inside it fails until the scope exits, checkpoint flavours behave as AnyIO's lowlevel ones, a loop that swallows `Cancelled` does not starve other tasks, and shielded cleanup runs to the end.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyio::{
-    cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, fail_after, move_on_after,
-    sleep, sleep_forever, sleep_until, task_group, AnyError, CancelScope, CancelSource, Cancelled,
+    cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, move_on_after, sleep,
+    sleep_forever, sleep_until, task_group, AnyError, CancelScope, CancelSource, Cancelled,
 };
 use futures::FutureExt;
 
-/// Hang guard: generous, only fires if the behaviour under test is broken.
-const GUARD: Duration = Duration::from_secs(10);
-/// A deadline that is expected to fire; nothing asserts how precisely.
-const SHORT: Duration = Duration::from_millis(20);
-/// A deadline that must never fire during a test.
-const NEVER: Duration = Duration::from_secs(3600);
-
-/// Runs `fut` under a 10 s hang guard (an enclosing `fail_after` scope).
-///
-/// The guard's timer wakes the task when it fires, and a scope polls its body before its own
-/// timer, so a test whose wake-up was lost could still complete normally at that moment: a
-/// test that only finishes after half the guard's time is failed as a lost wake-up.
-async fn guarded<T>(fut: impl Future<Output = T>) -> T {
-    let start = std::time::Instant::now();
-    let out = fail_after(GUARD, async { Ok::<_, AnyError>(fut.await) })
-        .await
-        .expect("hang guard: the test did not finish within 10 s");
-    let took = start.elapsed();
-    assert!(
-        took < GUARD / 2,
-        "finished only after {took:?}, when the hang guard woke it: a wake-up was lost"
-    );
-    out
-}
+mod support;
+use support::{guarded, GUARD, NEVER, SHORT};
 
 /// Awaits every kind of checkpoint once and returns how many of them failed (out of 6).
 async fn failing_checkpoints() -> usize {

@@ -17,30 +17,8 @@ use anyio_suite::{DropCounter, DropToken};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 
-/// Hang guard: generous, only fires if the behaviour under test is broken.
-const GUARD: Duration = Duration::from_secs(10);
-/// A deadline that is expected to fire; nothing asserts how precisely.
-const SHORT: Duration = Duration::from_millis(20);
-/// A deadline that must never fire during a test.
-const NEVER: Duration = Duration::from_secs(3600);
-
-/// Runs `fut` under a 10 s hang guard (an enclosing `fail_after` scope).
-///
-/// The guard's timer wakes the task when it fires, and a scope polls its body before its own
-/// timer, so a test whose wake-up was lost could still complete normally at that moment: a
-/// test that only finishes after half the guard's time is failed as a lost wake-up.
-async fn guarded<T>(fut: impl Future<Output = T>) -> T {
-    let start = std::time::Instant::now();
-    let out = fail_after(GUARD, async { Ok::<_, AnyError>(fut.await) })
-        .await
-        .expect("hang guard: the test did not finish within 10 s");
-    let took = start.elapsed();
-    assert!(
-        took < GUARD / 2,
-        "finished only after {took:?}, when the hang guard woke it: a wake-up was lost"
-    );
-    out
-}
+mod support;
+use support::{guarded, NEVER, SHORT};
 
 /// A hand-driven foreign future: pending until `complete` is called.
 #[derive(Clone, Default)]

@@ -2,7 +2,6 @@
 //! propagation, cancellation rules, closed groups, task handles and dropping the group future
 //! (AnyIO's test_taskgroups.py; rules 1, 2, 3, 5 and 7; sharp edges 13 and 14).
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -16,26 +15,8 @@ use anyio::{
 use anyio_suite::DropCounter;
 use futures::FutureExt;
 
-/// Runs `body` under a generous hang guard: a test that deadlocks fails after 10 s instead of
-/// hanging the suite. The guard never decides the outcome of a passing test.
-async fn guarded<T>(body: impl Future<Output = Result<T, AnyError>>) -> T {
-    let guard = CancelScope::with_timeout(Duration::from_secs(10));
-    let r = guard.run(body).await;
-    assert!(!guard.cancel_called(), "the test hung: its 10 s hang guard fired");
-    match r {
-        Ok(Some(v)) => v,
-        Ok(None) => unreachable!("only the guard's own deadline could be caught"),
-        Err(e) => panic!("the test body failed: {e}"),
-    }
-}
-
-/// Waits (cancellably) until `flag` is set, polling at a short interval.
-async fn wait_for(flag: &AtomicBool) -> Result<(), Cancelled> {
-    while !flag.load(SeqCst) {
-        sleep(Duration::from_millis(1)).await?;
-    }
-    Ok(())
-}
+mod support;
+use support::{guarded_ok as guarded, wait_for};
 
 /// A panic payload of our own, to prove the parent re-raises the child's very payload.
 #[derive(Debug, PartialEq, Eq)]

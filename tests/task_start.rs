@@ -3,7 +3,6 @@
 //! the group; cancelling the caller cancels only the starting task (AnyIO's
 //! test_taskgroups.py `test_start_*`; rule 4).
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -15,25 +14,8 @@ use anyio::{
 };
 use futures::FutureExt;
 
-/// Runs `body` under a generous hang guard (10 s); it never decides a passing test's outcome.
-async fn guarded<T>(body: impl Future<Output = Result<T, AnyError>>) -> T {
-    let guard = CancelScope::with_timeout(Duration::from_secs(10));
-    let r = guard.run(body).await;
-    assert!(!guard.cancel_called(), "the test hung: its 10 s hang guard fired");
-    match r {
-        Ok(Some(v)) => v,
-        Ok(None) => unreachable!("only the guard's own deadline could be caught"),
-        Err(e) => panic!("the test body failed: {e}"),
-    }
-}
-
-/// Waits (cancellably) until `flag` is set.
-async fn wait_for(flag: &AtomicBool) -> Result<(), Cancelled> {
-    while !flag.load(SeqCst) {
-        sleep(Duration::from_millis(1)).await?;
-    }
-    Ok(())
-}
+mod support;
+use support::{guarded_ok as guarded, wait_for};
 
 /// A sibling task that must not be disturbed: it waits to be released, then records that it
 /// finished normally (its waits were never cancelled).

@@ -307,9 +307,11 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     ///
     /// # Cancel safety
     ///
-    /// If the caller's scope is cancelled, the starting task is cancelled and `start` waits for
-    /// it: a value it signalled before finishing is still returned. Dropping the returned
-    /// future cancels the starting task.
+    /// Until it signals, the task runs under the caller's scope (as in trio): if the caller's
+    /// scope is cancelled, the starting task is cancelled and `start` waits for it, and a value
+    /// it still signals (from a shielded section, say) is returned. Once it has signalled, the
+    /// task belongs to the group and the caller's scope no longer reaches it. Dropping the
+    /// returned future cancels the starting task only if it has not signalled yet.
     ///
     /// # Examples
     ///

@@ -1,0 +1,50 @@
+//! Helpers shared by the integration tests: hang guards and waiting on flags.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyio::{fail_after, sleep, AnyError, Cancelled};
+
+/// Hang guard: generous, only fires if the behaviour under test is broken.
+pub(crate) const GUARD: Duration = Duration::from_secs(10);
+/// A deadline that is expected to fire; nothing asserts how precisely.
+pub(crate) const SHORT: Duration = Duration::from_millis(20);
+/// A deadline that must never fire during a test.
+pub(crate) const NEVER: Duration = Duration::from_secs(3600);
+
+/// Runs `fut` under a 10 s hang guard (an enclosing `fail_after` scope).
+///
+/// The guard's timer wakes the task when it fires, and a scope polls its body before its own
+/// timer, so a test whose wake-up was lost could still complete normally at that moment: a
+/// test that only finishes after half the guard's time is failed as a lost wake-up. Normal
+/// runs take milliseconds, so this is a hang check, not a timing assertion.
+pub(crate) async fn guarded<T>(fut: impl Future<Output = T>) -> T {
+    let start = std::time::Instant::now();
+    let out = fail_after(GUARD, async { Ok::<_, AnyError>(fut.await) })
+        .await
+        .expect("hang guard: the test did not finish within 10 s");
+    let took = start.elapsed();
+    assert!(
+        took < GUARD / 2,
+        "finished only after {took:?}, when the hang guard woke it: a wake-up was lost"
+    );
+    out
+}
+
+/// [`guarded`] for a body that returns a `Result`: a failed body fails the test.
+pub(crate) async fn guarded_ok<T>(body: impl Future<Output = Result<T, AnyError>>) -> T {
+    match guarded(body).await {
+        Ok(v) => v,
+        Err(e) => panic!("the test body failed: {e}"),
+    }
+}
+
+/// Waits (cancellably) until `flag` is set, polling at a short interval.
+pub(crate) async fn wait_for(flag: &AtomicBool) -> Result<(), Cancelled> {
+    while !flag.load(Ordering::SeqCst) {
+        sleep(Duration::from_millis(1)).await?;
+    }
+    Ok(())
+}
