@@ -12,7 +12,14 @@ use crate::sync::{lock, Mutex};
 
 /// Passed to the task started by [`TaskGroup::start`](crate::TaskGroup::start); the task calls
 /// [`started`](Self::started) once it is ready. `started` consumes the status, so a task cannot
-/// signal twice.
+/// signal twice: AnyIO's runtime error for that is a compile error here.
+///
+/// ```compile_fail,E0382
+/// fn signal_twice(status: anyio_core::TaskStatus<u16>) {
+///     status.started(1);
+///     status.started(2); // error[E0382]: use of moved value: `status`
+/// }
+/// ```
 ///
 /// # Examples
 ///
