@@ -14,8 +14,8 @@
 mod cancel;
 mod doc_rt;
 mod error;
+mod loom;
 pub mod rt;
-mod sync;
 mod task;
 mod time;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::current::{check_current, with_current};
 use crate::error::Cancelled;
-use crate::sync::lock;
+use crate::loom::lock;
 
 /// Yields to the scheduler once, then fails if the enclosing cancel scope is cancelled
 /// (AnyIO's `lowlevel.checkpoint`, trio's `checkpoint`).

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::task::{Wake, Waker};
 
-use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::thread;
+use ::loom::sync::atomic::{AtomicUsize, Ordering};
+use ::loom::thread;
 
 use super::node::{Node, WaitRegistration};
 use crate::error::CancelSource;
@@ -37,7 +37,7 @@ fn chain(len: usize) -> Vec<Arc<Node>> {
 /// registration sees the cancellation, or the cancellation wakes the task.
 #[test]
 fn loom_cancel_versus_register() {
-    loom::model(|| {
+    ::loom::model(|| {
         let nodes = chain(2);
         let flag = Arc::new(Flag(AtomicUsize::new(0)));
         let waker = Waker::from(flag.clone());
@@ -55,7 +55,7 @@ fn loom_cancel_versus_register() {
 /// cancellation or is woken to re-register past the old shield.
 #[test]
 fn loom_unshield_versus_register() {
-    loom::model(|| {
+    ::loom::model(|| {
         let nodes = chain(3);
         nodes[1].set_shield(true);
         nodes[0].cancel(CancelSource::Explicit, None);
@@ -74,7 +74,7 @@ fn loom_unshield_versus_register() {
 /// reports exactly one reason.
 #[test]
 fn loom_concurrent_cancels_wake_once_registered() {
-    loom::model(|| {
+    ::loom::model(|| {
         let nodes = chain(1);
         let flag = Arc::new(Flag(AtomicUsize::new(0)));
         let waker = Waker::from(flag.clone());
@@ -95,7 +95,7 @@ fn loom_concurrent_cancels_wake_once_registered() {
 /// shield: the task must still be woken (it re-registers past the lifted shield).
 #[test]
 fn loom_unshield_then_cancel_versus_register() {
-    loom::model(|| {
+    ::loom::model(|| {
         let nodes = chain(3);
         nodes[1].set_shield(true);
         let flag = Arc::new(Flag(AtomicUsize::new(0)));

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::error::{CancelReason, CancelSource, Cancelled};
-use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
+use crate::loom::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
 
 const CANCELLED: u8 = 1;
 const SHIELD: u8 = 1 << 1;

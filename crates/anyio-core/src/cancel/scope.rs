@@ -15,8 +15,8 @@ use pin_project_lite::pin_project;
 use super::current::{current_arc, enter};
 use super::node::Node;
 use crate::error::{AsCancelled, CancelSource};
+use crate::loom::{lock, Ordering};
 use crate::rt::{self, Timer};
-use crate::sync::{lock, Ordering};
 
 /// A cancel scope: a region of code that can be cancelled as a whole, by a call to
 /// [`cancel`](Self::cancel) from anywhere or by its deadline (trio's and AnyIO's `CancelScope`).

@@ -14,8 +14,8 @@ use crate::cancel::current::{current_arc, enter};
 use crate::cancel::node::{Node, SlotOutcome};
 use crate::cancel::{cancel_shielded_checkpoint, catches, CancelScope, InScope};
 use crate::error::{AsCancelled, CancelSource, Cancelled};
+use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
 use crate::rt::{self, RuntimeHandle};
-use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 
 use super::handle::TaskHandle;
 use super::start::{StartShared, StartSink, TaskStatus};

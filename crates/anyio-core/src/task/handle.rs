@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use crate::cancel::current::{check_current, current_arc};
 use crate::cancel::node::{Node, SlotOutcome, WaitRegistration};
 use crate::error::{AsCancelled, CancelSource, Cancelled};
-use crate::sync::lock;
+use crate::loom::lock;
 
 /// What a task is doing, as reported by [`TaskHandle::state`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

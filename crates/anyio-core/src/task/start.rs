@@ -8,7 +8,7 @@ use std::task::{Context, Waker};
 use super::group::{Failure, StartFailure};
 use crate::cancel::node::Node;
 use crate::error::{AsCancelled, Cancelled};
-use crate::sync::{lock, Mutex};
+use crate::loom::{lock, Mutex};
 
 /// Passed to the task started by [`TaskGroup::start`](crate::TaskGroup::start); the task calls
 /// [`started`](Self::started) once it is ready. `started` consumes the status, so a task cannot
