@@ -215,6 +215,27 @@ impl From<Cancelled> for std::io::Error {
     }
 }
 
+/// A non-blocking operation could not complete at once (AnyIO's `WouldBlock`): the lock is
+/// held, no permit is free, the buffer is full or empty.
+///
+/// # Examples
+///
+/// ```
+/// let lock = anyio_core::Lock::new();
+/// let _g = lock.try_acquire().unwrap();
+/// assert_eq!(lock.try_acquire().unwrap_err(), anyio_core::WouldBlock);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WouldBlock;
+
+impl fmt::Display for WouldBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the operation would block; use the waiting form instead")
+    }
+}
+
+impl StdError for WouldBlock {}
+
 /// Returned by [`fail_after`](crate::fail_after) and [`fail_at`](crate::fail_at) when the deadline
 /// passed before the body finished (AnyIO's `TimeoutError`).
 ///

@@ -16,6 +16,7 @@ mod doc_rt;
 mod error;
 mod loom;
 pub mod rt;
+mod sync;
 mod task;
 mod time;
 
@@ -24,7 +25,11 @@ pub use cancel::{
     fail_after, fail_at, move_on_after, move_on_at, CancelScope, Cancellable, CancellableExt, Checkpoint,
     FailAfter, Scoped, YieldNow,
 };
-pub use error::{AnyError, AsCancelled, CancelSource, Cancelled, TimeoutError};
+pub use error::{AnyError, AsCancelled, CancelSource, Cancelled, TimeoutError, WouldBlock};
+pub use sync::{
+    Event, EventStatistics, EventWait, Lock, LockAcquire, LockGuard, LockStatistics, Semaphore,
+    SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics,
+};
 pub use task::{
     task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle, TaskState, TaskStatus,
 };

@@ -1,0 +1,203 @@
+//! `Event`: a one-shot flag that tasks can wait for.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use slab::Slab;
+
+use crate::cancel::current::{current_arc, with_current};
+use crate::cancel::node::WaitRegistration;
+use crate::error::Cancelled;
+use crate::loom::{lock, AtomicU8, Mutex, Ordering};
+
+/// A one-shot event (AnyIO's and trio's `Event`): tasks wait until it is set; once set it stays
+/// set (there is no `clear`; make a new event instead). `Send + Sync`: waiters and the setter may
+/// be on any threads.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use std::sync::Arc;
+/// use anyio_core::{task_group, AnyError, Event};
+///
+/// let ready = Arc::new(Event::new());
+/// let r = ready.clone();
+/// task_group(|tg| async move {
+///     tg.spawn(async move { r.wait().await?; Ok::<_, AnyError>(()) });
+///     ready.set();
+///     Ok::<_, AnyError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+pub struct Event {
+    set: AtomicU8,
+    waiters: Mutex<Slab<std::task::Waker>>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event").field("is_set", &self.is_set()).finish()
+    }
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What [`Event::statistics`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventStatistics {
+    /// How many tasks are waiting for the event.
+    pub tasks_waiting: usize,
+}
+
+impl Event {
+    /// A new, unset event.
+    ///
+    /// ```
+    /// assert!(!anyio_core::Event::new().is_set());
+    /// ```
+    pub fn new() -> Self {
+        Self { set: AtomicU8::new(0), waiters: Mutex::new(Slab::new()) }
+    }
+
+    /// Sets the event and wakes every waiter. Idempotent.
+    ///
+    /// ```
+    /// let e = anyio_core::Event::new();
+    /// e.set();
+    /// e.set();
+    /// assert!(e.is_set());
+    /// ```
+    pub fn set(&self) {
+        if self.set.swap(1, Ordering::AcqRel) == 0 {
+            // Wake outside the lock: a waker may run arbitrary executor code. Entries stay in
+            // place (each waiter removes its own), so no waiter's key is ever reused under it.
+            let wakers: Vec<_> = lock(&self.waiters).iter().map(|(_, w)| w.clone()).collect();
+            for w in wakers {
+                w.wake();
+            }
+        }
+    }
+
+    /// Whether the event is set.
+    ///
+    /// ```
+    /// assert!(!anyio_core::Event::new().is_set());
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire) != 0
+    }
+
+    /// How many tasks wait for the event.
+    ///
+    /// ```
+    /// assert_eq!(anyio_core::Event::new().statistics().tasks_waiting, 0);
+    /// ```
+    pub fn statistics(&self) -> EventStatistics {
+        let tasks_waiting = if self.is_set() { 0 } else { lock(&self.waiters).len() };
+        EventStatistics { tasks_waiting }
+    }
+
+    /// Waits until the event is set. A checkpoint: on a set event it still yields once and
+    /// fails if the enclosing scope is cancelled (cancellation wins over an event set at the
+    /// same time; the event stays set, so nothing is lost).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: waiting consumes nothing.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let e = anyio_core::Event::new();
+    /// e.set();
+    /// e.wait().await.unwrap();
+    /// # });
+    /// ```
+    pub fn wait(&self) -> EventWait<'_> {
+        EventWait { event: self, key: None, yielded: false, reg: WaitRegistration::new() }
+    }
+}
+
+/// The future returned by [`Event::wait`].
+#[must_use = "futures do nothing unless polled"]
+pub struct EventWait<'a> {
+    event: &'a Event,
+    key: Option<usize>,
+    yielded: bool,
+    reg: WaitRegistration,
+}
+
+impl fmt::Debug for EventWait<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventWait").field("event", &self.event).finish_non_exhaustive()
+    }
+}
+
+impl EventWait<'_> {
+    fn unregister(&mut self) {
+        if let Some(key) = self.key.take() {
+            let _ = lock(&self.event.waiters).try_remove(key);
+        }
+        self.reg.clear();
+    }
+}
+
+impl Future for EventWait<'_> {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.event.is_set() && !this.yielded && this.key.is_none() {
+            // Already set on the first poll: still a full checkpoint (yield, then check).
+            this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+            this.unregister();
+            return Poll::Ready(Err(c));
+        }
+        if this.event.is_set() {
+            this.unregister();
+            return Poll::Ready(Ok(()));
+        }
+        {
+            let mut waiters = lock(&this.event.waiters);
+            match this.key.and_then(|k| waiters.get_mut(k)) {
+                Some(w) => {
+                    if !w.will_wake(cx.waker()) {
+                        *w = cx.waker().clone();
+                    }
+                }
+                None => this.key = Some(waiters.insert(cx.waker().clone())),
+            }
+        }
+        // Re-check after registering: `set` drains the waiters after setting the flag.
+        if this.event.is_set() {
+            this.unregister();
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(node) = current_arc() {
+            if let Err(c) = this.reg.register(&node, cx.waker()) {
+                this.unregister();
+                return Poll::Ready(Err(c));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for EventWait<'_> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}

@@ -1,0 +1,18 @@
+//! Synchronisation primitives for tasks on any thread: `Event`, `Lock`, `Semaphore`.
+//!
+//! Unlike Python AnyIO's, they are `Send + Sync` and work across the worker threads of a
+//! multi-thread runtime. Every wait is a checkpoint of the waiter's cancel scope, and nothing is
+//! lost to cancellation: a waiter either gets what it waited for (and keeps it, even if its
+//! scope was cancelled meanwhile) or returns `Cancelled` having taken nothing; a permit handed
+//! to a waiter that is cancelled or dropped goes to the next one.
+
+mod event;
+mod lock;
+#[cfg(all(test, loom))]
+mod loom_tests;
+mod permits;
+mod semaphore;
+
+pub use event::{Event, EventStatistics, EventWait};
+pub use lock::{Lock, LockAcquire, LockGuard, LockStatistics};
+pub use semaphore::{Semaphore, SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics};

@@ -1,0 +1,187 @@
+//! A FIFO pool of permits with direct hand-off: the machinery under `Lock` and `Semaphore`.
+//!
+//! A release hands its permit straight to the oldest waiter (no barging, so FIFO fairness
+//! holds), and a waiter that was handed a permit but is cancelled or dropped before it noticed
+//! passes the permit on instead of losing it. Waiting is a checkpoint of the waiter's scope.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use slab::Slab;
+
+use crate::cancel::current::{current_arc, with_current};
+use crate::cancel::node::WaitRegistration;
+use crate::error::Cancelled;
+use crate::loom::{lock, Mutex};
+
+#[derive(Debug)]
+pub(crate) struct Permits {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    available: usize,
+    waiters: Slab<Waiter>,
+    order: VecDeque<usize>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    waker: Option<Waker>,
+    granted: bool,
+}
+
+impl Permits {
+    pub(crate) fn new(available: usize) -> Self {
+        Self { state: Mutex::new(State { available, waiters: Slab::new(), order: VecDeque::new() }) }
+    }
+
+    /// Takes a permit if one is free and nobody waits for one.
+    pub(crate) fn try_acquire(&self) -> bool {
+        let mut st = lock(&self.state);
+        if st.available > 0 && st.order.is_empty() {
+            st.available -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Returns a permit: to the oldest waiter if there is one, else to the pool.
+    pub(crate) fn release(&self) {
+        self.release_bounded(usize::MAX);
+    }
+
+    /// Like `release`, unless that would leave more than `max` permits free; returns whether
+    /// the permit was returned. Check and release happen under one lock.
+    pub(crate) fn release_bounded(&self, max: usize) -> bool {
+        let waker = {
+            let mut st = lock(&self.state);
+            match st.order.pop_front() {
+                Some(key) => {
+                    let w = &mut st.waiters[key];
+                    w.granted = true;
+                    w.waker.take()
+                }
+                None if st.available >= max => return false,
+                None => {
+                    st.available += 1;
+                    None
+                }
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+
+    pub(crate) fn available(&self) -> usize {
+        lock(&self.state).available
+    }
+
+    pub(crate) fn waiting(&self) -> usize {
+        lock(&self.state).order.len()
+    }
+
+    pub(crate) fn acquire(&self) -> AcquirePermit<'_> {
+        AcquirePermit { permits: self, key: None, reg: WaitRegistration::new() }
+    }
+}
+
+/// Waits for a permit. `Ok(())` means the caller now holds one.
+#[derive(Debug)]
+pub(crate) struct AcquirePermit<'a> {
+    permits: &'a Permits,
+    key: Option<usize>,
+    reg: WaitRegistration,
+}
+
+impl AcquirePermit<'_> {
+    /// Leaves the queue. Returns `true` if a permit had been handed to us meanwhile: it is
+    /// ours, and the caller decides whether to keep it or pass it on.
+    fn leave(&mut self) -> bool {
+        let Some(key) = self.key.take() else { return false };
+        let mut st = lock(&self.permits.state);
+        let w = st.waiters.remove(key);
+        if !w.granted {
+            if let Some(pos) = st.order.iter().position(|&k| k == key) {
+                st.order.remove(pos);
+            }
+        }
+        w.granted
+    }
+}
+
+impl Future for AcquirePermit<'_> {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // A permit already handed to us wins over a cancellation: it must not be lost.
+        if let Some(key) = this.key {
+            let mut st = lock(&this.permits.state);
+            if st.waiters[key].granted {
+                st.waiters.remove(key);
+                drop(st);
+                this.key = None;
+                this.reg.clear();
+                return Poll::Ready(Ok(()));
+            }
+        }
+        if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+            if this.leave() {
+                this.reg.clear();
+                return Poll::Ready(Ok(()));
+            }
+            this.reg.clear();
+            return Poll::Ready(Err(c));
+        }
+        match this.key {
+            None => {
+                let mut st = lock(&this.permits.state);
+                if st.available > 0 && st.order.is_empty() {
+                    st.available -= 1;
+                    return Poll::Ready(Ok(()));
+                }
+                let key = st.waiters.insert(Waiter { waker: Some(cx.waker().clone()), granted: false });
+                st.order.push_back(key);
+                this.key = Some(key);
+            }
+            Some(key) => {
+                let mut st = lock(&this.permits.state);
+                let w = &mut st.waiters[key];
+                if w.granted {
+                    st.waiters.remove(key);
+                    drop(st);
+                    this.key = None;
+                    this.reg.clear();
+                    return Poll::Ready(Ok(()));
+                }
+                if !w.waker.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
+                    w.waker = Some(cx.waker().clone());
+                }
+            }
+        }
+        if let Some(node) = current_arc() {
+            if let Err(c) = this.reg.register(&node, cx.waker()) {
+                let granted = this.leave();
+                this.reg.clear();
+                return Poll::Ready(if granted { Ok(()) } else { Err(c) });
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for AcquirePermit<'_> {
+    fn drop(&mut self) {
+        // Dropped while queued: a permit handed to us meanwhile goes to the next waiter.
+        if self.leave() {
+            self.permits.release();
+        }
+    }
+}

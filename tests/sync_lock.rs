@@ -1,0 +1,253 @@
+//! `Lock` and `Semaphore`: mutual exclusion across threads, FIFO fairness, cancellation that
+//! loses nothing (a granted permit is kept or passed on, never leaked), and clear errors.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyio::{
+    checkpoint, move_on_after, sleep, task_group, AnyError, CancelScope, Cancelled, Lock, Semaphore,
+    SemaphoreError, TaskGroup, WouldBlock,
+};
+
+mod support;
+use support::{guarded_ok, SHORT};
+
+/// Polls `fut` once with a no-op waker, inside whatever scope is current.
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::Pin::new(fut).poll(&mut cx)
+}
+
+#[anyio::test]
+async fn lock_excludes_tasks_on_every_thread() {
+    let lock = Arc::new(Lock::new());
+    let inside = Arc::new(AtomicUsize::new(0));
+    let total = Arc::new(AtomicUsize::new(0));
+    let counted = total.clone();
+    guarded_ok(async move {
+        task_group(|tg: TaskGroup<AnyError>| async move {
+            for _ in 0..8 {
+                let (lock, inside, total) = (lock.clone(), inside.clone(), counted.clone());
+                tg.spawn(async move {
+                    for _ in 0..50 {
+                        let _g = lock.acquire().await?;
+                        assert_eq!(inside.fetch_add(1, SeqCst), 0, "two holders at once");
+                        checkpoint().await?; // hold it across a yield
+                        inside.fetch_sub(1, SeqCst);
+                        total.fetch_add(1, SeqCst);
+                    }
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        assert_eq!(total.load(SeqCst), 400);
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn lock_waiters_are_served_in_fifo_order() {
+    let lock = Arc::new(Lock::new());
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    guarded_ok(async move {
+        let held = lock.acquire().await?;
+        let queue = lock.clone();
+        task_group(|tg: TaskGroup<AnyError>| async move {
+            for i in 0..5 {
+                let (lock, order) = (queue.clone(), seen.clone());
+                tg.spawn(async move {
+                    let _g = lock.acquire().await?;
+                    order.lock().unwrap().push(i);
+                    Ok(())
+                });
+                // Let task i queue up before task i + 1 is spawned.
+                while queue.statistics().tasks_waiting < i + 1 {
+                    sleep(Duration::from_millis(1)).await?;
+                }
+            }
+            drop(held);
+            Ok(())
+        })
+        .await?;
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4]);
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn try_acquire_would_block_while_held_or_while_others_wait() {
+    let lock = Lock::new();
+    let g = lock.try_acquire().unwrap();
+    assert_eq!(lock.try_acquire().unwrap_err(), WouldBlock);
+    assert!(lock.statistics().locked);
+    drop(g);
+    assert!(!lock.locked());
+    assert!(lock.try_acquire().is_ok());
+}
+
+#[anyio::test]
+async fn acquire_in_a_cancelled_scope_fails_even_when_the_lock_is_free() {
+    let lock = Lock::new();
+    let scope = CancelScope::new();
+    scope.cancel();
+    let r = scope
+        .run(async {
+            let _g = lock.acquire().await?;
+            Ok::<_, Cancelled>(())
+        })
+        .await;
+    assert_eq!(r, Ok(None));
+    assert!(!lock.locked(), "a cancelled acquire takes nothing");
+}
+
+#[anyio::test]
+async fn cancelled_waiter_leaves_the_queue_and_the_lock_still_works() {
+    let lock = Lock::new();
+    let held = lock.acquire().await.unwrap();
+    let r = move_on_after(SHORT, async {
+        let _g = lock.acquire().await?;
+        Ok::<_, Cancelled>("got it")
+    })
+    .await;
+    assert_eq!(r, Ok(None));
+    assert_eq!(lock.statistics().tasks_waiting, 0, "the cancelled waiter left the queue");
+    drop(held);
+    let _g = lock.try_acquire().expect("the lock is free again, not leaked to the cancelled waiter");
+}
+
+#[anyio::test]
+async fn a_lock_handed_to_a_waiter_whose_scope_is_then_cancelled_is_still_returned() {
+    let lock = Lock::new();
+    let held = lock.acquire().await.unwrap();
+    let scope = CancelScope::new();
+    let (r, got_it) = {
+        let s = scope.clone();
+        let lock = &lock;
+        let body = async move {
+            let mut acquire = lock.acquire();
+            assert!(poll_once(&mut acquire).is_pending(), "queued behind the holder");
+            drop(held); // hands the lock to our queued acquire...
+            s.cancel(); // ...and only then is our scope cancelled
+            let g = acquire.await?; // committed beats cancellation
+            let got = true;
+            drop(g);
+            Ok::<_, Cancelled>(got)
+        };
+        let r = scope.run(body).await;
+        let got = matches!(r, Ok(Some(true)));
+        (r, got)
+    };
+    assert!(got_it, "the handed-over lock was returned, got {r:?}");
+    assert!(!lock.locked());
+}
+
+#[anyio::test]
+async fn a_dropped_acquire_that_was_handed_the_lock_passes_it_on() {
+    let lock = Lock::new();
+    let held = lock.acquire().await.unwrap();
+    let mut first = lock.acquire();
+    assert!(poll_once(&mut first).is_pending());
+    let mut second = lock.acquire();
+    assert!(poll_once(&mut second).is_pending());
+    drop(held); // hands the lock to `first`
+    drop(first); // which never looks: it must go to `second`
+    let g = guarded_ok(async { Ok(second.await?) }).await;
+    assert!(lock.locked());
+    drop(g);
+    assert!(!lock.locked(), "nothing leaked");
+}
+
+#[anyio::test]
+async fn semaphore_bounds_concurrency_across_threads() {
+    let sem = Arc::new(Semaphore::new(3));
+    let inside = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let max_seen = peak.clone();
+    guarded_ok(async move {
+        task_group(|tg: TaskGroup<AnyError>| async move {
+            for _ in 0..12 {
+                let (sem, inside, peak) = (sem.clone(), inside.clone(), max_seen.clone());
+                tg.spawn(async move {
+                    let _p = sem.acquire().await?;
+                    let now = inside.fetch_add(1, SeqCst) + 1;
+                    peak.fetch_max(now, SeqCst);
+                    sleep(Duration::from_millis(2)).await?;
+                    inside.fetch_sub(1, SeqCst);
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        let p = peak.load(SeqCst);
+        assert!((1..=3).contains(&p), "at most 3 holders at once, saw {p}");
+        Ok(())
+    })
+    .await;
+}
+
+#[test]
+fn semaphore_rejects_an_initial_value_above_its_maximum_and_releases_past_it() {
+    assert_eq!(
+        Semaphore::with_max(3, 2).unwrap_err(),
+        SemaphoreError::InitialAboveMax { initial: 3, max: 2 }
+    );
+    let sem = Semaphore::with_max(1, 1).unwrap();
+    let err = sem.release().unwrap_err();
+    assert_eq!(err, SemaphoreError::ReleasedTooManyTimes { max: 1 });
+    assert!(err.to_string().contains("released too many times"));
+    assert_eq!(sem.value(), 1, "a refused release changes nothing");
+    sem.try_acquire().unwrap().forget();
+    assert_eq!(sem.value(), 0);
+    sem.release().unwrap();
+    assert_eq!(sem.value(), 1);
+}
+
+#[anyio::test]
+async fn semaphore_release_hands_a_permit_to_the_oldest_waiter() {
+    let sem = Semaphore::new(0);
+    let mut waiter = sem.acquire();
+    assert!(poll_once(&mut waiter).is_pending());
+    assert_eq!(sem.statistics().tasks_waiting, 1);
+    sem.release().unwrap();
+    assert_eq!(sem.value(), 0, "the permit went to the waiter, not to the pool");
+    let p = guarded_ok(async { Ok(waiter.await?) }).await;
+    drop(p);
+    assert_eq!(sem.value(), 1);
+}
+
+#[anyio::test]
+async fn cancelling_semaphore_waiters_at_random_points_never_loses_a_permit() {
+    let sem = Arc::new(Semaphore::new(2));
+    let s = sem.clone();
+    guarded_ok(async move {
+        task_group(|tg: TaskGroup<AnyError>| async move {
+            for i in 0..20u64 {
+                let s = s.clone();
+                tg.spawn(async move {
+                    // Each task gives up after a different short time.
+                    let _ = move_on_after(Duration::from_micros(300 * (i % 7)), async {
+                        let _p = s.acquire().await?;
+                        sleep(Duration::from_millis(1)).await?;
+                        Ok::<_, Cancelled>(())
+                    })
+                    .await;
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(sem.value(), 2, "every permit came back");
+    assert_eq!(sem.statistics().tasks_waiting, 0);
+}
