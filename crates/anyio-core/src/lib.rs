@@ -27,8 +27,9 @@ pub use cancel::{
 };
 pub use error::{AnyError, AsCancelled, CancelSource, Cancelled, TimeoutError, WouldBlock};
 pub use sync::{
-    Event, EventStatistics, EventWait, Lock, LockAcquire, LockGuard, LockStatistics, Semaphore,
-    SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics,
+    BusyResourceError, Event, EventStatistics, EventWait, InUse, Lock, LockAcquire, LockGuard,
+    LockStatistics, ResourceGuard, Semaphore, SemaphoreAcquire, SemaphoreError, SemaphorePermit,
+    SemaphoreStatistics,
 };
 pub use task::{
     task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle, TaskState, TaskStatus,

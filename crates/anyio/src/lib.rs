@@ -60,6 +60,7 @@ pub use anyio_core::{
     Checkpoint, FailAfter, GroupClosed, GroupError, InvalidDuration, JoinError, Scoped, Sleep, SleepForever,
     StartError, TaskGroup, TaskHandle, TaskState, TaskStatus, TimeoutError, YieldNow,
 };
+pub use anyio_core::{BusyResourceError, InUse, ResourceGuard};
 pub use anyio_core::{
     Event, EventStatistics, EventWait, Lock, LockAcquire, LockGuard, LockStatistics, Semaphore,
     SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics, WouldBlock,

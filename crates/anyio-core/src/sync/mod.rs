@@ -1,4 +1,5 @@
-//! Synchronisation primitives for tasks on any thread: `Event`, `Lock`, `Semaphore`.
+//! Synchronisation primitives for tasks on any thread: `Event`, `Lock`, `Semaphore`,
+//! `ResourceGuard`.
 //!
 //! Unlike Python AnyIO's, they are `Send + Sync` and work across the worker threads of a
 //! multi-thread runtime. Every wait is a checkpoint of the waiter's cancel scope, and nothing is
@@ -11,8 +12,10 @@ mod lock;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod permits;
+mod resource_guard;
 mod semaphore;
 
 pub use event::{Event, EventStatistics, EventWait};
 pub use lock::{Lock, LockAcquire, LockGuard, LockStatistics};
+pub use resource_guard::{BusyResourceError, InUse, ResourceGuard};
 pub use semaphore::{Semaphore, SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics};
