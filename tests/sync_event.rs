@@ -1,6 +1,7 @@
 //! `Event`: set once, wakes every waiter on any thread, waits are checkpoints, and
 //! cancellation wins over a concurrent set without losing the set.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +46,10 @@ async fn set_wakes_every_waiter_on_every_thread() {
 async fn waiting_on_a_set_event_returns_at_once_but_is_still_a_checkpoint() {
     let event = Event::new();
     event.set();
-    event.wait().await.unwrap();
+    let mut wait = event.wait();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(std::pin::Pin::new(&mut wait).poll(&mut cx).is_pending(), "it yields once first");
+    wait.await.unwrap();
     let scope = CancelScope::new();
     scope.cancel();
     let r = scope.run(async { event.wait().await }).await;
@@ -64,6 +68,25 @@ async fn a_cancelled_wait_leaves_no_waiter_behind() {
     assert_eq!(event.statistics().tasks_waiting, 0);
     assert!(!event.is_set());
     event.set();
+    event.wait().await.unwrap();
+}
+
+#[anyio::test]
+async fn cancellation_wins_over_a_concurrent_set_and_the_set_is_kept() {
+    let event = Event::new();
+    let scope = CancelScope::new();
+    let r = scope
+        .run(async {
+            let mut wait = event.wait();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(std::pin::Pin::new(&mut wait).poll(&mut cx).is_pending());
+            event.set();
+            scope.cancel();
+            wait.await
+        })
+        .await;
+    assert_eq!(r, Ok(None), "the wait reports the cancellation");
+    assert!(event.is_set(), "the set is not lost");
     event.wait().await.unwrap();
 }
 

@@ -82,14 +82,44 @@ async fn lock_waiters_are_served_in_fifo_order() {
 }
 
 #[anyio::test]
-async fn try_acquire_would_block_while_held_or_while_others_wait() {
+async fn try_acquire_would_block_while_held_and_cannot_barge_past_a_queued_waiter() {
     let lock = Lock::new();
     let g = lock.try_acquire().unwrap();
     assert_eq!(lock.try_acquire().unwrap_err(), WouldBlock);
+    let mut waiter = lock.acquire();
+    assert!(poll_once(&mut waiter).is_pending());
+    drop(g); // the lock goes straight to the queued waiter...
+    assert_eq!(lock.try_acquire().unwrap_err(), WouldBlock, "...so a newcomer cannot barge in");
+    let g = guarded_ok(async { Ok(waiter.await?) }).await;
     assert!(lock.statistics().locked);
     drop(g);
     assert!(!lock.locked());
     assert!(lock.try_acquire().is_ok());
+}
+
+#[anyio::test]
+async fn cancelling_a_queued_lock_waiter_from_another_thread_wakes_it_promptly() {
+    let lock = Lock::new();
+    let held = lock.acquire().await.unwrap();
+    let scope = CancelScope::new();
+    let remote = scope.clone();
+    let r = guarded_ok(async {
+        Ok(scope
+            .run(async {
+                let lock = &lock;
+                let mut acquire = lock.acquire();
+                assert!(poll_once(&mut acquire).is_pending());
+                std::thread::spawn(move || remote.cancel());
+                let _g = acquire.await?;
+                Ok::<_, Cancelled>("acquired")
+            })
+            .await)
+    })
+    .await;
+    assert_eq!(r, Ok(None), "the waiter saw its cancellation");
+    assert_eq!(lock.statistics().tasks_waiting, 0);
+    drop(held);
+    assert!(lock.try_acquire().is_ok(), "the lock was not leaked to the cancelled waiter");
 }
 
 #[anyio::test]
@@ -150,18 +180,29 @@ async fn a_lock_handed_to_a_waiter_whose_scope_is_then_cancelled_is_still_return
 
 #[anyio::test]
 async fn a_dropped_acquire_that_was_handed_the_lock_passes_it_on() {
-    let lock = Lock::new();
+    let lock = Arc::new(Lock::new());
     let held = lock.acquire().await.unwrap();
     let mut first = lock.acquire();
     assert!(poll_once(&mut first).is_pending());
-    let mut second = lock.acquire();
-    assert!(poll_once(&mut second).is_pending());
-    drop(held); // hands the lock to `first`
-    drop(first); // which never looks: it must go to `second`
-    let g = guarded_ok(async { Ok(second.await?) }).await;
-    assert!(lock.locked());
-    drop(g);
-    assert!(!lock.locked(), "nothing leaked");
+    let (l, watch) = (lock.clone(), lock.clone());
+    guarded_ok(async move {
+        task_group(|tg: TaskGroup<AnyError>| async move {
+            // The second waiter is a real task: it must be *woken* by the hand-off.
+            tg.spawn(async move {
+                let _g = l.acquire().await?;
+                Ok(())
+            });
+            while watch.statistics().tasks_waiting < 2 {
+                sleep(Duration::from_millis(1)).await?;
+            }
+            drop(held); // hands the lock to `first`...
+            drop(first); // ...which never looks: it must go on to the task
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
 }
 
 #[anyio::test]
@@ -208,6 +249,15 @@ fn semaphore_rejects_an_initial_value_above_its_maximum_and_releases_past_it() {
     assert_eq!(sem.value(), 0);
     sem.release().unwrap();
     assert_eq!(sem.value(), 1);
+}
+
+#[test]
+fn a_permit_dropped_when_the_semaphore_is_already_at_its_maximum_is_absorbed() {
+    let sem = Semaphore::with_max(1, 1).unwrap();
+    let p = sem.try_acquire().unwrap();
+    sem.release().unwrap(); // the count is back at its maximum while `p` is still out
+    drop(p);
+    assert_eq!(sem.value(), 1, "never more than the maximum");
 }
 
 #[anyio::test]

@@ -32,7 +32,7 @@ async fn a_second_concurrent_user_gets_busy_resource_and_a_later_one_succeeds() 
     })
     .await;
     let err = second.unwrap_err();
-    assert_eq!(err.to_string(), "another task is already receiving on this resource");
+    assert_eq!(err.to_string(), "Another task is already receiving on this resource");
     sleep(std::time::Duration::from_millis(1)).await.unwrap();
 }
 

@@ -145,7 +145,10 @@ impl fmt::Debug for EventWait<'_> {
 impl EventWait<'_> {
     fn unregister(&mut self) {
         if let Some(key) = self.key.take() {
-            let _ = lock(&self.event.waiters).try_remove(key);
+            // The removed waker is dropped after the lock is released (dropping a waker may run
+            // executor code that re-enters this event).
+            let removed = lock(&self.event.waiters).try_remove(key);
+            drop(removed);
         }
         self.reg.clear();
     }
@@ -170,18 +173,19 @@ impl Future for EventWait<'_> {
             this.unregister();
             return Poll::Ready(Ok(()));
         }
-        {
+        let replaced = {
             let mut waiters = lock(&this.event.waiters);
             match this.key.and_then(|k| waiters.get_mut(k)) {
-                Some(w) => {
-                    if !w.will_wake(cx.waker()) {
-                        *w = cx.waker().clone();
-                    }
+                Some(w) if w.will_wake(cx.waker()) => None,
+                Some(w) => Some(std::mem::replace(w, cx.waker().clone())),
+                None => {
+                    this.key = Some(waiters.insert(cx.waker().clone()));
+                    None
                 }
-                None => this.key = Some(waiters.insert(cx.waker().clone())),
             }
-        }
-        // Re-check after registering: `set` drains the waiters after setting the flag.
+        };
+        drop(replaced); // outside the lock
+                        // Re-check after registering: `set` drains the waiters after setting the flag.
         if this.event.is_set() {
             this.unregister();
             return Poll::Ready(Ok(()));

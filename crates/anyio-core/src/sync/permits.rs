@@ -58,6 +58,9 @@ impl Permits {
     /// Like `release`, unless that would leave more than `max` permits free; returns whether
     /// the permit was returned. Check and release happen under one lock.
     pub(crate) fn release_bounded(&self, max: usize) -> bool {
+        if max == 0 {
+            return false;
+        }
         let waker = {
             let mut st = lock(&self.state);
             match st.order.pop_front() {
@@ -88,7 +91,7 @@ impl Permits {
     }
 
     pub(crate) fn acquire(&self) -> AcquirePermit<'_> {
-        AcquirePermit { permits: self, key: None, reg: WaitRegistration::new() }
+        AcquirePermit { permits: self, key: None, reg: WaitRegistration::new(), done: false }
     }
 }
 
@@ -98,6 +101,7 @@ pub(crate) struct AcquirePermit<'a> {
     permits: &'a Permits,
     key: Option<usize>,
     reg: WaitRegistration,
+    done: bool,
 }
 
 impl AcquirePermit<'_> {
@@ -105,13 +109,18 @@ impl AcquirePermit<'_> {
     /// ours, and the caller decides whether to keep it or pass it on.
     fn leave(&mut self) -> bool {
         let Some(key) = self.key.take() else { return false };
-        let mut st = lock(&self.permits.state);
-        let w = st.waiters.remove(key);
-        if !w.granted {
-            if let Some(pos) = st.order.iter().position(|&k| k == key) {
-                st.order.remove(pos);
+        let w = {
+            let mut st = lock(&self.permits.state);
+            let w = st.waiters.remove(key);
+            if !w.granted {
+                if let Some(pos) = st.order.iter().position(|&k| k == key) {
+                    st.order.remove(pos);
+                }
             }
-        }
+            w
+        };
+        // The waker is dropped after the lock is released: dropping a waker may run executor
+        // code that re-enters this pool.
         w.granted
     }
 }
@@ -120,7 +129,19 @@ impl Future for AcquirePermit<'_> {
     type Output = Result<(), Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+        let poll = self.poll_inner(cx);
+        if poll.is_ready() {
+            self.done = true;
+        }
+        poll
+    }
+}
+
+impl AcquirePermit<'_> {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Cancelled>> {
+        // Polling again after completion would take a second permit in safe code.
+        assert!(!self.done, "an acquire future was polled after it completed");
+        let this = self;
         // A permit already handed to us wins over a cancellation: it must not be lost.
         if let Some(key) = this.key {
             let mut st = lock(&this.permits.state);
@@ -162,7 +183,9 @@ impl Future for AcquirePermit<'_> {
                     return Poll::Ready(Ok(()));
                 }
                 if !w.waker.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
-                    w.waker = Some(cx.waker().clone());
+                    let old = w.waker.replace(cx.waker().clone());
+                    drop(st);
+                    drop(old); // outside the lock, as in `leave`
                 }
             }
         }

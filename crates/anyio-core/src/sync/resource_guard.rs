@@ -15,7 +15,7 @@ use crate::loom::{AtomicU8, Ordering};
 /// let guard = anyio_core::ResourceGuard::new("reading from");
 /// let using = guard.enter().unwrap();
 /// let err = guard.enter().unwrap_err();
-/// assert_eq!(err.to_string(), "another task is already reading from this resource");
+/// assert_eq!(err.to_string(), "Another task is already reading from this resource");
 /// drop(using);
 /// assert!(guard.enter().is_ok());
 /// ```
@@ -88,7 +88,7 @@ pub struct BusyResourceError {
 
 impl fmt::Display for BusyResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "another task is already {} this resource", self.action)
+        write!(f, "Another task is already {} this resource", self.action)
     }
 }
 

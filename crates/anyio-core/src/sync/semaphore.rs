@@ -216,7 +216,9 @@ impl<'a> Future for SemaphoreAcquire<'a> {
     }
 }
 
-/// One permit of a [`Semaphore`]; dropping it gives the permit back.
+/// One permit of a [`Semaphore`]; dropping it gives the permit back (unless explicit
+/// [`Semaphore::release`]s already brought the semaphore to its maximum: then it is absorbed,
+/// so the count never exceeds the maximum).
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct SemaphorePermit<'a> {
     sem: &'a Semaphore,
@@ -244,6 +246,10 @@ impl SemaphorePermit<'_> {
 
 impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
-        self.sem.permits.release();
+        // Bounded like `release`: if explicit releases already brought the semaphore to its
+        // maximum, this permit is absorbed rather than pushing the count past the maximum
+        // (AnyIO raises there; a destructor cannot).
+        let max = self.sem.max.unwrap_or(usize::MAX);
+        let _ = self.sem.permits.release_bounded(max);
     }
 }
