@@ -76,6 +76,23 @@ impl Env for SmolEnv {
 /// Runs one side of a case once in an environment and returns the time it took.
 type Workload = Box<dyn Fn(&dyn DynEnv) -> Duration>;
 
+/// A workload from a function that builds the future to time (given the raw runtime to use
+/// for the raw twin); the timing wraps that future inside the environment's task.
+fn workload<F, Fut>(make: F) -> Workload
+where
+    F: Fn(Raw) -> Fut + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Box::new(move |env| {
+        let fut = make(env.raw());
+        env.run(Box::pin(async move {
+            let t0 = Instant::now();
+            fut.await;
+            t0.elapsed()
+        }))
+    })
+}
+
 struct Case {
     name: &'static str,
     ops: u64,
@@ -108,46 +125,32 @@ fn spawn_join_cases(n: u64) -> Case {
     Case {
         name: "task group spawn+join (100k trivial tasks)",
         ops: n,
-        ours: Box::new(move |env| {
-            env.run({
-                Box::pin(async move {
-                    let t0 = Instant::now();
-                    task_group(|tg| async move {
-                        for _ in 0..n {
-                            tg.spawn(async { Ok::<_, Cancelled>(()) });
-                        }
-                        Ok::<_, Cancelled>(())
-                    })
-                    .await
-                    .unwrap();
-                    t0.elapsed()
-                })
+        ours: workload(move |_raw| async move {
+            task_group(|tg| async move {
+                for _ in 0..n {
+                    tg.spawn(async { Ok::<_, Cancelled>(()) });
+                }
+                Ok::<_, Cancelled>(())
             })
+            .await
+            .unwrap();
         }),
-        raw: Box::new(move |env| {
-            let raw = env.raw();
-            env.run({
-                let raw = raw.clone();
-                Box::pin(async move {
-                    let t0 = Instant::now();
-                    match raw {
-                        Raw::Tokio => {
-                            let mut set = tokio::task::JoinSet::new();
-                            for _ in 0..n {
-                                set.spawn(async {});
-                            }
-                            while set.join_next().await.is_some() {}
-                        }
-                        Raw::Smol(ex) => {
-                            let tasks: Vec<_> = (0..n).map(|_| ex.spawn(async {})).collect();
-                            for t in tasks {
-                                t.await;
-                            }
-                        }
+        raw: workload(move |raw| async move {
+            match raw {
+                Raw::Tokio => {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..n {
+                        set.spawn(async {});
                     }
-                    t0.elapsed()
-                })
-            })
+                    while set.join_next().await.is_some() {}
+                }
+                Raw::Smol(ex) => {
+                    let tasks: Vec<_> = (0..n).map(|_| ex.spawn(async {})).collect();
+                    for t in tasks {
+                        t.await;
+                    }
+                }
+            }
         }),
         additive: false,
     }
@@ -157,43 +160,29 @@ fn checkpoint_cases(n: u64) -> Case {
     Case {
         name: "checkpoint in a scope with a deadline vs yield_now (1M)",
         ops: n,
-        ours: Box::new(move |env| {
-            env.run({
-                Box::pin(async move {
-                    let t0 = Instant::now();
-                    move_on_after(Duration::from_secs(3600), async {
-                        for _ in 0..n {
-                            checkpoint().await?;
-                        }
-                        Ok::<_, Cancelled>(())
-                    })
-                    .await
-                    .unwrap();
-                    t0.elapsed()
-                })
+        ours: workload(move |_raw| async move {
+            move_on_after(Duration::from_secs(3600), async {
+                for _ in 0..n {
+                    checkpoint().await?;
+                }
+                Ok::<_, Cancelled>(())
             })
+            .await
+            .unwrap();
         }),
-        raw: Box::new(move |env| {
-            let raw = env.raw();
-            env.run({
-                let raw = raw.clone();
-                Box::pin(async move {
-                    let t0 = Instant::now();
-                    match raw {
-                        Raw::Tokio => {
-                            for _ in 0..n {
-                                tokio::task::yield_now().await;
-                            }
-                        }
-                        Raw::Smol(_) => {
-                            for _ in 0..n {
-                                smol::future::yield_now().await;
-                            }
-                        }
+        raw: workload(move |raw| async move {
+            match raw {
+                Raw::Tokio => {
+                    for _ in 0..n {
+                        tokio::task::yield_now().await;
                     }
-                    t0.elapsed()
-                })
-            })
+                }
+                Raw::Smol(_) => {
+                    for _ in 0..n {
+                        smol::future::yield_now().await;
+                    }
+                }
+            }
         }),
         additive: false,
     }
@@ -203,33 +192,21 @@ fn scope_no_deadline_cases(n: u64) -> Case {
     Case {
         name: "scope without deadline around a ready future vs bare await (1M)",
         ops: n,
-        ours: Box::new(move |env| {
-            env.run({
-                Box::pin(async move {
-                    let t0 = Instant::now();
-                    let mut acc = 0u64;
-                    for i in 0..n {
-                        let r = CancelScope::new().run(async move { Ok::<_, Cancelled>(black_box(i)) }).await;
-                        acc = acc.wrapping_add(r.unwrap().unwrap());
-                    }
-                    black_box(acc);
-                    t0.elapsed()
-                })
-            })
+        ours: workload(move |_raw| async move {
+            let mut acc = 0u64;
+            for i in 0..n {
+                let r = CancelScope::new().run(async move { Ok::<_, Cancelled>(black_box(i)) }).await;
+                acc = acc.wrapping_add(r.unwrap().unwrap());
+            }
+            black_box(acc);
         }),
-        raw: Box::new(move |env| {
-            env.run({
-                Box::pin(async move {
-                    let t0 = Instant::now();
-                    let mut acc = 0u64;
-                    for i in 0..n {
-                        let r = async move { Ok::<_, Cancelled>(black_box(i)) }.await;
-                        acc = acc.wrapping_add(r.unwrap());
-                    }
-                    black_box(acc);
-                    t0.elapsed()
-                })
-            })
+        raw: workload(move |_raw| async move {
+            let mut acc = 0u64;
+            for i in 0..n {
+                let r = async move { Ok::<_, Cancelled>(black_box(i)) }.await;
+                acc = acc.wrapping_add(r.unwrap());
+            }
+            black_box(acc);
         }),
         additive: true,
     }
@@ -239,57 +216,40 @@ fn scope_deadline_cases(n: u64) -> Case {
     Case {
         name: "move_on_after around a ready future vs tokio::time::timeout / async-io Timer (1M)",
         ops: n,
-        ours: Box::new(move |env| {
-            env.run({
-                Box::pin(async move {
-                    let t0 = Instant::now();
-                    let mut acc = 0u64;
-                    for i in 0..n {
-                        let r = move_on_after(Duration::from_secs(60), async move {
-                            Ok::<_, Cancelled>(black_box(i))
-                        })
+        ours: workload(move |_raw| async move {
+            let mut acc = 0u64;
+            for i in 0..n {
+                let r =
+                    move_on_after(Duration::from_secs(60), async move { Ok::<_, Cancelled>(black_box(i)) })
                         .await;
-                        acc = acc.wrapping_add(r.unwrap().unwrap());
-                    }
-                    black_box(acc);
-                    t0.elapsed()
-                })
-            })
+                acc = acc.wrapping_add(r.unwrap().unwrap());
+            }
+            black_box(acc);
         }),
-        raw: Box::new(move |env| {
-            let raw = env.raw();
-            env.run({
-                let raw = raw.clone();
-                Box::pin(async move {
-                    let t0 = Instant::now();
-                    let mut acc = 0u64;
-                    for i in 0..n {
-                        let v = match raw {
-                            Raw::Tokio => {
-                                tokio::time::timeout(Duration::from_secs(60), async move { black_box(i) })
-                                    .await
-                                    .unwrap()
-                            }
-                            Raw::Smol(_) => {
-                                let timer = async {
-                                    async_io::Timer::after(Duration::from_secs(60)).await;
-                                    u64::MAX
-                                };
-                                futures::future::select(
-                                    std::pin::pin!(async move { black_box(i) }),
-                                    std::pin::pin!(timer),
-                                )
-                                .await
-                                .factor_first()
-                                .0
-                            }
+        raw: workload(move |raw| async move {
+            let mut acc = 0u64;
+            for i in 0..n {
+                let v = match raw {
+                    Raw::Tokio => tokio::time::timeout(Duration::from_secs(60), async move { black_box(i) })
+                        .await
+                        .unwrap(),
+                    Raw::Smol(_) => {
+                        let timer = async {
+                            async_io::Timer::after(Duration::from_secs(60)).await;
+                            u64::MAX
                         };
-                        acc = acc.wrapping_add(v);
+                        futures::future::select(
+                            std::pin::pin!(async move { black_box(i) }),
+                            std::pin::pin!(timer),
+                        )
+                        .await
+                        .factor_first()
+                        .0
                     }
-                    black_box(acc);
-                    t0.elapsed()
-                })
-            })
+                };
+                acc = acc.wrapping_add(v);
+            }
+            black_box(acc);
         }),
         additive: false,
     }
