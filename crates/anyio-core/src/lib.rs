@@ -27,9 +27,9 @@ pub use cancel::{
 };
 pub use error::{AnyError, AsCancelled, CancelSource, Cancelled, TimeoutError, WouldBlock};
 pub use sync::{
-    BusyResourceError, Event, EventStatistics, EventWait, InUse, Lock, LockAcquire, LockGuard,
-    LockStatistics, ResourceGuard, Semaphore, SemaphoreAcquire, SemaphoreError, SemaphorePermit,
-    SemaphoreStatistics,
+    BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
+    Event, EventStatistics, EventWait, InUse, LimiterAcquire, Lock, LockAcquire, LockGuard, LockStatistics,
+    ResourceGuard, Semaphore, SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics,
 };
 pub use task::{
     task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle, TaskState, TaskStatus,

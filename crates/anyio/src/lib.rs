@@ -60,7 +60,10 @@ pub use anyio_core::{
     Checkpoint, FailAfter, GroupClosed, GroupError, InvalidDuration, JoinError, Scoped, Sleep, SleepForever,
     StartError, TaskGroup, TaskHandle, TaskState, TaskStatus, TimeoutError, YieldNow,
 };
-pub use anyio_core::{BusyResourceError, InUse, ResourceGuard};
+pub use anyio_core::{
+    BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
+    InUse, LimiterAcquire, ResourceGuard,
+};
 pub use anyio_core::{
     Event, EventStatistics, EventWait, Lock, LockAcquire, LockGuard, LockStatistics, Semaphore,
     SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics, WouldBlock,

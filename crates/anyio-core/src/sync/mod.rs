@@ -1,5 +1,5 @@
 //! Synchronisation primitives for tasks on any thread: `Event`, `Lock`, `Semaphore`,
-//! `ResourceGuard`.
+//! `CapacityLimiter`, `ResourceGuard`.
 //!
 //! Unlike Python AnyIO's, they are `Send + Sync` and work across the worker threads of a
 //! multi-thread runtime. Every wait is a checkpoint of the waiter's cancel scope, and nothing is
@@ -7,6 +7,7 @@
 //! scope was cancelled meanwhile) or returns `Cancelled` having taken nothing; a permit handed
 //! to a waiter that is cancelled or dropped goes to the next one.
 
+mod capacity_limiter;
 mod event;
 mod lock;
 #[cfg(all(test, loom))]
@@ -15,6 +16,9 @@ mod permits;
 mod resource_guard;
 mod semaphore;
 
+pub use capacity_limiter::{
+    CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken, LimiterAcquire,
+};
 pub use event::{Event, EventStatistics, EventWait};
 pub use lock::{Lock, LockAcquire, LockGuard, LockStatistics};
 pub use resource_guard::{BusyResourceError, InUse, ResourceGuard};

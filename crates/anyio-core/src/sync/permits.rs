@@ -24,6 +24,8 @@ pub(crate) struct Permits {
 #[derive(Debug)]
 struct State {
     available: usize,
+    /// Permits removed while they were out (a lowered total): the next releases pay it off.
+    debt: usize,
     waiters: Slab<Waiter>,
     order: VecDeque<usize>,
 }
@@ -36,7 +38,7 @@ struct Waiter {
 
 impl Permits {
     pub(crate) fn new(available: usize) -> Self {
-        Self { state: Mutex::new(State { available, waiters: Slab::new(), order: VecDeque::new() }) }
+        Self { state: Mutex::new(State { available, debt: 0, waiters: Slab::new(), order: VecDeque::new() }) }
     }
 
     /// Takes a permit if one is free and nobody waits for one.
@@ -63,6 +65,10 @@ impl Permits {
         }
         let waker = {
             let mut st = lock(&self.state);
+            if st.debt > 0 {
+                st.debt -= 1;
+                return true;
+            }
             match st.order.pop_front() {
                 Some(key) => {
                     let w = &mut st.waiters[key];
@@ -80,6 +86,21 @@ impl Permits {
             w.wake();
         }
         true
+    }
+
+    /// Adds `n` permits (handed to waiters first, FIFO), after paying off any debt.
+    pub(crate) fn add(&self, n: usize) {
+        for _ in 0..n {
+            self.release();
+        }
+    }
+
+    /// Removes `n` permits: free ones at once, the rest as they are released.
+    pub(crate) fn remove(&self, n: usize) {
+        let mut st = lock(&self.state);
+        let now = st.available.min(n);
+        st.available -= now;
+        st.debt += n - now;
     }
 
     pub(crate) fn available(&self) -> usize {
