@@ -606,6 +606,28 @@ async fn empty_group_contains_a_yield_point() {
     assert!(matches!(r, Ok(Some(3))));
 }
 
+/// A group with one child, both sleeping until cancelled; records what the child saw and how
+/// the group ended (`Err(true)` = `GroupError::Cancelled`).
+async fn sleeping_nested_group(seen: Seen, results: Arc<Mutex<Vec<String>>>) -> Result<(), AnyError> {
+    let r = task_group(|inner: TaskGroup<AnyError>| async move {
+        inner.spawn(async move {
+            let r = sleep_forever().await;
+            seen.record(&r);
+            r?;
+            Ok(())
+        });
+        sleep_forever().await?;
+        Ok(())
+    })
+    .await;
+    results
+        .lock()
+        .unwrap()
+        .push(format!("{:?}", r.as_ref().map_err(|e| matches!(e, GroupError::Cancelled(_)))));
+    r?;
+    Ok(())
+}
+
 #[anyio::test]
 async fn nested_groups_inside_a_cancelled_group_are_cancelled() {
     let seen = Seen::default();
@@ -615,43 +637,11 @@ async fn nested_groups_inside_a_cancelled_group_are_cancelled() {
     let r = guarded(async move {
         Ok(task_group(|tg: TaskGroup<AnyError>| async move {
             // A nested group in a child task ...
-            tg.spawn(async move {
-                let r = task_group(|inner: TaskGroup<AnyError>| async move {
-                    inner.spawn(async move {
-                        let r = sleep_forever().await;
-                        s1.record(&r);
-                        r?;
-                        Ok(())
-                    });
-                    sleep_forever().await?;
-                    Ok(())
-                })
-                .await;
-                ir1.lock()
-                    .unwrap()
-                    .push(format!("{:?}", r.as_ref().map_err(|e| matches!(e, GroupError::Cancelled(_)))));
-                r?;
-                Ok(())
-            });
+            tg.spawn(sleeping_nested_group(s1, ir1));
             checkpoint().await?;
             tg.cancel();
             // ... and one in the body, entered after the cancellation.
-            let r = task_group(|inner: TaskGroup<AnyError>| async move {
-                inner.spawn(async move {
-                    let r = sleep_forever().await;
-                    s2.record(&r);
-                    r?;
-                    Ok(())
-                });
-                sleep_forever().await?;
-                Ok(())
-            })
-            .await;
-            ir2.lock()
-                .unwrap()
-                .push(format!("{:?}", r.as_ref().map_err(|e| matches!(e, GroupError::Cancelled(_)))));
-            r?;
-            Ok(())
+            sleeping_nested_group(s2, ir2).await
         })
         .await)
     })
