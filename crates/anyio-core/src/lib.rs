@@ -28,8 +28,9 @@ pub use cancel::{
 pub use error::{AnyError, AsCancelled, CancelSource, Cancelled, TimeoutError, WouldBlock};
 pub use sync::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
-    Event, EventStatistics, EventWait, InUse, LimiterAcquire, Lock, LockAcquire, LockGuard, LockStatistics,
-    ResourceGuard, Semaphore, SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics,
+    Condition, ConditionStatistics, ConditionWait, Event, EventStatistics, EventWait, InUse, LimiterAcquire,
+    Lock, LockAcquire, LockGuard, LockStatistics, ResourceGuard, Semaphore, SemaphoreAcquire, SemaphoreError,
+    SemaphorePermit, SemaphoreStatistics,
 };
 pub use task::{
     task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle, TaskState, TaskStatus,

@@ -62,7 +62,7 @@ pub use anyio_core::{
 };
 pub use anyio_core::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
-    InUse, LimiterAcquire, ResourceGuard,
+    Condition, ConditionStatistics, ConditionWait, InUse, LimiterAcquire, ResourceGuard,
 };
 pub use anyio_core::{
     Event, EventStatistics, EventWait, Lock, LockAcquire, LockGuard, LockStatistics, Semaphore,

@@ -157,6 +157,12 @@ impl fmt::Debug for LockGuard<'_> {
     }
 }
 
+impl LockGuard<'_> {
+    pub(crate) fn belongs_to(&self, lock: &Lock) -> bool {
+        std::ptr::eq(self.lock, lock)
+    }
+}
+
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         self.lock.permits.release();

@@ -8,6 +8,7 @@
 //! to a waiter that is cancelled or dropped goes to the next one.
 
 mod capacity_limiter;
+mod condition;
 mod event;
 mod lock;
 #[cfg(all(test, loom))]
@@ -19,6 +20,7 @@ mod semaphore;
 pub use capacity_limiter::{
     CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken, LimiterAcquire,
 };
+pub use condition::{Condition, ConditionStatistics, ConditionWait};
 pub use event::{Event, EventStatistics, EventWait};
 pub use lock::{Lock, LockAcquire, LockGuard, LockStatistics};
 pub use resource_guard::{BusyResourceError, InUse, ResourceGuard};
