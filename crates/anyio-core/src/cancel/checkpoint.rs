@@ -1,6 +1,5 @@
 //! Checkpoints: the points where cancellation is observed.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -145,10 +144,4 @@ pub fn current_effective_deadline() -> Option<Instant> {
         }
         earliest
     })
-}
-
-impl fmt::Display for Checkpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("checkpoint")
-    }
 }

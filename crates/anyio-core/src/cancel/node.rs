@@ -40,7 +40,8 @@ pub(crate) struct Node {
     /// task's `TaskHandle`). Kept here so that spawning a task allocates one node, not a node
     /// and a separate result cell.
     pub(crate) task: Mutex<TaskSlot>,
-    /// Mirrors `Timing::generation` so the owner can tell "nothing changed" without locking.
+    /// Bumped (under the `timing` lock) on every deadline change, so the owner can tell
+    /// "nothing changed" without locking.
     pub(crate) timing_generation: AtomicU64,
 }
 
@@ -52,8 +53,6 @@ pub(crate) struct Timing {
     pub(crate) deadline: Option<Instant>,
     /// A relative timeout still to be resolved against the runtime's clock on entry.
     pub(crate) relative: Option<Duration>,
-    /// Bumped on every change so the owner knows to re-arm its timer (see `bump`).
-    pub(crate) generation: u64,
     pub(crate) owner: Option<Waker>,
 }
 
@@ -95,14 +94,6 @@ impl Node {
         if let Some(w) = waker {
             w.wake();
         }
-    }
-}
-
-impl Timing {
-    /// Records a change of deadline; the caller stores the result in `Node::timing_generation`.
-    pub(crate) fn bump(&mut self) -> u64 {
-        self.generation += 1;
-        self.generation
     }
 }
 

@@ -114,8 +114,7 @@ impl CancelScope {
         let scope = Self::new();
         let mut t = lock(&scope.node.timing);
         t.relative = Some(timeout);
-        let g = t.bump();
-        scope.node.timing_generation.store(g, Ordering::Release);
+        scope.node.timing_generation.fetch_add(1, Ordering::AcqRel);
         drop(t);
         scope
     }
@@ -199,8 +198,7 @@ impl CancelScope {
             let mut t = lock(&self.node.timing);
             t.deadline = deadline;
             t.relative = None;
-            let g = t.bump();
-            self.node.timing_generation.store(g, Ordering::Release);
+            self.node.timing_generation.fetch_add(1, Ordering::AcqRel);
             t.owner.clone()
         };
         if let Some(w) = owner {
@@ -466,7 +464,8 @@ fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u64)
     if let Some(rel) = t.relative.take() {
         t.deadline = now.checked_add(rel);
     }
-    *seen = t.generation;
+    // Read under the lock: every bump happens under it, so this matches `deadline` below.
+    *seen = node.timing_generation.load(Ordering::Acquire);
     *deadline = t.deadline;
     drop(t);
     match *deadline {

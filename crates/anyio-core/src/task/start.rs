@@ -110,21 +110,22 @@ impl<V, E> StartShared<V, E> {
         Self { state: Mutex::new((StartState::Waiting, false, None)), nodes: Mutex::new(None) }
     }
 
-    /// Moves from `Waiting` to `s`; returns whether it did (only the first outcome counts).
-    fn set(&self, s: StartState<V, E>, started: bool) -> bool {
-        let w = {
+    /// Records a failure before `started`, unless an outcome is already there (only the
+    /// first counts); hands the failure back if it was not recorded.
+    fn fail(&self, failure: StartFailure<E>) -> Option<StartFailure<E>> {
+        *lock(&self.nodes) = None;
+        let waker = {
             let mut st = lock(&self.state);
             if !matches!(st.0, StartState::Waiting) {
-                return false;
+                return Some(failure);
             }
-            st.0 = s;
-            st.1 |= started;
+            st.0 = StartState::Failed(failure);
             st.2.take()
         };
-        if let Some(w) = w {
+        if let Some(w) = waker {
             w.wake();
         }
-        true
+        None
     }
 
     /// The waiting side went away; returns `true` if the task had not signalled yet (so it
@@ -188,27 +189,16 @@ impl<V: Send, E: Send> StartSink<E> for StartShared<V, E> {
         lock(&self.state).1
     }
     fn failed(&self, failure: Failure<E>) -> Option<Failure<E>> {
-        *lock(&self.nodes) = None;
-        let waker = {
-            let mut st = lock(&self.state);
-            if !matches!(st.0, StartState::Waiting) {
-                return Some(failure);
-            }
-            st.0 = StartState::Failed(StartFailure::Failed(failure));
-            st.2.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+        match self.fail(StartFailure::Failed(failure)) {
+            Some(StartFailure::Failed(f)) => Some(f),
+            _ => None,
         }
-        None
     }
     fn not_started(&self) {
-        self.set(StartState::Failed(StartFailure::NotStarted), false);
-        *lock(&self.nodes) = None;
+        let _ = self.fail(StartFailure::NotStarted);
     }
     fn cancelled(&self, c: Cancelled) {
-        self.set(StartState::Failed(StartFailure::Cancelled(c)), false);
-        *lock(&self.nodes) = None;
+        let _ = self.fail(StartFailure::Cancelled(c));
     }
 }
 
