@@ -441,3 +441,62 @@ impl<E: StdError + Send + Sync + 'static> From<crate::task::StartError<E>> for A
         }
     }
 }
+
+/// A resource was used after it was closed through this handle (AnyIO's `ClosedResourceError`).
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::ClosedResourceError;
+/// assert!(ClosedResourceError.to_string().contains("closed"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClosedResourceError;
+
+impl fmt::Display for ClosedResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the resource was closed through this handle and cannot be used any more")
+    }
+}
+
+impl StdError for ClosedResourceError {}
+
+/// The other end of a resource is gone, so it cannot be used (AnyIO's `BrokenResourceError`):
+/// for a memory object stream, every receiver was closed.
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::BrokenResourceError;
+/// assert!(BrokenResourceError.to_string().contains("other end"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokenResourceError;
+
+impl fmt::Display for BrokenResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the other end of the resource is closed, so nothing can be sent through it")
+    }
+}
+
+impl StdError for BrokenResourceError {}
+
+/// The stream ended: every sender is closed and nothing is left to receive (AnyIO's
+/// `EndOfStream`).
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::EndOfStream;
+/// assert!(EndOfStream.to_string().contains("end"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndOfStream;
+
+impl fmt::Display for EndOfStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("end of stream: every sender is closed and nothing is left to receive")
+    }
+}
+
+impl StdError for EndOfStream {}

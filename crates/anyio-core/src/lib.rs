@@ -12,10 +12,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cancel;
+mod coop;
 mod doc_rt;
 mod error;
 mod loom;
 pub mod rt;
+mod streams;
 mod sync;
 mod task;
 mod time;
@@ -25,7 +27,15 @@ pub use cancel::{
     fail_after, fail_at, move_on_after, move_on_at, CancelScope, Cancellable, CancellableExt, Checkpoint,
     FailAfter, Scoped, YieldNow,
 };
-pub use error::{AnyError, AsCancelled, CancelSource, Cancelled, TimeoutError, WouldBlock};
+pub use error::{
+    AnyError, AsCancelled, BrokenResourceError, CancelSource, Cancelled, ClosedResourceError, EndOfStream,
+    TimeoutError, WouldBlock,
+};
+pub use streams::{
+    create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,
+    MemoryObjectStreamStatistics, ReceiveError, ReceiveItem, SendError, SendItem, TryReceiveError,
+    TrySendError,
+};
 pub use sync::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
     Condition, ConditionStatistics, ConditionWait, Event, EventStatistics, EventWait, InUse, LimiterAcquire,

@@ -61,6 +61,11 @@ pub use anyio_core::{
     StartError, TaskGroup, TaskHandle, TaskState, TaskStatus, TimeoutError, YieldNow,
 };
 pub use anyio_core::{
+    create_memory_object_stream, BrokenResourceError, BufferSize, ClosedResourceError, EndOfStream,
+    MemoryObjectReceiveStream, MemoryObjectSendStream, MemoryObjectStreamStatistics, ReceiveError,
+    ReceiveItem, SendError, SendItem, TryReceiveError, TrySendError,
+};
+pub use anyio_core::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
     Condition, ConditionStatistics, ConditionWait, InUse, LimiterAcquire, ResourceGuard,
 };

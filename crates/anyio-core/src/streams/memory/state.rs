@@ -1,0 +1,522 @@
+//! The state shared by every handle of one memory object stream, and the operations on it.
+//!
+//! One mutex guards the buffer and both wait queues, so every hand-off decision is made under a
+//! single lock and items cannot be lost or duplicated between the queues. Waiters live in a slab
+//! owned by the channel; an operation future holds only its key, so a wait costs no allocation
+//! once the slab has grown. Wakers, and items the channel drops, are dropped after the lock is
+//! released: either may run user code that touches this channel again.
+
+use std::collections::VecDeque;
+use std::mem;
+use std::task::{Context, Poll, Waker};
+
+use slab::Slab;
+
+use crate::cancel::current::{check_current, current_arc};
+use crate::cancel::node::WaitRegistration;
+use crate::coop;
+use crate::error::Cancelled;
+use crate::loom::{lock, Mutex};
+
+pub(super) struct Chan<T> {
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    buf: VecDeque<T>,
+    /// `usize::MAX` means unbounded.
+    max: usize,
+    senders: usize,
+    receivers: usize,
+    send_q: Queue<T>,
+    recv_q: Queue<T>,
+}
+
+/// Waiters of one side, FIFO.
+struct Queue<T> {
+    slab: Slab<Waiter<T>>,
+    order: VecDeque<usize>,
+}
+
+/// A waiting sender or receiver.
+///
+/// A sender's entry holds its item while `queued`; a receiver that takes it leaves `None` and
+/// dequeues it. A receiver's entry is empty while `queued`; a sender that serves it stores the
+/// item and dequeues it. Closing the other side dequeues every entry as it is. So a dequeued
+/// entry is a resolved operation, whose outcome its owner reads on its next poll.
+struct Waiter<T> {
+    waker: Option<Waker>,
+    item: Option<T>,
+    queued: bool,
+}
+
+impl<T> Queue<T> {
+    fn new() -> Self {
+        Self { slab: Slab::new(), order: VecDeque::new() }
+    }
+
+    fn push(&mut self, waker: Waker, item: Option<T>) -> usize {
+        let key = self.slab.insert(Waiter { waker: Some(waker), item, queued: true });
+        self.order.push_back(key);
+        key
+    }
+
+    fn requeue(&mut self, key: usize, waker: &Waker) {
+        let w = &mut self.slab[key];
+        w.queued = true;
+        w.waker = Some(waker.clone());
+        self.order.push_back(key);
+    }
+
+    /// Dequeues the oldest waiter, leaving its entry for its owner to read.
+    fn pop(&mut self) -> Option<&mut Waiter<T>> {
+        let key = self.order.pop_front()?;
+        let w = &mut self.slab[key];
+        w.queued = false;
+        Some(w)
+    }
+
+    /// Removes an entry for good, unlinking it if it is still queued.
+    fn remove(&mut self, key: usize) -> Waiter<T> {
+        let w = self.slab.remove(key);
+        if w.queued {
+            if let Some(pos) = self.order.iter().position(|&k| k == key) {
+                self.order.remove(pos);
+            }
+        }
+        w
+    }
+
+    /// Dequeues everyone (the other side is gone) and returns their wakers.
+    fn release_all(&mut self) -> Vec<Waker> {
+        let mut wakers = Vec::with_capacity(self.order.len());
+        while let Some(w) = self.pop() {
+            wakers.extend(w.waker.take());
+        }
+        wakers
+    }
+
+    /// Stores a fresh waker if the task's waker changed.
+    fn update_waker(&mut self, key: usize, waker: &Waker) -> Option<Waker> {
+        let w = &mut self.slab[key];
+        if w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            None
+        } else {
+            w.waker.replace(waker.clone())
+        }
+    }
+}
+
+/// Why a send did not happen; the item comes back.
+pub(super) enum SendFail<T> {
+    Broken(T),
+    Cancelled(T, Cancelled),
+}
+
+/// Why a non-waiting send did not happen.
+pub(super) enum TrySendFail<T> {
+    WouldBlock(T),
+    Broken(T),
+}
+
+/// Why a receive returned no item.
+pub(super) enum RecvFail {
+    EndOfStream,
+    Cancelled(Cancelled),
+}
+
+/// Why a non-waiting receive returned no item.
+pub(super) enum TryRecvFail {
+    WouldBlock,
+    EndOfStream,
+}
+
+/// A send in progress: the item until it is queued or delivered, and the queue entry.
+#[derive(Debug)]
+pub(super) struct SendOp<T> {
+    pub(super) item: Option<T>,
+    key: Option<usize>,
+    reg: WaitRegistration,
+}
+
+/// A receive in progress.
+#[derive(Debug)]
+pub(super) struct RecvOp {
+    key: Option<usize>,
+    reg: WaitRegistration,
+}
+
+impl<T> SendOp<T> {
+    pub(super) fn new(item: Option<T>) -> Self {
+        Self { item, key: None, reg: WaitRegistration::new() }
+    }
+
+    /// Whether an item is waiting to be sent (in the op or in the queue).
+    pub(super) fn is_pending(&self) -> bool {
+        self.item.is_some() || self.key.is_some()
+    }
+}
+
+impl RecvOp {
+    pub(super) const fn new() -> Self {
+        Self { key: None, reg: WaitRegistration::new() }
+    }
+
+    pub(super) fn is_waiting(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+/// What [`Chan::statistics`] reads, in one consistent snapshot.
+pub(super) struct Snapshot {
+    pub(super) buffer_used: usize,
+    pub(super) max: usize,
+    pub(super) senders: usize,
+    pub(super) receivers: usize,
+    pub(super) waiting_send: usize,
+    pub(super) waiting_receive: usize,
+}
+
+impl<T> State<T> {
+    /// Delivers `item` to the oldest waiting receiver or into the buffer. Returns the waker to
+    /// wake, or the item back if there is neither a receiver nor room.
+    fn offer(&mut self, item: T) -> Result<Option<Waker>, T> {
+        if let Some(w) = self.recv_q.pop() {
+            w.item = Some(item);
+            return Ok(w.waker.take());
+        }
+        if self.buf.len() < self.max {
+            self.buf.push_back(item);
+            return Ok(None);
+        }
+        Err(item)
+    }
+
+    /// Takes the next item: from the buffer (refilling it from the oldest waiting sender) or
+    /// straight from a waiting sender. Returns the item and the sender's waker to wake.
+    fn take(&mut self) -> Option<(T, Option<Waker>)> {
+        if let Some(item) = self.buf.pop_front() {
+            let mut waker = None;
+            if self.buf.len() < self.max {
+                if let Some(w) = self.send_q.pop() {
+                    self.buf.push_back(w.item.take().expect("a queued sender holds its item"));
+                    waker = w.waker.take();
+                }
+            }
+            return Some((item, waker));
+        }
+        let w = self.send_q.pop()?;
+        Some((w.item.take().expect("a queued sender holds its item"), w.waker.take()))
+    }
+}
+
+impl<T> Chan<T> {
+    pub(super) fn new(max: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                // Small eager capacity: a huge bound must not allocate up front.
+                buf: VecDeque::with_capacity(max.min(16)),
+                max,
+                senders: 1,
+                receivers: 1,
+                send_q: Queue::new(),
+                recv_q: Queue::new(),
+            }),
+        }
+    }
+
+    /// Counts a new open sender; `false` if every sender is already closed.
+    pub(super) fn add_sender(&self) -> bool {
+        let mut st = lock(&self.state);
+        if st.senders == 0 {
+            return false;
+        }
+        st.senders += 1;
+        true
+    }
+
+    /// Counts a new open receiver; `false` if every receiver is already closed.
+    pub(super) fn add_receiver(&self) -> bool {
+        let mut st = lock(&self.state);
+        if st.receivers == 0 {
+            return false;
+        }
+        st.receivers += 1;
+        true
+    }
+
+    /// One sender closed; the last one wakes every waiting receiver (they drain the buffer,
+    /// then see the end of the stream).
+    pub(super) fn close_sender(&self) {
+        let wakers = {
+            let mut st = lock(&self.state);
+            st.senders -= 1;
+            if st.senders > 0 {
+                return;
+            }
+            st.recv_q.release_all()
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// One receiver closed; the last one wakes every waiting sender (they get their items back
+    /// as broken-resource errors) and drops the buffered items, which nobody can receive now.
+    pub(super) fn close_receiver(&self) {
+        let (wakers, buf) = {
+            let mut st = lock(&self.state);
+            st.receivers -= 1;
+            if st.receivers > 0 {
+                return;
+            }
+            (st.send_q.release_all(), mem::take(&mut st.buf))
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        drop(buf);
+    }
+
+    pub(super) fn statistics(&self) -> Snapshot {
+        let st = lock(&self.state);
+        Snapshot {
+            buffer_used: st.buf.len(),
+            max: st.max,
+            senders: st.senders,
+            receivers: st.receivers,
+            waiting_send: st.send_q.order.len(),
+            waiting_receive: st.recv_q.order.len(),
+        }
+    }
+
+    /// Whether a receiver can never get another item.
+    pub(super) fn is_drained(&self) -> bool {
+        let st = lock(&self.state);
+        st.senders == 0 && st.buf.is_empty() && st.send_q.order.is_empty()
+    }
+
+    pub(super) fn try_send(&self, item: T) -> Result<(), TrySendFail<T>> {
+        let mut st = lock(&self.state);
+        if st.receivers == 0 {
+            return Err(TrySendFail::Broken(item));
+        }
+        match st.offer(item) {
+            Ok(waker) => {
+                drop(st);
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                Ok(())
+            }
+            Err(item) => Err(TrySendFail::WouldBlock(item)),
+        }
+    }
+
+    pub(super) fn try_recv(&self) -> Result<T, TryRecvFail> {
+        let mut st = lock(&self.state);
+        match st.take() {
+            Some((item, waker)) => {
+                drop(st);
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                Ok(item)
+            }
+            None if st.senders == 0 => Err(TryRecvFail::EndOfStream),
+            None => Err(TryRecvFail::WouldBlock),
+        }
+    }
+
+    /// Drives a send. `Ready(Ok)` once the item is in the buffer or with a receiver; a
+    /// cancellation or a broken stream returns the item, unless it was delivered first.
+    pub(super) fn poll_send(&self, op: &mut SendOp<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendFail<T>>> {
+        if op.key.is_none() {
+            if coop::poll_proceed(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let item = op.item.take().expect("a send future was polled after it completed");
+            if let Err(c) = check_current() {
+                return Poll::Ready(Err(SendFail::Cancelled(item, c)));
+            }
+            let mut st = lock(&self.state);
+            if st.receivers == 0 {
+                return Poll::Ready(Err(SendFail::Broken(item)));
+            }
+            match st.offer(item) {
+                Ok(waker) => {
+                    drop(st);
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(item) => op.key = Some(st.send_q.push(cx.waker().clone(), Some(item))),
+            }
+        } else {
+            let cancelled = check_current().err();
+            let key = op.key.expect("checked above");
+            let mut st = lock(&self.state);
+            if st.send_q.slab[key].queued && cancelled.is_none() {
+                let old = st.send_q.update_waker(key, cx.waker());
+                drop(st);
+                drop(old);
+            } else {
+                // Resolved (delivered, or the receivers are gone), or cancelled while queued.
+                let w = st.send_q.remove(key);
+                drop(st);
+                op.key = None;
+                op.reg.clear();
+                return Poll::Ready(resolve_send(w, cancelled));
+            }
+        }
+        if let Some(node) = current_arc() {
+            if let Err(c) = op.reg.register(&node, cx.waker()) {
+                let w = self.leave(&mut op.key, Side::Send).expect("the op is queued");
+                op.reg.clear();
+                return Poll::Ready(resolve_send(w, Some(c)));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Drives a receive. An item handed to this op is returned even if the scope was
+    /// cancelled meanwhile; a cancelled op that got nothing took nothing.
+    pub(super) fn poll_recv(&self, op: &mut RecvOp, cx: &mut Context<'_>) -> Poll<Result<T, RecvFail>> {
+        let mut st;
+        match op.key {
+            None => {
+                if coop::poll_proceed(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if let Err(c) = check_current() {
+                    return Poll::Ready(Err(RecvFail::Cancelled(c)));
+                }
+                st = lock(&self.state);
+            }
+            Some(key) => {
+                let cancelled = check_current().err();
+                st = lock(&self.state);
+                let w = &mut st.recv_q.slab[key];
+                if let Some(item) = w.item.take() {
+                    // Handed over: ours, whatever happened to the scope meanwhile.
+                    let w = st.recv_q.slab.remove(key);
+                    drop(st);
+                    drop(w);
+                    op.key = None;
+                    op.reg.clear();
+                    return Poll::Ready(Ok(item));
+                }
+                if let Some(c) = cancelled {
+                    let w = st.recv_q.remove(key);
+                    drop(st);
+                    drop(w);
+                    op.key = None;
+                    op.reg.clear();
+                    return Poll::Ready(Err(RecvFail::Cancelled(c)));
+                }
+                if w.queued {
+                    let old = st.recv_q.update_waker(key, cx.waker());
+                    drop(st);
+                    drop(old);
+                    return self.register_recv(op, cx);
+                }
+                // Dequeued without an item: the senders closed. Look again below.
+            }
+        }
+        if let Some((item, waker)) = st.take() {
+            let own = op.key.take().map(|key| st.recv_q.remove(key));
+            drop(st);
+            drop(own);
+            if let Some(w) = waker {
+                w.wake();
+            }
+            op.reg.clear();
+            return Poll::Ready(Ok(item));
+        }
+        if st.senders == 0 {
+            let own = op.key.take().map(|key| st.recv_q.remove(key));
+            drop(st);
+            drop(own);
+            op.reg.clear();
+            return Poll::Ready(Err(RecvFail::EndOfStream));
+        }
+        match op.key {
+            Some(key) => st.recv_q.requeue(key, cx.waker()),
+            None => op.key = Some(st.recv_q.push(cx.waker().clone(), None)),
+        }
+        drop(st);
+        self.register_recv(op, cx)
+    }
+
+    fn register_recv(&self, op: &mut RecvOp, cx: &mut Context<'_>) -> Poll<Result<T, RecvFail>> {
+        if let Some(node) = current_arc() {
+            if let Err(c) = op.reg.register(&node, cx.waker()) {
+                let w = self.leave(&mut op.key, Side::Recv).expect("the op is queued");
+                op.reg.clear();
+                return Poll::Ready(match w.item {
+                    Some(item) => Ok(item),
+                    None => Err(RecvFail::Cancelled(c)),
+                });
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Removes an op's entry, returning it (with the item it holds, if any).
+    fn leave(&self, key: &mut Option<usize>, side: Side) -> Option<Waiter<T>> {
+        let key = key.take()?;
+        let mut st = lock(&self.state);
+        Some(match side {
+            Side::Send => st.send_q.remove(key),
+            Side::Recv => st.recv_q.remove(key),
+        })
+    }
+
+    /// A send op is dropped unfinished: leave the queue. An item not yet delivered is dropped
+    /// with the op (the caller gave up on sending it).
+    pub(super) fn abandon_send(&self, op: &mut SendOp<T>) {
+        op.reg.clear();
+        drop(self.leave(&mut op.key, Side::Send));
+    }
+
+    /// A receive op is dropped unfinished: leave the queue, and if an item was handed to it
+    /// meanwhile, pass the item to the next waiting receiver or put it back at the front of the
+    /// buffer, so that it is not lost.
+    pub(super) fn abandon_recv(&self, op: &mut RecvOp) {
+        op.reg.clear();
+        let Some(item) = self.leave(&mut op.key, Side::Recv).and_then(|w| w.item) else { return };
+        let mut st = lock(&self.state);
+        if st.receivers == 0 {
+            // Nobody can receive it any more; it goes the way of the buffer.
+            drop(st);
+            drop(item);
+            return;
+        }
+        let waker = match st.recv_q.pop() {
+            Some(w) => {
+                w.item = Some(item);
+                w.waker.take()
+            }
+            None => {
+                st.buf.push_front(item);
+                None
+            }
+        };
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Send,
+    Recv,
+}
+
+/// The outcome of a send whose entry was removed: delivered if the item is gone.
+fn resolve_send<T>(w: Waiter<T>, cancelled: Option<Cancelled>) -> Result<(), SendFail<T>> {
+    match (w.item, cancelled) {
+        (None, _) => Ok(()),
+        (Some(item), Some(c)) => Err(SendFail::Cancelled(item, c)),
+        (Some(item), None) => Err(SendFail::Broken(item)),
+    }
+}
