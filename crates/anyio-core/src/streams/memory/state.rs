@@ -326,7 +326,11 @@ impl<T> Chan<T> {
 
     /// Drives a send. `Ready(Ok)` once the item is in the buffer or with a receiver; a
     /// cancellation or a broken stream returns the item, unless it was delivered first.
-    pub(super) fn poll_send(&self, op: &mut SendOp<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendFail<T>>> {
+    pub(super) fn poll_send(
+        &self,
+        op: &mut SendOp<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendFail<T>>> {
         if op.key.is_none() {
             if coop::poll_proceed(cx).is_pending() {
                 return Poll::Pending;
