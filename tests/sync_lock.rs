@@ -7,12 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyio::{
-    checkpoint, move_on_after, sleep, task_group, AnyError, CancelScope, Cancelled, Lock, Semaphore,
-    SemaphoreError, TaskGroup, WouldBlock,
+    checkpoint, current_task_id, move_on_after, sleep, task_group, AnyError, CancelScope, Cancelled, Lock,
+    LockGuard, Semaphore, SemaphoreError, TaskGroup, WouldBlock,
 };
+use futures::FutureExt;
 
 mod support;
 use support::{guarded_ok, SHORT};
+
+/// Acquires `lock` as another task (see `support::as_other_task`), so this test's own task can
+/// then queue for it.
+async fn hold_as_other_task(lock: &Lock) -> LockGuard<'_> {
+    support::as_other_task(lock.acquire()).await.expect("the lock is free")
+}
 
 /// Polls `fut` once with a no-op waker, inside whatever scope is current.
 fn poll_once<F: Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
@@ -84,7 +91,7 @@ async fn lock_waiters_are_served_in_fifo_order() {
 #[anyio::test]
 async fn try_acquire_would_block_while_held_and_cannot_barge_past_a_queued_waiter() {
     let lock = Lock::new();
-    let g = lock.try_acquire().unwrap();
+    let g = hold_as_other_task(&lock).await;
     assert_eq!(lock.try_acquire().unwrap_err(), WouldBlock);
     let mut waiter = lock.acquire();
     assert!(poll_once(&mut waiter).is_pending());
@@ -100,7 +107,7 @@ async fn try_acquire_would_block_while_held_and_cannot_barge_past_a_queued_waite
 #[anyio::test]
 async fn cancelling_a_queued_lock_waiter_from_another_thread_wakes_it_promptly() {
     let lock = Lock::new();
-    let held = lock.acquire().await.unwrap();
+    let held = hold_as_other_task(&lock).await;
     let scope = CancelScope::new();
     let remote = scope.clone();
     let r = guarded_ok(async {
@@ -140,7 +147,7 @@ async fn acquire_in_a_cancelled_scope_fails_even_when_the_lock_is_free() {
 #[anyio::test]
 async fn cancelled_waiter_leaves_the_queue_and_the_lock_still_works() {
     let lock = Lock::new();
-    let held = lock.acquire().await.unwrap();
+    let held = hold_as_other_task(&lock).await;
     let r = move_on_after(SHORT, async {
         let _g = lock.acquire().await?;
         Ok::<_, Cancelled>("got it")
@@ -155,7 +162,7 @@ async fn cancelled_waiter_leaves_the_queue_and_the_lock_still_works() {
 #[anyio::test]
 async fn a_lock_handed_to_a_waiter_whose_scope_is_then_cancelled_is_still_returned() {
     let lock = Lock::new();
-    let held = lock.acquire().await.unwrap();
+    let held = hold_as_other_task(&lock).await;
     let scope = CancelScope::new();
     let (r, got_it) = {
         let s = scope.clone();
@@ -181,7 +188,7 @@ async fn a_lock_handed_to_a_waiter_whose_scope_is_then_cancelled_is_still_return
 #[anyio::test]
 async fn a_dropped_acquire_that_was_handed_the_lock_passes_it_on() {
     let lock = Arc::new(Lock::new());
-    let held = lock.acquire().await.unwrap();
+    let held = hold_as_other_task(&lock).await;
     let mut first = lock.acquire();
     assert!(poll_once(&mut first).is_pending());
     let (l, watch) = (lock.clone(), lock.clone());
@@ -300,4 +307,77 @@ async fn cancelling_semaphore_waiters_at_random_points_never_loses_a_permit() {
     .await;
     assert_eq!(sem.value(), 2, "every permit came back");
     assert_eq!(sem.statistics().tasks_waiting, 0);
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[anyio::test]
+async fn lock_records_the_acquiring_task_as_owner() {
+    let lock = Arc::new(Lock::new());
+    guarded_ok(async move {
+        let me = current_task_id();
+        assert!(me.is_some(), "the main future runs as an anyio task");
+        assert_eq!(lock.statistics().owner, None);
+        let g = lock.acquire().await?;
+        assert_eq!(lock.statistics().owner, me);
+        drop(g);
+        assert_eq!(lock.statistics().owner, None);
+        let other = lock.clone();
+        task_group(|tg: TaskGroup<AnyError>| async move {
+            let child = tg.spawn(async move {
+                let _g = other.acquire().await?;
+                let owner = other.statistics().owner;
+                assert_eq!(owner, current_task_id());
+                Ok(owner)
+            });
+            let owner = child.await?;
+            assert!(owner.is_some() && owner != me, "the child task owned it, not the parent");
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn lock_reacquired_by_its_owner_panics_instead_of_deadlocking() {
+    let lock = Lock::new();
+    let _held = lock.acquire().await.unwrap();
+    let again = std::panic::AssertUnwindSafe(lock.acquire()).catch_unwind().await;
+    let msg = panic_message(again.expect_err("re-acquiring must panic"));
+    assert!(msg.contains("not reentrant"), "unclear message: {msg}");
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lock.try_acquire().map(drop)));
+    assert!(panic_message(again.expect_err("try_acquire by the owner must panic")).contains("not reentrant"));
+    assert!(lock.locked(), "the failed attempts left the lock held by its owner");
+}
+
+#[anyio::test]
+async fn lock_held_by_one_task_makes_another_wait_not_panic() {
+    let lock = Arc::new(Lock::new());
+    guarded_ok(async move {
+        let held = lock.acquire().await?;
+        let other = lock.clone();
+        let watched = lock.clone();
+        task_group(|tg: TaskGroup<AnyError>| async move {
+            let waiter = tg.spawn(async move {
+                let _g = other.acquire().await?;
+                Ok(())
+            });
+            while watched.statistics().tasks_waiting == 0 {
+                sleep(Duration::from_millis(1)).await?;
+            }
+            drop(held);
+            waiter.await?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
 }

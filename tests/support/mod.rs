@@ -48,3 +48,9 @@ pub(crate) async fn wait_for(flag: &AtomicBool) -> Result<(), Cancelled> {
     }
     Ok(())
 }
+
+/// Polls `fut` as an anyio task of its own (a fresh task id) from inside this task, so one test
+/// body can play several tasks deterministically: a lock's holder and the task queueing for it.
+pub(crate) fn as_other_task<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    anyio::__private::main_task(fut)
+}

@@ -87,5 +87,5 @@ static ASYNC_STD_GLOBAL: Detector =
 /// ```
 pub fn run<F: Future>(fut: F) -> F::Output {
     let _rt = rt::enter(shared());
-    anyio_core::__private::run_in_root(|| async_std::task::block_on(fut))
+    anyio_core::__private::run_in_root(|| async_std::task::block_on(anyio_core::__private::main_task(fut)))
 }

@@ -46,7 +46,7 @@ pub fn __doc_block_on<F: Future>(fut: F) -> F::Output {
     crate::cancel::current::run_in_root(|| {
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         let mut cx = Context::from_waker(&waker);
-        let mut fut = pin!(fut);
+        let mut fut = pin!(crate::task::id::main_task(fut));
         loop {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                 return v;

@@ -43,7 +43,8 @@ pub use sync::{
     SemaphorePermit, SemaphoreStatistics,
 };
 pub use task::{
-    task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle, TaskState, TaskStatus,
+    current_task_id, task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle,
+    TaskId, TaskState, TaskStatus,
 };
 pub use time::{
     current_time, seconds, sleep, sleep_forever, sleep_until, InvalidDuration, Sleep, SleepForever,
@@ -56,4 +57,5 @@ pub use doc_rt::__doc_block_on;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cancel::current::run_in_root;
+    pub use crate::task::id::{main_task, MainTask};
 }

@@ -122,7 +122,9 @@ pub fn run<F: Future>(extra_threads: usize, fut: F) -> F::Output {
         .collect();
     let out = {
         let _rt = rt::enter(handle);
-        anyio_core::__private::run_in_root(|| async_io::block_on(ex.run(fut)))
+        anyio_core::__private::run_in_root(|| {
+            async_io::block_on(ex.run(anyio_core::__private::main_task(fut)))
+        })
     };
     stop_tx.stop();
     for w in workers {

@@ -125,7 +125,7 @@ pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
     let _ = shared.0.set(TokioRuntime::new(runtime.handle().clone()));
     let out = {
         let _rt = rt::enter(handle);
-        anyio_core::__private::run_in_root(|| runtime.block_on(fut))
+        anyio_core::__private::run_in_root(|| runtime.block_on(anyio_core::__private::main_task(fut)))
     };
     // Tasks still running (detached children of a dropped group) are dropped here; their
     // wrappers report them cancelled.

@@ -55,10 +55,11 @@ use std::num::NonZeroUsize;
 pub use anyio_core::rt;
 pub use anyio_core::{
     cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, current_effective_deadline,
-    current_time, fail_after, fail_at, move_on_after, move_on_at, seconds, sleep, sleep_forever, sleep_until,
-    task_group, AnyError, AsCancelled, CancelScope, CancelSource, Cancellable, CancellableExt, Cancelled,
-    Checkpoint, FailAfter, GroupClosed, GroupError, InvalidDuration, JoinError, Scoped, Sleep, SleepForever,
-    StartError, TaskGroup, TaskHandle, TaskState, TaskStatus, TimeoutError, YieldNow,
+    current_task_id, current_time, fail_after, fail_at, move_on_after, move_on_at, seconds, sleep,
+    sleep_forever, sleep_until, task_group, AnyError, AsCancelled, CancelScope, CancelSource, Cancellable,
+    CancellableExt, Cancelled, Checkpoint, FailAfter, GroupClosed, GroupError, InvalidDuration, JoinError,
+    Scoped, Sleep, SleepForever, StartError, TaskGroup, TaskHandle, TaskId, TaskState, TaskStatus,
+    TimeoutError, YieldNow,
 };
 pub use anyio_core::{
     create_memory_object_stream, BrokenResourceError, BufferSize, ClosedResourceError, EndOfStream,
@@ -368,6 +369,8 @@ pub fn current_backend() -> Option<&'static str> {
 #[doc(hidden)]
 pub mod __private {
     use super::*;
+
+    pub use anyio_core::__private::main_task;
 
     /// Runs one test body on one backend, naming the backend if it panics.
     pub fn run_test<F: Future>(backend: Backend, test_name: &str, fut: F) -> F::Output {

@@ -5,8 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::permits::{AcquirePermit, Permits};
 use crate::error::{Cancelled, WouldBlock};
+use crate::task::id::{current_task_id, TaskId};
 
 /// An async lock (AnyIO's `Lock`): at most one holder at a time, waiters served in FIFO order,
 /// released when the [`LockGuard`] drops — so releasing a lock one does not hold cannot even be
@@ -14,6 +17,12 @@ use crate::error::{Cancelled, WouldBlock};
 ///
 /// An uncontended `acquire` takes the lock without yielding (AnyIO's `fast_acquire=True`); it
 /// still fails at once in a cancelled scope.
+///
+/// The lock is owner-tracked and not reentrant: it records the anyio task that acquired it
+/// ([`LockStatistics::owner`]), and that task acquiring it again while still holding it is a
+/// bug that would deadlock, so it panics instead. The owner is the acquiring task even if the
+/// guard is moved to another task, as in AnyIO. Futures not run by anyio (spawned straight
+/// onto a runtime) have no task id and are not tracked.
 ///
 /// # Examples
 ///
@@ -29,6 +38,8 @@ use crate::error::{Cancelled, WouldBlock};
 /// ```
 pub struct Lock {
     permits: Permits,
+    /// The holder's task id; 0 when free or held outside an anyio task.
+    owner: AtomicU64,
 }
 
 impl fmt::Debug for Lock {
@@ -49,6 +60,8 @@ impl Default for Lock {
 pub struct LockStatistics {
     /// Whether someone holds the lock.
     pub locked: bool,
+    /// The task that acquired it, if it is held by an anyio task.
+    pub owner: Option<TaskId>,
     /// How many tasks wait for it.
     pub tasks_waiting: usize,
 }
@@ -60,7 +73,7 @@ impl Lock {
     /// assert!(!anyio_core::Lock::new().locked());
     /// ```
     pub fn new() -> Self {
-        Self { permits: Permits::new(1) }
+        Self { permits: Permits::new(1), owner: AtomicU64::new(0) }
     }
 
     /// Waits for the lock and returns its guard.
@@ -79,8 +92,29 @@ impl Lock {
     /// drop(guard);
     /// # });
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// When first polled by the task that holds the lock (it would wait for itself forever).
     pub fn acquire(&self) -> LockAcquire<'_> {
-        LockAcquire { lock: self, inner: self.permits.acquire() }
+        LockAcquire { lock: self, inner: self.permits.acquire(), checked: false }
+    }
+
+    fn check_not_owner(&self) -> Option<TaskId> {
+        let me = current_task_id();
+        if let Some(me) = me {
+            assert!(
+                self.owner.load(Ordering::Acquire) != me.as_u64(),
+                "anyio::Lock is not reentrant: {me} already holds this lock; drop its guard before \
+                 acquiring it again"
+            );
+        }
+        me
+    }
+
+    fn guard(&self, owner: Option<TaskId>) -> LockGuard<'_> {
+        self.owner.store(owner.map_or(0, TaskId::as_u64), Ordering::Release);
+        LockGuard { lock: self }
     }
 
     /// Takes the lock if it is free and nobody is waiting for it.
@@ -89,6 +123,10 @@ impl Lock {
     ///
     /// [`WouldBlock`] if the lock is held or tasks are queued for it (FIFO fairness).
     ///
+    /// # Panics
+    ///
+    /// When called by the task that holds the lock.
+    ///
     /// ```
     /// let lock = anyio_core::Lock::new();
     /// let g = lock.try_acquire().unwrap();
@@ -96,8 +134,9 @@ impl Lock {
     /// drop(g);
     /// ```
     pub fn try_acquire(&self) -> Result<LockGuard<'_>, WouldBlock> {
+        let me = self.check_not_owner();
         if self.permits.try_acquire() {
-            Ok(LockGuard { lock: self })
+            Ok(self.guard(me))
         } else {
             Err(WouldBlock)
         }
@@ -116,10 +155,11 @@ impl Lock {
     ///
     /// ```
     /// let s = anyio_core::Lock::new().statistics();
-    /// assert!(!s.locked && s.tasks_waiting == 0);
+    /// assert!(!s.locked && s.owner.is_none() && s.tasks_waiting == 0);
     /// ```
     pub fn statistics(&self) -> LockStatistics {
-        LockStatistics { locked: self.locked(), tasks_waiting: self.permits.waiting() }
+        let owner = TaskId::from_raw(self.owner.load(Ordering::Acquire));
+        LockStatistics { locked: self.locked(), owner, tasks_waiting: self.permits.waiting() }
     }
 }
 
@@ -128,6 +168,7 @@ impl Lock {
 pub struct LockAcquire<'a> {
     lock: &'a Lock,
     inner: AcquirePermit<'a>,
+    checked: bool,
 }
 
 impl fmt::Debug for LockAcquire<'_> {
@@ -141,7 +182,12 @@ impl<'a> Future for LockAcquire<'a> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let lock = self.lock;
-        Pin::new(&mut self.inner).poll(cx).map_ok(|()| LockGuard { lock })
+        if !self.checked {
+            self.checked = true;
+            lock.check_not_owner();
+        }
+        // The owner is whichever task polls the acquire to completion.
+        Pin::new(&mut self.inner).poll(cx).map_ok(|()| lock.guard(current_task_id()))
     }
 }
 
@@ -165,6 +211,7 @@ impl LockGuard<'_> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
+        self.lock.owner.store(0, Ordering::Release);
         self.lock.permits.release();
     }
 }

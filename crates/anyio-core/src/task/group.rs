@@ -18,6 +18,7 @@ use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
 use crate::rt::{self, RuntimeHandle};
 
 use super::handle::TaskHandle;
+use super::id::{enter_task, TaskId};
 use super::start::{StartShared, StartSink, TaskStatus};
 use super::StartError;
 
@@ -279,6 +280,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             }
         }
         let child = Child {
+            id: TaskId::next(),
             node: node.clone(),
             group: self.shared.clone(),
             _value: PhantomData,
@@ -519,6 +521,7 @@ impl<F: Future> Future for CatchUnwind<F> {
 /// A task of a group as handed to the runtime: polls the user's future inside the task's node
 /// with the group's runtime current, catches its panic, and reports its outcome.
 struct Child<T, E, F> {
+    id: TaskId,
     node: Arc<Node>,
     group: Arc<GroupShared<E>>,
     _value: PhantomData<fn() -> T>,
@@ -543,6 +546,7 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         let node = &this.node;
         // The group's runtime is set before any task is spawned (see `spawn_inner`).
         let rt = this.group.rt.get().expect("a group's runtime is set before its first task");
+        let _task = enter_task(this.id);
         let polled = rt::with_runtime(rt, || {
             let _g = enter(node);
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
@@ -619,6 +623,7 @@ impl<T, E, F> Drop for Child<T, E, F> {
             // reported to the group as the task's panic, after the bookkeeping is done.
             self.node.cancel(CancelSource::ScopeDropped, None);
             let dropped = catch_unwind(AssertUnwindSafe(|| {
+                let _task = enter_task(self.id);
                 let _g = enter(&self.node);
                 self.fut = None;
             }));

@@ -2,8 +2,10 @@
 
 mod group;
 mod handle;
+pub(crate) mod id;
 mod start;
 
 pub use group::{task_group, GroupClosed, GroupError, TaskGroup};
 pub use handle::{JoinError, TaskHandle, TaskState};
+pub use id::{current_task_id, TaskId};
 pub use start::{StartError, TaskStatus};

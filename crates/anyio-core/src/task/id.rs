@@ -1,0 +1,136 @@
+//! Task identity: which anyio task is running on this thread right now.
+//!
+//! Every task a task group spawns, and the main future of `anyio::run`, gets a [`TaskId`] and
+//! makes it current for the duration of each of its polls (save and restore, as with the
+//! current cancel scope). Owner-tracked primitives (`Lock`, `CapacityLimiter`) use it to tell
+//! "the same task again" from another task.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroU64;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+/// Identifies a task started by anyio (a task group's child or the main future of
+/// `anyio::run`), unique for the life of the process.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{current_task_id, task_group, AnyError};
+///
+/// let me = current_task_id();
+/// task_group(|tg| async move {
+///     let child = tg.spawn(async move { Ok::<_, AnyError>(current_task_id()) });
+///     assert_ne!(child.await?, me); // a child is another task
+///     assert_eq!(current_task_id(), me); // the group's body runs in the calling task
+///     Ok::<_, AnyError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(NonZeroU64);
+
+impl TaskId {
+    /// The id as a number.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// assert!(anyio_core::current_task_id().unwrap().as_u64() > 0);
+    /// # });
+    /// ```
+    pub fn as_u64(self) -> u64 {
+        self.0.get()
+    }
+
+    pub(crate) fn next() -> TaskId {
+        // Ids come from per-thread blocks, so spawning on many threads does not contend on
+        // one counter.
+        IDS.with(|ids| {
+            let (mut next, mut end) = ids.get();
+            if next == end {
+                next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+                end = next + BLOCK;
+            }
+            ids.set((next + 1, end));
+            TaskId(NonZeroU64::new(next).expect("task ids start at 1"))
+        })
+    }
+
+    pub(crate) fn from_raw(raw: u64) -> Option<TaskId> {
+        NonZeroU64::new(raw).map(TaskId)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {}", self.0)
+    }
+}
+
+const BLOCK: u64 = 1024;
+static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    static CURRENT_TASK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The anyio task being polled on this thread, or `None` outside anyio's tasks (in a future
+/// spawned straight onto a runtime, say).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(anyio_core::current_task_id(), None); // not inside a task
+/// ```
+pub fn current_task_id() -> Option<TaskId> {
+    TaskId::from_raw(CURRENT_TASK.with(Cell::get))
+}
+
+/// Makes `id` the current task until the guard drops.
+pub(crate) fn enter_task(id: TaskId) -> TaskEntered {
+    TaskEntered { prev: CURRENT_TASK.with(|c| c.replace(id.as_u64())) }
+}
+
+pub(crate) struct TaskEntered {
+    prev: u64,
+}
+
+impl Drop for TaskEntered {
+    fn drop(&mut self) {
+        CURRENT_TASK.with(|c| c.set(self.prev));
+    }
+}
+
+pin_project! {
+    /// The main future of a runner, given a task id of its own.
+    #[derive(Debug)]
+    pub struct MainTask<F> {
+        id: TaskId,
+        #[pin]
+        fut: F,
+    }
+}
+
+/// Wraps a runner's main future so it runs as an anyio task (with a [`TaskId`]).
+pub fn main_task<F: Future>(fut: F) -> MainTask<F> {
+    MainTask { id: TaskId::next(), fut }
+}
+
+impl<F: Future> Future for MainTask<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _task = enter_task(*this.id);
+        this.fut.poll(cx)
+    }
+}
