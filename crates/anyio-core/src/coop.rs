@@ -1,44 +1,38 @@
-//! A per-thread budget of operations that complete without waiting.
+//! A per-poll budget of operations that complete without waiting (tokio's coop budget, for
+//! anyio's own primitives).
 //!
 //! A channel operation that finds an item or room at once completes without yielding, which is
 //! what makes it fast; but a task that sends into an unbounded channel in a loop would then
-//! never give its thread back. Every `BUDGET` such operations on a thread, one yields instead
-//! (tokio's coop budget does the same for tokio's own primitives, per task). The yield happens
-//! before the operation does anything, so it is invisible to cancel safety.
+//! never give its thread back. Each poll of an anyio task may complete `BUDGET` such
+//! operations; past that they yield instead, until the task is polled again. The yield happens
+//! before the operation does anything, so it is invisible to cancel safety. Futures polled
+//! outside anyio's tasks (no task id) are not limited: nothing would reset their budget.
 
 use std::task::{Context, Poll};
 
-/// Ready operations between two forced yields on one thread.
-#[cfg(not(loom))]
-const BUDGET: u32 = 128;
+use crate::task::id::RUNNING;
 
-#[cfg(not(loom))]
-thread_local! {
-    static LEFT: std::cell::Cell<u32> = const { std::cell::Cell::new(BUDGET) };
-}
+/// Ready operations per poll of a task.
+pub(crate) const BUDGET: u32 = 128;
 
-/// `Pending` (after waking the task) once every `BUDGET` calls on this thread, else `Ready`.
+/// `Pending` (after waking the task) once the running task's budget for this poll is spent.
 #[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
-    #[cfg(not(loom))]
-    {
-        let exhausted = LEFT.with(|l| {
-            let left = l.get();
-            if left <= 1 {
-                l.set(BUDGET);
-                true
-            } else {
-                l.set(left - 1);
-                false
-            }
-        });
-        if exhausted {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
+    let exhausted = RUNNING.with(|r| {
+        let mut now = r.get();
+        if now.task == 0 {
+            return false;
         }
+        if now.budget == 0 {
+            return true;
+        }
+        now.budget -= 1;
+        r.set(now);
+        false
+    });
+    if exhausted {
+        cx.waker().wake_by_ref();
+        return Poll::Pending;
     }
-    // Loom models explore interleavings; a budget carried between them would make runs differ.
-    #[cfg(loom)]
-    let _ = cx;
     Poll::Ready(())
 }

@@ -78,9 +78,17 @@ impl fmt::Display for TaskId {
 const BLOCK: u64 = 1024;
 static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
 
+/// What this thread runs now: a task id (0 outside anyio tasks) and that task's coop budget
+/// for this poll (see `crate::coop`). One cell, so the budget costs no extra TLS lookup.
+#[derive(Clone, Copy)]
+pub(crate) struct Running {
+    pub(crate) task: u64,
+    pub(crate) budget: u32,
+}
+
 thread_local! {
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    static CURRENT_TASK: Cell<u64> = const { Cell::new(0) };
+    pub(crate) static RUNNING: Cell<Running> = const { Cell::new(Running { task: 0, budget: 0 }) };
 }
 
 /// The anyio task being polled on this thread, or `None` outside anyio's tasks (in a future
@@ -92,21 +100,22 @@ thread_local! {
 /// assert_eq!(anyio_core::current_task_id(), None); // not inside a task
 /// ```
 pub fn current_task_id() -> Option<TaskId> {
-    TaskId::from_raw(CURRENT_TASK.with(Cell::get))
+    TaskId::from_raw(RUNNING.with(|r| r.get().task))
 }
 
-/// Makes `id` the current task until the guard drops.
+/// Makes `id` the current task, with a fresh coop budget, until the guard drops.
 pub(crate) fn enter_task(id: TaskId) -> TaskEntered {
-    TaskEntered { prev: CURRENT_TASK.with(|c| c.replace(id.as_u64())) }
+    let now = Running { task: id.as_u64(), budget: crate::coop::BUDGET };
+    TaskEntered { prev: RUNNING.with(|c| c.replace(now)) }
 }
 
 pub(crate) struct TaskEntered {
-    prev: u64,
+    prev: Running,
 }
 
 impl Drop for TaskEntered {
     fn drop(&mut self) {
-        CURRENT_TASK.with(|c| c.set(self.prev));
+        RUNNING.with(|c| c.set(self.prev));
     }
 }
 
