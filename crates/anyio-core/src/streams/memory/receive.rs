@@ -66,7 +66,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// # Cancel safety
     ///
     /// Cancel safe: a receive cancelled before an item reached it took nothing, and the item
-    /// stays for another receiver. An item handed to a waiting receive is returned even if its
+    /// stays for another receiver (a send skips waiting receives whose scope is cancelled). An item handed to a waiting receive is returned even if its
     /// scope was cancelled meanwhile; if the receive future is dropped instead, the item goes
     /// to the next waiting receiver or back to the front of the buffer.
     ///

@@ -13,10 +13,11 @@ use std::task::{Context, Poll, Waker};
 use slab::Slab;
 
 use crate::cancel::current::{check_current, current_arc};
-use crate::cancel::node::WaitRegistration;
+use crate::cancel::node::{Node, WaitRegistration};
 use crate::coop;
 use crate::error::Cancelled;
 use crate::loom::{lock, Mutex};
+use std::sync::Arc;
 
 pub(super) struct Chan<T> {
     state: Mutex<State<T>>,
@@ -43,11 +44,14 @@ struct Queue<T> {
 /// A sender's entry holds its item while `queued`; a receiver that takes it leaves `None` and
 /// dequeues it. A receiver's entry is empty while `queued`; a sender that serves it stores the
 /// item and dequeues it. Closing the other side dequeues every entry as it is. So a dequeued
-/// entry is a resolved operation, whose outcome its owner reads on its next poll.
+/// entry is a resolved operation, whose outcome its owner reads on its next poll — or one that
+/// was skipped because its scope is cancelled (see `Queue::pop`).
 struct Waiter<T> {
     waker: Option<Waker>,
     item: Option<T>,
     queued: bool,
+    /// The cancel scope the operation waits in (`None` outside any scope).
+    node: Option<Arc<Node>>,
 }
 
 impl<T> Queue<T> {
@@ -55,21 +59,40 @@ impl<T> Queue<T> {
         Self { slab: Slab::new(), order: VecDeque::new() }
     }
 
-    fn push(&mut self, waker: Waker, item: Option<T>) -> usize {
-        let key = self.slab.insert(Waiter { waker: Some(waker), item, queued: true });
+    fn push(&mut self, waker: Waker, item: Option<T>, node: Option<Arc<Node>>) -> usize {
+        let key = self.slab.insert(Waiter { waker: Some(waker), item, queued: true, node });
         self.order.push_back(key);
         key
     }
 
-    fn requeue(&mut self, key: usize, waker: &Waker) {
+    fn requeue(&mut self, key: usize, waker: &Waker, node: Option<Arc<Node>>) -> Option<Arc<Node>> {
         let w = &mut self.slab[key];
         w.queued = true;
         w.waker = Some(waker.clone());
         self.order.push_back(key);
+        std::mem::replace(&mut w.node, node)
     }
 
-    /// Dequeues the oldest waiter, leaving its entry for its owner to read.
+    /// Dequeues the oldest waiter whose scope is not cancelled, leaving its entry for its owner
+    /// to read. Waiters with a pending cancellation are dequeued untouched on the way (AnyIO
+    /// and trio never hand an item to an operation that is being cancelled); their scope's
+    /// cancellation has already woken them, and they return `Cancelled` having taken nothing.
     fn pop(&mut self) -> Option<&mut Waiter<T>> {
+        loop {
+            let key = self.order.pop_front()?;
+            let cancelled = {
+                let w = &mut self.slab[key];
+                w.queued = false;
+                w.node.as_ref().is_some_and(|n| n.is_effectively_cancelled())
+            };
+            if !cancelled {
+                return Some(&mut self.slab[key]);
+            }
+        }
+    }
+
+    /// Dequeues the oldest waiter whatever its state.
+    fn pop_any(&mut self) -> Option<&mut Waiter<T>> {
         let key = self.order.pop_front()?;
         let w = &mut self.slab[key];
         w.queued = false;
@@ -90,7 +113,7 @@ impl<T> Queue<T> {
     /// Dequeues everyone (the other side is gone) and returns their wakers.
     fn release_all(&mut self) -> Vec<Waker> {
         let mut wakers = Vec::with_capacity(self.order.len());
-        while let Some(w) = self.pop() {
+        while let Some(w) = self.pop_any() {
             wakers.extend(w.waker.take());
         }
         wakers
@@ -331,6 +354,7 @@ impl<T> Chan<T> {
         op: &mut SendOp<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendFail<T>>> {
+        let node;
         if op.key.is_none() {
             if coop::poll_proceed(cx).is_pending() {
                 return Poll::Pending;
@@ -351,18 +375,30 @@ impl<T> Chan<T> {
                     }
                     return Poll::Ready(Ok(()));
                 }
-                Err(item) => op.key = Some(st.send_q.push(cx.waker().clone(), Some(item))),
+                Err(item) => {
+                    // A TLS read and a reference count: cheap enough to do under the lock.
+                    node = current_arc();
+                    op.key = Some(st.send_q.push(cx.waker().clone(), Some(item), node.clone()));
+                }
             }
         } else {
             let cancelled = check_current().err();
+            node = current_arc();
             let key = op.key.expect("checked above");
             let mut st = lock(&self.state);
-            if st.send_q.slab[key].queued && cancelled.is_none() {
+            let w = &st.send_q.slab[key];
+            if w.queued && cancelled.is_none() {
                 let old = st.send_q.update_waker(key, cx.waker());
                 drop(st);
                 drop(old);
+            } else if !w.queued && w.item.is_some() && cancelled.is_none() && st.receivers > 0 {
+                // Skipped while its scope was cancelled, which it no longer is (a shield went
+                // up meanwhile): queue again.
+                let old = st.send_q.requeue(key, cx.waker(), node.clone());
+                drop(st);
+                drop(old);
             } else {
-                // Resolved (delivered, or the receivers are gone), or cancelled while queued.
+                // Resolved (delivered, or the receivers are gone), or cancelled.
                 let w = st.send_q.remove(key);
                 drop(st);
                 op.key = None;
@@ -370,7 +406,7 @@ impl<T> Chan<T> {
                 return Poll::Ready(resolve_send(w, cancelled));
             }
         }
-        if let Some(node) = current_arc() {
+        if let Some(node) = node {
             if let Err(c) = op.reg.register(&node, cx.waker()) {
                 let w = self.leave(&mut op.key, Side::Send).expect("the op is queued");
                 op.reg.clear();
@@ -419,9 +455,10 @@ impl<T> Chan<T> {
                     let old = st.recv_q.update_waker(key, cx.waker());
                     drop(st);
                     drop(old);
-                    return self.register_recv(op, cx);
+                    return self.register_recv(op, cx, current_arc());
                 }
-                // Dequeued without an item: the senders closed. Look again below.
+                // Dequeued without an item: the senders closed, or it was skipped while its
+                // scope was cancelled and a shield went up since. Look again below.
             }
         }
         if let Some((item, waker)) = st.take() {
@@ -441,16 +478,28 @@ impl<T> Chan<T> {
             op.reg.clear();
             return Poll::Ready(Err(RecvFail::EndOfStream));
         }
+        let node = current_arc();
         match op.key {
-            Some(key) => st.recv_q.requeue(key, cx.waker()),
-            None => op.key = Some(st.recv_q.push(cx.waker().clone(), None)),
+            Some(key) => {
+                let old = st.recv_q.requeue(key, cx.waker(), node.clone());
+                drop(st);
+                drop(old);
+            }
+            None => {
+                op.key = Some(st.recv_q.push(cx.waker().clone(), None, node.clone()));
+                drop(st);
+            }
         }
-        drop(st);
-        self.register_recv(op, cx)
+        self.register_recv(op, cx, node)
     }
 
-    fn register_recv(&self, op: &mut RecvOp, cx: &mut Context<'_>) -> Poll<Result<T, RecvFail>> {
-        if let Some(node) = current_arc() {
+    fn register_recv(
+        &self,
+        op: &mut RecvOp,
+        cx: &mut Context<'_>,
+        node: Option<Arc<Node>>,
+    ) -> Poll<Result<T, RecvFail>> {
+        if let Some(node) = node {
             if let Err(c) = op.reg.register(&node, cx.waker()) {
                 let w = self.leave(&mut op.key, Side::Recv).expect("the op is queued");
                 op.reg.clear();
