@@ -120,3 +120,37 @@ fn loom_unshield_then_cancel_versus_register() {
         reg.clear();
     });
 }
+
+/// Two tasks wait for the first time in sibling leaves of one parent while a third thread
+/// cancels the root: the first waiter links the shared parent, the other may find it linked
+/// already. Neither may miss the cancellation.
+#[test]
+fn loom_cancel_versus_concurrent_first_links() {
+    // Three threads: bound preemptions so the model finishes in CI time.
+    let mut builder = ::loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let nodes = chain(2);
+        let sibling = Arc::new(Node::new(false));
+        sibling.enter(Some(nodes[1].clone()));
+        let leaf = Arc::new(Node::new(false));
+        leaf.enter(Some(nodes[1].clone()));
+        let root = nodes[0].clone();
+        let other = thread::spawn(move || {
+            let flag = Arc::new(Flag(AtomicUsize::new(0)));
+            let waker = Waker::from(flag.clone());
+            let mut reg = WaitRegistration::new();
+            let saw = reg.register(&sibling, &waker).is_err();
+            (saw, flag, reg) // still registered: a pending operation keeps its registration
+        });
+        let canceller = thread::spawn(move || root.cancel(CancelSource::Explicit, None));
+        let flag = Arc::new(Flag(AtomicUsize::new(0)));
+        let waker = Waker::from(flag.clone());
+        let mut reg = WaitRegistration::new();
+        let saw = reg.register(&leaf, &waker).is_err();
+        canceller.join().unwrap();
+        let (other_saw, other_flag, _other_reg) = other.join().unwrap();
+        assert!(saw || flag.0.load(Ordering::SeqCst) >= 1, "lost wake-up in the leaf");
+        assert!(other_saw || other_flag.0.load(Ordering::SeqCst) >= 1, "lost wake-up in the sibling");
+    });
+}

@@ -1,16 +1,19 @@
 //! One node of the cancel-scope tree, and how a blocked operation registers to be woken when
 //! its scope becomes cancelled.
 //!
-//! Design (see docs/design.md, "The scope tree"): a node knows its parent, never its children.
-//! Effective cancellation is computed by walking up to the first cancelled node (cancelled) or
-//! the first shielded node (not cancelled), so entering and leaving a scope touches no shared
-//! list. A blocked operation instead registers its waker on every node from its own up to the
-//! first shield, so that cancelling any of them wakes it. Blocking is the slow path anyway;
-//! entering scopes and uncancelled checkpoints stay cheap.
+//! Design (see docs/design.md, "The scope tree"): a node knows its parent. Effective
+//! cancellation is computed by walking up to the first cancelled node (cancelled) or the first
+//! shielded node (not cancelled), so entering and leaving a scope touches no shared list. A
+//! blocked operation registers its waker on its own node only. The first time anything waits
+//! in a node, the node links itself into its parent's waiter list (and the parent into its
+//! parent, up to the root, top-down), and keeps that link until it drops: waking a node wakes
+//! its wakers and, through the links, every non-shielded linked node below it. So a wait costs
+//! one uncontended lock on the waiter's own node, and only a node's first wait touches shared
+//! nodes (a task group's node is shared by all its tasks).
 
 use std::ptr;
 use std::sync::atomic::AtomicPtr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,21 @@ const CANCELLED: u8 = 1;
 const SHIELD: u8 = 1 << 1;
 const ENTERED: u8 = 1 << 2;
 const CAUGHT: u8 = 1 << 3;
+/// Linked into the parent's waiter list, and so are all its ancestors.
+const LINKED: u8 = 1 << 4;
 
+/// What a node's waiter list holds: a blocked operation's waker, or a linked child node.
+enum Entry {
+    Waker(Waker),
+    Child(Weak<Node>),
+}
+
+#[derive(Default)]
+struct Waiters {
+    entries: Slab<Entry>,
+    /// This node's key in its parent's list, once linked.
+    link: Option<usize>,
+}
 pub(crate) struct Node {
     state: AtomicU8,
     /// The enclosing node, or null for the root: a strong reference made with `Arc::into_raw`
@@ -34,7 +51,7 @@ pub(crate) struct Node {
     /// obtained from the old pointer stays valid.
     retired_parent: OnceLock<Arc<Node>>,
     reason: OnceLock<Arc<CancelReason>>,
-    waiters: Mutex<Slab<Waker>>,
+    waiters: Mutex<Waiters>,
     pub(crate) timing: Mutex<Timing>,
     /// The outcome of the task this node belongs to, if it is a task's node (read by the
     /// task's `TaskHandle`). Kept here so that spawning a task allocates one node, not a node
@@ -115,7 +132,7 @@ impl Node {
             parent: AtomicPtr::new(ptr::null_mut()),
             retired_parent: OnceLock::new(),
             reason: OnceLock::new(),
-            waiters: Mutex::new(Slab::new()),
+            waiters: Mutex::new(Waiters::default()),
             timing: Mutex::new(Timing::default()),
             timing_generation: AtomicU64::new(0),
             task: Mutex::new(TaskSlot::default()),
@@ -147,15 +164,58 @@ impl Node {
     /// Moves an entered node under `new_parent` (trio moves a task started with
     /// `nursery.start` from the caller's scope into the nursery once it signals). Can be done
     /// once. Waiters below are woken so they re-register along the new chain.
-    pub(crate) fn reparent(&self, new_parent: Arc<Node>) {
-        let old = self.parent.swap(Arc::into_raw(new_parent).cast_mut(), Ordering::AcqRel);
-        if !old.is_null() {
-            // SAFETY: `old` came from `Arc::into_raw` and was owned by `self.parent`; its
-            // ownership moves to `retired_parent`, which keeps it alive until `self` drops.
-            let old = unsafe { Arc::from_raw(old) };
-            assert!(self.retired_parent.set(old).is_ok(), "a scope node is reparented at most once");
+    pub(crate) fn reparent(self: &Arc<Self>, new_parent: Arc<Node>) {
+        if self.has(LINKED) {
+            new_parent.ensure_linked();
+        }
+        {
+            // Under our own list's lock, so a concurrent `link_to_parent` sees one parent.
+            let mut w = lock(&self.waiters);
+            let new_key =
+                w.link.map(|_| lock(&new_parent.waiters).entries.insert(Entry::Child(Arc::downgrade(self))));
+            let old = self.parent.swap(Arc::into_raw(new_parent).cast_mut(), Ordering::AcqRel);
+            if !old.is_null() {
+                // SAFETY: `old` came from `Arc::into_raw` and was owned by `self.parent`; its
+                // ownership moves to `retired_parent`, which keeps it alive until `self` drops.
+                let old = unsafe { Arc::from_raw(old) };
+                if let Some(key) = w.link {
+                    let _ = lock(&old.waiters).entries.try_remove(key);
+                }
+                assert!(self.retired_parent.set(old).is_ok(), "a scope node is reparented at most once");
+            }
+            w.link = new_key;
         }
         self.wake_all();
+    }
+
+    /// Links this node, and every ancestor not linked yet, into its parent's waiter list,
+    /// top-down: a node is marked linked only once its whole chain is, so a waiter that finds
+    /// its node linked knows a cancel anywhere above will reach it.
+    fn ensure_linked(self: &Arc<Self>) {
+        if self.has(LINKED) {
+            return;
+        }
+        let mut chain = vec![self.clone()];
+        while let Some(p) = chain.last().expect("never empty").parent_arc() {
+            if p.has(LINKED) {
+                break;
+            }
+            chain.push(p);
+        }
+        for n in chain.iter().rev() {
+            n.link_to_parent();
+        }
+    }
+
+    fn link_to_parent(self: &Arc<Self>) {
+        let mut w = lock(&self.waiters);
+        if self.has(LINKED) {
+            return;
+        }
+        if let Some(p) = self.parent() {
+            w.link = Some(lock(&p.waiters).entries.insert(Entry::Child(Arc::downgrade(self))));
+        }
+        self.state.fetch_or(LINKED, Ordering::AcqRel);
     }
 
     fn parent_arc(&self) -> Option<Arc<Node>> {
@@ -246,30 +306,38 @@ impl Node {
             self.state.fetch_or(SHIELD, Ordering::AcqRel);
         } else {
             let prev = self.state.fetch_and(!SHIELD, Ordering::AcqRel);
-            // Waiters below this node registered only up to here. Wake them all so they
-            // re-register further up: they see an outer cancellation that is pending now, and
-            // one that arrives later finds them registered on the outer nodes.
+            // Waiters below this node ignored an outer cancellation while it was shielded: wake
+            // them so they look again.
             if prev & SHIELD != 0 {
                 self.wake_all();
             }
         }
     }
 
-    /// Wakes everything registered here. Wakers are cloned out and woken after the lock is
-    /// released: a `wake` may run executor code that re-enters `cancel`.
+    /// Wakes every waiter registered here and, through the links, in every linked node below
+    /// that is not shielded. Iterative, so a deep tree does not recurse. Wakers are cloned
+    /// out and woken after each lock is released: a `wake` may run executor code that
+    /// re-enters `cancel`.
     pub(crate) fn wake_all(&self) {
-        let wakers: Vec<Waker> = lock(&self.waiters).iter().map(|(_, w)| w.clone()).collect();
+        let mut wakers = Vec::new();
+        let mut children = Vec::new();
+        collect(self, &mut wakers, &mut children);
+        while let Some(child) = children.pop() {
+            if !child.shield() {
+                collect(&child, &mut wakers, &mut children);
+            }
+        }
         for w in wakers {
             w.wake();
         }
     }
 
     fn register(&self, waker: &Waker) -> usize {
-        lock(&self.waiters).insert(waker.clone())
+        lock(&self.waiters).entries.insert(Entry::Waker(waker.clone()))
     }
 
     fn update(&self, key: usize, waker: &Waker) {
-        if let Some(w) = lock(&self.waiters).get_mut(key) {
+        if let Some(Entry::Waker(w)) = lock(&self.waiters).entries.get_mut(key) {
             if !w.will_wake(waker) {
                 *w = waker.clone();
             }
@@ -277,69 +345,62 @@ impl Node {
     }
 
     fn unregister(&self, key: usize) {
-        let _ = lock(&self.waiters).try_remove(key);
+        let removed = lock(&self.waiters).entries.try_remove(key);
+        drop(removed); // outside the lock: dropping a waker may run executor code
     }
 
     #[cfg(all(test, not(loom)))]
     pub(crate) fn waiter_count(&self) -> usize {
-        lock(&self.waiters).len()
+        lock(&self.waiters).entries.iter().filter(|(_, e)| matches!(e, Entry::Waker(_))).count()
     }
 }
 
-/// The registrations a blocked operation holds on the scope tree: one per node from the node it
-/// blocked in up to (and including) the first shielded ancestor.
+fn collect(node: &Node, wakers: &mut Vec<Waker>, children: &mut Vec<Arc<Node>>) {
+    let w = lock(&node.waiters);
+    for (_, e) in w.entries.iter() {
+        match e {
+            Entry::Waker(waker) => wakers.push(waker.clone()),
+            Entry::Child(c) => children.extend(c.upgrade()),
+        }
+    }
+}
+
+/// The registration a blocked operation holds on the scope tree: its waker in the waiter list
+/// of the node it blocked in.
 #[derive(Debug, Default)]
 pub(crate) struct WaitRegistration {
-    entries: Vec<(Arc<Node>, usize)>,
+    entry: Option<(Arc<Node>, usize)>,
 }
 
 impl WaitRegistration {
     pub(crate) const fn new() -> Self {
-        Self { entries: Vec::new() }
+        Self { entry: None }
     }
 
     /// Registers `waker` so that cancelling `node` (or any ancestor up to a shield) wakes it,
     /// then re-checks cancellation. Returns the cancellation error if the node is effectively
     /// cancelled; otherwise the caller may return `Pending`.
     ///
-    /// Registering before the final check closes the lost wake-up race with `cancel`: a cancel
-    /// that sets its flag after our check finds our waker, because both sides take the node's
-    /// waiter lock.
+    /// Linking and registering before the final check close the lost wake-up race with
+    /// `cancel`, which sets its flag before it takes any list's lock: if our check misses the
+    /// flag, the cancel's walk down the links takes each lock after we released it and finds
+    /// our waker.
     pub(crate) fn register(&mut self, node: &Arc<Node>, waker: &Waker) -> Result<(), Cancelled> {
-        loop {
-            node.check()?;
-            let chain = chain_to_shield(node);
-            self.sync_to(&chain, waker);
-            node.check()?;
-            // A shield changed while we registered: walk again so we sit on the right nodes.
-            if chain_to_shield(node).iter().map(Arc::as_ptr).eq(chain.iter().map(Arc::as_ptr)) {
-                return Ok(());
+        node.check()?;
+        node.ensure_linked();
+        match &self.entry {
+            Some((n, key)) if Arc::ptr_eq(n, node) => n.update(*key, waker),
+            _ => {
+                self.clear();
+                let key = node.register(waker);
+                self.entry = Some((node.clone(), key));
             }
         }
-    }
-
-    fn sync_to(&mut self, chain: &[Arc<Node>], waker: &Waker) {
-        // Drop registrations on nodes no longer in the chain.
-        self.entries.retain(|(n, key)| {
-            let keep = chain.iter().any(|c| Arc::ptr_eq(c, n));
-            if !keep {
-                n.unregister(*key);
-            }
-            keep
-        });
-        for n in chain {
-            match self.entries.iter().find(|(e, _)| Arc::ptr_eq(e, n)) {
-                Some((e, key)) => e.update(*key, waker),
-                None => {
-                    let key = n.register(waker);
-                    self.entries.push((n.clone(), key));
-                }
-            }
-        }
+        node.check()
     }
 
     pub(crate) fn clear(&mut self) {
-        for (n, key) in self.entries.drain(..) {
+        if let Some((n, key)) = self.entry.take() {
             n.unregister(key);
         }
     }
@@ -349,21 +410,6 @@ impl Drop for WaitRegistration {
     fn drop(&mut self) {
         self.clear();
     }
-}
-
-fn chain_to_shield(node: &Arc<Node>) -> Vec<Arc<Node>> {
-    let mut chain = vec![node.clone()];
-    loop {
-        let last = chain.last().expect("never empty");
-        if last.shield() {
-            break;
-        }
-        match last.parent_arc() {
-            Some(p) => chain.push(p),
-            None => break,
-        }
-    }
-    chain
 }
 
 impl Node {
@@ -379,13 +425,28 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         // Release the chain of ancestors iteratively: dropping the last reference to a long
-        // chain from its leaf must not recurse once per level.
+        // chain from its leaf must not recurse once per level. Each node leaves its parent's
+        // waiter list first (the parent is alive until then: the node holds it).
         let mut next = self.take_parent();
+        self.unlink_from(next.as_deref());
         while let Some(parent) = next {
             next = match Arc::into_inner(parent) {
-                Some(mut last) => last.take_parent(),
+                Some(mut last) => {
+                    let grandparent = last.take_parent();
+                    last.unlink_from(grandparent.as_deref());
+                    grandparent
+                }
                 None => None,
             };
+        }
+    }
+}
+
+impl Node {
+    fn unlink_from(&mut self, parent: Option<&Node>) {
+        let link = lock(&self.waiters).link.take();
+        if let (Some(key), Some(p)) = (link, parent) {
+            let _ = lock(&p.waiters).entries.try_remove(key);
         }
     }
 }
@@ -435,7 +496,7 @@ mod tests {
         let waker = Waker::from(counter.clone());
         let mut reg = WaitRegistration::new();
         reg.register(&nodes[2], &waker).unwrap();
-        assert_eq!(nodes[0].waiter_count(), 0, "registration stops at the shield");
+        assert_eq!(nodes[0].waiter_count(), 0, "only the waiter's own node holds its waker");
         nodes[0].cancel(CancelSource::Explicit, None);
         assert!(nodes[2].check().is_ok());
         assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 0);
