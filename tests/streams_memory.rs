@@ -548,13 +548,7 @@ async fn end_of_stream_raised_in_a_task_fails_the_group_with_it() {
         .await)
     })
     .await;
-    match r {
-        Err(GroupError::Failed(errors)) => {
-            assert_eq!(errors.len(), 1);
-            assert!(errors[0].downcast_ref::<EndOfStream>().is_some(), "got {}", errors[0]);
-        }
-        other => panic!("expected the group to fail with EndOfStream, got {other:?}"),
-    }
+    assert_group_failed_with::<EndOfStream, _>(r);
 }
 
 #[anyio::test]
@@ -645,13 +639,7 @@ async fn a_broken_send_raised_in_a_task_fails_the_group_with_broken_resource() {
         .await)
     })
     .await;
-    match r {
-        Err(GroupError::Failed(errors)) => {
-            assert_eq!(errors.len(), 1);
-            assert!(errors[0].downcast_ref::<BrokenResourceError>().is_some(), "got {}", errors[0]);
-        }
-        other => panic!("expected the group to fail with BrokenResourceError, got {other:?}"),
-    }
+    assert_group_failed_with::<BrokenResourceError, _>(r);
 }
 
 #[anyio::test]
@@ -1655,4 +1643,17 @@ async fn cancelled_sends_and_receives_across_threads_lose_and_duplicate_nothing_
 #[anyio::test]
 async fn cancelled_sends_and_receives_across_threads_lose_and_duplicate_nothing_with_a_buffer() {
     cancellations_across_threads_lose_and_duplicate_nothing(4).await;
+}
+
+/// Asserts that a task group failed with exactly one error, of type `E`.
+fn assert_group_failed_with<E: std::error::Error + 'static, T: std::fmt::Debug>(
+    r: Result<T, GroupError<AnyError>>,
+) {
+    match r {
+        Err(GroupError::Failed(errors)) => {
+            assert_eq!(errors.len(), 1);
+            assert!(errors[0].downcast_ref::<E>().is_some(), "got {}", errors[0]);
+        }
+        other => panic!("expected the group to fail with {}, got {other:?}", std::any::type_name::<E>()),
+    }
 }
