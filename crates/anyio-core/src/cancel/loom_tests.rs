@@ -141,7 +141,8 @@ fn loom_cancel_versus_concurrent_first_links() {
             let waker = Waker::from(flag.clone());
             let mut reg = WaitRegistration::new();
             let saw = reg.register(&sibling, &waker).is_err();
-            (saw, flag, reg) // still registered: a pending operation keeps its registration
+            // Still registered, in a live scope: a pending operation keeps both.
+            (saw, flag, reg, sibling)
         });
         let canceller = thread::spawn(move || root.cancel(CancelSource::Explicit, None));
         let flag = Arc::new(Flag(AtomicUsize::new(0)));
@@ -149,7 +150,7 @@ fn loom_cancel_versus_concurrent_first_links() {
         let mut reg = WaitRegistration::new();
         let saw = reg.register(&leaf, &waker).is_err();
         canceller.join().unwrap();
-        let (other_saw, other_flag, _other_reg) = other.join().unwrap();
+        let (other_saw, other_flag, _other_reg, _sibling) = other.join().unwrap();
         assert!(saw || flag.0.load(Ordering::SeqCst) >= 1, "lost wake-up in the leaf");
         assert!(other_saw || other_flag.0.load(Ordering::SeqCst) >= 1, "lost wake-up in the sibling");
     });

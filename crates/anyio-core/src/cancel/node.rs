@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::error::{CancelReason, CancelSource, Cancelled};
-use crate::loom::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
+use crate::loom::{lock, AtomicU64, AtomicU8, AtomicUsize, Mutex, Ordering};
 
 const CANCELLED: u8 = 1;
 const SHIELD: u8 = 1 << 1;
@@ -40,6 +40,8 @@ struct Waiters {
     entries: Slab<Entry>,
     /// This node's key in its parent's list, once linked.
     link: Option<usize>,
+    /// The key of the resident waker (see `Node::resident`), once there is one.
+    resident: Option<usize>,
 }
 pub(crate) struct Node {
     state: AtomicU8,
@@ -52,6 +54,13 @@ pub(crate) struct Node {
     retired_parent: OnceLock<Arc<Node>>,
     reason: OnceLock<Arc<CancelReason>>,
     waiters: Mutex<Waiters>,
+    /// The data and vtable pointers of the node's *resident* waker: the first waker that
+    /// blocked here, which stays registered until the node drops. An operation whose waker is
+    /// the resident one (`will_wake`) needs no registration of its own, so a task that blocks
+    /// again and again in its own scope takes no lock for it. Zero until set; set once, under
+    /// the `waiters` lock, after the entry is in the list.
+    resident_data: AtomicUsize,
+    resident_vtable: AtomicUsize,
     pub(crate) timing: Mutex<Timing>,
     /// The outcome of the task this node belongs to, if it is a task's node (read by the
     /// task's `TaskHandle`). Kept here so that spawning a task allocates one node, not a node
@@ -133,6 +142,8 @@ impl Node {
             retired_parent: OnceLock::new(),
             reason: OnceLock::new(),
             waiters: Mutex::new(Waiters::default()),
+            resident_data: AtomicUsize::new(0),
+            resident_vtable: AtomicUsize::new(0),
             timing: Mutex::new(Timing::default()),
             timing_generation: AtomicU64::new(0),
             task: Mutex::new(TaskSlot::default()),
@@ -336,6 +347,27 @@ impl Node {
         lock(&self.waiters).entries.insert(Entry::Waker(waker.clone()))
     }
 
+    /// Whether `waker` is this node's resident waker (registered for the node's lifetime).
+    /// A resident waker's clone keeps whatever its data pointer points to alive, so a match
+    /// cannot be a different waker that reuses a freed address.
+    fn is_resident(&self, waker: &Waker) -> bool {
+        self.resident_vtable.load(Ordering::Acquire) == waker.vtable() as *const _ as usize
+            && self.resident_data.load(Ordering::Acquire) == waker.data() as usize
+    }
+
+    /// Makes `waker` the resident waker if there is none yet; returns whether it is now.
+    fn try_make_resident(&self, waker: &Waker) -> bool {
+        let mut w = lock(&self.waiters);
+        if w.resident.is_some() {
+            return false;
+        }
+        w.resident = Some(w.entries.insert(Entry::Waker(waker.clone())));
+        // Published after the entry is in the list: whoever sees these sees the entry.
+        self.resident_data.store(waker.data() as usize, Ordering::Release);
+        self.resident_vtable.store(waker.vtable() as *const _ as usize, Ordering::Release);
+        true
+    }
+
     fn update(&self, key: usize, waker: &Waker) {
         if let Some(Entry::Waker(w)) = lock(&self.waiters).entries.get_mut(key) {
             if !w.will_wake(waker) {
@@ -351,7 +383,8 @@ impl Node {
 
     #[cfg(all(test, not(loom)))]
     pub(crate) fn waiter_count(&self) -> usize {
-        lock(&self.waiters).entries.iter().filter(|(_, e)| matches!(e, Entry::Waker(_))).count()
+        let w = lock(&self.waiters);
+        w.entries.iter().filter(|(k, e)| matches!(e, Entry::Waker(_)) && Some(*k) != w.resident).count()
     }
 }
 
@@ -388,6 +421,11 @@ impl WaitRegistration {
     pub(crate) fn register(&mut self, node: &Arc<Node>, waker: &Waker) -> Result<(), Cancelled> {
         node.check()?;
         node.ensure_linked();
+        // The common case: the task blocks in a node where its waker is resident already.
+        if node.is_resident(waker) || (self.entry.is_none() && node.try_make_resident(waker)) {
+            self.clear();
+            return node.check();
+        }
         match &self.entry {
             Some((n, key)) if Arc::ptr_eq(n, node) => n.update(*key, waker),
             _ => {
