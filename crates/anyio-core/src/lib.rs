@@ -36,6 +36,10 @@ pub use streams::{
     MemoryObjectStreamStatistics, ReceiveError, ReceiveItem, SendError, SendItem, TryReceiveError,
     TrySendError,
 };
+pub use streams::{
+    AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ChunkReceiveStream, ChunkSendStream,
+    ObjectReceiveStream, ObjectSendStream, ObjectStream, StapledByteStream, StapledObjectStream, StreamError,
+};
 pub use sync::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
     Condition, ConditionStatistics, ConditionWait, Event, EventStatistics, EventWait, InUse, LimiterAcquire,

@@ -1,10 +1,21 @@
-//! Streams of objects between tasks. For now: memory object streams, AnyIO's in-process
-//! channels.
+//! Streams: the stream traits (`abc`), their error, memory object streams (AnyIO's in-process
+//! channels) and wrappers (stapled streams, byte streams over chunk streams).
 
-mod memory;
+pub(crate) mod abc;
+mod chunks;
+mod error;
+pub(crate) mod memory;
+mod stapled;
 
+pub use abc::{
+    AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ObjectReceiveStream, ObjectSendStream,
+    ObjectStream,
+};
+pub use chunks::{ChunkReceiveStream, ChunkSendStream};
+pub use error::StreamError;
 pub use memory::{
     create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,
     MemoryObjectStreamStatistics, ReceiveError, ReceiveItem, SendError, SendItem, TryReceiveError,
     TrySendError,
 };
+pub use stapled::{StapledByteStream, StapledObjectStream};

@@ -154,3 +154,37 @@ impl From<Snapshot> for MemoryObjectStreamStatistics {
         }
     }
 }
+
+#[async_trait::async_trait]
+impl<T: Send + 'static> crate::streams::abc::AsyncResource for MemoryObjectSendStream<T> {
+    /// Closes this handle (never fails, never waits).
+    async fn aclose(&self) -> Result<(), crate::streams::StreamError> {
+        self.close();
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: Send + 'static> crate::streams::abc::AsyncResource for MemoryObjectReceiveStream<T> {
+    /// Closes this handle (never fails, never waits).
+    async fn aclose(&self) -> Result<(), crate::streams::StreamError> {
+        self.close();
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: Send + 'static> crate::streams::abc::ObjectSendStream<T> for MemoryObjectSendStream<T> {
+    /// [`MemoryObjectSendStream::send`], dropping the item on failure.
+    async fn send(&self, item: T) -> Result<(), crate::streams::StreamError> {
+        MemoryObjectSendStream::send(self, item).await.map_err(Into::into)
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: Send + 'static> crate::streams::abc::ObjectReceiveStream<T> for MemoryObjectReceiveStream<T> {
+    /// [`MemoryObjectReceiveStream::receive`]; cancel safe.
+    async fn receive(&self) -> Result<T, crate::streams::StreamError> {
+        MemoryObjectReceiveStream::receive(self).await.map_err(Into::into)
+    }
+}

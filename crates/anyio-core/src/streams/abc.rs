@@ -1,0 +1,204 @@
+//! The stream traits (AnyIO's `anyio.abc` streams): object streams carry values, byte streams
+//! carry bytes in arbitrary chunks. Every method takes `&self`, so one task can receive while
+//! another sends; two tasks receiving (or sending) on one stream at once get
+//! [`StreamError::Busy`] from implementations that cannot share a direction.
+//!
+//! The traits are object safe (through `async_trait`), so wrappers can hold
+//! `Box<dyn ByteStream>`; concrete types keep their own inherent, unboxed methods.
+
+use async_trait::async_trait;
+
+use super::error::StreamError;
+
+/// Something that must be closed asynchronously (AnyIO's `AsyncResource.aclose`). Closing is
+/// idempotent; operations on a closed resource fail with [`StreamError::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_memory_object_stream, AsyncResource};
+///
+/// let (tx, _rx) = create_memory_object_stream::<u8>(1);
+/// AsyncResource::aclose(&tx).await.unwrap();
+/// assert!(tx.is_closed());
+/// # });
+/// ```
+#[async_trait]
+pub trait AsyncResource: Send + Sync {
+    /// Closes the resource.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations close even when cancelled (closing is shielded where it must wait).
+    async fn aclose(&self) -> Result<(), StreamError>;
+}
+
+/// Receives objects in order, reliably (AnyIO's `ObjectReceiveStream`).
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_memory_object_stream, ObjectReceiveStream, StreamError};
+///
+/// async fn first<R: ObjectReceiveStream<u8>>(r: &R) -> Result<u8, StreamError> {
+///     r.receive().await
+/// }
+/// let (tx, rx) = create_memory_object_stream::<u8>(1);
+/// tx.send_nowait(7).unwrap();
+/// assert_eq!(first(&rx).await.unwrap(), 7);
+/// # });
+/// ```
+#[async_trait]
+pub trait ObjectReceiveStream<T: Send + 'static>: AsyncResource {
+    /// Receives the next object; [`StreamError::EndOfStream`] once the sender is done.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations document theirs; the memory object stream's is cancel safe.
+    async fn receive(&self) -> Result<T, StreamError>;
+}
+
+/// Sends objects in order, reliably (AnyIO's `ObjectSendStream`).
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_memory_object_stream, ObjectSendStream};
+///
+/// let (tx, rx) = create_memory_object_stream::<u8>(1);
+/// ObjectSendStream::send(&tx, 3).await.unwrap();
+/// assert_eq!(rx.receive_nowait(), Ok(3));
+/// # });
+/// ```
+#[async_trait]
+pub trait ObjectSendStream<T: Send + 'static>: AsyncResource {
+    /// Sends an object.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations document theirs; through this trait an item that was not sent is
+    /// dropped (the memory stream's inherent `send` returns it instead).
+    async fn send(&self, item: T) -> Result<(), StreamError>;
+}
+
+/// A bidirectional object stream that can signal "no more objects" (AnyIO's `ObjectStream`).
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{
+///     create_memory_object_stream, ObjectReceiveStream, ObjectSendStream, ObjectStream, StapledObjectStream,
+///     StreamError,
+/// };
+///
+/// let (tx, rx) = create_memory_object_stream::<u8>(1);
+/// let both = StapledObjectStream::new(tx, rx);
+/// both.send(1).await.unwrap();
+/// both.send_eof().await.unwrap();
+/// assert_eq!(ObjectReceiveStream::receive(&both).await.unwrap(), 1);
+/// assert!(matches!(ObjectReceiveStream::receive(&both).await, Err(StreamError::EndOfStream)));
+/// # });
+/// ```
+#[async_trait]
+pub trait ObjectStream<T: Send + 'static>: ObjectReceiveStream<T> + ObjectSendStream<T> {
+    /// Closes the sending direction only; idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncResource::aclose`].
+    async fn send_eof(&self) -> Result<(), StreamError>;
+}
+
+/// Receives bytes in arbitrary chunks (AnyIO's `ByteReceiveStream`). The end of the stream is
+/// [`StreamError::EndOfStream`], never an empty read.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_memory_object_stream, ByteReceiveStream, ChunkReceiveStream};
+///
+/// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
+/// tx.send_nowait(b"hello".to_vec()).unwrap();
+/// let bytes = ChunkReceiveStream::new(rx);
+/// assert_eq!(bytes.receive(3).await.unwrap(), b"hel");
+/// assert_eq!(bytes.receive(65536).await.unwrap(), b"lo");
+/// # });
+/// ```
+#[async_trait]
+pub trait ByteReceiveStream: AsyncResource {
+    /// Receives at least one and at most `buf.len()` bytes into `buf`, returning how many.
+    /// An empty `buf` is [`StreamError::InvalidArgument`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations document theirs: a cancelled receive must not lose bytes.
+    async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError>;
+
+    /// Receives at least one and at most `max_bytes` bytes (AnyIO's `receive(max_bytes)`).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`receive_into`](Self::receive_into).
+    async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        if max_bytes == 0 {
+            return Err(StreamError::InvalidArgument("max_bytes must be at least 1"));
+        }
+        // Small first allocation for small limits; large reads reuse one buffer.
+        let mut buf = vec![0; max_bytes.min(65536)];
+        let n = self.receive_into(&mut buf).await?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+/// Sends bytes (AnyIO's `ByteSendStream`).
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_memory_object_stream, ByteSendStream, ChunkSendStream};
+///
+/// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
+/// ChunkSendStream::new(tx).send(b"hi").await.unwrap();
+/// assert_eq!(rx.receive_nowait().unwrap(), b"hi");
+/// # });
+/// ```
+#[async_trait]
+pub trait ByteSendStream: AsyncResource {
+    /// Sends all of `data`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations document theirs; a byte stream cancelled part-way may have sent part of
+    /// `data`.
+    async fn send(&self, data: &[u8]) -> Result<(), StreamError>;
+}
+
+/// A bidirectional byte stream with half-close (AnyIO's `ByteStream`).
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_memory_object_stream, ByteStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+///
+/// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
+/// let pipe = StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx));
+/// pipe.send_eof().await.unwrap();
+/// # });
+/// ```
+#[async_trait]
+pub trait ByteStream: ByteReceiveStream + ByteSendStream {
+    /// Closes the sending direction only; the peer then sees the end of the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncResource::aclose`].
+    async fn send_eof(&self) -> Result<(), StreamError>;
+}
