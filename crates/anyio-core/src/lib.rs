@@ -37,8 +37,9 @@ pub use streams::{
     TrySendError,
 };
 pub use streams::{
-    AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ChunkReceiveStream, ChunkSendStream,
-    ObjectReceiveStream, ObjectSendStream, ObjectStream, StapledByteStream, StapledObjectStream, StreamError,
+    AsyncResource, BufferedByteReceiveStream, ByteReceiveStream, ByteSendStream, ByteStream,
+    ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
+    StapledByteStream, StapledObjectStream, StreamError,
 };
 pub use sync::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,

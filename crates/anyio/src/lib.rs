@@ -67,6 +67,11 @@ pub use anyio_core::{
     ReceiveItem, SendError, SendItem, TryReceiveError, TrySendError,
 };
 pub use anyio_core::{
+    AsyncResource, BufferedByteReceiveStream, ByteReceiveStream, ByteSendStream, ByteStream,
+    ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
+    StapledByteStream, StapledObjectStream, StreamError,
+};
+pub use anyio_core::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
     Condition, ConditionStatistics, ConditionWait, InUse, LimiterAcquire, ResourceGuard,
 };
@@ -74,6 +79,8 @@ pub use anyio_core::{
     Event, EventStatistics, EventWait, Lock, LockAcquire, LockGuard, LockStatistics, Semaphore,
     SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics, WouldBlock,
 };
+/// The `async_trait` attribute, for implementing anyio's stream traits.
+pub use async_trait::async_trait;
 
 #[cfg(feature = "macros")]
 pub use anyio_macros::{main, test};

@@ -2,6 +2,7 @@
 //! channels) and wrappers (stapled streams, byte streams over chunk streams).
 
 pub(crate) mod abc;
+mod buffered;
 mod chunks;
 mod error;
 pub(crate) mod memory;
@@ -11,6 +12,7 @@ pub use abc::{
     AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ObjectReceiveStream, ObjectSendStream,
     ObjectStream,
 };
+pub use buffered::BufferedByteReceiveStream;
 pub use chunks::{ChunkReceiveStream, ChunkSendStream};
 pub use error::StreamError;
 pub use memory::{

@@ -1,0 +1,304 @@
+//! `BufferedByteReceiveStream`: a byte receive stream with a buffer, for reading exact
+//! lengths and delimited records (AnyIO's `anyio.streams.buffered`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+
+use super::abc::{AsyncResource, ByteReceiveStream};
+use super::error::StreamError;
+use crate::loom::{lock, Mutex};
+use crate::sync::{BusyResourceError, InUse, ResourceGuard};
+
+/// How much one read from the wrapped stream asks for.
+const READ_SIZE: usize = 65536;
+
+/// Bytes received but not handed out yet: `data[start..]`.
+#[derive(Debug, Default)]
+struct Buf {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl Buf {
+    fn pending(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        } else if self.start > self.data.len() / 2 {
+            // Keep the copy amortised: compact once the consumed part dominates.
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let out = self.pending()[..n].to_vec();
+        self.consume(n);
+        out
+    }
+}
+
+/// Wraps a [`ByteReceiveStream`] with a buffer (AnyIO's `BufferedByteReceiveStream`):
+/// [`receive_exactly`](Self::receive_exactly) and [`receive_until`](Self::receive_until) read
+/// as much as they need and keep the surplus for the next call. It is itself a
+/// `ByteReceiveStream`, which serves buffered bytes first.
+///
+/// Every receive is cancel safe: bytes read from the wrapped stream go into the buffer before
+/// anything else can be cancelled, so a cancelled `receive_exactly` or `receive_until` loses
+/// nothing and the next call finds the bytes again.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+///
+/// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
+/// tx.send_nowait(b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec()).unwrap();
+/// let stream = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
+/// assert_eq!(stream.receive_until(b"\r\n", 1024).await.unwrap(), b"GET / HTTP/1.1");
+/// assert_eq!(stream.receive_exactly(4).await.unwrap(), b"Host");
+/// assert_eq!(stream.buffer(), b": x\r\n");
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct BufferedByteReceiveStream<S> {
+    inner: S,
+    buf: Mutex<Buf>,
+    guard: ResourceGuard,
+    closed: AtomicBool,
+}
+
+/// The buffer taken out of its mutex for one operation, put back when the operation ends or
+/// its future is dropped, so no lock is held across an await and no byte is lost.
+struct Taken<'a> {
+    slot: &'a Mutex<Buf>,
+    buf: Buf,
+    _busy: InUse<'a>,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        *lock(self.slot) = std::mem::take(&mut self.buf);
+    }
+}
+
+impl<S> BufferedByteReceiveStream<S> {
+    /// Wraps `inner`.
+    ///
+    /// ```
+    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
+    /// let _s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
+    /// ```
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            buf: Mutex::new(Buf::default()),
+            guard: ResourceGuard::new("receiving from"),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// A copy of the bytes buffered now.
+    ///
+    /// ```
+    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
+    /// assert!(BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx)).buffer().is_empty());
+    /// ```
+    pub fn buffer(&self) -> Vec<u8> {
+        lock(&self.buf).pending().to_vec()
+    }
+
+    /// Appends `data` to the buffer, as if it had been received (AnyIO's `feed_data`).
+    ///
+    /// # Errors
+    ///
+    /// [`BusyResourceError`] while a receive is in progress.
+    ///
+    /// ```
+    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
+    /// let s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
+    /// s.feed_data(b"abc").unwrap();
+    /// assert_eq!(s.buffer(), b"abc");
+    /// ```
+    pub fn feed_data(&self, data: &[u8]) -> Result<(), BusyResourceError> {
+        let _busy = self.guard.enter()?;
+        lock(&self.buf).data.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The wrapped stream.
+    ///
+    /// ```
+    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
+    /// let s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
+    /// assert!(!s.get_ref().get_ref().is_closed());
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    fn begin(&self) -> Result<Taken<'_>, StreamError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StreamError::Closed);
+        }
+        let busy = self.guard.enter()?;
+        let buf = std::mem::take(&mut *lock(&self.buf));
+        Ok(Taken { slot: &self.buf, buf, _busy: busy })
+    }
+}
+
+impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
+    /// Reads once from the wrapped stream into the buffer. End of stream is returned as is.
+    async fn fill(&self, t: &mut Taken<'_>) -> Result<(), StreamError> {
+        let len = t.buf.data.len();
+        t.buf.data.resize(len + READ_SIZE, 0);
+        let got = self.inner.receive_into(&mut t.buf.data[len..]).await;
+        let n = *got.as_ref().unwrap_or(&0);
+        t.buf.data.truncate(len + n);
+        got.map(drop)
+    }
+
+    /// Receives exactly `n` bytes (AnyIO's `receive_exactly`).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::IncompleteRead`] if the stream ends first (the bytes that did arrive stay
+    /// buffered); the wrapped stream's errors; [`StreamError::Closed`] after `aclose`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: bytes read before the cancellation stay buffered.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
+    /// tx.send_nowait(b"ab".to_vec()).unwrap();
+    /// tx.send_nowait(b"cd".to_vec()).unwrap();
+    /// let s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
+    /// assert_eq!(s.receive_exactly(3).await.unwrap(), b"abc");
+    /// # });
+    /// ```
+    pub async fn receive_exactly(&self, n: usize) -> Result<Vec<u8>, StreamError> {
+        let mut t = self.begin()?;
+        while t.buf.pending().len() < n {
+            match self.fill(&mut t).await {
+                Ok(()) => {}
+                Err(StreamError::EndOfStream) => return Err(StreamError::IncompleteRead),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(t.buf.take(n))
+    }
+
+    /// Receives up to the next `delimiter` and returns the bytes before it; the delimiter is
+    /// consumed, the bytes after it stay buffered (AnyIO's `receive_until`). The result is at
+    /// most `max_bytes` long.
+    ///
+    /// # Errors
+    ///
+    /// - [`StreamError::DelimiterNotFound`] as soon as enough bytes are buffered to know that
+    ///   no delimiter starts within the first `max_bytes` (they stay buffered; the buffer grows
+    ///   by at most one read past the limit);
+    /// - [`StreamError::IncompleteRead`] if the stream ends before the delimiter;
+    /// - [`StreamError::InvalidArgument`] for an empty delimiter;
+    /// - the wrapped stream's errors; [`StreamError::Closed`] after `aclose`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: bytes read before the cancellation stay buffered.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream, StreamError};
+    /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
+    /// tx.send_nowait(b"a,bb,".to_vec()).unwrap();
+    /// tx.send_nowait(b"cccc".to_vec()).unwrap();
+    /// let s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
+    /// assert_eq!(s.receive_until(b",", 10).await.unwrap(), b"a");
+    /// assert_eq!(s.receive_until(b",", 10).await.unwrap(), b"bb");
+    /// assert!(matches!(s.receive_until(b",", 3).await, Err(StreamError::DelimiterNotFound { max_bytes: 3 })));
+    /// # });
+    /// ```
+    pub async fn receive_until(&self, delimiter: &[u8], max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        if delimiter.is_empty() {
+            return Err(StreamError::InvalidArgument("the delimiter must not be empty"));
+        }
+        let mut t = self.begin()?;
+        // Where the search resumes: bytes before it were searched already, so the total work
+        // stays linear in the input however it is chunked.
+        let mut searched = 0;
+        loop {
+            let pending = t.buf.pending();
+            let window = &pending[searched..];
+            if let Some(i) = find(window, delimiter) {
+                let end = searched + i;
+                if end > max_bytes {
+                    return Err(StreamError::DelimiterNotFound { max_bytes });
+                }
+                let found = t.buf.take(end);
+                t.buf.consume(delimiter.len());
+                return Ok(found);
+            }
+            if pending.len() >= max_bytes + delimiter.len() {
+                return Err(StreamError::DelimiterNotFound { max_bytes });
+            }
+            searched = pending.len().saturating_sub(delimiter.len() - 1);
+            match self.fill(&mut t).await {
+                Ok(()) => {}
+                Err(StreamError::EndOfStream) => return Err(StreamError::IncompleteRead),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() == 1 {
+        return haystack.iter().position(|b| *b == needle[0]);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[async_trait]
+impl<S: AsyncResource> AsyncResource for BufferedByteReceiveStream<S> {
+    /// Closes the wrapped stream; later receives fail with [`StreamError::Closed`].
+    async fn aclose(&self) -> Result<(), StreamError> {
+        self.closed.store(true, Ordering::Release);
+        self.inner.aclose().await
+    }
+}
+
+#[async_trait]
+impl<S: ByteReceiveStream> ByteReceiveStream for BufferedByteReceiveStream<S> {
+    /// Buffered bytes first, else one read of the wrapped stream. Cancel safe.
+    async fn receive_into(&self, out: &mut [u8]) -> Result<usize, StreamError> {
+        if out.is_empty() {
+            return Err(StreamError::InvalidArgument("the receive buffer must hold at least 1 byte"));
+        }
+        let mut t = self.begin()?;
+        if t.buf.pending().is_empty() {
+            drop(t);
+            if self.closed.load(Ordering::Acquire) {
+                return Err(StreamError::Closed);
+            }
+            let _busy = self.guard.enter()?;
+            return self.inner.receive_into(out).await;
+        }
+        let n = out.len().min(t.buf.pending().len());
+        out[..n].copy_from_slice(&t.buf.pending()[..n]);
+        t.buf.consume(n);
+        Ok(n)
+    }
+}
