@@ -39,7 +39,7 @@ pub use streams::{
 pub use streams::{
     AsyncResource, BufferedByteReceiveStream, ByteReceiveStream, ByteSendStream, ByteStream,
     ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
-    StapledByteStream, StapledObjectStream, StreamError,
+    StapledByteStream, StapledObjectStream, StreamError, TextReceiveStream, TextSendStream, TextStream,
 };
 pub use sync::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,

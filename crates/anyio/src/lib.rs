@@ -69,7 +69,7 @@ pub use anyio_core::{
 pub use anyio_core::{
     AsyncResource, BufferedByteReceiveStream, ByteReceiveStream, ByteSendStream, ByteStream,
     ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
-    StapledByteStream, StapledObjectStream, StreamError,
+    StapledByteStream, StapledObjectStream, StreamError, TextReceiveStream, TextSendStream, TextStream,
 };
 pub use anyio_core::{
     BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,

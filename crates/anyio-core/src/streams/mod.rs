@@ -7,6 +7,7 @@ mod chunks;
 mod error;
 pub(crate) mod memory;
 mod stapled;
+mod text;
 
 pub use abc::{
     AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ObjectReceiveStream, ObjectSendStream,
@@ -21,3 +22,4 @@ pub use memory::{
     TrySendError,
 };
 pub use stapled::{StapledByteStream, StapledObjectStream};
+pub use text::{TextReceiveStream, TextSendStream, TextStream};
