@@ -5,10 +5,11 @@ use anyio::{
     ObjectStream, StapledByteStream, StreamError, TextReceiveStream, TextSendStream, TextStream,
 };
 
-fn text_from(
-    chunks: &[&[u8]],
-    end: bool,
-) -> TextReceiveStream<ChunkReceiveStream<anyio::MemoryObjectReceiveStream<Vec<u8>>>> {
+type Text = TextReceiveStream<ChunkReceiveStream<anyio::MemoryObjectReceiveStream<Vec<u8>>>>;
+
+/// A text stream fed `chunks`; the send half is returned (keeping the stream open) unless
+/// `end` asks for the stream to end after them.
+fn text_from(chunks: &[&[u8]], end: bool) -> (Option<anyio::MemoryObjectSendStream<Vec<u8>>>, Text) {
     let (tx, rx) = create_memory_object_stream::<Vec<u8>>(64);
     for c in chunks {
         tx.send_nowait(c.to_vec()).unwrap();
