@@ -153,3 +153,19 @@ async fn receive_until_over_many_small_chunks_finds_a_late_delimiter() {
     })
     .await;
 }
+
+#[anyio::test]
+async fn a_buffered_byte_stream_buffers_receives_and_passes_sends_and_eof_through() {
+    use anyio::{BufferedByteStream, ByteSendStream, ByteStream, ChunkSendStream, StapledByteStream};
+    let (tx, rx) = create_memory_object_stream::<Vec<u8>>(8);
+    let s = BufferedByteStream::new(StapledByteStream::new(
+        ChunkSendStream::new(tx),
+        ChunkReceiveStream::new(rx),
+    ));
+    s.send(b"HELLO 5\r\nworld").await.unwrap();
+    s.send_eof().await.unwrap();
+    assert_eq!(s.receive_until(b"\r\n", 64).await.unwrap(), b"HELLO 5");
+    assert_eq!(s.receive_exactly(5).await.unwrap(), b"world");
+    assert!(matches!(s.receive(1).await, Err(StreamError::EndOfStream)));
+    assert!(matches!(s.send(b"late").await, Err(StreamError::Closed)), "send_eof closed the send side");
+}

@@ -37,8 +37,8 @@ pub use streams::{
     TrySendError,
 };
 pub use streams::{
-    AsyncResource, BufferedByteReceiveStream, ByteReceiveStream, ByteSendStream, ByteStream,
-    ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
+    AsyncResource, BufferedByteReceiveStream, BufferedByteStream, ByteReceiveStream, ByteSendStream,
+    ByteStream, ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
     StapledByteStream, StapledObjectStream, StreamError, TextReceiveStream, TextSendStream, TextStream,
 };
 pub use sync::{

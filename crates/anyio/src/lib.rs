@@ -67,8 +67,8 @@ pub use anyio_core::{
     ReceiveItem, SendError, SendItem, TryReceiveError, TrySendError,
 };
 pub use anyio_core::{
-    AsyncResource, BufferedByteReceiveStream, ByteReceiveStream, ByteSendStream, ByteStream,
-    ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
+    AsyncResource, BufferedByteReceiveStream, BufferedByteStream, ByteReceiveStream, ByteSendStream,
+    ByteStream, ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
     StapledByteStream, StapledObjectStream, StreamError, TextReceiveStream, TextSendStream, TextStream,
 };
 pub use anyio_core::{

@@ -302,3 +302,145 @@ impl<S: ByteReceiveStream> ByteReceiveStream for BufferedByteReceiveStream<S> {
         Ok(n)
     }
 }
+
+/// A [`ByteStream`](super::abc::ByteStream) whose receiving side is buffered (AnyIO's
+/// `BufferedByteStream`): [`receive_exactly`](Self::receive_exactly) and
+/// [`receive_until`](Self::receive_until) as on [`BufferedByteReceiveStream`], while `send`
+/// and `send_eof` go straight to the wrapped stream.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{
+///     create_memory_object_stream, BufferedByteStream, ByteSendStream, ChunkReceiveStream, ChunkSendStream,
+///     StapledByteStream,
+/// };
+///
+/// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
+/// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
+/// s.send(b"line one\nline two\n").await.unwrap();
+/// assert_eq!(s.receive_until(b"\n", 100).await.unwrap(), b"line one");
+/// assert_eq!(s.receive_until(b"\n", 100).await.unwrap(), b"line two");
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct BufferedByteStream<S> {
+    receive: BufferedByteReceiveStream<S>,
+}
+
+impl<S> BufferedByteStream<S> {
+    /// Wraps a byte stream.
+    ///
+    /// ```
+    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
+    /// let _s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
+    /// ```
+    pub fn new(inner: S) -> Self {
+        Self { receive: BufferedByteReceiveStream::new(inner) }
+    }
+
+    /// The buffered receiving side (for [`buffer`](BufferedByteReceiveStream::buffer) and
+    /// [`feed_data`](BufferedByteReceiveStream::feed_data)).
+    ///
+    /// ```
+    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
+    /// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
+    /// assert!(s.receiver().buffer().is_empty());
+    /// ```
+    pub fn receiver(&self) -> &BufferedByteReceiveStream<S> {
+        &self.receive
+    }
+
+    /// The wrapped stream.
+    ///
+    /// ```
+    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
+    /// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
+    /// let _inner = s.get_ref();
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        self.receive.get_ref()
+    }
+}
+
+impl<S: ByteReceiveStream> BufferedByteStream<S> {
+    /// [`BufferedByteReceiveStream::receive_exactly`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BufferedByteReceiveStream::receive_exactly`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: bytes read before the cancellation stay buffered.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ByteSendStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
+    /// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
+    /// s.send(b"abcd").await.unwrap();
+    /// assert_eq!(s.receive_exactly(2).await.unwrap(), b"ab");
+    /// # });
+    /// ```
+    pub async fn receive_exactly(&self, n: usize) -> Result<Vec<u8>, StreamError> {
+        self.receive.receive_exactly(n).await
+    }
+
+    /// [`BufferedByteReceiveStream::receive_until`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BufferedByteReceiveStream::receive_until`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: bytes read before the cancellation stay buffered.
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ByteSendStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
+    /// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
+    /// s.send(b"k=v;").await.unwrap();
+    /// assert_eq!(s.receive_until(b";", 10).await.unwrap(), b"k=v");
+    /// # });
+    /// ```
+    pub async fn receive_until(&self, delimiter: &[u8], max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        self.receive.receive_until(delimiter, max_bytes).await
+    }
+}
+
+#[async_trait]
+impl<S: AsyncResource> AsyncResource for BufferedByteStream<S> {
+    async fn aclose(&self) -> Result<(), StreamError> {
+        self.receive.aclose().await
+    }
+}
+
+#[async_trait]
+impl<S: ByteReceiveStream> ByteReceiveStream for BufferedByteStream<S> {
+    /// Buffered bytes first; cancel safe.
+    async fn receive_into(&self, out: &mut [u8]) -> Result<usize, StreamError> {
+        self.receive.receive_into(out).await
+    }
+}
+
+#[async_trait]
+impl<S: super::abc::ByteStream> super::abc::ByteSendStream for BufferedByteStream<S> {
+    /// Cancel safe as the wrapped stream's send.
+    async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.get_ref().send(data).await
+    }
+}
+
+#[async_trait]
+impl<S: super::abc::ByteStream> super::abc::ByteStream for BufferedByteStream<S> {
+    async fn send_eof(&self) -> Result<(), StreamError> {
+        self.get_ref().send_eof().await
+    }
+}

@@ -13,7 +13,7 @@ pub use abc::{
     AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ObjectReceiveStream, ObjectSendStream,
     ObjectStream,
 };
-pub use buffered::BufferedByteReceiveStream;
+pub use buffered::{BufferedByteReceiveStream, BufferedByteStream};
 pub use chunks::{ChunkReceiveStream, ChunkSendStream};
 pub use error::StreamError;
 pub use memory::{
