@@ -489,14 +489,6 @@ async fn scope_future_losing_a_select_is_cancelled_for_good() {
 // Row 16: a panic inside a scope body does not leave the scope current
 // ---------------------------------------------------------------------------------------------
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("<non-string panic payload>")
-}
-
 /// A cancelled scope with a deadline, whose body panics: if it stayed current after the
 /// panic, the caller's checkpoints would fail and its effective deadline would be `Some`.
 async fn panicking_scope() -> Result<Option<()>, Cancelled> {
@@ -516,7 +508,7 @@ async fn panicking_scope() -> Result<Option<()>, Cancelled> {
 async fn a_panic_caught_around_a_scope_future_does_not_leave_the_scope_current() {
     let caught = AssertUnwindSafe(panicking_scope()).catch_unwind().await;
     let payload = caught.expect_err("the panic propagates out of the scope future");
-    assert_eq!(panic_message(&*payload), "boom in a cancel scope body");
+    assert_eq!(support::panic_message(&*payload), "boom in a cancel scope body");
     checkpoint().await.expect("the caller is back in its own, uncancelled scope");
     assert_eq!(current_effective_deadline(), None);
 }
@@ -533,7 +525,7 @@ async fn a_panic_in_a_task_group_child_scope_does_not_leave_the_scope_current() 
     .catch_unwind()
     .await;
     let payload = caught.expect_err("the group re-raises its child's panic");
-    assert_eq!(panic_message(&*payload), "boom in a cancel scope body");
+    assert_eq!(support::panic_message(&*payload), "boom in a cancel scope body");
     checkpoint().await.expect("the caller is back in its own, uncancelled scope");
     sleep(Duration::from_millis(1)).await.unwrap();
     assert_eq!(current_effective_deadline(), None);
@@ -548,7 +540,7 @@ async fn a_panic_in_a_task_group_body_scope_does_not_leave_the_scope_current() {
     .catch_unwind()
     .await;
     let payload = caught.expect_err("the group re-raises its body's panic");
-    assert_eq!(panic_message(&*payload), "boom in a cancel scope body");
+    assert_eq!(support::panic_message(&*payload), "boom in a cancel scope body");
     checkpoint().await.expect("the caller is back in its own, uncancelled scope");
     assert_eq!(current_effective_deadline(), None);
 }

@@ -7,6 +7,8 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use anyio::{current_backend, Backend, RunError};
 
+mod support;
+
 const VAR: &str = "ANYIO_BACKEND";
 
 /// Restores the variable's original value even if an assertion fails.
@@ -19,14 +21,6 @@ impl Drop for RestoreEnv {
             None => std::env::remove_var(VAR),
         }
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default()
 }
 
 /// The tokio flavour `anyio::run` is running on, if it is tokio.
@@ -99,7 +93,7 @@ fn check_everything() {
                 other => panic!("{VAR}={var} without its feature gave {other:?}"),
             }
             let payload = catch_unwind(|| anyio::run(async {})).expect_err("anyio::run must refuse");
-            let msg = panic_message(&*payload);
+            let msg = support::panic_message(&*payload);
             assert!(msg.contains("not compiled"), "{VAR}={var}: {msg}");
         }
     }
@@ -112,7 +106,7 @@ fn check_everything() {
     }
     let payload =
         catch_unwind(|| anyio::run(async {})).expect_err("anyio::run must refuse an unknown backend");
-    let msg = panic_message(&*payload);
+    let msg = support::panic_message(&*payload);
     for valid in ["gevent", "tokio", "tokio-current-thread", "smol", "async-std"] {
         assert!(msg.contains(valid), "the panic should mention {valid:?}: {msg}");
     }

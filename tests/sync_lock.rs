@@ -309,13 +309,6 @@ async fn cancelling_semaphore_waiters_at_random_points_never_loses_a_permit() {
     assert_eq!(sem.statistics().tasks_waiting, 0);
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
 #[anyio::test]
 async fn lock_records_the_acquiring_task_as_owner() {
     let lock = Arc::new(Lock::new());
@@ -350,10 +343,11 @@ async fn lock_reacquired_by_its_owner_panics_instead_of_deadlocking() {
     let lock = Lock::new();
     let _held = lock.acquire().await.unwrap();
     let again = std::panic::AssertUnwindSafe(lock.acquire()).catch_unwind().await;
-    let msg = panic_message(again.expect_err("re-acquiring must panic"));
+    let msg = support::panic_message(&*again.expect_err("re-acquiring must panic"));
     assert!(msg.contains("not reentrant"), "unclear message: {msg}");
     let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lock.try_acquire().map(drop)));
-    assert!(panic_message(again.expect_err("try_acquire by the owner must panic")).contains("not reentrant"));
+    assert!(support::panic_message(&*again.expect_err("try_acquire by the owner must panic"))
+        .contains("not reentrant"));
     assert!(lock.locked(), "the failed attempts left the lock held by its owner");
 }
 

@@ -532,16 +532,6 @@ async fn child_spawned_into_cancelled_group_still_starts() {
 /// What awaiting a task's handle gave, and the handle's state afterwards.
 type JoinedAs = (Result<(), JoinError>, TaskState);
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else {
-        String::from("<non-string panic payload>")
-    }
-}
-
 #[anyio::test]
 async fn spawning_into_a_closed_group_is_refused() {
     let leaked: Arc<Mutex<Option<TaskGroup<AnyError>>>> = Arc::default();
@@ -575,7 +565,7 @@ async fn spawning_into_a_closed_group_is_refused() {
         tg.spawn(async { Ok(()) });
     }))
     .expect_err("spawn into a closed group must panic");
-    let msg = panic_message(&*payload);
+    let msg = support::panic_message(&*payload);
     assert!(msg.contains("closed"), "the panic message should say the group is closed: {msg}");
 }
 

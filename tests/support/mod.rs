@@ -54,3 +54,12 @@ pub(crate) async fn wait_for(flag: &AtomicBool) -> Result<(), Cancelled> {
 pub(crate) fn as_other_task<F: Future>(fut: F) -> impl Future<Output = F::Output> {
     anyio::__private::main_task(fut)
 }
+
+/// The message of a panic payload (`panic!` with a literal or a formatted string).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| String::from("<non-string panic payload>"))
+}

@@ -152,6 +152,10 @@ pub trait ByteReceiveStream: AsyncResource {
         let mut buf = vec![0; max_bytes.min(65536)];
         let n = self.receive_into(&mut buf).await?;
         buf.truncate(n);
+        // A short read must not keep a 64 KiB allocation alive in the returned chunk.
+        if buf.capacity() > 2 * n {
+            buf.shrink_to_fit();
+        }
         Ok(buf)
     }
 }

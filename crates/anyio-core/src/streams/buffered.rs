@@ -13,11 +13,13 @@ use crate::sync::{BusyResourceError, InUse, ResourceGuard};
 /// How much one read from the wrapped stream asks for.
 const READ_SIZE: usize = 65536;
 
-/// Bytes received but not handed out yet: `data[start..]`.
+/// Bytes received but not handed out yet: `data[start..]`, and a read buffer reused by every
+/// read (zeroed once, not once per read).
 #[derive(Debug, Default)]
 struct Buf {
     data: Vec<u8>,
     start: usize,
+    scratch: Vec<u8>,
 }
 
 impl Buf {
@@ -161,12 +163,13 @@ impl<S> BufferedByteReceiveStream<S> {
 impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
     /// Reads once from the wrapped stream into the buffer. End of stream is returned as is.
     async fn fill(&self, t: &mut Taken<'_>) -> Result<(), StreamError> {
-        let len = t.buf.data.len();
-        t.buf.data.resize(len + READ_SIZE, 0);
-        let got = self.inner.receive_into(&mut t.buf.data[len..]).await;
-        let n = *got.as_ref().unwrap_or(&0);
-        t.buf.data.truncate(len + n);
-        got.map(drop)
+        if t.buf.scratch.is_empty() {
+            t.buf.scratch = vec![0; READ_SIZE];
+        }
+        let n = self.inner.receive_into(&mut t.buf.scratch).await?;
+        let Buf { data, scratch, .. } = &mut t.buf;
+        data.extend_from_slice(&scratch[..n]);
+        Ok(())
     }
 
     /// Receives exactly `n` bytes (AnyIO's `receive_exactly`).
@@ -289,11 +292,7 @@ impl<S: ByteReceiveStream> ByteReceiveStream for BufferedByteReceiveStream<S> {
         }
         let mut t = self.begin()?;
         if t.buf.pending().is_empty() {
-            drop(t);
-            if self.closed.load(Ordering::Acquire) {
-                return Err(StreamError::Closed);
-            }
-            let _busy = self.guard.enter()?;
+            // Nothing buffered: read straight into the caller's buffer (still marked busy).
             return self.inner.receive_into(out).await;
         }
         let n = out.len().min(t.buf.pending().len());

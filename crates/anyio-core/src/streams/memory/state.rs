@@ -215,6 +215,16 @@ impl<T> State<T> {
         Err(item)
     }
 
+    /// A send that does not wait: `Broken` once every receiver is closed, else [`offer`].
+    ///
+    /// [`offer`]: Self::offer
+    fn deliver(&mut self, item: T) -> Result<Option<Waker>, TrySendFail<T>> {
+        if self.receivers == 0 {
+            return Err(TrySendFail::Broken(item));
+        }
+        self.offer(item).map_err(TrySendFail::WouldBlock)
+    }
+
     /// Takes the next item: from the buffer (refilling it from the oldest waiting sender) or
     /// straight from a waiting sender. Returns the item and the sender's waker to wake.
     fn take(&mut self) -> Option<(T, Option<Waker>)> {
@@ -316,20 +326,11 @@ impl<T> Chan<T> {
     }
 
     pub(super) fn try_send(&self, item: T) -> Result<(), TrySendFail<T>> {
-        let mut st = lock(&self.state);
-        if st.receivers == 0 {
-            return Err(TrySendFail::Broken(item));
+        let waker = lock(&self.state).deliver(item)?;
+        if let Some(w) = waker {
+            w.wake();
         }
-        match st.offer(item) {
-            Ok(waker) => {
-                drop(st);
-                if let Some(w) = waker {
-                    w.wake();
-                }
-                Ok(())
-            }
-            Err(item) => Err(TrySendFail::WouldBlock(item)),
-        }
+        Ok(())
     }
 
     pub(super) fn try_recv(&self) -> Result<T, TryRecvFail> {
@@ -364,10 +365,7 @@ impl<T> Chan<T> {
                 return Poll::Ready(Err(SendFail::Cancelled(item, c)));
             }
             let mut st = lock(&self.state);
-            if st.receivers == 0 {
-                return Poll::Ready(Err(SendFail::Broken(item)));
-            }
-            match st.offer(item) {
+            match st.deliver(item) {
                 Ok(waker) => {
                     drop(st);
                     if let Some(w) = waker {
@@ -375,7 +373,8 @@ impl<T> Chan<T> {
                     }
                     return Poll::Ready(Ok(()));
                 }
-                Err(item) => {
+                Err(TrySendFail::Broken(item)) => return Poll::Ready(Err(SendFail::Broken(item))),
+                Err(TrySendFail::WouldBlock(item)) => {
                     // A TLS read and a reference count: cheap enough to do under the lock.
                     node = current_arc();
                     op.key = Some(st.send_q.push(cx.waker().clone(), Some(item), node.clone()));
