@@ -7,12 +7,14 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
+use std::io;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use anyio_core::rt::{self, BoxTask, Detector, Runtime, RuntimeHandle, Timer, DETECTORS};
+use anyio_core::adapters::{register_async_io, IoTimer};
+use anyio_core::rt::{self, BoxTask, Detector, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS};
 
 /// async-std's global runtime, seen through anyio's backend seam.
 ///
@@ -41,19 +43,11 @@ impl Runtime for AsyncStdRuntime {
 
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
         // async-std's own timers are async-io timers; use them directly for `reset`.
-        Box::pin(IoTimer(async_io::Timer::at(deadline)))
-    }
-}
-
-struct IoTimer(async_io::Timer);
-
-impl Timer for IoTimer {
-    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(drop)
+        Box::pin(IoTimer::at(deadline))
     }
 
-    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
-        self.0.set_at(deadline);
+    fn register_io(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
+        register_async_io(fd)
     }
 }
 

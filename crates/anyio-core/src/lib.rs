@@ -11,11 +11,15 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "async-io")]
+pub mod adapters;
 mod cancel;
 mod coop;
 mod doc_rt;
 mod error;
 mod loom;
+#[cfg(unix)]
+mod net;
 pub mod rt;
 mod streams;
 mod sync;
@@ -31,10 +35,20 @@ pub use error::{
     AnyError, AsCancelled, BrokenResourceError, CancelSource, Cancelled, ClosedResourceError, EndOfStream,
     TimeoutError, WouldBlock,
 };
+#[cfg(unix)]
+pub use net::{
+    connect_tcp, connect_tcp_with, create_tcp_listener, getaddrinfo, getnameinfo, AddrInfo, AddrInfoHints,
+    AddressFamily, ConnectAttempt, Listener, ListenerExt, LocalAddress, LocalPort, MultiListener, RawSocket,
+    RemoteAddress, RemotePort, SocketAddress, SocketError, SocketFamily, SocketKind, TcpConnectOptions,
+    TcpListener, TcpListenerOptions, TcpStream, UnixAddress, DEFAULT_BACKLOG, HAPPY_EYEBALLS_DELAY,
+};
 pub use streams::{
     create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,
     MemoryObjectStreamStatistics, ReceiveError, ReceiveItem, SendError, SendItem, TryReceiveError,
     TrySendError,
+};
+pub use streams::{
+    provide_attribute, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError, TypedAttributeProvider,
 };
 pub use streams::{
     AsyncResource, BufferedByteReceiveStream, BufferedByteStream, ByteReceiveStream, ByteSendStream,

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -59,6 +60,53 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
 
     /// A timer that fires at `deadline` (at once if it is already past).
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>>;
+
+    /// Registers `fd` (already in non-blocking mode) with the runtime's reactor for both
+    /// readiness directions. The source owns the descriptor from then on: dropping it
+    /// deregisters and closes it. The default refuses with [`io::ErrorKind::Unsupported`], for
+    /// runtimes without a reactor.
+    #[cfg(unix)]
+    fn register_io(&self, fd: std::os::fd::OwnedFd) -> io::Result<Box<dyn IoSource>> {
+        drop(fd);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("the {} runtime has no I/O reactor", self.name()),
+        ))
+    }
+}
+
+/// Which readiness an I/O operation waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// The descriptor has data to read, a connection to accept, or reached end of stream.
+    Readable,
+    /// The descriptor can take data, or a connection attempt finished.
+    Writable,
+}
+
+/// A file descriptor registered with a runtime's reactor (see [`Runtime::register_io`]).
+///
+/// Everything that knows what a socket operation means lives in anyio-core; a source only
+/// knows when to retry one.
+#[cfg(unix)]
+pub trait IoSource: Send + Sync {
+    /// The registered descriptor.
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
+
+    /// Runs `op` (a non-blocking system call) until it returns something other than
+    /// [`io::ErrorKind::WouldBlock`], waiting for `interest` between attempts. `op` may be called
+    /// at once, before any readiness was reported. `Pending` means `cx` is woken when the
+    /// descriptor becomes ready.
+    fn poll_io(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        op: &mut dyn FnMut() -> io::Result<()>,
+    ) -> Poll<io::Result<()>>;
+
+    /// Waits until the reactor reports `interest` readiness (the first poll after registering
+    /// waits for the descriptor's current state).
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>>;
 }
 
 /// A resettable one-shot timer.

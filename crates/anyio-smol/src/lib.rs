@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
+use std::io;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use anyio_core::rt::{self, BoxTask, Detector, Runtime, RuntimeHandle, Timer, DETECTORS};
+use anyio_core::adapters::{register_async_io, IoTimer};
+use anyio_core::rt::{self, BoxTask, Detector, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS};
 use async_executor::Executor;
 
 /// A smol executor, seen through anyio's backend seam.
@@ -67,21 +69,11 @@ impl Runtime for SmolRuntime {
     }
 
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
-        Box::pin(IoTimer(async_io::Timer::at(deadline)))
-    }
-}
-
-/// An `async-io` timer (also what async-std's timers are built on).
-#[derive(Debug)]
-pub struct IoTimer(pub async_io::Timer);
-
-impl Timer for IoTimer {
-    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(drop)
+        Box::pin(IoTimer::at(deadline))
     }
 
-    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
-        self.0.set_at(deadline);
+    fn register_io(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
+        register_async_io(fd)
     }
 }
 

@@ -2,17 +2,20 @@
 //!
 //! Users do not call this crate directly: enable the `tokio` feature of `anyio` (on by default)
 //! and use `anyio::run`, or call anyio's API from inside any tokio runtime.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 use std::future::Future;
+use std::io;
 use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use anyio_core::rt::{self, BoxTask, Detector, Runtime, RuntimeHandle, Timer, DETECTORS};
+use anyio_core::rt::{self, BoxTask, Detector, Interest, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS};
 use pin_project_lite::pin_project;
+use tokio::io::unix::AsyncFd;
 
 /// A tokio runtime, seen through anyio's backend seam.
 ///
@@ -53,6 +56,54 @@ impl Runtime for TokioRuntime {
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
         let _enter = self.handle.enter();
         Box::pin(TokioTimer { sleep: tokio::time::sleep_until(deadline.into()) })
+    }
+
+    fn register_io(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
+        let _enter = self.handle.enter();
+        // SAFETY: an `OwnedFd` is an open descriptor that only closes when it drops, and the
+        // `AsyncFd` owns it, so it stays open and the same for the registration's whole life.
+        #[allow(unsafe_code)]
+        let registered = unsafe { AsyncFd::register(fd) };
+        Ok(Box::new(TokioSource(registered.map_err(io::Error::from)?)))
+    }
+}
+
+/// A descriptor registered with tokio's reactor; tokio's own sockets use the same
+/// registration, so readiness costs what it costs them.
+#[derive(Debug)]
+struct TokioSource(AsyncFd<OwnedFd>);
+
+impl IoSource for TokioSource {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.0.get_ref().as_fd()
+    }
+
+    fn poll_io(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        op: &mut dyn FnMut() -> io::Result<()>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let mut guard = ready!(match interest {
+                Interest::Readable => self.0.poll_read_ready(cx),
+                Interest::Writable => self.0.poll_write_ready(cx),
+            })?;
+            // `try_io` clears the cached readiness when `op` would block, so the next loop
+            // waits for a fresh event.
+            if let Ok(done) = guard.try_io(|_| op()) {
+                return Poll::Ready(done);
+            }
+        }
+    }
+
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        let guard = ready!(match interest {
+            Interest::Readable => self.0.poll_read_ready(cx),
+            Interest::Writable => self.0.poll_write_ready(cx),
+        })?;
+        drop(guard);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -156,5 +207,8 @@ impl Runtime for LateHandle {
     }
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
         self.get().timer(deadline)
+    }
+    fn register_io(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
+        self.get().register_io(fd)
     }
 }

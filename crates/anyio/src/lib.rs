@@ -61,10 +61,20 @@ pub use anyio_core::{
     Scoped, Sleep, SleepForever, StartError, TaskGroup, TaskHandle, TaskId, TaskState, TaskStatus,
     TimeoutError, YieldNow,
 };
+#[cfg(unix)]
+pub use anyio_core::{
+    connect_tcp, connect_tcp_with, create_tcp_listener, getaddrinfo, getnameinfo, AddrInfo, AddrInfoHints,
+    AddressFamily, ConnectAttempt, Listener, ListenerExt, LocalAddress, LocalPort, MultiListener, RawSocket,
+    RemoteAddress, RemotePort, SocketAddress, SocketError, SocketFamily, SocketKind, TcpConnectOptions,
+    TcpListener, TcpListenerOptions, TcpStream, UnixAddress, DEFAULT_BACKLOG, HAPPY_EYEBALLS_DELAY,
+};
 pub use anyio_core::{
     create_memory_object_stream, BrokenResourceError, BufferSize, ClosedResourceError, EndOfStream,
     MemoryObjectReceiveStream, MemoryObjectSendStream, MemoryObjectStreamStatistics, ReceiveError,
     ReceiveItem, SendError, SendItem, TryReceiveError, TrySendError,
+};
+pub use anyio_core::{
+    provide_attribute, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError, TypedAttributeProvider,
 };
 pub use anyio_core::{
     AsyncResource, BufferedByteReceiveStream, BufferedByteStream, ByteReceiveStream, ByteSendStream,

@@ -25,7 +25,7 @@ use super::error::StreamError;
 /// # });
 /// ```
 #[async_trait]
-pub trait AsyncResource: Send + Sync {
+pub trait AsyncResource: super::attrs::TypedAttributeProvider + Send + Sync {
     /// Closes the resource.
     ///
     /// # Cancel safety

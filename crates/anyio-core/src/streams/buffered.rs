@@ -274,6 +274,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider
+    for BufferedByteReceiveStream<S>
+{
+    /// Forwarded to the wrapped stream.
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.inner.extra_attribute(key)
+    }
+}
+
 #[async_trait]
 impl<S: AsyncResource> AsyncResource for BufferedByteReceiveStream<S> {
     /// Closes the wrapped stream; later receives fail with [`StreamError::Closed`].
@@ -411,6 +420,13 @@ impl<S: ByteReceiveStream> BufferedByteStream<S> {
     /// ```
     pub async fn receive_until(&self, delimiter: &[u8], max_bytes: usize) -> Result<Vec<u8>, StreamError> {
         self.receive.receive_until(delimiter, max_bytes).await
+    }
+}
+
+impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider for BufferedByteStream<S> {
+    /// Forwarded to the wrapped stream.
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.receive.extra_attribute(key)
     }
 }
 

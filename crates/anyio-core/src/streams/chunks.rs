@@ -70,6 +70,13 @@ impl<R> ChunkReceiveStream<R> {
     }
 }
 
+impl<R: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider for ChunkReceiveStream<R> {
+    /// Forwarded to the wrapped stream.
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.inner.extra_attribute(key)
+    }
+}
+
 #[async_trait]
 impl<R: AsyncResource> AsyncResource for ChunkReceiveStream<R> {
     async fn aclose(&self) -> Result<(), StreamError> {
@@ -138,6 +145,13 @@ impl<S> ChunkSendStream<S> {
     /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+}
+
+impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider for ChunkSendStream<S> {
+    /// Forwarded to the wrapped stream.
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.inner.extra_attribute(key)
     }
 }
 

@@ -2,6 +2,7 @@
 //! channels) and wrappers (stapled streams, byte streams over chunk streams).
 
 pub(crate) mod abc;
+mod attrs;
 mod buffered;
 mod chunks;
 mod error;
@@ -12,6 +13,9 @@ mod text;
 pub use abc::{
     AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ObjectReceiveStream, ObjectSendStream,
     ObjectStream,
+};
+pub use attrs::{
+    provide_attribute, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError, TypedAttributeProvider,
 };
 pub use buffered::{BufferedByteReceiveStream, BufferedByteStream};
 pub use chunks::{ChunkReceiveStream, ChunkSendStream};

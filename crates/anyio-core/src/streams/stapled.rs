@@ -79,6 +79,15 @@ async fn close_both(a: &dyn AsyncResource, b: &dyn AsyncResource) -> Result<(), 
     first.and(second)
 }
 
+impl<S: super::attrs::TypedAttributeProvider, R: super::attrs::TypedAttributeProvider>
+    super::attrs::TypedAttributeProvider for StapledObjectStream<S, R>
+{
+    /// The send half's answer, else the receive half's (AnyIO merges both).
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.send.extra_attribute(key).or_else(|| self.receive.extra_attribute(key))
+    }
+}
+
 #[async_trait]
 impl<S: AsyncResource, R: AsyncResource> AsyncResource for StapledObjectStream<S, R> {
     async fn aclose(&self) -> Result<(), StreamError> {
@@ -173,6 +182,15 @@ impl<S, R> StapledByteStream<S, R> {
     /// ```
     pub fn receive_half(&self) -> &R {
         &self.receive
+    }
+}
+
+impl<S: super::attrs::TypedAttributeProvider, R: super::attrs::TypedAttributeProvider>
+    super::attrs::TypedAttributeProvider for StapledByteStream<S, R>
+{
+    /// The send half's answer, else the receive half's (AnyIO merges both).
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.send.extra_attribute(key).or_else(|| self.receive.extra_attribute(key))
     }
 }
 

@@ -69,6 +69,13 @@ fn invalid(msg: String) -> StreamError {
     StreamError::Io(io::Error::new(io::ErrorKind::InvalidData, msg))
 }
 
+impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider for TextReceiveStream<S> {
+    /// Forwarded to the wrapped stream.
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.inner.extra_attribute(key)
+    }
+}
+
 #[async_trait]
 impl<S: AsyncResource> AsyncResource for TextReceiveStream<S> {
     async fn aclose(&self) -> Result<(), StreamError> {
@@ -152,6 +159,13 @@ impl<S> TextSendStream<S> {
     }
 }
 
+impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider for TextSendStream<S> {
+    /// Forwarded to the wrapped stream.
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.inner.extra_attribute(key)
+    }
+}
+
 #[async_trait]
 impl<S: AsyncResource> AsyncResource for TextSendStream<S> {
     async fn aclose(&self) -> Result<(), StreamError> {
@@ -211,6 +225,13 @@ impl<S> TextStream<S> {
     /// ```
     pub fn get_ref(&self) -> &S {
         self.receive.get_ref()
+    }
+}
+
+impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider for TextStream<S> {
+    /// Forwarded to the wrapped stream.
+    fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+        self.receive.extra_attribute(key)
     }
 }
 

@@ -155,6 +155,11 @@ impl From<Snapshot> for MemoryObjectStreamStatistics {
     }
 }
 
+/// Memory streams have no typed attributes.
+impl<T> crate::streams::TypedAttributeProvider for MemoryObjectSendStream<T> {}
+/// Memory streams have no typed attributes.
+impl<T> crate::streams::TypedAttributeProvider for MemoryObjectReceiveStream<T> {}
+
 #[async_trait::async_trait]
 impl<T: Send + 'static> crate::streams::abc::AsyncResource for MemoryObjectSendStream<T> {
     /// Closes this handle (never fails, never waits).

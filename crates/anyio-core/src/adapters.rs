@@ -1,0 +1,87 @@
+//! Adapters shared by backends whose runtimes share a reactor: smol and async-std both run
+//! their I/O and timers on `async-io`, so the adapter lives here once (feature `async-io`).
+
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use crate::rt::{Interest, IoSource, Timer};
+
+/// An `async-io` timer as an anyio [`Timer`].
+///
+/// # Examples
+///
+/// ```
+/// let timer = anyio_core::adapters::IoTimer::at(std::time::Instant::now());
+/// # drop(timer);
+/// ```
+#[derive(Debug)]
+pub struct IoTimer(async_io::Timer);
+
+impl IoTimer {
+    /// A timer that fires at `deadline`.
+    pub fn at(deadline: Instant) -> Self {
+        IoTimer(async_io::Timer::at(deadline))
+    }
+}
+
+impl Timer for IoTimer {
+    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+}
+
+/// Registers `fd` with the `async-io` reactor (the body of `Runtime::register_io` for smol and
+/// async-std).
+///
+/// # Examples
+///
+/// ```
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// a.set_nonblocking(true).unwrap();
+/// let source = anyio_core::adapters::register_async_io(a.into()).unwrap();
+/// # drop(source);
+/// ```
+pub fn register_async_io(fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
+    Ok(Box::new(AsyncIoSource(async_io::Async::new_nonblocking(fd)?)))
+}
+
+#[derive(Debug)]
+struct AsyncIoSource(async_io::Async<OwnedFd>);
+
+impl IoSource for AsyncIoSource {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.0.get_ref().as_fd()
+    }
+
+    fn poll_io(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        op: &mut dyn FnMut() -> io::Result<()>,
+    ) -> Poll<io::Result<()>> {
+        // Try first: async-io reports an event only after a registration, so waiting first
+        // would cost a reactor round trip for every operation that could have gone through.
+        loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+            ready!(self.poll_ready(cx, interest))?;
+        }
+    }
+
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        match interest {
+            Interest::Readable => self.0.poll_readable(cx),
+            Interest::Writable => self.0.poll_writable(cx),
+        }
+    }
+}

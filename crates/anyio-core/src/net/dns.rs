@@ -1,0 +1,286 @@
+//! Asynchronous name resolution: `getaddrinfo` and `getnameinfo` on a helper thread.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use socket2::SockAddr;
+
+use super::addr::AddressFamily;
+use super::blocking::run_blocking;
+use super::error::SocketError;
+
+/// The socket type an address is meant for.
+///
+/// # Examples
+///
+/// ```
+/// assert_ne!(anyio_core::SocketKind::Stream, anyio_core::SocketKind::Datagram);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SocketKind {
+    /// `SOCK_STREAM` (TCP).
+    Stream,
+    /// `SOCK_DGRAM` (UDP).
+    Datagram,
+    /// `SOCK_RAW`.
+    Raw,
+    /// Any other type, by number.
+    Other(i32),
+}
+
+impl SocketKind {
+    fn to_raw(self) -> libc::c_int {
+        match self {
+            SocketKind::Stream => libc::SOCK_STREAM,
+            SocketKind::Datagram => libc::SOCK_DGRAM,
+            SocketKind::Raw => libc::SOCK_RAW,
+            SocketKind::Other(n) => n,
+        }
+    }
+
+    fn from_raw(n: libc::c_int) -> Self {
+        match n {
+            libc::SOCK_STREAM => SocketKind::Stream,
+            libc::SOCK_DGRAM => SocketKind::Datagram,
+            libc::SOCK_RAW => SocketKind::Raw,
+            n => SocketKind::Other(n),
+        }
+    }
+}
+
+/// What to look up with [`getaddrinfo`]: `None` fields match anything.
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::{AddrInfoHints, AddressFamily, SocketKind};
+/// let hints = AddrInfoHints::new().family(AddressFamily::Ipv4).kind(SocketKind::Stream);
+/// # drop(hints);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddrInfoHints {
+    family: Option<AddressFamily>,
+    kind: Option<SocketKind>,
+    protocol: i32,
+    flags: i32,
+}
+
+impl AddrInfoHints {
+    /// Any family, any type.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Only addresses of this family.
+    pub fn family(mut self, family: AddressFamily) -> Self {
+        self.family = Some(family);
+        self
+    }
+    /// Only addresses for this socket type.
+    pub fn kind(mut self, kind: SocketKind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+    /// Only this protocol number (`IPPROTO_*`).
+    pub fn protocol(mut self, protocol: i32) -> Self {
+        self.protocol = protocol;
+        self
+    }
+    /// `AI_*` flags, e.g. `AI_PASSIVE` or `AI_CANONNAME`.
+    pub fn flags(mut self, flags: i32) -> Self {
+        self.flags = flags;
+        self
+    }
+}
+
+/// One result of [`getaddrinfo`].
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let found = anyio_core::getaddrinfo("127.0.0.1", Some(80), Default::default()).await.unwrap();
+/// assert!(found.iter().all(|i| i.address == "127.0.0.1:80".parse().unwrap()));
+/// # });
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddrInfo {
+    /// The address family.
+    pub family: AddressFamily,
+    /// The socket type.
+    pub kind: SocketKind,
+    /// The protocol number.
+    pub protocol: i32,
+    /// The canonical name, when `AI_CANONNAME` was asked for (first result only).
+    pub canonical_name: Option<String>,
+    /// The address and port.
+    pub address: SocketAddr,
+}
+
+/// Looks up `host` (a name or a numeric address) with the system resolver, on a helper
+/// thread, like Python's `socket.getaddrinfo`. `port` fills the port of every result.
+///
+/// # Errors
+///
+/// [`SocketError::Resolve`] names the host and carries the resolver's message;
+/// [`SocketError::InvalidArgument`] for a host containing a NUL byte.
+///
+/// # Cancel safety
+///
+/// Cancel safe: a cancelled lookup is abandoned; its thread finishes and drops the result.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{getaddrinfo, AddrInfoHints, SocketKind};
+/// let found = getaddrinfo("localhost", Some(8080), AddrInfoHints::new().kind(SocketKind::Stream)).await?;
+/// assert!(found.iter().all(|i| i.address.ip().is_loopback() && i.address.port() == 8080));
+/// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+/// ```
+pub async fn getaddrinfo(
+    host: &str,
+    port: Option<u16>,
+    hints: AddrInfoHints,
+) -> Result<Vec<AddrInfo>, SocketError> {
+    // Numeric addresses need no thread.
+    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        crate::checkpoint_if_cancelled()?;
+        let address = SocketAddr::new(ip, port.unwrap_or(0));
+        let family = AddressFamily::of(&address);
+        if hints.family.is_some_and(|f| f != family) {
+            return Err(SocketError::Resolve {
+                host: host.to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the address is not of the requested family",
+                ),
+            });
+        }
+        let kinds = match hints.kind {
+            Some(k) => vec![k],
+            None => vec![SocketKind::Stream, SocketKind::Datagram],
+        };
+        return Ok(kinds
+            .into_iter()
+            .map(|kind| AddrInfo { family, kind, protocol: hints.protocol, canonical_name: None, address })
+            .collect());
+    }
+    let c_host = CString::new(host)
+        .map_err(|_| SocketError::InvalidArgument(format!("the host name {host:?} contains a NUL byte")))?;
+    let owned = host.to_string();
+    run_blocking("anyio-getaddrinfo", move || blocking_getaddrinfo(&c_host, port, hints))
+        .await?
+        .map_err(|source| SocketError::Resolve { host: owned, source })
+}
+
+fn blocking_getaddrinfo(host: &CStr, port: Option<u16>, hints: AddrInfoHints) -> io::Result<Vec<AddrInfo>> {
+    // SAFETY: addrinfo is a plain C struct; all-zero is the documented "no hints" value.
+    let mut raw_hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    raw_hints.ai_family = hints.family.map_or(libc::AF_UNSPEC, |f| f.domain().into());
+    raw_hints.ai_socktype = hints.kind.map_or(0, SocketKind::to_raw);
+    raw_hints.ai_protocol = hints.protocol;
+    raw_hints.ai_flags = hints.flags;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `host` is NUL-terminated, the service is NULL, `raw_hints` and `res` are valid for
+    // the call; on success `res` owns a list freed below with freeaddrinfo.
+    let rc = unsafe { libc::getaddrinfo(host.as_ptr(), std::ptr::null(), &raw_hints, &mut res) };
+    if rc != 0 {
+        return Err(gai_error(rc));
+    }
+    let mut out = Vec::new();
+    let mut cur = res;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getaddrinfo returned, not yet freed.
+        let ai = unsafe { &*cur };
+        // SAFETY: ai_addr points to ai_addrlen bytes of a socket address of family ai_family;
+        // the copy is bounded by the storage size.
+        let addr = unsafe {
+            SockAddr::try_init(|storage, len| {
+                let n = (ai.ai_addrlen as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+                std::ptr::copy_nonoverlapping(ai.ai_addr.cast::<u8>(), storage.cast::<u8>(), n);
+                *len = n as libc::socklen_t;
+                Ok(())
+            })
+        }
+        .map(|(_, a)| a)?;
+        if let Some(mut address) = addr.as_socket() {
+            address.set_port(port.unwrap_or(0));
+            let canonical_name = (!ai.ai_canonname.is_null())
+                // SAFETY: a non-null ai_canonname is a NUL-terminated string owned by the list.
+                .then(|| unsafe { CStr::from_ptr(ai.ai_canonname) }.to_string_lossy().into_owned());
+            out.push(AddrInfo {
+                family: AddressFamily::of(&address),
+                kind: SocketKind::from_raw(ai.ai_socktype),
+                protocol: ai.ai_protocol,
+                canonical_name,
+                address,
+            });
+        }
+        cur = ai.ai_next;
+    }
+    // SAFETY: `res` is the list getaddrinfo allocated; it is freed once, after its last use.
+    unsafe { libc::freeaddrinfo(res) };
+    Ok(out)
+}
+
+fn gai_error(rc: libc::c_int) -> io::Error {
+    if rc == libc::EAI_SYSTEM {
+        return io::Error::last_os_error();
+    }
+    // SAFETY: gai_strerror returns a pointer to a static NUL-terminated message.
+    let msg = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) }.to_string_lossy().into_owned();
+    let kind = if rc == libc::EAI_NONAME { io::ErrorKind::NotFound } else { io::ErrorKind::Other };
+    io::Error::new(kind, msg)
+}
+
+/// Translates `address` back into a host name and service name (Python's
+/// `socket.getnameinfo`), on a helper thread. `flags` are `NI_*` flags (`NI_NUMERICHOST`,
+/// `NI_NAMEREQD`, ...).
+///
+/// # Errors
+///
+/// [`SocketError::Resolve`] carrying the resolver's message.
+///
+/// # Cancel safety
+///
+/// Cancel safe: a cancelled lookup is abandoned.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let (host, port) = anyio_core::getnameinfo("127.0.0.1:80".parse().unwrap(), libc::NI_NUMERICHOST | libc::NI_NUMERICSERV).await?;
+/// assert_eq!((host.as_str(), port.as_str()), ("127.0.0.1", "80"));
+/// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+/// ```
+pub async fn getnameinfo(address: SocketAddr, flags: i32) -> Result<(String, String), SocketError> {
+    run_blocking("anyio-getnameinfo", move || blocking_getnameinfo(address, flags))
+        .await?
+        .map_err(|source| SocketError::Resolve { host: address.to_string(), source })
+}
+
+fn blocking_getnameinfo(address: SocketAddr, flags: i32) -> io::Result<(String, String)> {
+    let sa = SockAddr::from(address);
+    let mut host = [0 as libc::c_char; 1025];
+    let mut serv = [0 as libc::c_char; 32];
+    // SAFETY: `sa` is a valid socket address of `sa.len()` bytes; both buffers are writable for
+    // the lengths passed and getnameinfo NUL-terminates what it writes.
+    let rc = unsafe {
+        libc::getnameinfo(
+            sa.as_ptr().cast(),
+            sa.len(),
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            serv.as_mut_ptr(),
+            serv.len() as libc::socklen_t,
+            flags,
+        )
+    };
+    if rc != 0 {
+        return Err(gai_error(rc));
+    }
+    // SAFETY: both buffers were NUL-terminated by a successful getnameinfo.
+    let (h, s) = unsafe { (CStr::from_ptr(host.as_ptr()), CStr::from_ptr(serv.as_ptr())) };
+    Ok((h.to_string_lossy().into_owned(), s.to_string_lossy().into_owned()))
+}

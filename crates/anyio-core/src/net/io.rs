@@ -1,0 +1,251 @@
+//! `IoCore`: one socket registered with the runtime's reactor, and the single place where a
+//! socket operation becomes an anyio operation: a checkpoint that honours cancel scopes, refuses
+//! a second task in the same direction (busy), and ends with `Closed` when this program closes
+//! the socket, even for an operation already blocked in another task.
+
+use std::future::poll_fn;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::task::{Context, Poll, Waker};
+
+use socket2::{SockRef, Socket};
+
+use crate::cancel::current::{check_current, current_arc};
+use crate::cancel::node::WaitRegistration;
+use crate::coop;
+use crate::rt::{self, Interest, IoSource};
+use crate::sync::ResourceGuard;
+
+use super::error::OpError;
+
+/// The direction an operation occupies: one task at a time per direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Receive = 0,
+    Send = 1,
+}
+
+impl Dir {
+    fn interest(self) -> Interest {
+        match self {
+            Dir::Receive => Interest::Readable,
+            Dir::Send => Interest::Writable,
+        }
+    }
+}
+
+pub(crate) struct IoCore {
+    /// `None` once closed: the source owns the descriptor, so taking it out deregisters and
+    /// closes it. Operations hold the read lock only for one non-blocking system call.
+    source: RwLock<Option<Box<dyn IoSource>>>,
+    closed: AtomicBool,
+    guards: [ResourceGuard; 2],
+    /// The task blocked in each direction, woken when the socket is closed under it (the
+    /// reactor would never wake it: the registration is gone).
+    blocked: Mutex<[Option<Waker>; 2]>,
+    raw: RawFd,
+}
+
+impl std::fmt::Debug for IoCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoCore").field("fd", &self.raw).field("closed", &self.is_closed()).finish()
+    }
+}
+
+impl IoCore {
+    /// Registers `socket` (switched to non-blocking here) with the current runtime's reactor.
+    pub(crate) fn new(socket: impl Into<OwnedFd>, actions: [&'static str; 2]) -> io::Result<Self> {
+        let fd: OwnedFd = socket.into();
+        SockRef::from(&fd).set_nonblocking(true)?;
+        Self::new_nonblocking(fd, actions)
+    }
+
+    /// As [`new`](Self::new) for a socket created non-blocking (saves a system call per
+    /// accepted connection).
+    pub(crate) fn new_nonblocking(
+        socket: impl Into<OwnedFd>,
+        actions: [&'static str; 2],
+    ) -> io::Result<Self> {
+        let fd: OwnedFd = socket.into();
+        let raw = fd.as_raw_fd();
+        let source = rt::with_current(|rt| rt.register_io(fd))?;
+        Ok(Self {
+            source: RwLock::new(Some(source)),
+            closed: AtomicBool::new(false),
+            guards: [ResourceGuard::new(actions[0]), ResourceGuard::new(actions[1])],
+            blocked: Mutex::new([None, None]),
+            raw,
+        })
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The descriptor number (meaningful only while open).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.raw
+    }
+
+    /// Runs `f` on the socket now, without waiting (for options and addresses).
+    pub(crate) fn with_socket<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> Result<R, OpError> {
+        let guard = self.source.read().unwrap_or_else(PoisonError::into_inner);
+        let src = guard.as_ref().ok_or(OpError::Closed)?;
+        let fd = src.fd();
+        f(&SockRef::from(&fd)).map_err(OpError::Io)
+    }
+
+    /// Closes the socket: later operations fail with `Closed`, and so do operations blocked
+    /// in other tasks right now, which are woken. Idempotent.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let source = self.source.write().unwrap_or_else(PoisonError::into_inner).take();
+        drop(source);
+        let blocked = std::mem::take(&mut *self.blocked.lock().unwrap_or_else(PoisonError::into_inner));
+        for w in blocked.into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// Takes the descriptor back out of the reactor (for `into_std`); `None` if closed.
+    pub(crate) fn take(&self) -> Option<Box<dyn IoSource>> {
+        self.closed.store(true, Ordering::Release);
+        self.source.write().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Runs the non-blocking system call `f` until it does not return `WouldBlock`, waiting for
+    /// readiness in direction `dir` between attempts.
+    pub(crate) async fn io<R>(
+        &self,
+        dir: Dir,
+        mut f: impl FnMut(&Socket) -> io::Result<R>,
+    ) -> Result<R, OpError> {
+        self.run(dir, |src, cx| attempt_io(src, cx, dir, &mut f)).await
+    }
+
+    /// Waits until the reactor reports readiness in direction `dir` (the first wait after
+    /// registering reflects the descriptor's current state).
+    pub(crate) async fn ready(&self, dir: Dir) -> Result<(), OpError> {
+        self.run(dir, |src, cx| src.poll_ready(cx, dir.interest())).await
+    }
+
+    /// The protocol every operation follows.
+    async fn run<R>(
+        &self,
+        dir: Dir,
+        mut attempt: impl FnMut(&dyn IoSource, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Result<R, OpError> {
+        let _in_use = self.guards[dir as usize].enter().map_err(OpError::Busy)?;
+        let mut reg = WaitRegistration::new();
+        let mut first = true;
+        poll_fn(|cx| {
+            if first {
+                // An operation that completes at once spends the task's budget (see coop).
+                if coop::poll_proceed(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                first = false;
+            }
+            self.poll_attempt(dir, cx, &mut reg, &mut attempt)
+        })
+        .await
+    }
+
+    /// One poll of an operation: cancelled? closed? try it; if it must wait, arrange to be
+    /// woken by the reactor, by a close, or by a cancellation.
+    pub(crate) fn poll_attempt<R>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        reg: &mut WaitRegistration,
+        attempt: &mut dyn FnMut(&dyn IoSource, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<Result<R, OpError>> {
+        if let Err(c) = check_current() {
+            return Poll::Ready(Err(OpError::Cancelled(c)));
+        }
+        {
+            let guard = self.source.read().unwrap_or_else(PoisonError::into_inner);
+            let Some(src) = guard.as_deref() else {
+                return Poll::Ready(Err(OpError::Closed));
+            };
+            if let Poll::Ready(done) = attempt(src, cx) {
+                reg.clear();
+                return Poll::Ready(done.map_err(OpError::Io));
+            }
+        }
+        self.park(dir, cx.waker());
+        if self.is_closed() {
+            return Poll::Ready(Err(OpError::Closed));
+        }
+        if let Some(node) = current_arc() {
+            if let Err(c) = reg.register(&node, cx.waker()) {
+                return Poll::Ready(Err(OpError::Cancelled(c)));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// A poll-style operation for the `AsyncRead`/`AsyncWrite` adapters: the same protocol
+    /// without the busy guard (`&mut self` already makes those exclusive) and without the
+    /// budget.
+    pub(crate) fn poll_io<R>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        reg: &mut WaitRegistration,
+        mut f: impl FnMut(&Socket) -> io::Result<R>,
+    ) -> Poll<Result<R, OpError>> {
+        self.poll_attempt(dir, cx, reg, &mut |src, cx| attempt_io(src, cx, dir, &mut f))
+    }
+
+    fn park(&self, dir: Dir, waker: &Waker) {
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = &mut blocked[dir as usize];
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+}
+
+impl Drop for IoCore {
+    fn drop(&mut self) {
+        // Deregister before the descriptor closes: the source drops its registration first.
+        drop(self.source.get_mut().unwrap_or_else(PoisonError::into_inner).take());
+    }
+}
+
+/// Runs `f` through the source's readiness loop once.
+fn attempt_io<R>(
+    src: &dyn IoSource,
+    cx: &mut Context<'_>,
+    dir: Dir,
+    f: &mut impl FnMut(&Socket) -> io::Result<R>,
+) -> Poll<io::Result<R>> {
+    let fd = src.fd();
+    let sock = SockRef::from(&fd);
+    let mut out = None;
+    match src.poll_io(cx, dir.interest(), &mut || {
+        out = Some(f(&sock)?);
+        Ok(())
+    }) {
+        Poll::Ready(Ok(())) => Poll::Ready(Ok(out.take().expect("set by a successful op"))),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// Views an initialised buffer as the `MaybeUninit` buffer socket2's receive calls take.
+pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and socket2's receive functions only
+    // ever write initialised bytes into the buffer, so the `&mut [u8]` stays fully initialised.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// `send` flags: never raise SIGPIPE for a peer that went away (the error says so instead).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const SEND_FLAGS: libc::c_int = 0;

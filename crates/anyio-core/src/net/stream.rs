@@ -1,0 +1,247 @@
+//! The connected byte-stream socket shared by TCP and Unix streams: receive, send-all, half
+//! close, close, addresses, and the `AsyncRead`/`AsyncWrite` adapters. The public stream types
+//! wrap it and add what is specific to their family.
+
+use std::any::{Any, TypeId};
+use std::io::{self, Read};
+use std::net::Shutdown;
+use std::task::{Context, Poll};
+
+use crate::cancel::node::WaitRegistration;
+use crate::streams::{provide_attribute, StreamError};
+
+use super::addr::{
+    LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketFamily,
+};
+use super::error::OpError;
+use super::io::{Dir, IoCore, SEND_FLAGS};
+
+pub(crate) const STREAM_ACTIONS: [&str; 2] = ["reading from", "writing to"];
+
+/// A connected, registered stream socket.
+#[derive(Debug)]
+pub(crate) struct ByteSocket {
+    pub(crate) core: IoCore,
+    /// Cancel-scope registrations of the poll-style adapters, one per direction.
+    compat: [WaitRegistration; 2],
+}
+
+impl ByteSocket {
+    pub(crate) fn new(core: IoCore) -> Self {
+        Self { core, compat: [WaitRegistration::new(), WaitRegistration::new()] }
+    }
+
+    pub(crate) async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        if buf.is_empty() {
+            return Err(StreamError::InvalidArgument("the receive buffer must hold at least 1 byte"));
+        }
+        match self.core.io(Dir::Receive, |s| (&*s).read(buf)).await? {
+            0 => Err(StreamError::EndOfStream),
+            n => Ok(n),
+        }
+    }
+
+    pub(crate) async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        if max_bytes == 0 {
+            return Err(StreamError::InvalidArgument("max_bytes must be at least 1"));
+        }
+        let mut buf = vec![0; max_bytes.min(65536)];
+        let n = self.receive_into(&mut buf).await?;
+        buf.truncate(n);
+        if buf.capacity() > 2 * n {
+            buf.shrink_to_fit();
+        }
+        Ok(buf)
+    }
+
+    pub(crate) async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        let mut sent = 0;
+        self.core
+            .io(Dir::Send, |s| {
+                while sent < data.len() {
+                    sent += s.send_with_flags(&data[sent..], SEND_FLAGS)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(Into::into)
+    }
+
+    pub(crate) async fn send_eof(&self) -> Result<(), StreamError> {
+        crate::checkpoint_if_cancelled()?;
+        match self.core.with_socket(|s| s.shutdown(Shutdown::Write)) {
+            // Already shut down by the peer's reset: nothing left to half-close.
+            Err(OpError::Io(e)) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r.map_err(Into::into),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.core.close();
+    }
+
+    pub(crate) fn local_address(&self) -> Result<SocketAddress, StreamError> {
+        Ok(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.local_addr())?))
+    }
+
+    pub(crate) fn remote_address(&self) -> Result<SocketAddress, StreamError> {
+        Ok(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.peer_addr())?))
+    }
+
+    pub(crate) fn attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
+        socket_attribute(&self.core, key, true)
+    }
+
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let Self { core, compat } = self;
+        core.poll_io(Dir::Receive, cx, &mut compat[0], |s| (&*s).read(buf)).map_err(compat_error)
+    }
+
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let Self { core, compat } = self;
+        core.poll_io(Dir::Send, cx, &mut compat[1], |s| s.send_with_flags(buf, SEND_FLAGS))
+            .map_err(compat_error)
+    }
+
+    pub(crate) fn poll_shutdown(&mut self) -> Poll<io::Result<()>> {
+        Poll::Ready(self.core.with_socket(|s| s.shutdown(Shutdown::Write)).map_err(compat_error))
+    }
+}
+
+/// The socket attributes every registered socket answers; `connected` adds the peer's.
+pub(crate) fn socket_attribute(core: &IoCore, key: TypeId, connected: bool) -> Option<Box<dyn Any + Send>> {
+    let local = || core.with_socket(|s| s.local_addr()).ok().map(|a| SocketAddress::from_sockaddr(&a));
+    let remote = || core.with_socket(|s| s.peer_addr()).ok().map(|a| SocketAddress::from_sockaddr(&a));
+    provide_attribute::<LocalAddress>(key, local)
+        .or_else(|| provide_attribute::<LocalPort>(key, || local()?.port()))
+        .or_else(|| provide_attribute::<SocketFamily>(key, || Some(local()?.family())))
+        .or_else(|| provide_attribute::<RawSocket>(key, || (!core.is_closed()).then(|| core.raw_fd())))
+        .or_else(|| if connected { provide_attribute::<RemoteAddress>(key, remote) } else { None })
+        .or_else(|| if connected { provide_attribute::<RemotePort>(key, || remote()?.port()) } else { None })
+}
+
+/// What a poll-style adapter reports for an anyio failure: the same kinds std's sockets use,
+/// with cancellation carried as the error's payload.
+pub(crate) fn compat_error(e: OpError) -> io::Error {
+    match e {
+        OpError::Io(e) => e,
+        OpError::Closed => io::Error::new(io::ErrorKind::NotConnected, crate::ClosedResourceError),
+        OpError::Busy(b) => io::Error::other(b),
+        OpError::Cancelled(c) => io::Error::other(c),
+    }
+}
+
+/// Implements the stream traits, typed attributes and the futures-io (and, with the `tokio-io`
+/// feature, tokio) `AsyncRead`/`AsyncWrite` for a type whose `sock` field is a `ByteSocket`.
+macro_rules! byte_stream_impls {
+    ($ty:ty) => {
+        impl $crate::streams::TypedAttributeProvider for $ty {
+            fn extra_attribute(&self, key: std::any::TypeId) -> Option<Box<dyn std::any::Any + Send>> {
+                self.sock.attribute(key)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::streams::AsyncResource for $ty {
+            /// Closes the socket at once; operations blocked in other tasks end with
+            /// [`StreamError::Closed`](crate::StreamError::Closed).
+            async fn aclose(&self) -> Result<(), $crate::streams::StreamError> {
+                self.sock.close();
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::streams::ByteReceiveStream for $ty {
+            async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, $crate::streams::StreamError> {
+                self.sock.receive_into(buf).await
+            }
+            async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, $crate::streams::StreamError> {
+                self.sock.receive(max_bytes).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::streams::ByteSendStream for $ty {
+            async fn send(&self, data: &[u8]) -> Result<(), $crate::streams::StreamError> {
+                self.sock.send(data).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::streams::ByteStream for $ty {
+            async fn send_eof(&self) -> Result<(), $crate::streams::StreamError> {
+                self.sock.send_eof().await
+            }
+        }
+
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().sock.poll_read(cx, buf)
+            }
+        }
+
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().sock.poll_write(cx, buf)
+            }
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.get_mut().sock.poll_shutdown()
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let n = std::task::ready!(self.get_mut().sock.poll_read(cx, buf.initialize_unfilled()))?;
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().sock.poll_write(cx, buf)
+            }
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.get_mut().sock.poll_shutdown()
+            }
+        }
+    };
+}
+pub(crate) use byte_stream_impls;

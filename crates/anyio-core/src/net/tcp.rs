@@ -1,0 +1,665 @@
+//! TCP: `connect_tcp` (Happy Eyeballs), `create_tcp_listener`, `TcpStream`, `TcpListener`.
+
+use std::any::{Any, TypeId};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::rt::{self, Timer};
+use crate::streams::{AsyncResource, StreamError, TypedAttributeProvider};
+
+use super::addr::{AddressFamily, SocketAddress};
+use super::dns::{getaddrinfo, AddrInfoHints, SocketKind};
+use super::error::{ConnectAttempt, OpError, SocketError};
+use super::io::{Dir, IoCore};
+use super::listener::{Listener, MultiListener};
+use super::stream::{byte_stream_impls, socket_attribute, ByteSocket, STREAM_ACTIONS};
+
+/// The default delay before Happy Eyeballs starts the next connection attempt (RFC 8305).
+pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
+
+/// A connected TCP socket: a [`ByteStream`](crate::ByteStream) with `TCP_NODELAY` on.
+///
+/// Receiving and sending may run in two tasks at once; two tasks receiving (or sending) at once
+/// get [`StreamError::Busy`]. It also implements futures-io's and (feature `tokio`) tokio's
+/// `AsyncRead`/`AsyncWrite`, for crates written against either.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{connect_tcp, create_tcp_listener, Listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+/// let listener = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
+/// let client = connect_tcp("127.0.0.1", listener.extra::<LocalPort>()?).await?;
+/// let server = listener.accept().await?;
+/// client.send(b"ping").await?;
+/// assert_eq!(server.receive(100).await?, b"ping");
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpStream {
+    sock: ByteSocket,
+}
+
+byte_stream_impls!(TcpStream);
+
+impl TcpStream {
+    fn from_core(core: IoCore) -> Self {
+        Self { sock: ByteSocket::new(core) }
+    }
+
+    /// Adopts a connected std socket (switched to non-blocking mode) into the current runtime.
+    /// Socket options, `TCP_NODELAY` included, are left as they are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let std_client = std::net::TcpStream::connect(server.local_addr()?)?;
+    /// let client = anyio_core::TcpStream::from_std(std_client)?;
+    /// assert_eq!(client.peer_addr()?, server.local_addr()?);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn from_std(stream: std::net::TcpStream) -> Result<Self, SocketError> {
+        Ok(Self::from_core(IoCore::new(stream, STREAM_ACTIONS)?))
+    }
+
+    /// Receives up to `max_bytes` bytes (at least one).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::EndOfStream`] once the peer has sent everything and half-closed or
+    /// closed; `Broken` when the connection was reset (the OS error is the source); `Closed`
+    /// when this stream was closed; `Busy` when another task is receiving;
+    /// `InvalidArgument` for `max_bytes == 0`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled receive has taken nothing from the socket.
+    pub async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        self.sock.receive(max_bytes).await
+    }
+
+    /// Receives into `buf`, returning how many bytes arrived (at least one).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`receive`](Self::receive).
+    pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        self.sock.receive_into(buf).await
+    }
+
+    /// Sends all of `data`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a send cancelled while waiting for room may have sent a prefix of
+    /// `data`. Close the stream after a cancelled send.
+    pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.sock.send(data).await
+    }
+
+    /// Half-closes the connection: the peer receives end of stream, while this side can still
+    /// receive.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it does not wait.
+    pub async fn send_eof(&self) -> Result<(), StreamError> {
+        self.sock.send_eof().await
+    }
+
+    /// Closes the socket. Operations blocked in other tasks end with `StreamError::Closed`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the socket is closed even in a cancelled scope.
+    pub async fn aclose(&self) -> Result<(), StreamError> {
+        self.sock.close();
+        Ok(())
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> Result<SocketAddr, StreamError> {
+        inet(self.sock.local_address()?)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Result<SocketAddr, StreamError> {
+        inet(self.sock.remote_address()?)
+    }
+
+    /// Turns Nagle's algorithm off (`true`, the default for anyio's connections) or on.
+    pub fn set_nodelay(&self, nodelay: bool) -> Result<(), StreamError> {
+        Ok(self.sock.core.with_socket(|s| s.set_tcp_nodelay(nodelay))?)
+    }
+
+    /// Whether `TCP_NODELAY` is on.
+    pub fn nodelay(&self) -> Result<bool, StreamError> {
+        Ok(self.sock.core.with_socket(|s| s.tcp_nodelay())?)
+    }
+}
+
+fn inet(a: SocketAddress) -> Result<SocketAddr, StreamError> {
+    a.as_inet().ok_or(StreamError::InvalidArgument("not an IP socket"))
+}
+
+/// Options of [`connect_tcp_with`].
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::TcpConnectOptions;
+/// let opts = TcpConnectOptions::new().local_host("127.0.0.1".parse().unwrap())
+///     .happy_eyeballs_delay(std::time::Duration::from_millis(100));
+/// # drop(opts);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TcpConnectOptions {
+    local_host: Option<IpAddr>,
+    local_port: u16,
+    delay: Duration,
+}
+
+impl Default for TcpConnectOptions {
+    fn default() -> Self {
+        Self { local_host: None, local_port: 0, delay: HAPPY_EYEBALLS_DELAY }
+    }
+}
+
+impl TcpConnectOptions {
+    /// No local binding, a 250 ms Happy Eyeballs delay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Binds the local end to this address; only remote addresses of its family are tried.
+    pub fn local_host(mut self, host: IpAddr) -> Self {
+        self.local_host = Some(host);
+        self
+    }
+    /// Binds the local end to this port (0: any).
+    pub fn local_port(mut self, port: u16) -> Self {
+        self.local_port = port;
+        self
+    }
+    /// How long an attempt may go unanswered before the next address is tried as well.
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// Connects to `host:port` over TCP (AnyIO's `connect_tcp`), with `TCP_NODELAY` on.
+///
+/// `host` is a name or an IP address. A name is resolved, and its addresses are tried with
+/// Happy Eyeballs (RFC 8305), as AnyIO does: IPv6 and IPv4 addresses interleaved, the next
+/// attempt started when the previous one fails or after 250 ms without an answer, the first
+/// connection to succeed wins, the other attempts are cancelled and any late winner closed.
+///
+/// # Errors
+///
+/// [`SocketError::InvalidArgument`] for port 0; [`SocketError::Resolve`] when the name does not
+/// resolve; [`SocketError::Connect`] when every attempt failed, listing each address and its
+/// error; [`SocketError::Cancelled`] when cancelled.
+///
+/// # Cancel safety
+///
+/// Cancel safe: a cancelled connect closes every socket it opened.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{connect_tcp, SocketError};
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let stream = connect_tcp("localhost", listener.local_addr()?.port()).await?;
+/// assert!(stream.nodelay()?);
+///
+/// // Nothing listens on a port that was just released: the error names the address.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+/// let err = connect_tcp("127.0.0.1", port).await.unwrap_err();
+/// assert!(matches!(err, SocketError::Connect { .. }));
+/// assert!(err.to_string().contains(&format!("127.0.0.1:{port}")));
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, SocketError> {
+    connect_tcp_with(host, port, TcpConnectOptions::new()).await
+}
+
+/// [`connect_tcp`] with a local address or port, or another Happy Eyeballs delay.
+///
+/// # Cancel safety
+///
+/// Cancel safe, as [`connect_tcp`].
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{connect_tcp_with, TcpConnectOptions};
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let opts = TcpConnectOptions::new().local_host("127.0.0.1".parse()?);
+/// let stream = connect_tcp_with("127.0.0.1", listener.local_addr()?.port(), opts).await?;
+/// assert_eq!(stream.local_addr()?.ip().to_string(), "127.0.0.1");
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub async fn connect_tcp_with(
+    host: &str,
+    port: u16,
+    opts: TcpConnectOptions,
+) -> Result<TcpStream, SocketError> {
+    if port == 0 {
+        return Err(SocketError::InvalidArgument(
+            "port 0 is not a valid destination; use a port from 1 to 65535".into(),
+        ));
+    }
+    let mut targets = resolve_stream_targets(host, port).await?;
+    if let Some(local) = opts.local_host {
+        let family = AddressFamily::of(&SocketAddr::new(local, 0));
+        targets.retain(|a| AddressFamily::of(a) == family);
+        if targets.is_empty() {
+            return Err(SocketError::InvalidArgument(format!(
+                "address family mismatch: the local address {local} is {family:?}, and {host} has no {family:?} address"
+            )));
+        }
+    }
+    let local = opts.local_host.map(|h| SocketAddr::new(h, opts.local_port)).or_else(|| {
+        // A local port without a host binds the unspecified address of each target's family.
+        (opts.local_port != 0).then_some(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), opts.local_port))
+    });
+    happy_eyeballs(host, port, targets, local, opts.delay).await
+}
+
+/// The addresses to try, IPv6 and IPv4 interleaved starting with the resolver's first choice.
+async fn resolve_stream_targets(host: &str, port: u16) -> Result<Vec<SocketAddr>, SocketError> {
+    let found = getaddrinfo(host, Some(port), AddrInfoHints::new().kind(SocketKind::Stream)).await?;
+    // Follow the resolver's preference for the family tried first.
+    let v6_first = found.first().is_some_and(|i| i.address.is_ipv6());
+    let mut v6 = Vec::new();
+    let mut v4 = Vec::new();
+    for info in found {
+        let list = if info.address.is_ipv6() { &mut v6 } else { &mut v4 };
+        if !list.contains(&info.address) {
+            list.push(info.address);
+        }
+    }
+    let (mut first, mut second) =
+        if v6_first { (v6.into_iter(), v4.into_iter()) } else { (v4.into_iter(), v6.into_iter()) };
+    let mut out = Vec::new();
+    loop {
+        match (first.next(), second.next()) {
+            (None, None) => break,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
+    }
+    if out.is_empty() {
+        return Err(SocketError::Resolve {
+            host: host.to_string(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no IPv4 or IPv6 address"),
+        });
+    }
+    Ok(out)
+}
+
+type Attempt = Pin<Box<dyn Future<Output = Result<TcpStream, OpError>> + Send>>;
+
+async fn happy_eyeballs(
+    host: &str,
+    port: u16,
+    targets: Vec<SocketAddr>,
+    local: Option<SocketAddr>,
+    delay: Duration,
+) -> Result<TcpStream, SocketError> {
+    let mut pending = targets.into_iter();
+    let mut in_flight: Vec<(SocketAddr, Attempt)> = Vec::new();
+    let mut failed: Vec<ConnectAttempt> = Vec::new();
+    let mut timer: Option<Pin<Box<dyn Timer>>> = None;
+    poll_fn(|cx| loop {
+        let mut start_next = in_flight.is_empty();
+        let mut i = 0;
+        while i < in_flight.len() {
+            match in_flight[i].1.as_mut().poll(cx) {
+                // Returning drops the other attempts, which closes their sockets, late winners
+                // included.
+                Poll::Ready(Ok(stream)) => return Poll::Ready(Ok(stream)),
+                Poll::Ready(Err(OpError::Cancelled(c))) => {
+                    return Poll::Ready(Err(SocketError::Cancelled(c)))
+                }
+                Poll::Ready(Err(e)) => {
+                    let (address, _) = in_flight.remove(i);
+                    failed.push(ConnectAttempt { address, error: super::stream::compat_error(e) });
+                    start_next = true;
+                }
+                Poll::Pending => i += 1,
+            }
+        }
+        if !start_next {
+            if let Some(t) = timer.as_mut() {
+                start_next = t.as_mut().poll_expired(cx).is_ready();
+            }
+        }
+        if start_next {
+            if let Some(address) = pending.next() {
+                in_flight.push((address, Box::pin(connect_one(address, local))));
+                timer = Some(rt::with_current(|rt| rt.timer(rt.now() + delay)));
+                continue;
+            }
+            timer = None;
+            if in_flight.is_empty() {
+                let attempts = std::mem::take(&mut failed);
+                return Poll::Ready(Err(SocketError::Connect { host: host.to_string(), port, attempts }));
+            }
+        }
+        return Poll::Pending;
+    })
+    .await
+}
+
+/// One connection attempt: a fresh non-blocking socket, registered, connecting.
+async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<TcpStream, OpError> {
+    let socket =
+        Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP)).map_err(OpError::Io)?;
+    if let Some(mut local) = local {
+        if local.ip().is_unspecified() && local.is_ipv4() != address.is_ipv4() {
+            local.set_ip(if address.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                Ipv6Addr::UNSPECIFIED.into()
+            });
+        }
+        socket.bind(&local.into()).map_err(OpError::Io)?;
+    }
+    socket.set_tcp_nodelay(true).map_err(OpError::Io)?;
+    let core = IoCore::new(socket, STREAM_ACTIONS).map_err(OpError::Io)?;
+    match core.with_socket(|s| s.connect(&SockAddr::from(address))) {
+        Ok(()) => {}
+        Err(OpError::Io(e))
+            if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock =>
+        {
+            core.ready(Dir::Send).await?;
+            if let Some(e) = core.with_socket(|s| s.take_error())? {
+                return Err(OpError::Io(e));
+            }
+            // Readiness without an error but no peer: the attempt failed without saying why.
+            core.with_socket(|s| s.peer_addr())?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_core(core))
+}
+
+/// A listening TCP socket.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+/// assert!(listener.local_addr()?.port() != 0);
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    core: IoCore,
+}
+
+const LISTENER_ACTIONS: [&str; 2] = ["accepting connections from", "sending to"];
+
+impl TcpListener {
+    /// Binds one listening socket to `address` (with `SO_REUSEADDR`, backlog 65536).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it does not wait.
+    pub async fn bind(address: SocketAddr) -> Result<Self, SocketError> {
+        crate::checkpoint_if_cancelled()?;
+        listen_on(address, false, false, DEFAULT_BACKLOG)
+    }
+
+    /// Adopts a bound, listening std socket into the current runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let listener = anyio_core::TcpListener::from_std(std_listener)?;
+    /// # drop(listener);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn from_std(listener: std::net::TcpListener) -> Result<Self, SocketError> {
+        Ok(Self { core: IoCore::new(listener, LISTENER_ACTIONS)? })
+    }
+
+    /// The address the socket listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr, StreamError> {
+        inet(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.local_addr())?))
+    }
+
+    /// Accepts the next connection, with `TCP_NODELAY` on.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: no connection is taken from the backlog unless it is returned.
+    pub async fn accept(&self) -> Result<TcpStream, StreamError> {
+        let (socket, _) = self.core.io(Dir::Receive, accept_raw).await?;
+        socket.set_tcp_nodelay(true).map_err(StreamError::Io)?;
+        Ok(TcpStream::from_core(IoCore::new_nonblocking(socket, STREAM_ACTIONS).map_err(StreamError::Io)?))
+    }
+
+    /// Closes the socket; a blocked `accept` in another task ends with `StreamError::Closed`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn aclose(&self) -> Result<(), StreamError> {
+        self.core.close();
+        Ok(())
+    }
+}
+
+/// `accept` that retries connections the peer aborted before we took them.
+pub(crate) fn accept_raw(s: &Socket) -> io::Result<(Socket, SockAddr)> {
+    loop {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        let r = s.accept4(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK);
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        let r = s.accept().and_then(|(sock, a)| sock.set_nonblocking(true).map(|()| (sock, a)));
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+            r => return r,
+        }
+    }
+}
+
+impl TypedAttributeProvider for TcpListener {
+    fn extra_attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
+        socket_attribute(&self.core, key, false)
+    }
+}
+
+#[async_trait]
+impl AsyncResource for TcpListener {
+    async fn aclose(&self) -> Result<(), StreamError> {
+        self.core.close();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+    async fn accept(&self) -> Result<TcpStream, StreamError> {
+        TcpListener::accept(self).await
+    }
+}
+
+/// The default listen backlog (AnyIO's; the kernel caps it at `somaxconn`).
+pub const DEFAULT_BACKLOG: u32 = 65536;
+
+/// Options of [`create_tcp_listener`].
+///
+/// # Examples
+///
+/// ```
+/// let opts = anyio_core::TcpListenerOptions::new().local_host("localhost").local_port(8000).reuse_port(true);
+/// # drop(opts);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TcpListenerOptions {
+    local_host: Option<String>,
+    local_port: u16,
+    family: Option<AddressFamily>,
+    backlog: u32,
+    reuse_port: bool,
+}
+
+impl Default for TcpListenerOptions {
+    fn default() -> Self {
+        Self { local_host: None, local_port: 0, family: None, backlog: DEFAULT_BACKLOG, reuse_port: false }
+    }
+}
+
+impl TcpListenerOptions {
+    /// All interfaces, an ephemeral port, both families, backlog 65536.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Listens on the addresses this name or IP address resolves to (default: all interfaces,
+    /// through one dual-stack socket).
+    pub fn local_host(mut self, host: impl Into<String>) -> Self {
+        self.local_host = Some(host.into());
+        self
+    }
+    /// The port (default 0: one ephemeral port, the same on every socket).
+    pub fn local_port(mut self, port: u16) -> Self {
+        self.local_port = port;
+        self
+    }
+    /// Only this family ([`AddressFamily::Ipv4`] or [`AddressFamily::Ipv6`]).
+    pub fn family(mut self, family: AddressFamily) -> Self {
+        self.family = Some(family);
+        self
+    }
+    /// The listen backlog (capped at 65536).
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+    /// Sets `SO_REUSEPORT`, so several sockets (and processes) can listen on one port.
+    pub fn reuse_port(mut self, reuse: bool) -> Self {
+        self.reuse_port = reuse;
+        self
+    }
+}
+
+/// Creates TCP listeners (AnyIO's `create_tcp_listener`): one socket per local address, all on
+/// the same port, combined in a [`MultiListener`].
+///
+/// Without a host, one dual-stack IPv6 socket accepts both IPv6 and IPv4 connections (an IPv4
+/// socket where IPv6 is unavailable). With port 0, the first socket's ephemeral port is used
+/// for the others.
+///
+/// # Errors
+///
+/// [`SocketError::Bind`] names the address that could not be bound (in use, not local, no
+/// permission); [`SocketError::Resolve`] for a host that does not resolve;
+/// [`SocketError::InvalidArgument`] for a family mismatch. Sockets created before an error are
+/// closed.
+///
+/// # Cancel safety
+///
+/// Cancel safe: a cancelled call closes what it created.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+/// let listener = create_tcp_listener(TcpListenerOptions::new()).await?;
+/// let port = listener.extra::<LocalPort>()?;
+/// // The dual-stack socket accepts IPv4 clients too.
+/// let client = anyio_core::connect_tcp("127.0.0.1", port).await?;
+/// # drop(client);
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub async fn create_tcp_listener(
+    opts: TcpListenerOptions,
+) -> Result<MultiListener<TcpListener>, SocketError> {
+    let backlog = opts.backlog.min(DEFAULT_BACKLOG);
+    let Some(host) = opts.local_host.as_deref() else {
+        crate::checkpoint_if_cancelled()?;
+        let v6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), opts.local_port);
+        let v4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), opts.local_port);
+        let listener = match opts.family {
+            Some(AddressFamily::Ipv4) => listen_on(v4, false, opts.reuse_port, backlog)?,
+            Some(AddressFamily::Ipv6) => listen_on(v6, true, opts.reuse_port, backlog)?,
+            Some(AddressFamily::Unix) => return Err(family_error()),
+            None => match listen_on(v6, false, opts.reuse_port, backlog) {
+                Err(SocketError::Io(e)) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+                    listen_on(v4, false, opts.reuse_port, backlog)?
+                }
+                r => r?,
+            },
+        };
+        return Ok(MultiListener::new(vec![listener]));
+    };
+    if opts.family == Some(AddressFamily::Unix) {
+        return Err(family_error());
+    }
+    let mut hints = AddrInfoHints::new().kind(SocketKind::Stream).flags(libc::AI_PASSIVE);
+    if let Some(f) = opts.family {
+        hints = hints.family(f);
+    }
+    let mut addresses: Vec<SocketAddr> = Vec::new();
+    for info in getaddrinfo(host, Some(opts.local_port), hints).await? {
+        if !addresses.contains(&info.address) {
+            addresses.push(info.address);
+        }
+    }
+    let mut listeners = Vec::new();
+    let mut port = opts.local_port;
+    for mut address in addresses {
+        address.set_port(port);
+        // With both families on one port, each IPv6 socket must leave IPv4 to its own socket.
+        let listener = listen_on(address, true, opts.reuse_port, backlog)?;
+        if port == 0 {
+            port = listener.local_addr()?.port();
+        }
+        listeners.push(listener);
+    }
+    Ok(MultiListener::new(listeners))
+}
+
+fn family_error() -> SocketError {
+    SocketError::InvalidArgument(
+        "a TCP listener needs the IPv4 or IPv6 family; use create_unix_listener for Unix sockets".into(),
+    )
+}
+
+fn listen_on(
+    address: SocketAddr,
+    v6_only: bool,
+    reuse_port: bool,
+    backlog: u32,
+) -> Result<TcpListener, SocketError> {
+    let bind_error = |source| SocketError::Bind { address: address.into(), source };
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if address.is_ipv6() {
+        socket.set_only_v6(v6_only)?;
+    }
+    socket.bind(&address.into()).map_err(bind_error)?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32).map_err(bind_error)?;
+    Ok(TcpListener { core: IoCore::new(socket, LISTENER_ACTIONS)? })
+}
