@@ -26,6 +26,68 @@ impl Runtime for DocRuntime {
     fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn Timer>> {
         rt::thread_timer(deadline)
     }
+    #[cfg(unix)]
+    fn register_io(&self, fd: std::os::fd::OwnedFd) -> std::io::Result<Box<dyn rt::IoSource>> {
+        Ok(Box::new(PolledFd(fd)))
+    }
+}
+
+/// The documentation runtime's "reactor": it checks readiness with a zero-timeout `poll(2)`
+/// and otherwise retries a millisecond later. Fine for examples, useless for anything else.
+#[cfg(unix)]
+#[derive(Debug)]
+struct PolledFd(std::os::fd::OwnedFd);
+
+#[cfg(unix)]
+impl PolledFd {
+    fn is_ready(&self, interest: rt::Interest) -> bool {
+        use std::os::fd::AsRawFd;
+        let events = match interest {
+            rt::Interest::Readable => libc::POLLIN,
+            rt::Interest::Writable => libc::POLLOUT,
+        };
+        let mut p = libc::pollfd { fd: self.0.as_raw_fd(), events, revents: 0 };
+        // SAFETY: one valid pollfd, zero timeout; the descriptor is owned by `self`.
+        unsafe { libc::poll(&mut p, 1, 0) > 0 }
+    }
+}
+
+#[cfg(unix)]
+fn wake_soon(cx: &Context<'_>) {
+    let waker = cx.waker().clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        waker.wake();
+    });
+}
+
+#[cfg(unix)]
+impl rt::IoSource for PolledFd {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.0.as_fd()
+    }
+    fn poll_io(
+        &self,
+        cx: &mut Context<'_>,
+        _interest: rt::Interest,
+        op: &mut dyn FnMut() -> std::io::Result<()>,
+    ) -> Poll<std::io::Result<()>> {
+        match op() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                wake_soon(cx);
+                Poll::Pending
+            }
+            done => Poll::Ready(done),
+        }
+    }
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: rt::Interest) -> Poll<std::io::Result<()>> {
+        if self.is_ready(interest) {
+            return Poll::Ready(Ok(()));
+        }
+        wake_soon(cx);
+        Poll::Pending
+    }
 }
 
 struct ThreadWaker(Thread);

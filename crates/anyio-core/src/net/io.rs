@@ -5,7 +5,6 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -108,12 +107,6 @@ impl IoCore {
         for w in blocked.into_iter().flatten() {
             w.wake();
         }
-    }
-
-    /// Takes the descriptor back out of the reactor (for `into_std`); `None` if closed.
-    pub(crate) fn take(&self) -> Option<Box<dyn IoSource>> {
-        self.closed.store(true, Ordering::Release);
-        self.source.write().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// Runs the non-blocking system call `f` until it does not return `WouldBlock`, waiting for
@@ -235,13 +228,6 @@ fn attempt_io<R>(
         Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         Poll::Pending => Poll::Pending,
     }
-}
-
-/// Views an initialised buffer as the `MaybeUninit` buffer socket2's receive calls take.
-pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and socket2's receive functions only
-    // ever write initialised bytes into the buffer, so the `&mut [u8]` stays fully initialised.
-    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
 /// `send` flags: never raise SIGPIPE for a peer that went away (the error says so instead).

@@ -13,6 +13,9 @@ mod io;
 mod listener;
 mod stream;
 mod tcp;
+mod udp;
+mod unix;
+mod wait;
 
 pub use addr::{
     AddressFamily, LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress,
@@ -25,3 +28,13 @@ pub use tcp::{
     connect_tcp, connect_tcp_with, create_tcp_listener, TcpConnectOptions, TcpListener, TcpListenerOptions,
     TcpStream, DEFAULT_BACKLOG, HAPPY_EYEBALLS_DELAY,
 };
+pub use udp::{
+    create_connected_udp_socket, create_connected_unix_datagram_socket, create_udp_socket,
+    create_unix_datagram_socket, ConnectedUdpSocket, ConnectedUnixDatagramSocket, UdpSocket,
+    UdpSocketOptions, UnixDatagramSocket,
+};
+pub use unix::{
+    connect_unix, create_unix_listener, create_unix_listener_with, UnixListener, UnixListenerOptions,
+    UnixStream,
+};
+pub use wait::{wait_readable, wait_writable};

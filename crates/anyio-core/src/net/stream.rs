@@ -45,9 +45,14 @@ impl ByteSocket {
         if max_bytes == 0 {
             return Err(StreamError::InvalidArgument("max_bytes must be at least 1"));
         }
-        let mut buf = vec![0; max_bytes.min(65536)];
-        let n = self.receive_into(&mut buf).await?;
-        buf.truncate(n);
+        // Read into spare capacity: zero-filling 64 KiB per call would cost more than the read.
+        let mut buf = Vec::with_capacity(max_bytes.min(65536));
+        let n = self.core.io(Dir::Receive, |s| s.recv(buf.spare_capacity_mut())).await?;
+        if n == 0 {
+            return Err(StreamError::EndOfStream);
+        }
+        // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(n) };
         if buf.capacity() > 2 * n {
             buf.shrink_to_fit();
         }

@@ -1,0 +1,647 @@
+//! Datagram sockets: UDP (`create_udp_socket`, `create_connected_udp_socket`) and Unix
+//! datagram sockets, unconnected (addressed per packet) and connected.
+
+use std::any::{Any, TypeId};
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::streams::{
+    AsyncResource, ObjectReceiveStream, ObjectSendStream, StreamError, TypedAttributeProvider,
+};
+
+use super::addr::{unix_sockaddr, AddressFamily, SocketAddress, UnixAddress};
+use super::dns::{getaddrinfo, AddrInfoHints, SocketKind};
+use super::error::SocketError;
+use super::io::{Dir, IoCore, SEND_FLAGS};
+use super::stream::socket_attribute;
+
+/// The largest datagram a receive returns whole (the UDP maximum).
+const MAX_DATAGRAM: usize = 65536;
+const ACTIONS: [&str; 2] = ["reading from", "writing to"];
+
+/// A registered datagram socket: what every datagram type shares.
+#[derive(Debug)]
+struct Datagram {
+    core: IoCore,
+    /// Receives land here first (never zero-filled), then only the datagram is copied out.
+    scratch: Mutex<Vec<u8>>,
+}
+
+impl Datagram {
+    fn new(socket: Socket) -> Result<Self, SocketError> {
+        Ok(Self { core: IoCore::new(socket, ACTIONS)?, scratch: Mutex::new(Vec::new()) })
+    }
+
+    async fn receive_from(&self) -> Result<(Vec<u8>, SockAddr), StreamError> {
+        let mut scratch = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
+        scratch.clear();
+        scratch.reserve(MAX_DATAGRAM);
+        let got = self
+            .core
+            .io(Dir::Receive, |s| s.recv_from(&mut scratch.spare_capacity_mut()[..MAX_DATAGRAM]))
+            .await;
+        let out = got.map(|(n, from)| {
+            // SAFETY: `recv_from` initialised the first `n` bytes of the spare capacity.
+            unsafe { scratch.set_len(n) };
+            (scratch.to_vec(), from)
+        });
+        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
+        Ok(out?)
+    }
+
+    async fn send_to(&self, data: &[u8], to: &SockAddr) -> Result<(), StreamError> {
+        let n = self.core.io(Dir::Send, |s| s.send_to_with_flags(data, to, SEND_FLAGS)).await?;
+        debug_assert_eq!(n, data.len(), "a datagram is sent whole or not at all");
+        Ok(())
+    }
+
+    async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.core.io(Dir::Send, |s| s.send_with_flags(data, SEND_FLAGS)).await?;
+        Ok(())
+    }
+
+    fn local(&self) -> Result<SocketAddress, StreamError> {
+        Ok(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.local_addr())?))
+    }
+
+    fn peer(&self) -> Result<SocketAddress, StreamError> {
+        Ok(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.peer_addr())?))
+    }
+}
+
+macro_rules! datagram_common {
+    ($ty:ty, $connected:expr) => {
+        impl TypedAttributeProvider for $ty {
+            fn extra_attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
+                socket_attribute(&self.dg.core, key, $connected)
+            }
+        }
+
+        #[async_trait]
+        impl AsyncResource for $ty {
+            async fn aclose(&self) -> Result<(), StreamError> {
+                self.dg.core.close();
+                Ok(())
+            }
+        }
+
+        impl $ty {
+            /// Closes the socket; operations blocked in other tasks end with
+            /// `StreamError::Closed`.
+            ///
+            /// # Cancel safety
+            ///
+            /// Cancel safe.
+            pub async fn aclose(&self) -> Result<(), StreamError> {
+                self.dg.core.close();
+                Ok(())
+            }
+        }
+    };
+}
+
+/// An unconnected UDP socket: receives from anyone, sends to any address (AnyIO's `UDPSocket`).
+/// As an object stream its items are `(datagram, address)` packets.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_udp_socket, UdpSocketOptions};
+/// let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+/// let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+/// a.send_to(b"ping", b.local_addr()?).await?;
+/// let (data, from) = b.receive().await?;
+/// assert_eq!((data.as_slice(), from), (&b"ping"[..], a.local_addr()?));
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct UdpSocket {
+    dg: Datagram,
+}
+
+datagram_common!(UdpSocket, false);
+
+impl UdpSocket {
+    /// Adopts a bound std socket into the current runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let s = anyio_core::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0")?)?;
+    /// # drop(s);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn from_std(socket: std::net::UdpSocket) -> Result<Self, SocketError> {
+        Ok(Self { dg: Datagram::new(Socket::from(socket))? })
+    }
+
+    /// Receives one datagram and its sender's address.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled receive has taken no datagram.
+    pub async fn receive(&self) -> Result<(Vec<u8>, SocketAddr), StreamError> {
+        let (data, from) = self.dg.receive_from().await?;
+        Ok((data, from.as_socket().ok_or(StreamError::InvalidArgument("not an IP datagram"))?))
+    }
+
+    /// Sends `data` as one datagram to `address`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` when `address` is not of this socket's family.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the datagram is sent whole or not at all.
+    pub async fn send_to(&self, data: &[u8], address: SocketAddr) -> Result<(), StreamError> {
+        if self.dg.local()?.family() != AddressFamily::of(&address) {
+            return Err(StreamError::InvalidArgument(
+                "address family mismatch: the destination is not of this socket's family",
+            ));
+        }
+        self.dg.send_to(data, &address.into()).await
+    }
+
+    /// The bound local address.
+    pub fn local_addr(&self) -> Result<SocketAddr, StreamError> {
+        self.dg.local()?.as_inet().ok_or(StreamError::InvalidArgument("not an IP socket"))
+    }
+}
+
+#[async_trait]
+impl ObjectReceiveStream<(Vec<u8>, SocketAddr)> for UdpSocket {
+    async fn receive(&self) -> Result<(Vec<u8>, SocketAddr), StreamError> {
+        UdpSocket::receive(self).await
+    }
+}
+
+#[async_trait]
+impl ObjectSendStream<(Vec<u8>, SocketAddr)> for UdpSocket {
+    async fn send(&self, item: (Vec<u8>, SocketAddr)) -> Result<(), StreamError> {
+        self.send_to(&item.0, item.1).await
+    }
+}
+
+/// A UDP socket connected to one peer (AnyIO's `ConnectedUDPSocket`): datagrams from others
+/// are filtered out by the kernel. As an object stream its items are datagrams.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_connected_udp_socket, create_udp_socket, UdpSocketOptions};
+/// let server = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+/// let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), UdpSocketOptions::new()).await?;
+/// client.send(b"hello").await?;
+/// let (data, from) = server.receive().await?;
+/// server.send_to(&data, from).await?;
+/// assert_eq!(client.receive().await?, b"hello");
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct ConnectedUdpSocket {
+    dg: Datagram,
+}
+
+datagram_common!(ConnectedUdpSocket, true);
+
+impl ConnectedUdpSocket {
+    /// Receives one datagram from the peer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn receive(&self) -> Result<Vec<u8>, StreamError> {
+        Ok(self.dg.receive_from().await?.0)
+    }
+
+    /// Sends `data` as one datagram to the peer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the datagram is sent whole or not at all.
+    pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.dg.send(data).await
+    }
+
+    /// The bound local address.
+    pub fn local_addr(&self) -> Result<SocketAddr, StreamError> {
+        self.dg.local()?.as_inet().ok_or(StreamError::InvalidArgument("not an IP socket"))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Result<SocketAddr, StreamError> {
+        self.dg.peer()?.as_inet().ok_or(StreamError::InvalidArgument("not an IP socket"))
+    }
+}
+
+#[async_trait]
+impl ObjectReceiveStream<Vec<u8>> for ConnectedUdpSocket {
+    async fn receive(&self) -> Result<Vec<u8>, StreamError> {
+        ConnectedUdpSocket::receive(self).await
+    }
+}
+
+#[async_trait]
+impl ObjectSendStream<Vec<u8>> for ConnectedUdpSocket {
+    async fn send(&self, item: Vec<u8>) -> Result<(), StreamError> {
+        self.dg.send(&item).await
+    }
+}
+
+/// Options of [`create_udp_socket`] and [`create_connected_udp_socket`].
+///
+/// # Examples
+///
+/// ```
+/// let opts = anyio_core::UdpSocketOptions::new().local_host("0.0.0.0").local_port(5353).reuse_port(true);
+/// # drop(opts);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct UdpSocketOptions {
+    family: Option<AddressFamily>,
+    local_host: Option<String>,
+    local_port: u16,
+    reuse_port: bool,
+}
+
+impl UdpSocketOptions {
+    /// No family, host or port chosen.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The address family.
+    pub fn family(mut self, family: AddressFamily) -> Self {
+        self.family = Some(family);
+        self
+    }
+    /// Binds to this local name or IP address.
+    pub fn local_host(mut self, host: impl Into<String>) -> Self {
+        self.local_host = Some(host.into());
+        self
+    }
+    /// Binds to this local port (0: ephemeral).
+    pub fn local_port(mut self, port: u16) -> Self {
+        self.local_port = port;
+        self
+    }
+    /// Sets `SO_REUSEPORT`.
+    pub fn reuse_port(mut self, reuse: bool) -> Self {
+        self.reuse_port = reuse;
+        self
+    }
+}
+
+fn udp_socket(local: SocketAddr, reuse_port: bool) -> Result<Socket, SocketError> {
+    let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&local.into()).map_err(|source| SocketError::Bind { address: local.into(), source })?;
+    Ok(socket)
+}
+
+async fn local_udp_address(
+    opts: &UdpSocketOptions,
+    family: Option<AddressFamily>,
+) -> Result<Option<SocketAddr>, SocketError> {
+    if family == Some(AddressFamily::Unix) || opts.family == Some(AddressFamily::Unix) {
+        return Err(SocketError::InvalidArgument(
+            "a UDP socket needs the IPv4 or IPv6 family; use create_unix_datagram_socket for Unix sockets"
+                .into(),
+        ));
+    }
+    let family = family.or(opts.family);
+    match &opts.local_host {
+        Some(host) => {
+            let mut hints = AddrInfoHints::new().kind(SocketKind::Datagram).flags(libc::AI_PASSIVE);
+            if let Some(f) = family {
+                hints = hints.family(f);
+            }
+            let found = getaddrinfo(host, Some(opts.local_port), hints).await?;
+            match found.first() {
+                Some(info) => Ok(Some(info.address)),
+                None => Err(SocketError::InvalidArgument(format!(
+                    "address family mismatch: {host} has no {:?} address",
+                    family.unwrap_or(AddressFamily::Ipv4)
+                ))),
+            }
+        }
+        None => Ok(family.map(|f| {
+            let ip = if f == AddressFamily::Ipv6 {
+                Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                Ipv4Addr::UNSPECIFIED.into()
+            };
+            SocketAddr::new(ip, opts.local_port)
+        })),
+    }
+}
+
+/// Creates an unconnected UDP socket (AnyIO's `create_udp_socket`). Give a family or a local
+/// host: the socket is bound to the host's address (or the family's wildcard address) and
+/// `local_port`.
+///
+/// # Errors
+///
+/// [`SocketError::InvalidArgument`] when neither a family nor a local host is given, or they
+/// disagree; [`SocketError::Bind`] when the address cannot be bound.
+///
+/// # Cancel safety
+///
+/// Cancel safe: a cancelled call leaves nothing open.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_udp_socket, AddressFamily, UdpSocketOptions};
+/// let s = create_udp_socket(UdpSocketOptions::new().family(AddressFamily::Ipv4)).await?;
+/// assert!(s.local_addr()?.port() != 0);
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub async fn create_udp_socket(opts: UdpSocketOptions) -> Result<UdpSocket, SocketError> {
+    let Some(local) = local_udp_address(&opts, None).await? else {
+        return Err(SocketError::InvalidArgument("create_udp_socket needs a family or a local_host".into()));
+    };
+    Ok(UdpSocket { dg: Datagram::new(udp_socket(local, opts.reuse_port)?)? })
+}
+
+/// Creates a UDP socket connected to `remote_host:remote_port` (AnyIO's
+/// `create_connected_udp_socket`), bound to the options' local address if one is given.
+///
+/// # Errors
+///
+/// [`SocketError::InvalidArgument`] for port 0 or a family mismatch between the local and
+/// remote addresses; [`SocketError::Resolve`] when the remote host does not resolve.
+///
+/// # Cancel safety
+///
+/// Cancel safe.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_connected_udp_socket, UdpSocketOptions};
+/// let s = create_connected_udp_socket("127.0.0.1", 9, UdpSocketOptions::new()).await?;
+/// assert_eq!(s.peer_addr()?.port(), 9);
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub async fn create_connected_udp_socket(
+    remote_host: &str,
+    remote_port: u16,
+    opts: UdpSocketOptions,
+) -> Result<ConnectedUdpSocket, SocketError> {
+    if remote_port == 0 {
+        return Err(SocketError::InvalidArgument(
+            "port 0 is not a valid destination; use a port from 1 to 65535".into(),
+        ));
+    }
+    let mut hints = AddrInfoHints::new().kind(SocketKind::Datagram);
+    if let Some(f) = opts.family {
+        hints = hints.family(f);
+    }
+    let remote =
+        getaddrinfo(remote_host, Some(remote_port), hints).await?.first().map(|i| i.address).ok_or_else(
+            || SocketError::Resolve {
+                host: remote_host.to_string(),
+                source: io::Error::new(io::ErrorKind::NotFound, "no address"),
+            },
+        )?;
+    let family = AddressFamily::of(&remote);
+    let local = match local_udp_address(&opts, Some(family)).await {
+        Ok(Some(l)) if AddressFamily::of(&l) != family => {
+            return Err(SocketError::InvalidArgument(format!(
+                "address family mismatch: the local address {l} is not {family:?} like the remote {remote}"
+            )))
+        }
+        Ok(l) => l.unwrap_or_else(|| {
+            let ip = if family == AddressFamily::Ipv6 {
+                Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                Ipv4Addr::UNSPECIFIED.into()
+            };
+            SocketAddr::new(ip, 0)
+        }),
+        Err(e) => return Err(e),
+    };
+    let socket = udp_socket(local, opts.reuse_port)?;
+    socket.connect(&remote.into())?;
+    Ok(ConnectedUdpSocket { dg: Datagram::new(socket)? })
+}
+
+/// An unconnected Unix datagram socket (AnyIO's `UNIXDatagramSocket`); as an object stream its
+/// items are `(datagram, sender)` packets.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_unix_datagram_socket, UnixAddress};
+/// let path = std::env::temp_dir().join(format!("anyio-doc-dgram-{}.sock", std::process::id()));
+/// let server = create_unix_datagram_socket(Some(&path)).await?;
+/// let client = create_unix_datagram_socket(None).await?;
+/// client.send_to(b"ping", &path).await?;
+/// assert_eq!(server.receive().await?.0, b"ping");
+/// # drop(server); std::fs::remove_file(&path)?;
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct UnixDatagramSocket {
+    dg: Datagram,
+}
+
+datagram_common!(UnixDatagramSocket, false);
+
+impl UnixDatagramSocket {
+    /// Receives one datagram and its sender's address.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn receive(&self) -> Result<(Vec<u8>, UnixAddress), StreamError> {
+        let (data, from) = self.dg.receive_from().await?;
+        match SocketAddress::from_sockaddr(&from) {
+            SocketAddress::Unix(u) => Ok((data, u)),
+            SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix datagram")),
+        }
+    }
+
+    /// Sends `data` as one datagram to the socket at `path`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` for a path too long for a socket address.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the datagram is sent whole or not at all.
+    pub async fn send_to(&self, data: &[u8], path: impl AsRef<Path>) -> Result<(), StreamError> {
+        let to = unix_sockaddr(path.as_ref()).map_err(|_| {
+            StreamError::InvalidArgument("the Unix socket path is too long for a socket address")
+        })?;
+        self.dg.send_to(data, &to).await
+    }
+
+    /// The bound local address.
+    pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
+        match self.dg.local()? {
+            SocketAddress::Unix(u) => Ok(u),
+            SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix socket")),
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectReceiveStream<(Vec<u8>, UnixAddress)> for UnixDatagramSocket {
+    async fn receive(&self) -> Result<(Vec<u8>, UnixAddress), StreamError> {
+        UnixDatagramSocket::receive(self).await
+    }
+}
+
+#[async_trait]
+impl ObjectSendStream<(Vec<u8>, PathBuf)> for UnixDatagramSocket {
+    async fn send(&self, item: (Vec<u8>, PathBuf)) -> Result<(), StreamError> {
+        self.send_to(&item.0, &item.1).await
+    }
+}
+
+/// A Unix datagram socket connected to one peer (AnyIO's `ConnectedUNIXDatagramSocket`).
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use anyio_core::{create_connected_unix_datagram_socket, create_unix_datagram_socket};
+/// let path = std::env::temp_dir().join(format!("anyio-doc-cdgram-{}.sock", std::process::id()));
+/// let server = create_unix_datagram_socket(Some(&path)).await?;
+/// let client = create_connected_unix_datagram_socket(&path, None).await?;
+/// client.send(b"ping").await?;
+/// assert_eq!(server.receive().await?.0, b"ping");
+/// # drop(server); std::fs::remove_file(&path)?;
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct ConnectedUnixDatagramSocket {
+    dg: Datagram,
+}
+
+datagram_common!(ConnectedUnixDatagramSocket, true);
+
+impl ConnectedUnixDatagramSocket {
+    /// Receives one datagram from the peer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn receive(&self) -> Result<Vec<u8>, StreamError> {
+        Ok(self.dg.receive_from().await?.0)
+    }
+
+    /// Sends `data` as one datagram to the peer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the datagram is sent whole or not at all.
+    pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.dg.send(data).await
+    }
+}
+
+#[async_trait]
+impl ObjectReceiveStream<Vec<u8>> for ConnectedUnixDatagramSocket {
+    async fn receive(&self) -> Result<Vec<u8>, StreamError> {
+        ConnectedUnixDatagramSocket::receive(self).await
+    }
+}
+
+#[async_trait]
+impl ObjectSendStream<Vec<u8>> for ConnectedUnixDatagramSocket {
+    async fn send(&self, item: Vec<u8>) -> Result<(), StreamError> {
+        self.dg.send(&item).await
+    }
+}
+
+fn unix_datagram(local_path: Option<&Path>) -> Result<Socket, SocketError> {
+    let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+    if let Some(path) = local_path {
+        let address = unix_sockaddr(path)?;
+        socket.bind(&address).map_err(|source| SocketError::Bind {
+            address: SocketAddress::Unix(UnixAddress::Pathname(path.to_path_buf())),
+            source,
+        })?;
+    }
+    Ok(socket)
+}
+
+/// Creates an unconnected Unix datagram socket, bound to `local_path` if given (needed to
+/// receive replies).
+///
+/// # Errors
+///
+/// [`SocketError::InvalidArgument`] for a path too long; [`SocketError::Bind`] when the path
+/// cannot be bound (it exists, a directory is missing).
+///
+/// # Cancel safety
+///
+/// Cancel safe: it does not wait.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let s = anyio_core::create_unix_datagram_socket(None).await?;
+/// # drop(s);
+/// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+/// ```
+pub async fn create_unix_datagram_socket(
+    local_path: Option<&Path>,
+) -> Result<UnixDatagramSocket, SocketError> {
+    crate::checkpoint_if_cancelled()?;
+    Ok(UnixDatagramSocket { dg: Datagram::new(unix_datagram(local_path)?)? })
+}
+
+/// Creates a Unix datagram socket connected to `remote_path`, bound to `local_path` if given.
+///
+/// # Errors
+///
+/// As [`create_unix_datagram_socket`], and the OS error when nothing is bound at
+/// `remote_path`.
+///
+/// # Cancel safety
+///
+/// Cancel safe: it does not wait.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let missing = std::env::temp_dir().join("anyio-doc-nothing-here.sock");
+/// assert!(anyio_core::create_connected_unix_datagram_socket(&missing, None).await.is_err());
+/// # });
+/// ```
+pub async fn create_connected_unix_datagram_socket(
+    remote_path: impl AsRef<Path>,
+    local_path: Option<&Path>,
+) -> Result<ConnectedUnixDatagramSocket, SocketError> {
+    crate::checkpoint_if_cancelled()?;
+    let remote_path = remote_path.as_ref();
+    let remote = unix_sockaddr(remote_path)?;
+    let socket = unix_datagram(local_path)?;
+    socket.connect(&remote).map_err(|e| {
+        SocketError::Io(io::Error::new(
+            e.kind(),
+            format!("could not connect to {}: {e}", remote_path.display()),
+        ))
+    })?;
+    Ok(ConnectedUnixDatagramSocket { dg: Datagram::new(socket)? })
+}

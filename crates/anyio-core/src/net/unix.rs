@@ -1,0 +1,542 @@
+//! Unix domain stream sockets: `connect_unix`, `create_unix_listener`, `UnixStream` (with file
+//! descriptor passing), `UnixListener`.
+
+use std::any::{Any, TypeId};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use socket2::{Domain, Socket, Type};
+
+use crate::streams::{AsyncResource, StreamError, TypedAttributeProvider};
+
+use super::addr::{unix_sockaddr, SocketAddress, UnixAddress};
+use super::error::{OpError, SocketError};
+use super::io::{Dir, IoCore, SEND_FLAGS};
+use super::listener::Listener;
+use super::stream::{byte_stream_impls, socket_attribute, ByteSocket, STREAM_ACTIONS};
+use super::tcp::{accept_raw, DEFAULT_BACKLOG};
+
+/// A connected Unix domain stream socket: a [`ByteStream`](crate::ByteStream) that can also
+/// pass file descriptors.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let (a, b) = anyio_core::UnixStream::pair()?;
+/// a.send(b"over a socketpair").await?;
+/// assert_eq!(b.receive(100).await?, b"over a socketpair");
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct UnixStream {
+    sock: ByteSocket,
+}
+
+byte_stream_impls!(UnixStream);
+
+impl UnixStream {
+    fn from_core(core: IoCore) -> Self {
+        Self { sock: ByteSocket::new(core) }
+    }
+
+    /// A pair of connected sockets (`socketpair`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// # drop((a, b));
+    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// ```
+    pub fn pair() -> Result<(Self, Self), SocketError> {
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
+        Ok((
+            Self::from_core(IoCore::new(a, STREAM_ACTIONS)?),
+            Self::from_core(IoCore::new(b, STREAM_ACTIONS)?),
+        ))
+    }
+
+    /// Adopts a connected std socket into the current runtime (switched to non-blocking).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let a = anyio_core::UnixStream::from_std(a)?;
+    /// # drop(a);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> Result<Self, SocketError> {
+        Ok(Self::from_core(IoCore::new(stream, STREAM_ACTIONS)?))
+    }
+
+    /// Receives up to `max_bytes` bytes (at least one).
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::receive`](crate::TcpStream::receive).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled receive has taken nothing from the socket.
+    pub async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        self.sock.receive(max_bytes).await
+    }
+
+    /// Receives into `buf`, returning how many bytes arrived (at least one).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        self.sock.receive_into(buf).await
+    }
+
+    /// Sends all of `data`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled send may have sent a prefix of `data`.
+    pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.sock.send(data).await
+    }
+
+    /// Half-closes the connection (the peer receives end of stream).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it does not wait.
+    pub async fn send_eof(&self) -> Result<(), StreamError> {
+        self.sock.send_eof().await
+    }
+
+    /// Closes the socket; operations blocked in other tasks end with `StreamError::Closed`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn aclose(&self) -> Result<(), StreamError> {
+        self.sock.close();
+        Ok(())
+    }
+
+    /// This socket's address.
+    pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
+        unix(self.sock.local_address()?)
+    }
+
+    /// The peer's address.
+    pub fn peer_address(&self) -> Result<UnixAddress, StreamError> {
+        unix(self.sock.remote_address()?)
+    }
+
+    /// Sends `message` (at least one byte) together with the descriptors `fds` (`SCM_RIGHTS`),
+    /// as AnyIO's `UNIXSocketStream.send_fds`. The receiver gets duplicates; these stay open.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the message and descriptors are sent in one system call or not at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use std::os::fd::AsFd;
+    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// let file = std::fs::File::open("/dev/null")?;
+    /// a.send_fds(b"x", &[file.as_fd()]).await?;
+    /// let (msg, fds) = b.receive_fds(10, 4).await?;
+    /// assert_eq!((msg.as_slice(), fds.len()), (&b"x"[..], 1));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn send_fds(&self, message: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), StreamError> {
+        if message.is_empty() {
+            return Err(StreamError::InvalidArgument("send_fds needs a message of at least 1 byte"));
+        }
+        if fds.is_empty() {
+            return Err(StreamError::InvalidArgument("send_fds needs at least one file descriptor"));
+        }
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let mut sent = 0;
+        self.sock
+            .core
+            .io(Dir::Send, |s| {
+                // The descriptors travel with the first byte; the rest is an ordinary send.
+                if sent == 0 {
+                    sent = sendmsg_fds(s.as_raw_fd(), message, &raw)?;
+                }
+                while sent < message.len() {
+                    sent += s.send_with_flags(&message[sent..], SEND_FLAGS)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(Into::into)
+    }
+
+    /// Receives up to `msglen` bytes and up to `maxfds` descriptors sent with
+    /// [`send_fds`](Self::send_fds).
+    ///
+    /// # Errors
+    ///
+    /// `EndOfStream` when the peer has closed and nothing arrived; `InvalidArgument` when
+    /// `msglen` or `maxfds` is 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is taken from the socket unless it is returned.
+    pub async fn receive_fds(
+        &self,
+        msglen: usize,
+        maxfds: usize,
+    ) -> Result<(Vec<u8>, Vec<OwnedFd>), StreamError> {
+        if msglen == 0 || maxfds == 0 {
+            return Err(StreamError::InvalidArgument("receive_fds needs msglen and maxfds of at least 1"));
+        }
+        let mut buf = vec![0u8; msglen];
+        let (n, fds) =
+            self.sock.core.io(Dir::Receive, |s| recvmsg_fds(s.as_raw_fd(), &mut buf, maxfds)).await?;
+        if n == 0 && fds.is_empty() {
+            return Err(StreamError::EndOfStream);
+        }
+        buf.truncate(n);
+        Ok((buf, fds))
+    }
+}
+
+fn unix(a: SocketAddress) -> Result<UnixAddress, StreamError> {
+    match a {
+        SocketAddress::Unix(u) => Ok(u),
+        SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix socket")),
+    }
+}
+
+/// The control buffer for `n` descriptors, aligned for `cmsghdr`.
+fn control_buffer(n: usize) -> Vec<u64> {
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let bytes = unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<RawFd>()) as u32) } as usize;
+    vec![0u64; bytes.div_ceil(8)]
+}
+
+fn sendmsg_fds(fd: RawFd, message: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    let mut control = control_buffer(fds.len());
+    let mut iov = libc::iovec { iov_base: message.as_ptr() as *mut libc::c_void, iov_len: message.len() };
+    // SAFETY: msghdr is a plain C struct; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = (control.len() * 8) as _;
+    let data_len = std::mem::size_of_val(fds);
+    // SAFETY: the control buffer is CMSG_SPACE(data_len) bytes, aligned for cmsghdr, so the
+    // first header and its data (CMSG_LEN(data_len) bytes) fit; `fds` is `data_len` bytes.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), data_len);
+    }
+    // SAFETY: `msg` points at live buffers (`iov` -> `message`, `control`) for the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, SEND_FLAGS) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn recvmsg_fds(fd: RawFd, buf: &mut [u8], maxfds: usize) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut control = control_buffer(maxfds);
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is a plain C struct; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = (control.len() * 8) as _;
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let flags = libc::MSG_CMSG_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let flags = 0;
+    // SAFETY: `msg` points at live, writable buffers (`iov` -> `buf`, `control`) for the call.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut fds = Vec::new();
+    // SAFETY: after a successful recvmsg the kernel filled `msg_controllen` bytes of `control`
+    // with well-formed headers; CMSG_FIRSTHDR/NXTHDR stay within them, and each SCM_RIGHTS
+    // payload is an array of descriptors now owned by this process.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let len = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, fds))
+}
+
+/// Connects to the Unix socket at `path` (AnyIO's `connect_unix`). A path starting with a NUL
+/// byte names Linux's abstract namespace.
+///
+/// # Errors
+///
+/// [`SocketError::InvalidArgument`] for a path too long for a socket address; otherwise the
+/// OS error (no such file, connection refused) in [`SocketError::Io`], naming the path.
+///
+/// # Cancel safety
+///
+/// Cancel safe: a cancelled connect closes its socket.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let dir = std::env::temp_dir().join(format!("anyio-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("connect.sock");
+/// let listener = anyio_core::create_unix_listener(&path).await?;
+/// let client = anyio_core::connect_unix(&path).await?;
+/// let server = listener.accept().await?;
+/// client.send(b"hi").await?;
+/// assert_eq!(server.receive(10).await?, b"hi");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub async fn connect_unix(path: impl AsRef<Path>) -> Result<UnixStream, SocketError> {
+    let path = path.as_ref();
+    let address = unix_sockaddr(path)?;
+    let named = |e: io::Error| {
+        SocketError::Io(io::Error::new(e.kind(), format!("could not connect to {}: {e}", path.display())))
+    };
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    let core = IoCore::new(socket, STREAM_ACTIONS)?;
+    loop {
+        match core.with_socket(|s| s.connect(&address)) {
+            Ok(()) => break,
+            Err(OpError::Io(e)) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                core.ready(Dir::Send).await?;
+                if let Some(e) = core.with_socket(|s| s.take_error())? {
+                    return Err(named(e));
+                }
+                break;
+            }
+            // The listener's backlog is full: no readiness event announces room, so retry.
+            Err(OpError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                crate::sleep(Duration::from_millis(1)).await?;
+            }
+            Err(OpError::Io(e)) => return Err(named(e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(UnixStream::from_core(core))
+}
+
+/// A listening Unix domain stream socket.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// // An abstract-namespace socket (Linux): no file to clean up.
+/// # #[cfg(target_os = "linux")] {
+/// let name = format!("\0anyio-doc-{}", std::process::id());
+/// let listener = anyio_core::create_unix_listener(&name).await?;
+/// let client = anyio_core::connect_unix(&name).await?;
+/// # drop((listener, client));
+/// # }
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct UnixListener {
+    core: IoCore,
+}
+
+const LISTENER_ACTIONS: [&str; 2] = ["accepting connections from", "sending to"];
+
+impl UnixListener {
+    /// Adopts a bound, listening std socket into the current runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-adopt-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = anyio_core::UnixListener::from_std(std::os::unix::net::UnixListener::bind(&path)?)?;
+    /// # drop(listener); std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> Result<Self, SocketError> {
+        Ok(Self { core: IoCore::new(listener, LISTENER_ACTIONS)? })
+    }
+
+    /// The address the socket listens on.
+    pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
+        unix(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.local_addr())?))
+    }
+
+    /// Accepts the next connection.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: no connection is taken from the backlog unless it is returned.
+    pub async fn accept(&self) -> Result<UnixStream, StreamError> {
+        let (socket, _) = self.core.io(Dir::Receive, accept_raw).await?;
+        Ok(UnixStream::from_core(IoCore::new_nonblocking(socket, STREAM_ACTIONS).map_err(StreamError::Io)?))
+    }
+
+    /// Closes the socket (the socket file stays; remove it if it should go).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn aclose(&self) -> Result<(), StreamError> {
+        self.core.close();
+        Ok(())
+    }
+}
+
+impl TypedAttributeProvider for UnixListener {
+    fn extra_attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
+        socket_attribute(&self.core, key, false)
+    }
+}
+
+#[async_trait]
+impl AsyncResource for UnixListener {
+    async fn aclose(&self) -> Result<(), StreamError> {
+        self.core.close();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Listener for UnixListener {
+    type Stream = UnixStream;
+    async fn accept(&self) -> Result<UnixStream, StreamError> {
+        UnixListener::accept(self).await
+    }
+}
+
+/// Options of [`create_unix_listener_with`].
+///
+/// # Examples
+///
+/// ```
+/// let opts = anyio_core::UnixListenerOptions::new().mode(0o600).backlog(128);
+/// # drop(opts);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct UnixListenerOptions {
+    mode: Option<u32>,
+    backlog: u32,
+}
+
+impl Default for UnixListenerOptions {
+    fn default() -> Self {
+        Self { mode: None, backlog: DEFAULT_BACKLOG }
+    }
+}
+
+impl UnixListenerOptions {
+    /// Default permissions (the umask's), backlog 65536.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the socket file's permission bits after binding.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+    /// The listen backlog (capped at 65536).
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+}
+
+/// Listens on the Unix socket `path` (AnyIO's `create_unix_listener`). A stale socket file at
+/// `path` (left by a process that exited) is removed first; any other kind of file is an error.
+/// A path starting with a NUL byte names Linux's abstract namespace.
+///
+/// # Errors
+///
+/// [`SocketError::InvalidArgument`] for a path too long for a socket address;
+/// [`SocketError::Bind`] when the path cannot be bound (a directory is missing, a
+/// non-socket file is in the way, no permission).
+///
+/// # Cancel safety
+///
+/// Cancel safe: it does not wait.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// let path = std::env::temp_dir().join(format!("anyio-doc-listen-{}.sock", std::process::id()));
+/// let first = anyio_core::create_unix_listener(&path).await?;
+/// drop(first); // leaves the socket file behind
+/// let second = anyio_core::create_unix_listener(&path).await?; // removes the stale file
+/// # drop(second); std::fs::remove_file(&path)?;
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub async fn create_unix_listener(path: impl AsRef<Path>) -> Result<UnixListener, SocketError> {
+    create_unix_listener_with(path, UnixListenerOptions::new()).await
+}
+
+/// [`create_unix_listener`] with permission bits or a backlog.
+///
+/// # Cancel safety
+///
+/// Cancel safe: it does not wait.
+///
+/// # Examples
+///
+/// ```
+/// # anyio_core::__doc_block_on(async {
+/// use std::os::unix::fs::PermissionsExt;
+/// let path = std::env::temp_dir().join(format!("anyio-doc-mode-{}.sock", std::process::id()));
+/// let l = anyio_core::create_unix_listener_with(&path, anyio_core::UnixListenerOptions::new().mode(0o600)).await?;
+/// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+/// # drop(l); std::fs::remove_file(&path)?;
+/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub async fn create_unix_listener_with(
+    path: impl AsRef<Path>,
+    opts: UnixListenerOptions,
+) -> Result<UnixListener, SocketError> {
+    crate::checkpoint_if_cancelled()?;
+    let path = path.as_ref();
+    let address = unix_sockaddr(path)?;
+    let bind_error = |source| SocketError::Bind {
+        address: SocketAddress::Unix(UnixAddress::Pathname(path.to_path_buf())),
+        source,
+    };
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(path).map_err(bind_error)?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&address).map_err(bind_error)?;
+    if let Some(mode) = opts.mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_error)?;
+    }
+    socket.listen(opts.backlog.min(DEFAULT_BACKLOG) as i32).map_err(bind_error)?;
+    Ok(UnixListener { core: IoCore::new(socket, LISTENER_ACTIONS)? })
+}
