@@ -319,23 +319,24 @@ async fn local_udp_address(
                 .into(),
         ));
     }
-    let family = family.or(opts.family);
     match &opts.local_host {
         Some(host) => {
             let mut hints = AddrInfoHints::new().kind(SocketKind::Datagram).flags(libc::AI_PASSIVE);
-            if let Some(f) = family {
+            if let Some(f) = opts.family {
                 hints = hints.family(f);
             }
             let found = getaddrinfo(host, Some(opts.local_port), hints).await?;
-            match found.first() {
+            // `family` (the remote's, for a connected socket) picks among the local addresses.
+            let wanted = family.or(opts.family);
+            match found.iter().find(|i| wanted.is_none_or(|f| i.family == f)) {
                 Some(info) => Ok(Some(info.address)),
                 None => Err(SocketError::InvalidArgument(format!(
-                    "address family mismatch: {host} has no {:?} address",
-                    family.unwrap_or(AddressFamily::Ipv4)
+                    "address family mismatch: the local host {host} has no {:?} address",
+                    wanted.unwrap_or(AddressFamily::Ipv4)
                 ))),
             }
         }
-        None => Ok(family.map(|f| {
+        None => Ok(family.or(opts.family).map(|f| {
             let ip = if f == AddressFamily::Ipv6 {
                 Ipv6Addr::UNSPECIFIED.into()
             } else {

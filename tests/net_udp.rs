@@ -1,0 +1,166 @@
+//! UDP sockets, name resolution and raw-descriptor waits on every backend.
+
+mod support;
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use anyio::{
+    create_connected_udp_socket, create_udp_socket, getaddrinfo, getnameinfo, move_on_after, wait_readable,
+    wait_writable, AddrInfoHints, AddressFamily, ObjectReceiveStream, ObjectSendStream, SocketError,
+    SocketKind, StreamError, TypedAttributeExt, UdpSocketOptions,
+};
+use support::guarded_ok;
+
+#[anyio::test]
+async fn unconnected_udp_sockets_exchange_datagrams_with_their_addresses() {
+    guarded_ok(async {
+        let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+        let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+        a.send_to(b"ping", b.local_addr()?).await?;
+        let (data, from) = b.receive().await?;
+        assert_eq!((data.as_slice(), from), (&b"ping"[..], a.local_addr()?));
+        // Through the object-stream traits: (datagram, address) packets.
+        ObjectSendStream::send(&b, (b"pong".to_vec(), from)).await?;
+        let (data, from) = ObjectReceiveStream::receive(&a).await?;
+        assert_eq!((data.as_slice(), from), (&b"pong"[..], b.local_addr()?));
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn a_connected_udp_socket_talks_to_its_peer_only() {
+    guarded_ok(async {
+        let server = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+        let port = server.local_addr()?.port();
+        let client = create_connected_udp_socket("127.0.0.1", port, UdpSocketOptions::new()).await?;
+        assert_eq!(client.peer_addr()?, server.local_addr()?);
+        assert_eq!(client.extra::<anyio::RemotePort>()?, port);
+        client.send(b"hello").await?;
+        let (data, from) = server.receive().await?;
+        server.send_to(&data, from).await?;
+        assert_eq!(client.receive().await?, b"hello");
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn datagrams_are_never_merged_or_split() {
+    guarded_ok(async {
+        let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+        let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+        let big = vec![7u8; 60_000];
+        a.send_to(b"one", b.local_addr()?).await?;
+        a.send_to(&big, b.local_addr()?).await?;
+        a.send_to(b"", b.local_addr()?).await?;
+        assert_eq!(b.receive().await?.0, b"one");
+        assert_eq!(b.receive().await?.0, big);
+        assert_eq!(b.receive().await?.0, b"", "an empty datagram is a datagram, not end of stream");
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn a_blocked_udp_receive_is_cancelled_by_its_scope_and_closed_by_aclose() {
+    guarded_ok(async {
+        let s = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+        let r = move_on_after(Duration::from_millis(20), async {
+            s.receive().await?;
+            Ok::<_, anyio::AnyError>(())
+        })
+        .await?;
+        assert!(r.is_none(), "the scope's deadline cancels the receive");
+        s.aclose().await?;
+        assert!(matches!(s.receive().await, Err(StreamError::Closed)));
+        assert!(matches!(s.send_to(b"x", "127.0.0.1:9".parse().unwrap()).await, Err(StreamError::Closed)));
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn udp_bad_input_gets_typed_errors() {
+    guarded_ok(async {
+        let err = create_udp_socket(UdpSocketOptions::new()).await.unwrap_err();
+        assert!(matches!(err, SocketError::InvalidArgument(_)), "{err}");
+        let err = create_connected_udp_socket("127.0.0.1", 0, UdpSocketOptions::new()).await.unwrap_err();
+        assert!(matches!(err, SocketError::InvalidArgument(_)), "{err}");
+        let v4 = create_udp_socket(UdpSocketOptions::new().family(AddressFamily::Ipv4)).await?;
+        let err = v4.send_to(b"x", "[::1]:9".parse().unwrap()).await.unwrap_err();
+        assert!(matches!(err, StreamError::InvalidArgument(_)), "family mismatch: {err}");
+        let err = create_connected_udp_socket("::1", 9, UdpSocketOptions::new().local_host("127.0.0.1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SocketError::InvalidArgument(_)), "family mismatch: {err}");
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn reuse_port_lets_two_udp_sockets_share_a_port() {
+    guarded_ok(async {
+        let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1").reuse_port(true)).await?;
+        let port = a.local_addr()?.port();
+        let b = create_udp_socket(
+            UdpSocketOptions::new().local_host("127.0.0.1").local_port(port).reuse_port(true),
+        )
+        .await?;
+        assert_eq!(b.local_addr()?.port(), port);
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn getaddrinfo_resolves_names_and_reports_unknown_hosts() {
+    guarded_ok(async {
+        let found = getaddrinfo("localhost", Some(80), AddrInfoHints::new().kind(SocketKind::Stream)).await?;
+        assert!(!found.is_empty());
+        assert!(found.iter().all(|i| i.address.ip().is_loopback() && i.address.port() == 80));
+        let v4 = getaddrinfo("localhost", None, AddrInfoHints::new().family(AddressFamily::Ipv4)).await?;
+        assert!(v4.iter().all(|i| i.family == AddressFamily::Ipv4));
+        let err = getaddrinfo("no-such-host.invalid", None, AddrInfoHints::new()).await.unwrap_err();
+        assert!(matches!(err, SocketError::Resolve { .. }), "{err}");
+        assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+        let (host, port) = getnameinfo(
+            "127.0.0.1:80".parse().unwrap(),
+            libc_flags::NI_NUMERICHOST | libc_flags::NI_NUMERICSERV,
+        )
+        .await?;
+        assert_eq!((host.as_str(), port.as_str()), ("127.0.0.1", "80"));
+        Ok(())
+    })
+    .await;
+}
+
+/// `NI_*` flags, as glibc defines them.
+mod libc_flags {
+    pub(crate) const NI_NUMERICHOST: i32 = 1;
+    pub(crate) const NI_NUMERICSERV: i32 = 2;
+}
+
+#[anyio::test]
+async fn wait_readable_returns_once_data_arrives_and_leaves_the_fd_blocking() {
+    use std::io::Write;
+    guarded_ok(async {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+        wait_writable(a.as_fd()).await?;
+        let r = move_on_after(Duration::from_millis(20), async {
+            Ok::<_, anyio::AnyError>(wait_readable(&a).await?)
+        })
+        .await?;
+        assert!(r.is_none(), "nothing to read yet: the wait blocks until cancelled");
+        b.write_all(b"x")?;
+        wait_readable(&a).await?;
+        // The caller's descriptor is still in blocking mode: a plain read works.
+        let mut buf = [0u8; 1];
+        std::io::Read::read_exact(&mut &a, &mut buf)?;
+        assert_eq!(&buf, b"x");
+        Ok(())
+    })
+    .await;
+}
