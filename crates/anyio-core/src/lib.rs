@@ -55,7 +55,8 @@ pub use streams::{
     TrySendError,
 };
 pub use streams::{
-    provide_attribute, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError, TypedAttributeProvider,
+    provide_attribute, ByteStreamIo, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError,
+    TypedAttributeProvider,
 };
 pub use streams::{
     AsyncResource, BufferedByteReceiveStream, BufferedByteStream, ByteReceiveStream, ByteSendStream,

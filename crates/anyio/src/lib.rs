@@ -81,7 +81,8 @@ pub use anyio_core::{
     ReceiveItem, SendError, SendItem, TryReceiveError, TrySendError,
 };
 pub use anyio_core::{
-    provide_attribute, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError, TypedAttributeProvider,
+    provide_attribute, ByteStreamIo, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError,
+    TypedAttributeProvider,
 };
 pub use anyio_core::{
     AsyncResource, BufferedByteReceiveStream, BufferedByteStream, ByteReceiveStream, ByteSendStream,

@@ -5,6 +5,7 @@ pub(crate) mod abc;
 mod attrs;
 mod buffered;
 mod chunks;
+mod compat;
 mod error;
 pub(crate) mod memory;
 mod stapled;
@@ -19,6 +20,7 @@ pub use attrs::{
 };
 pub use buffered::{BufferedByteReceiveStream, BufferedByteStream};
 pub use chunks::{ChunkReceiveStream, ChunkSendStream};
+pub use compat::ByteStreamIo;
 pub use error::StreamError;
 pub use memory::{
     create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,
