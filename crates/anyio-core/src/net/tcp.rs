@@ -199,7 +199,7 @@ impl TcpConnectOptions {
 /// Connects to `host:port` over TCP (AnyIO's `connect_tcp`), with `TCP_NODELAY` on.
 ///
 /// `host` is a name or an IP address. A name is resolved, and its addresses are tried with
-/// Happy Eyeballs (RFC 8305), as AnyIO does: IPv6 and IPv4 addresses interleaved, the next
+/// Happy Eyeballs (RFC 8305), as AnyIO does: IPv6 and IPv4 addresses interleaved (IPv6 first), the next
 /// attempt started when the previous one fails or after 250 ms without an answer, the first
 /// connection to succeed wins, the other attempts are cancelled and any late winner closed.
 ///
@@ -277,11 +277,10 @@ pub async fn connect_tcp_with(
     happy_eyeballs(host, port, targets, local, opts.delay).await
 }
 
-/// The addresses to try, IPv6 and IPv4 interleaved starting with the resolver's first choice.
+/// The addresses to try: IPv6 and IPv4 interleaved, IPv6 first (AnyIO tries the first IPv6
+/// address, then the first IPv4 one; RFC 8305 alternates the rest as well).
 async fn resolve_stream_targets(host: &str, port: u16) -> Result<Vec<SocketAddr>, SocketError> {
     let found = getaddrinfo(host, Some(port), AddrInfoHints::new().kind(SocketKind::Stream)).await?;
-    // Follow the resolver's preference for the family tried first.
-    let v6_first = found.first().is_some_and(|i| i.address.is_ipv6());
     let mut v6 = Vec::new();
     let mut v4 = Vec::new();
     for info in found {
