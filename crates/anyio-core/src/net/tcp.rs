@@ -274,7 +274,7 @@ pub async fn connect_tcp_with(
         // A local port without a host binds the unspecified address of each target's family.
         (opts.local_port != 0).then_some(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), opts.local_port))
     });
-    happy_eyeballs(host, port, targets, local, opts.delay).await
+    happy_eyeballs(host, port, targets, opts.delay, |address| connect_one(address, local)).await
 }
 
 /// The addresses to try: IPv6 and IPv4 interleaved, IPv6 first (AnyIO tries the first IPv6
@@ -289,8 +289,7 @@ async fn resolve_stream_targets(host: &str, port: u16) -> Result<Vec<SocketAddr>
             list.push(info.address);
         }
     }
-    let (mut first, mut second) =
-        if v6_first { (v6.into_iter(), v4.into_iter()) } else { (v4.into_iter(), v6.into_iter()) };
+    let (mut first, mut second) = (v6.into_iter(), v4.into_iter());
     let mut out = Vec::new();
     loop {
         match (first.next(), second.next()) {
@@ -307,17 +306,21 @@ async fn resolve_stream_targets(host: &str, port: u16) -> Result<Vec<SocketAddr>
     Ok(out)
 }
 
-type Attempt = Pin<Box<dyn Future<Output = Result<TcpStream, OpError>> + Send>>;
-
-async fn happy_eyeballs(
+/// Runs connection attempts with `connect` as Happy Eyeballs schedules them (generic over the
+/// attempt so the schedule is unit-tested without a network).
+pub(crate) async fn happy_eyeballs<T, F, Fut>(
     host: &str,
     port: u16,
     targets: Vec<SocketAddr>,
-    local: Option<SocketAddr>,
     delay: Duration,
-) -> Result<TcpStream, SocketError> {
+    mut connect: F,
+) -> Result<T, SocketError>
+where
+    F: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = Result<T, OpError>>,
+{
     let mut pending = targets.into_iter();
-    let mut in_flight: Vec<(SocketAddr, Attempt)> = Vec::new();
+    let mut in_flight: Vec<(SocketAddr, Pin<Box<Fut>>)> = Vec::new();
     let mut failed: Vec<ConnectAttempt> = Vec::new();
     let mut timer: Option<Pin<Box<dyn Timer>>> = None;
     poll_fn(|cx| loop {
@@ -346,7 +349,7 @@ async fn happy_eyeballs(
         }
         if start_next {
             if let Some(address) = pending.next() {
-                in_flight.push((address, Box::pin(connect_one(address, local))));
+                in_flight.push((address, Box::pin(connect(address))));
                 timer = Some(rt::with_current(|rt| rt.timer(rt.now() + delay)));
                 continue;
             }
@@ -661,4 +664,148 @@ fn listen_on(
     socket.bind(&address.into()).map_err(bind_error)?;
     socket.listen(backlog.min(i32::MAX as u32) as i32).map_err(bind_error)?;
     Ok(TcpListener { core: IoCore::new(socket, LISTENER_ACTIONS)? })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::__doc_block_on as block_on;
+
+    fn addrs(n: u16) -> Vec<SocketAddr> {
+        (1..=n).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect()
+    }
+
+    fn refused() -> OpError {
+        OpError::Io(io::ErrorKind::ConnectionRefused.into())
+    }
+
+    /// Counts drops, standing in for a connected socket that must be closed.
+    struct Conn(u16, Arc<AtomicUsize>);
+    impl Drop for Conn {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn an_unanswered_attempt_gets_company_after_the_delay_and_the_first_success_wins() {
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let t0 = Instant::now();
+        let (s, d) = (started.clone(), dropped.clone());
+        let won = block_on(happy_eyeballs("h", 1, addrs(2), Duration::from_millis(50), move |a| {
+            s.lock().unwrap().push((a.port(), t0.elapsed()));
+            let d = d.clone();
+            async move {
+                if a.port() == 1 {
+                    std::future::pending::<()>().await; // never answers
+                }
+                Ok(Conn(a.port(), d))
+            }
+        }))
+        .unwrap();
+        assert_eq!(won.0, 2);
+        let started = started.lock().unwrap();
+        assert_eq!(started.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2]);
+        assert!(started[1].1 >= Duration::from_millis(50), "the second attempt waited for the delay");
+    }
+
+    #[test]
+    fn a_failed_attempt_starts_the_next_at_once_and_all_failures_are_reported_in_order() {
+        // An hour's delay: only "start the next as soon as one fails" can finish this.
+        let err = block_on(happy_eyeballs("example", 80, addrs(3), Duration::from_secs(3600), |_| async {
+            Err::<(), _>(refused())
+        }))
+        .unwrap_err();
+        match err {
+            SocketError::Connect { host, port, attempts } => {
+                assert_eq!((host.as_str(), port), ("example", 80));
+                assert_eq!(attempts.iter().map(|a| a.address.port()).collect::<Vec<_>>(), [1, 2, 3]);
+                assert!(attempts.iter().all(|a| a.error.kind() == io::ErrorKind::ConnectionRefused));
+            }
+            other => panic!("expected Connect, got {other}"),
+        }
+    }
+
+    #[test]
+    fn late_winners_are_closed_and_only_the_first_success_is_returned() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        let release = Arc::new(crate::Event::new());
+        let r = release.clone();
+        // Three attempts all block on one event (a 1 ms delay starts them all), then all become
+        // ready together: the first is returned, the other two are dropped with their sockets.
+        let won = block_on(async move {
+            let starter = async {
+                crate::sleep(Duration::from_millis(30)).await.unwrap();
+                r.set();
+            };
+            let connect = happy_eyeballs("h", 1, addrs(3), Duration::from_millis(1), |a| {
+                let d = d.clone();
+                let release = release.clone();
+                async move {
+                    // The attempt owns its "socket" from the start, as a real one does.
+                    let conn = Conn(a.port(), d);
+                    release.wait().await.map_err(OpError::Cancelled)?;
+                    Ok(conn)
+                }
+            });
+            let (won, ()) = futures_join(connect, starter).await;
+            won
+        })
+        .unwrap();
+        assert_eq!(won.0, 1, "the first attempt in order wins a tie");
+        assert_eq!(dropped.load(Ordering::SeqCst), 2, "the late winners were closed");
+    }
+
+    #[test]
+    fn cancelling_the_caller_cancels_every_attempt() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        let out = block_on(crate::move_on_after(Duration::from_millis(30), async move {
+            let r = happy_eyeballs("h", 1, addrs(2), Duration::from_millis(1), |_| {
+                let d = d.clone();
+                async move {
+                    let _guard = Conn(0, d);
+                    crate::sleep_forever().await.map_err(OpError::Cancelled)?;
+                    Ok(())
+                }
+            })
+            .await;
+            assert!(matches!(r, Err(SocketError::Cancelled(_))));
+            Ok::<_, crate::AnyError>(())
+        }))
+        .unwrap();
+        assert!(out.is_some());
+        assert_eq!(dropped.load(Ordering::SeqCst), 2, "both attempts ended");
+    }
+
+    /// Polls two futures to completion in one task.
+    async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+        let mut a = Box::pin(a);
+        let mut b = Box::pin(b);
+        let (mut ra, mut rb) = (None, None);
+        poll_fn(|cx| {
+            if ra.is_none() {
+                if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                    ra = Some(v);
+                }
+            }
+            if rb.is_none() {
+                if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                    rb = Some(v);
+                }
+            }
+            if ra.is_some() && rb.is_some() {
+                Poll::Ready((ra.take().unwrap(), rb.take().unwrap()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
 }
