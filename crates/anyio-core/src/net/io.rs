@@ -36,6 +36,9 @@ impl Dir {
     }
 }
 
+/// One try of an operation on the registered source.
+type Attempt<'a, R> = dyn FnMut(&dyn IoSource, &mut Context<'_>) -> Poll<io::Result<R>> + 'a;
+
 pub(crate) struct IoCore {
     /// `None` once closed: the source owns the descriptor, so taking it out deregisters and
     /// closes it. Operations hold the read lock only for one non-blocking system call.
@@ -154,7 +157,7 @@ impl IoCore {
         dir: Dir,
         cx: &mut Context<'_>,
         reg: &mut WaitRegistration,
-        attempt: &mut dyn FnMut(&dyn IoSource, &mut Context<'_>) -> Poll<io::Result<R>>,
+        attempt: &mut Attempt<'_, R>,
     ) -> Poll<Result<R, OpError>> {
         if let Err(c) = check_current() {
             return Poll::Ready(Err(OpError::Cancelled(c)));

@@ -214,6 +214,31 @@ pub struct ConnectedUdpSocket {
 datagram_common!(ConnectedUdpSocket, true);
 
 impl ConnectedUdpSocket {
+    /// Adopts a connected std socket into the current runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`SocketError::InvalidArgument`] when the socket is not connected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// std_socket.connect("127.0.0.1:9")?;
+    /// let s = anyio_core::ConnectedUdpSocket::from_std(std_socket)?;
+    /// assert_eq!(s.peer_addr()?.port(), 9);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn from_std(socket: std::net::UdpSocket) -> Result<Self, SocketError> {
+        if socket.peer_addr().is_err() {
+            return Err(SocketError::InvalidArgument(
+                "the socket is not connected; use UdpSocket::from_std for an unconnected one".into(),
+            ));
+        }
+        Ok(Self { dg: Datagram::new(Socket::from(socket))? })
+    }
+
     /// Receives one datagram from the peer.
     ///
     /// # Cancel safety
@@ -464,6 +489,20 @@ pub struct UnixDatagramSocket {
 datagram_common!(UnixDatagramSocket, false);
 
 impl UnixDatagramSocket {
+    /// Adopts a std socket into the current runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let s = anyio_core::UnixDatagramSocket::from_std(std::os::unix::net::UnixDatagram::unbound()?)?;
+    /// # drop(s);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> Result<Self, SocketError> {
+        Ok(Self { dg: Datagram::new(Socket::from(std::os::fd::OwnedFd::from(socket)))? })
+    }
+
     /// Receives one datagram and its sender's address.
     ///
     /// # Cancel safety
@@ -539,6 +578,30 @@ pub struct ConnectedUnixDatagramSocket {
 datagram_common!(ConnectedUnixDatagramSocket, true);
 
 impl ConnectedUnixDatagramSocket {
+    /// Adopts a connected std socket into the current runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`SocketError::InvalidArgument`] when the socket is not connected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let (a, _b) = std::os::unix::net::UnixDatagram::pair()?;
+    /// let a = anyio_core::ConnectedUnixDatagramSocket::from_std(a)?;
+    /// # drop(a);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> Result<Self, SocketError> {
+        if socket.peer_addr().is_err() {
+            return Err(SocketError::InvalidArgument(
+                "the socket is not connected; use UnixDatagramSocket::from_std for an unconnected one".into(),
+            ));
+        }
+        Ok(Self { dg: Datagram::new(Socket::from(std::os::fd::OwnedFd::from(socket)))? })
+    }
+
     /// Receives one datagram from the peer.
     ///
     /// # Cancel safety
