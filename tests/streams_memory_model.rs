@@ -76,6 +76,10 @@ struct Model {
     recvs: Vec<RecvSt>,
     send_q: VecDeque<usize>,
     recv_q: VecDeque<usize>,
+    /// The handle each send (receive) was started on: closing a handle ends its waiting ops
+    /// with `Closed` when they are next polled.
+    send_h: Vec<usize>,
+    recv_h: Vec<usize>,
 }
 
 impl Model {
@@ -154,6 +158,11 @@ impl Model {
 
     fn poll_send(&mut self, idx: usize) -> Option<Result<(), SendOutcome>> {
         match self.sends[idx].clone() {
+            SendSt::Queued(v) if !self.tx_open[self.send_h[idx]] => {
+                self.send_q.retain(|&s| s != idx);
+                self.sends[idx] = SendSt::Done;
+                Some(Err(SendOutcome::Closed(v)))
+            }
             SendSt::Queued(_) => None,
             SendSt::Delivered => {
                 self.sends[idx] = SendSt::Done;
@@ -188,7 +197,7 @@ impl Model {
     }
 
     fn poll_recv(&mut self, idx: usize) -> Option<Result<u32, RecvOutcome>> {
-        match self.recvs[idx].clone() {
+        let got = match self.recvs[idx].clone() {
             RecvSt::Queued => None,
             RecvSt::Delivered(v) => {
                 self.recvs[idx] = RecvSt::Done;
@@ -196,7 +205,13 @@ impl Model {
             }
             RecvSt::Released => self.look(idx, None),
             RecvSt::Done => unreachable!("finished futures are removed"),
+        };
+        if got.is_none() && !self.rx_open[self.recv_h[idx]] {
+            self.recv_q.retain(|&r| r != idx);
+            self.recvs[idx] = RecvSt::Done;
+            return Some(Err(RecvOutcome::Closed));
         }
+        got
     }
 
     fn drop_send(&mut self, idx: usize) {
@@ -294,6 +309,8 @@ fn run(cap: BufferSize, ops: Vec<Op>) -> Result<(), TestCaseError> {
         recvs: Vec::new(),
         send_q: VecDeque::new(),
         recv_q: VecDeque::new(),
+        send_h: Vec::new(),
+        recv_h: Vec::new(),
     };
     // Pending futures: (model index, future).
     let mut sends: Vec<(usize, SendItem<'_, u32>)> = Vec::new();
@@ -326,6 +343,7 @@ fn run(cap: BufferSize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::StartSend(h, v) => {
                 let idx = model.sends.len();
                 model.sends.push(SendSt::Done);
+                model.send_h.push(h);
                 let expect = model.start_send(idx, h, v);
                 let mut fut = txs[h].send(v);
                 let got = poll(&mut fut).map(send_outcome);
@@ -337,6 +355,7 @@ fn run(cap: BufferSize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::StartRecv(h) => {
                 let idx = model.recvs.len();
                 model.recvs.push(RecvSt::Done);
+                model.recv_h.push(h);
                 let expect = model.look(idx, Some(h));
                 let mut fut = rxs[h].receive();
                 let got = poll(&mut fut).map(recv_outcome);

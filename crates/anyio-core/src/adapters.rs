@@ -23,6 +23,19 @@ pub struct IoTimer(async_io::Timer);
 
 impl IoTimer {
     /// A timer that fires at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use std::time::{Duration, Instant};
+    /// use anyio_core::{adapters::IoTimer, rt::Timer};
+    /// let deadline = Instant::now() + Duration::from_millis(20);
+    /// let mut timer = Box::pin(IoTimer::at(deadline));
+    /// std::future::poll_fn(|cx| timer.as_mut().poll_expired(cx)).await;
+    /// assert!(Instant::now() >= deadline);
+    /// # });
+    /// ```
     pub fn at(deadline: Instant) -> Self {
         IoTimer(async_io::Timer::at(deadline))
     }

@@ -92,6 +92,14 @@ pub enum SocketAddress {
 
 impl SocketAddress {
     /// The port, for IP addresses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use anyio_core::{SocketAddress, UnixAddress};
+    /// assert_eq!(SocketAddress::Inet("[::1]:443".parse().unwrap()).port(), Some(443));
+    /// assert_eq!(SocketAddress::Unix(UnixAddress::Unnamed).port(), None);
+    /// ```
     pub fn port(&self) -> Option<u16> {
         match self {
             SocketAddress::Inet(a) => Some(a.port()),
@@ -100,6 +108,15 @@ impl SocketAddress {
     }
 
     /// The IP address and port, for IP addresses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use anyio_core::{SocketAddress, UnixAddress};
+    /// let inet: std::net::SocketAddr = "127.0.0.1:80".parse().unwrap();
+    /// assert_eq!(SocketAddress::Inet(inet).as_inet(), Some(inet));
+    /// assert_eq!(SocketAddress::Unix(UnixAddress::Pathname("/tmp/app.sock".into())).as_inet(), None);
+    /// ```
     pub fn as_inet(&self) -> Option<std::net::SocketAddr> {
         match self {
             SocketAddress::Inet(a) => Some(*a),
@@ -108,6 +125,14 @@ impl SocketAddress {
     }
 
     /// The family of this address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use anyio_core::{AddressFamily, SocketAddress, UnixAddress};
+    /// assert_eq!(SocketAddress::Inet("[::1]:80".parse().unwrap()).family(), AddressFamily::Ipv6);
+    /// assert_eq!(SocketAddress::Unix(UnixAddress::Unnamed).family(), AddressFamily::Unix);
+    /// ```
     pub fn family(&self) -> AddressFamily {
         match self {
             SocketAddress::Inet(a) => AddressFamily::of(a),

@@ -68,25 +68,81 @@ pub struct AddrInfoHints {
 
 impl AddrInfoHints {
     /// Any family, any type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{getaddrinfo, AddrInfoHints};
+    /// // Unrestricted, a numeric address is offered for stream and datagram sockets alike.
+    /// let found = getaddrinfo("127.0.0.1", Some(80), AddrInfoHints::new()).await?;
+    /// assert_eq!(found.len(), 2);
+    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Only addresses of this family.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{getaddrinfo, AddrInfoHints, AddressFamily};
+    /// let v4 = AddrInfoHints::new().family(AddressFamily::Ipv4);
+    /// assert!(getaddrinfo("127.0.0.1", None, v4).await?.iter().all(|i| i.address.is_ipv4()));
+    /// let v6 = AddrInfoHints::new().family(AddressFamily::Ipv6);
+    /// assert!(getaddrinfo("127.0.0.1", None, v6).await.is_err());
+    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// ```
     pub fn family(mut self, family: AddressFamily) -> Self {
         self.family = Some(family);
         self
     }
     /// Only addresses for this socket type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{getaddrinfo, AddrInfoHints, SocketKind};
+    /// let hints = AddrInfoHints::new().kind(SocketKind::Datagram);
+    /// let found = getaddrinfo("127.0.0.1", Some(53), hints).await?;
+    /// assert!(found.iter().all(|i| i.kind == SocketKind::Datagram));
+    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// ```
     pub fn kind(mut self, kind: SocketKind) -> Self {
         self.kind = Some(kind);
         self
     }
     /// Only this protocol number (`IPPROTO_*`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{getaddrinfo, AddrInfoHints, SocketKind};
+    /// let hints = AddrInfoHints::new().kind(SocketKind::Stream).protocol(libc::IPPROTO_TCP);
+    /// let found = getaddrinfo("127.0.0.1", Some(80), hints).await?;
+    /// assert!(found.iter().all(|i| i.protocol == libc::IPPROTO_TCP));
+    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// ```
     pub fn protocol(mut self, protocol: i32) -> Self {
         self.protocol = protocol;
         self
     }
     /// `AI_*` flags, e.g. `AI_PASSIVE` or `AI_CANONNAME`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{getaddrinfo, AddrInfoHints};
+    /// let hints = AddrInfoHints::new().flags(libc::AI_CANONNAME);
+    /// let found = getaddrinfo("localhost", None, hints).await?;
+    /// assert!(found[0].canonical_name.is_some());
+    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// ```
     pub fn flags(mut self, flags: i32) -> Self {
         self.flags = flags;
         self

@@ -136,16 +136,54 @@ pub struct MultiListener<L> {
 
 impl<L: Listener> MultiListener<L> {
     /// Combines `listeners`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_tcp, Listener, MultiListener, TcpListener};
+    /// let a = TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let b = TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let port_b = b.local_addr()?.port();
+    /// let both = MultiListener::new(vec![a, b]);
+    /// let client = connect_tcp("127.0.0.1", port_b).await?;
+    /// let server = both.accept().await?; // taken from `b`
+    /// assert_eq!(server.peer_addr()?, client.local_addr()?);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn new(listeners: Vec<L>) -> Self {
         Self { listeners, next: AtomicUsize::new(0) }
     }
 
     /// The listeners combined.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_tcp_listener, TcpListenerOptions};
+    /// let multi = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
+    /// for listener in multi.listeners() {
+    ///     assert!(listener.local_addr()?.ip().is_loopback());
+    /// }
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn listeners(&self) -> &[L] {
         &self.listeners
     }
 
     /// The listeners combined, by value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_tcp_listener, TcpListener, TcpListenerOptions};
+    /// let multi = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
+    /// let single: TcpListener = multi.into_listeners().remove(0);
+    /// assert!(single.local_addr()?.ip().is_loopback());
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn into_listeners(self) -> Vec<L> {
         self.listeners
     }

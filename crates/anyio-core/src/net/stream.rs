@@ -22,13 +22,19 @@ pub(crate) const STREAM_ACTIONS: [&str; 2] = ["reading from", "writing to"];
 #[derive(Debug)]
 pub(crate) struct ByteSocket {
     pub(crate) core: IoCore,
+    /// Set by `send_eof`: later sends fail with `Closed` (as trio's), not the kernel's EPIPE.
+    eof_sent: std::sync::atomic::AtomicBool,
     /// Cancel-scope registrations of the poll-style adapters, one per direction.
     compat: [WaitRegistration; 2],
 }
 
 impl ByteSocket {
     pub(crate) fn new(core: IoCore) -> Self {
-        Self { core, compat: [WaitRegistration::new(), WaitRegistration::new()] }
+        Self {
+            core,
+            eof_sent: std::sync::atomic::AtomicBool::new(false),
+            compat: [WaitRegistration::new(), WaitRegistration::new()],
+        }
     }
 
     pub(crate) async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
@@ -59,7 +65,15 @@ impl ByteSocket {
         Ok(buf)
     }
 
+    fn check_eof(&self) -> Result<(), OpError> {
+        if self.eof_sent.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(OpError::Closed);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.check_eof()?;
         let mut sent = 0;
         self.core
             .io(Dir::Send, |s| {
@@ -74,11 +88,15 @@ impl ByteSocket {
 
     pub(crate) async fn send_eof(&self) -> Result<(), StreamError> {
         crate::checkpoint_if_cancelled()?;
-        match self.core.with_socket(|s| s.shutdown(Shutdown::Write)) {
+        let r = match self.core.with_socket(|s| s.shutdown(Shutdown::Write)) {
             // Already shut down by the peer's reset: nothing left to half-close.
             Err(OpError::Io(e)) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            r => r.map_err(Into::into),
+            r => r,
+        };
+        if r.is_ok() {
+            self.eof_sent.store(true, std::sync::atomic::Ordering::Release);
         }
+        r.map_err(Into::into)
     }
 
     pub(crate) fn close(&self) {
@@ -98,18 +116,23 @@ impl ByteSocket {
     }
 
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let Self { core, compat } = self;
+        let Self { core, compat, .. } = self;
         core.poll_io(Dir::Receive, cx, &mut compat[0], |s| (&*s).read(buf)).map_err(compat_error)
     }
 
     pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let Self { core, compat } = self;
+        self.check_eof().map_err(compat_error)?;
+        let Self { core, compat, .. } = self;
         core.poll_io(Dir::Send, cx, &mut compat[1], |s| s.send_with_flags(buf, SEND_FLAGS))
             .map_err(compat_error)
     }
 
     pub(crate) fn poll_shutdown(&mut self) -> Poll<io::Result<()>> {
-        Poll::Ready(self.core.with_socket(|s| s.shutdown(Shutdown::Write)).map_err(compat_error))
+        let r = self.core.with_socket(|s| s.shutdown(Shutdown::Write)).map_err(compat_error);
+        if r.is_ok() {
+            self.eof_sent.store(true, std::sync::atomic::Ordering::Release);
+        }
+        Poll::Ready(r)
     }
 }
 

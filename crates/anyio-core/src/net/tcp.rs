@@ -22,6 +22,16 @@ use super::listener::{Listener, MultiListener};
 use super::stream::{byte_stream_impls, socket_attribute, ByteSocket, STREAM_ACTIONS};
 
 /// The default delay before Happy Eyeballs starts the next connection attempt (RFC 8305).
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::{TcpConnectOptions, HAPPY_EYEBALLS_DELAY};
+/// assert_eq!(HAPPY_EYEBALLS_DELAY, std::time::Duration::from_millis(250));
+/// // Half the default, for a client on a fast network:
+/// let opts = TcpConnectOptions::new().happy_eyeballs_delay(HAPPY_EYEBALLS_DELAY / 2);
+/// # drop(opts);
+/// ```
 pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
 /// A connected TCP socket: a [`ByteStream`](crate::ByteStream) with `TCP_NODELAY` on.
@@ -83,6 +93,19 @@ impl TcpStream {
     /// # Cancel safety
     ///
     /// Cancel safe: a cancelled receive has taken nothing from the socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// let server = listener.accept().await?;
+    /// client.send(b"hello").await?;
+    /// assert_eq!(server.receive(3).await?, b"hel"); // at most `max_bytes`
+    /// assert_eq!(server.receive(100).await?, b"lo");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
         self.sock.receive(max_bytes).await
     }
@@ -92,6 +115,20 @@ impl TcpStream {
     /// # Cancel safety
     ///
     /// Cancel safe, as [`receive`](Self::receive).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// let server = listener.accept().await?;
+    /// client.send(b"hi").await?;
+    /// let mut buf = [0; 16];
+    /// let n = server.receive_into(&mut buf).await?;
+    /// assert_eq!(&buf[..n], b"hi");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
         self.sock.receive_into(buf).await
     }
@@ -102,6 +139,18 @@ impl TcpStream {
     ///
     /// Not cancel safe: a send cancelled while waiting for room may have sent a prefix of
     /// `data`. Close the stream after a cancelled send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// let server = listener.accept().await?;
+    /// client.send(b"ping").await?;
+    /// assert_eq!(server.receive(100).await?, b"ping");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         self.sock.send(data).await
     }
@@ -112,6 +161,21 @@ impl TcpStream {
     /// # Cancel safety
     ///
     /// Cancel safe: it does not wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::StreamError;
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// let server = listener.accept().await?;
+    /// client.send_eof().await?;
+    /// assert!(matches!(server.receive(100).await, Err(StreamError::EndOfStream)));
+    /// server.send(b"still open").await?; // the other direction still works
+    /// assert_eq!(client.receive(100).await?, b"still open");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn send_eof(&self) -> Result<(), StreamError> {
         self.sock.send_eof().await
     }
@@ -121,27 +185,85 @@ impl TcpStream {
     /// # Cancel safety
     ///
     /// Cancel safe: the socket is closed even in a cancelled scope.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::StreamError;
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// let server = listener.accept().await?;
+    /// client.aclose().await?;
+    /// assert!(matches!(client.send(b"x").await, Err(StreamError::Closed)));
+    /// assert!(matches!(server.receive(100).await, Err(StreamError::EndOfStream)));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn aclose(&self) -> Result<(), StreamError> {
         self.sock.close();
         Ok(())
     }
 
     /// The local address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// let server = listener.accept().await?;
+    /// assert_eq!(client.local_addr()?, server.peer_addr()?);
+    /// assert!(client.local_addr()?.ip().is_loopback());
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_addr(&self) -> Result<SocketAddr, StreamError> {
         inet(self.sock.local_address()?)
     }
 
     /// The peer's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// assert_eq!(client.peer_addr()?, listener.local_addr()?);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn peer_addr(&self) -> Result<SocketAddr, StreamError> {
         inet(self.sock.remote_address()?)
     }
 
     /// Turns Nagle's algorithm off (`true`, the default for anyio's connections) or on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// client.set_nodelay(false)?; // let the kernel coalesce small writes
+    /// assert!(!client.nodelay()?);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> Result<(), StreamError> {
         Ok(self.sock.core.with_socket(|s| s.set_tcp_nodelay(nodelay))?)
     }
 
     /// Whether `TCP_NODELAY` is on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// let server = listener.accept().await?;
+    /// assert!(client.nodelay()? && server.nodelay()?); // on for anyio's connections
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn nodelay(&self) -> Result<bool, StreamError> {
         Ok(self.sock.core.with_socket(|s| s.tcp_nodelay())?)
     }
@@ -176,20 +298,72 @@ impl Default for TcpConnectOptions {
 
 impl TcpConnectOptions {
     /// No local binding, a 250 ms Happy Eyeballs delay.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_tcp_with, TcpConnectOptions};
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let port = listener.local_addr()?.port();
+    /// let stream = connect_tcp_with("127.0.0.1", port, TcpConnectOptions::new()).await?;
+    /// assert_eq!(stream.peer_addr()?, listener.local_addr()?);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Binds the local end to this address; only remote addresses of its family are tried.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_tcp_with, SocketError, TcpConnectOptions};
+    /// // An IPv6 local address leaves no address of an IPv4-only host to try.
+    /// let opts = TcpConnectOptions::new().local_host("::1".parse()?);
+    /// let err = connect_tcp_with("127.0.0.1", 80, opts).await.unwrap_err();
+    /// assert!(matches!(err, SocketError::InvalidArgument(_)));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_host(mut self, host: IpAddr) -> Self {
         self.local_host = Some(host);
         self
     }
     /// Binds the local end to this port (0: any).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_tcp_with, TcpConnectOptions};
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let free = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    /// let opts = TcpConnectOptions::new().local_port(free);
+    /// let stream = connect_tcp_with("127.0.0.1", listener.local_addr()?.port(), opts).await?;
+    /// assert_eq!(stream.local_addr()?.port(), free);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_port(mut self, port: u16) -> Self {
         self.local_port = port;
         self
     }
     /// How long an attempt may go unanswered before the next address is tried as well.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use std::time::Duration;
+    /// use anyio_core::{connect_tcp_with, TcpConnectOptions};
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let port = listener.local_addr()?.port();
+    /// // Give each of localhost's addresses 50 ms before also trying the next one.
+    /// let opts = TcpConnectOptions::new().happy_eyeballs_delay(Duration::from_millis(50));
+    /// let stream = connect_tcp_with("localhost", port, opts).await?;
+    /// assert_eq!(stream.peer_addr()?.port(), port);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
@@ -420,6 +594,19 @@ impl TcpListener {
     /// # Cancel safety
     ///
     /// Cancel safe: it does not wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{SocketError, TcpListener};
+    /// let listener = TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let address = listener.local_addr()?;
+    /// assert_ne!(address.port(), 0); // port 0 picks a free port
+    /// // The address is taken now.
+    /// assert!(matches!(TcpListener::bind(address).await, Err(SocketError::Bind { .. })));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn bind(address: SocketAddr) -> Result<Self, SocketError> {
         crate::checkpoint_if_cancelled()?;
         listen_on(address, false, false, DEFAULT_BACKLOG)
@@ -441,6 +628,16 @@ impl TcpListener {
     }
 
     /// The address the socket listens on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let address = listener.local_addr()?;
+    /// assert!(address.ip().is_loopback() && address.port() != 0);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_addr(&self) -> Result<SocketAddr, StreamError> {
         inet(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.local_addr())?))
     }
@@ -450,6 +647,19 @@ impl TcpListener {
     /// # Cancel safety
     ///
     /// Cancel safe: no connection is taken from the backlog unless it is returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// let server = listener.accept().await?;
+    /// server.send(b"welcome").await?;
+    /// assert_eq!(client.receive(100).await?, b"welcome");
+    /// assert_eq!(server.peer_addr()?, client.local_addr()?);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn accept(&self) -> Result<TcpStream, StreamError> {
         let (socket, _) = self.core.io(Dir::Receive, accept_raw).await?;
         socket.set_tcp_nodelay(true).map_err(StreamError::Io)?;
@@ -461,6 +671,17 @@ impl TcpListener {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{StreamError, TcpListener};
+    /// let listener = TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// listener.aclose().await?;
+    /// assert!(matches!(listener.accept().await, Err(StreamError::Closed)));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn aclose(&self) -> Result<(), StreamError> {
         self.core.close();
         Ok(())
@@ -504,6 +725,15 @@ impl Listener for TcpListener {
 }
 
 /// The default listen backlog (AnyIO's; the kernel caps it at `somaxconn`).
+///
+/// # Examples
+///
+/// ```
+/// use anyio_core::{TcpListenerOptions, DEFAULT_BACKLOG};
+/// assert_eq!(DEFAULT_BACKLOG, 65536);
+/// let opts = TcpListenerOptions::new().backlog(DEFAULT_BACKLOG / 2);
+/// # drop(opts);
+/// ```
 pub const DEFAULT_BACKLOG: u32 = 65536;
 
 /// Options of [`create_tcp_listener`].
@@ -531,31 +761,101 @@ impl Default for TcpListenerOptions {
 
 impl TcpListenerOptions {
     /// All interfaces, an ephemeral port, both families, backlog 65536.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+    /// let listener = create_tcp_listener(TcpListenerOptions::new()).await?;
+    /// assert_ne!(listener.extra::<LocalPort>()?, 0); // an ephemeral port was picked
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Listens on the addresses this name or IP address resolves to (default: all interfaces,
     /// through one dual-stack socket).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_tcp_listener, TcpListenerOptions};
+    /// let multi = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
+    /// assert_eq!(multi.listeners().len(), 1);
+    /// assert!(multi.listeners()[0].local_addr()?.ip().is_loopback());
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_host(mut self, host: impl Into<String>) -> Self {
         self.local_host = Some(host.into());
         self
     }
     /// The port (default 0: one ephemeral port, the same on every socket).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+    /// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(); // a free port
+    /// let opts = TcpListenerOptions::new().local_host("127.0.0.1").local_port(port);
+    /// let listener = create_tcp_listener(opts).await?;
+    /// assert_eq!(listener.extra::<LocalPort>()?, port);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_port(mut self, port: u16) -> Self {
         self.local_port = port;
         self
     }
     /// Only this family ([`AddressFamily::Ipv4`] or [`AddressFamily::Ipv6`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_tcp_listener, AddressFamily, TcpListenerOptions};
+    /// let multi = create_tcp_listener(TcpListenerOptions::new().family(AddressFamily::Ipv4)).await?;
+    /// assert!(multi.listeners()[0].local_addr()?.is_ipv4());
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn family(mut self, family: AddressFamily) -> Self {
         self.family = Some(family);
         self
     }
     /// The listen backlog (capped at 65536).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_tcp, create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+    /// let opts = TcpListenerOptions::new().local_host("127.0.0.1").backlog(16);
+    /// let listener = create_tcp_listener(opts).await?;
+    /// // Connections wait in the backlog until accepted.
+    /// let client = connect_tcp("127.0.0.1", listener.extra::<LocalPort>()?).await?;
+    /// # drop(client);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = backlog;
         self
     }
     /// Sets `SO_REUSEPORT`, so several sockets (and processes) can listen on one port.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+    /// let opts = TcpListenerOptions::new().local_host("127.0.0.1").reuse_port(true);
+    /// let first = create_tcp_listener(opts.clone()).await?;
+    /// let port = first.extra::<LocalPort>()?;
+    /// // A second socket (of this or another process) listens on the same port.
+    /// let second = create_tcp_listener(opts.local_port(port)).await?;
+    /// assert_eq!(second.extra::<LocalPort>()?, port);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn reuse_port(mut self, reuse: bool) -> Self {
         self.reuse_port = reuse;
         self

@@ -97,6 +97,17 @@ macro_rules! datagram_common {
             /// # Cancel safety
             ///
             /// Cancel safe.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # anyio_core::__doc_block_on(async {
+            /// use anyio_core::{create_udp_socket, StreamError, UdpSocketOptions};
+            /// let socket = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+            /// socket.aclose().await?;
+            /// assert!(matches!(socket.receive().await, Err(StreamError::Closed)));
+            /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+            /// ```
             pub async fn aclose(&self) -> Result<(), StreamError> {
                 self.dg.core.close();
                 Ok(())
@@ -147,6 +158,20 @@ impl UdpSocket {
     /// # Cancel safety
     ///
     /// Cancel safe: a cancelled receive has taken no datagram.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+    /// let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+    /// a.send_to(b"one", b.local_addr()?).await?;
+    /// a.send_to(b"two", b.local_addr()?).await?;
+    /// assert_eq!(b.receive().await?, (b"one".to_vec(), a.local_addr()?)); // one datagram at a time
+    /// assert_eq!(b.receive().await?.0, b"two");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive(&self) -> Result<(Vec<u8>, SocketAddr), StreamError> {
         let (data, from) = self.dg.receive_from().await?;
         Ok((data, from.as_socket().ok_or(StreamError::InvalidArgument("not an IP datagram"))?))
@@ -161,6 +186,22 @@ impl UdpSocket {
     /// # Cancel safety
     ///
     /// Cancel safe: the datagram is sent whole or not at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::StreamError;
+    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+    /// let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+    /// a.send_to(b"ping", b.local_addr()?).await?;
+    /// assert_eq!(b.receive().await?.0, b"ping");
+    /// // An IPv4 socket cannot send to an IPv6 address.
+    /// let err = a.send_to(b"ping", "[::1]:9".parse()?).await;
+    /// assert!(matches!(err, Err(StreamError::InvalidArgument(_))));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn send_to(&self, data: &[u8], address: SocketAddr) -> Result<(), StreamError> {
         if self.dg.local()?.family() != AddressFamily::of(&address) {
             return Err(StreamError::InvalidArgument(
@@ -171,6 +212,17 @@ impl UdpSocket {
     }
 
     /// The bound local address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// let socket = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+    /// let address = socket.local_addr()?;
+    /// assert!(address.ip().is_loopback() && address.port() != 0);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_addr(&self) -> Result<SocketAddr, StreamError> {
         self.dg.local()?.as_inet().ok_or(StreamError::InvalidArgument("not an IP socket"))
     }
@@ -244,6 +296,19 @@ impl ConnectedUdpSocket {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_connected_udp_socket, create_udp_socket, UdpSocketOptions};
+    /// let local = UdpSocketOptions::new().local_host("127.0.0.1");
+    /// let server = create_udp_socket(local.clone()).await?;
+    /// let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), local).await?;
+    /// server.send_to(b"hello", client.local_addr()?).await?;
+    /// assert_eq!(client.receive().await?, b"hello");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive(&self) -> Result<Vec<u8>, StreamError> {
         Ok(self.dg.receive_from().await?.0)
     }
@@ -253,16 +318,51 @@ impl ConnectedUdpSocket {
     /// # Cancel safety
     ///
     /// Cancel safe: the datagram is sent whole or not at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_connected_udp_socket, create_udp_socket, UdpSocketOptions};
+    /// let local = UdpSocketOptions::new().local_host("127.0.0.1");
+    /// let server = create_udp_socket(local.clone()).await?;
+    /// let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), local).await?;
+    /// client.send(b"hello").await?;
+    /// assert_eq!(server.receive().await?, (b"hello".to_vec(), client.local_addr()?));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         self.dg.send(data).await
     }
 
     /// The bound local address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_connected_udp_socket, UdpSocketOptions};
+    /// let opts = UdpSocketOptions::new().local_host("127.0.0.1");
+    /// let socket = create_connected_udp_socket("127.0.0.1", 9, opts).await?;
+    /// let address = socket.local_addr()?;
+    /// assert!(address.ip().is_loopback() && address.port() != 0);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_addr(&self) -> Result<SocketAddr, StreamError> {
         self.dg.local()?.as_inet().ok_or(StreamError::InvalidArgument("not an IP socket"))
     }
 
     /// The peer's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_connected_udp_socket, UdpSocketOptions};
+    /// let socket = create_connected_udp_socket("127.0.0.1", 9, UdpSocketOptions::new()).await?;
+    /// assert_eq!(socket.peer_addr()?, "127.0.0.1:9".parse::<std::net::SocketAddr>()?);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn peer_addr(&self) -> Result<SocketAddr, StreamError> {
         self.dg.peer()?.as_inet().ok_or(StreamError::InvalidArgument("not an IP socket"))
     }
@@ -300,25 +400,81 @@ pub struct UdpSocketOptions {
 
 impl UdpSocketOptions {
     /// No family, host or port chosen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_udp_socket, SocketError, UdpSocketOptions};
+    /// // An unconnected socket needs a family or a local host to bind to.
+    /// let err = create_udp_socket(UdpSocketOptions::new()).await;
+    /// assert!(matches!(err, Err(SocketError::InvalidArgument(_))));
+    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// The address family.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_udp_socket, AddressFamily, UdpSocketOptions};
+    /// let socket = create_udp_socket(UdpSocketOptions::new().family(AddressFamily::Ipv4)).await?;
+    /// let address = socket.local_addr()?;
+    /// assert!(address.is_ipv4() && address.ip().is_unspecified()); // 0.0.0.0: every interface
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn family(mut self, family: AddressFamily) -> Self {
         self.family = Some(family);
         self
     }
     /// Binds to this local name or IP address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// let socket = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+    /// assert_eq!(socket.local_addr()?.ip().to_string(), "127.0.0.1");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_host(mut self, host: impl Into<String>) -> Self {
         self.local_host = Some(host.into());
         self
     }
     /// Binds to this local port (0: ephemeral).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port(); // a free port
+    /// let opts = UdpSocketOptions::new().local_host("127.0.0.1").local_port(port);
+    /// assert_eq!(create_udp_socket(opts).await?.local_addr()?.port(), port);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_port(mut self, port: u16) -> Self {
         self.local_port = port;
         self
     }
     /// Sets `SO_REUSEPORT`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// let opts = UdpSocketOptions::new().local_host("127.0.0.1").reuse_port(true);
+    /// let first = create_udp_socket(opts.clone()).await?;
+    /// let port = first.local_addr()?.port();
+    /// let second = create_udp_socket(opts.local_port(port)).await?; // the same port again
+    /// assert_eq!(second.local_addr()?.port(), port);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn reuse_port(mut self, reuse: bool) -> Self {
         self.reuse_port = reuse;
         self
@@ -508,6 +664,23 @@ impl UnixDatagramSocket {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_unix_datagram_socket, UnixAddress};
+    /// let tmp = |name: &str| std::env::temp_dir().join(format!("anyio-doc-{name}-{}.sock", std::process::id()));
+    /// let (server_path, client_path) = (tmp("dgram-receive-server"), tmp("dgram-receive-client"));
+    /// # let _ = (std::fs::remove_file(&server_path), std::fs::remove_file(&client_path));
+    /// let server = create_unix_datagram_socket(Some(&server_path)).await?;
+    /// let client = create_unix_datagram_socket(Some(&client_path)).await?; // bound: it can get replies
+    /// client.send_to(b"ping", &server_path).await?;
+    /// let (data, from) = server.receive().await?;
+    /// assert_eq!((data, from), (b"ping".to_vec(), UnixAddress::Pathname(client_path.clone())));
+    /// # std::fs::remove_file(&server_path)?; std::fs::remove_file(&client_path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive(&self) -> Result<(Vec<u8>, UnixAddress), StreamError> {
         let (data, from) = self.dg.receive_from().await?;
         match SocketAddress::from_sockaddr(&from) {
@@ -525,6 +698,21 @@ impl UnixDatagramSocket {
     /// # Cancel safety
     ///
     /// Cancel safe: the datagram is sent whole or not at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::create_unix_datagram_socket;
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-dgram-send-to-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let server = create_unix_datagram_socket(Some(&path)).await?;
+    /// let client = create_unix_datagram_socket(None).await?;
+    /// client.send_to(b"ping", &path).await?;
+    /// assert_eq!(server.receive().await?.0, b"ping");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn send_to(&self, data: &[u8], path: impl AsRef<Path>) -> Result<(), StreamError> {
         let to = unix_sockaddr(path.as_ref()).map_err(|_| {
             StreamError::InvalidArgument("the Unix socket path is too long for a socket address")
@@ -533,6 +721,21 @@ impl UnixDatagramSocket {
     }
 
     /// The bound local address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_unix_datagram_socket, UnixAddress};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-dgram-local-address-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let bound = create_unix_datagram_socket(Some(&path)).await?;
+    /// assert_eq!(bound.local_address()?, UnixAddress::Pathname(path.clone()));
+    /// let unbound = create_unix_datagram_socket(None).await?;
+    /// assert_eq!(unbound.local_address()?, UnixAddress::Unnamed);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
         match self.dg.local()? {
             SocketAddress::Unix(u) => Ok(u),
@@ -607,6 +810,20 @@ impl ConnectedUnixDatagramSocket {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::ConnectedUnixDatagramSocket;
+    /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+    /// let (a, b) = (ConnectedUnixDatagramSocket::from_std(a)?, ConnectedUnixDatagramSocket::from_std(b)?);
+    /// a.send(b"one").await?;
+    /// a.send(b"two").await?;
+    /// assert_eq!(b.receive().await?, b"one"); // datagram boundaries are kept
+    /// assert_eq!(b.receive().await?, b"two");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive(&self) -> Result<Vec<u8>, StreamError> {
         Ok(self.dg.receive_from().await?.0)
     }
@@ -616,6 +833,18 @@ impl ConnectedUnixDatagramSocket {
     /// # Cancel safety
     ///
     /// Cancel safe: the datagram is sent whole or not at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::ConnectedUnixDatagramSocket;
+    /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+    /// let (a, b) = (ConnectedUnixDatagramSocket::from_std(a)?, ConnectedUnixDatagramSocket::from_std(b)?);
+    /// a.send(b"ping").await?;
+    /// assert_eq!(b.receive().await?, b"ping");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         self.dg.send(data).await
     }

@@ -86,6 +86,17 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Cancel safe: a cancelled receive has taken nothing from the socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// a.send(b"hello").await?;
+    /// assert_eq!(b.receive(3).await?, b"hel"); // at most `max_bytes`
+    /// assert_eq!(b.receive(100).await?, b"lo");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
         self.sock.receive(max_bytes).await
     }
@@ -95,6 +106,18 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// a.send(b"hi").await?;
+    /// let mut buf = [0; 16];
+    /// let n = b.receive_into(&mut buf).await?;
+    /// assert_eq!(&buf[..n], b"hi");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
         self.sock.receive_into(buf).await
     }
@@ -104,6 +127,16 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Not cancel safe: a cancelled send may have sent a prefix of `data`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// a.send(b"ping").await?;
+    /// assert_eq!(b.receive(100).await?, b"ping");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         self.sock.send(data).await
     }
@@ -113,6 +146,19 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Cancel safe: it does not wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::StreamError;
+    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// a.send_eof().await?;
+    /// assert!(matches!(b.receive(100).await, Err(StreamError::EndOfStream)));
+    /// b.send(b"reply").await?; // `a` can still receive
+    /// assert_eq!(a.receive(100).await?, b"reply");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn send_eof(&self) -> Result<(), StreamError> {
         self.sock.send_eof().await
     }
@@ -122,17 +168,57 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::StreamError;
+    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// a.aclose().await?;
+    /// assert!(matches!(a.send(b"x").await, Err(StreamError::Closed)));
+    /// assert!(matches!(b.receive(100).await, Err(StreamError::EndOfStream)));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn aclose(&self) -> Result<(), StreamError> {
         self.sock.close();
         Ok(())
     }
 
     /// This socket's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_unix, create_unix_listener, UnixAddress};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-stream-local-address-{}.sock", std::process::id()));
+    /// let listener = create_unix_listener(&path).await?;
+    /// let client = connect_unix(&path).await?;
+    /// let server = listener.accept().await?;
+    /// assert_eq!(server.local_address()?, UnixAddress::Pathname(path.clone()));
+    /// assert_eq!(client.local_address()?, UnixAddress::Unnamed); // the client did not bind
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
         unix(self.sock.local_address()?)
     }
 
     /// The peer's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_unix, create_unix_listener, UnixAddress};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-stream-peer-address-{}.sock", std::process::id()));
+    /// let listener = create_unix_listener(&path).await?;
+    /// let client = connect_unix(&path).await?;
+    /// assert_eq!(client.peer_address()?, UnixAddress::Pathname(path.clone()));
+    /// # drop(listener); std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn peer_address(&self) -> Result<UnixAddress, StreamError> {
         unix(self.sock.remote_address()?)
     }
@@ -192,6 +278,20 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Cancel safe: nothing is taken from the socket unless it is returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use std::os::{fd::AsFd, unix::fs::MetadataExt};
+    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// let file = std::fs::File::open("/dev/null")?;
+    /// a.send_fds(b"x", &[file.as_fd()]).await?;
+    /// let (msg, mut fds) = b.receive_fds(10, 4).await?;
+    /// let received = std::fs::File::from(fds.remove(0)); // a new descriptor of the same file
+    /// assert_eq!((msg, received.metadata()?.ino()), (b"x".to_vec(), file.metadata()?.ino()));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn receive_fds(
         &self,
         msglen: usize,
@@ -388,6 +488,18 @@ impl UnixListener {
     }
 
     /// The address the socket listens on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_unix_listener, UnixAddress};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-listener-local-address-{}.sock", std::process::id()));
+    /// let listener = create_unix_listener(&path).await?;
+    /// assert_eq!(listener.local_address()?, UnixAddress::Pathname(path.clone()));
+    /// # drop(listener); std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
         unix(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.local_addr())?))
     }
@@ -397,6 +509,20 @@ impl UnixListener {
     /// # Cancel safety
     ///
     /// Cancel safe: no connection is taken from the backlog unless it is returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-listener-accept-{}.sock", std::process::id()));
+    /// let listener = anyio_core::create_unix_listener(&path).await?;
+    /// let client = anyio_core::connect_unix(&path).await?;
+    /// let server = listener.accept().await?;
+    /// server.send(b"welcome").await?;
+    /// assert_eq!(client.receive(100).await?, b"welcome");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn accept(&self) -> Result<UnixStream, StreamError> {
         let (socket, _) = self.core.io(Dir::Receive, accept_raw).await?;
         Ok(UnixStream::from_core(IoCore::new_nonblocking(socket, STREAM_ACTIONS).map_err(StreamError::Io)?))
@@ -407,6 +533,20 @@ impl UnixListener {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_unix_listener, StreamError};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-listener-aclose-{}.sock", std::process::id()));
+    /// let listener = create_unix_listener(&path).await?;
+    /// listener.aclose().await?;
+    /// assert!(matches!(listener.accept().await, Err(StreamError::Closed)));
+    /// assert!(path.exists()); // the socket file stays
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn aclose(&self) -> Result<(), StreamError> {
         self.core.close();
         Ok(())
@@ -457,15 +597,54 @@ impl Default for UnixListenerOptions {
 
 impl UnixListenerOptions {
     /// Default permissions (the umask's), backlog 65536.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_unix, create_unix_listener_with, UnixListenerOptions};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-options-new-{}.sock", std::process::id()));
+    /// let listener = create_unix_listener_with(&path, UnixListenerOptions::new()).await?;
+    /// let client = connect_unix(&path).await?;
+    /// # drop((listener, client)); std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Sets the socket file's permission bits after binding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use anyio_core::{create_unix_listener_with, UnixListenerOptions};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-options-mode-{}.sock", std::process::id()));
+    /// // Only the owner and the owner's group may connect.
+    /// let listener = create_unix_listener_with(&path, UnixListenerOptions::new().mode(0o660)).await?;
+    /// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o660);
+    /// # drop(listener); std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode);
         self
     }
     /// The listen backlog (capped at 65536).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{connect_unix, create_unix_listener_with, UnixListenerOptions};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-options-backlog-{}.sock", std::process::id()));
+    /// let listener = create_unix_listener_with(&path, UnixListenerOptions::new().backlog(8)).await?;
+    /// let client = connect_unix(&path).await?; // waits in the backlog until accepted
+    /// let server = listener.accept().await?;
+    /// # drop((client, server)); std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = backlog;
         self

@@ -124,6 +124,8 @@ impl<R: ObjectReceiveStream<Vec<u8>>> ByteReceiveStream for ChunkReceiveStream<R
 #[derive(Debug)]
 pub struct ChunkSendStream<S> {
     inner: S,
+    /// Set by `aclose`: an empty send never reaches the inner stream, so it checks this.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl<S> ChunkSendStream<S> {
@@ -134,7 +136,7 @@ impl<S> ChunkSendStream<S> {
     /// let _bytes = anyio_core::ChunkSendStream::new(tx);
     /// ```
     pub fn new(inner: S) -> Self {
-        Self { inner }
+        Self { inner, closed: std::sync::atomic::AtomicBool::new(false) }
     }
 
     /// The wrapped stream.
@@ -158,6 +160,7 @@ impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvid
 #[async_trait]
 impl<S: AsyncResource> AsyncResource for ChunkSendStream<S> {
     async fn aclose(&self) -> Result<(), StreamError> {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
         self.inner.aclose().await
     }
 }
@@ -167,6 +170,11 @@ impl<S: ObjectSendStream<Vec<u8>>> ByteSendStream for ChunkSendStream<S> {
     /// Cancel safe as the inner send: either the whole chunk was sent or none of it.
     async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         if data.is_empty() {
+            // Nothing to send, but a closed stream still says so.
+            crate::checkpoint_if_cancelled()?;
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(StreamError::Closed);
+            }
             return Ok(());
         }
         self.inner.send(data.to_vec()).await

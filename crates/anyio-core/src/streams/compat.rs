@@ -56,16 +56,59 @@ impl<S> fmt::Debug for ByteStreamIo<S> {
 
 impl<S: ByteStream + 'static> ByteStreamIo<S> {
     /// Wraps `stream`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{ByteStreamIo, UnixStream};
+    /// use futures::io::AsyncWriteExt;
+    /// let (a, b) = UnixStream::pair()?;
+    /// let mut io = ByteStreamIo::new(a);
+    /// io.write_all(b"through futures-io").await?;
+    /// io.flush().await?;
+    /// assert_eq!(b.receive(100).await?, b"through futures-io");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn new(stream: S) -> Self {
         Self::from_arc(Arc::new(stream))
     }
 
     /// Wraps a shared stream (other holders may still call its `&self` methods).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{ByteStreamIo, UnixStream};
+    /// use futures::io::AsyncReadExt;
+    /// let (a, b) = UnixStream::pair()?;
+    /// let b = std::sync::Arc::new(b);
+    /// let mut io = ByteStreamIo::from_arc(b.clone());
+    /// a.send(b"ping").await?;
+    /// let mut buf = [0; 4];
+    /// io.read_exact(&mut buf).await?;
+    /// b.send(b"pong").await?; // the other holder still uses the stream directly
+    /// assert_eq!((&buf, a.receive(100).await?), (b"ping", b"pong".to_vec()));
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn from_arc(stream: Arc<S>) -> Self {
         Self { stream, reading: None, leftover: Vec::new(), consumed: 0, writing: None, closing: None }
     }
 
     /// The wrapped stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{ByteStreamIo, UnixStream};
+    /// let (a, b) = UnixStream::pair()?;
+    /// let io = ByteStreamIo::new(a);
+    /// io.get_ref().send(b"direct").await?; // the wrapped stream's own method
+    /// assert_eq!(b.receive(100).await?, b"direct");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn get_ref(&self) -> &Arc<S> {
         &self.stream
     }

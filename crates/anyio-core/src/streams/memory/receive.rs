@@ -124,6 +124,8 @@ impl<T> MemoryObjectReceiveStream<T> {
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             self.chan.close_receiver();
+            // Receives of this handle blocked in other tasks end with `Closed`.
+            self.chan.wake_waiting(false);
         }
     }
 
@@ -256,8 +258,17 @@ impl<T> Future for ReceiveItem<'_, T> {
         });
         if poll.is_ready() {
             this.state = ItemState::Done;
+            return poll;
         }
-        poll
+        // Closed while waiting (checked after queueing: `close` sets the flag before it wakes
+        // the queue, so one of the two sees the other). An item handed over meanwhile goes
+        // back to the channel.
+        if this.rx.is_closed() {
+            this.rx.chan.abandon_recv(&mut this.op);
+            this.state = ItemState::Done;
+            return Poll::Ready(Err(ReceiveError::Closed));
+        }
+        Poll::Pending
     }
 }
 

@@ -115,6 +115,8 @@ impl<T> MemoryObjectSendStream<T> {
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             self.chan.close_sender();
+            // Sends of this handle blocked in other tasks end with `Closed`.
+            self.chan.wake_waiting(true);
         }
     }
 
@@ -256,7 +258,19 @@ impl<T> Future for SendItem<'_, T> {
                 return Poll::Ready(Err(SendError::Closed(item)));
             }
         }
-        this.tx.chan.poll_send(&mut this.op, cx).map_err(MemoryObjectSendStream::map_fail)
+        let poll = this.tx.chan.poll_send(&mut this.op, cx).map_err(MemoryObjectSendStream::map_fail);
+        if poll.is_ready() {
+            return poll;
+        }
+        // Closed while waiting (checked after queueing, see `ReceiveItem::poll`): the item
+        // comes back unless it was delivered first.
+        if this.tx.is_closed() {
+            return Poll::Ready(match this.tx.chan.withdraw_send(&mut this.op) {
+                Some(item) => Err(SendError::Closed(item)),
+                None => Ok(()),
+            });
+        }
+        Poll::Pending
     }
 }
 

@@ -528,6 +528,28 @@ impl<T> Chan<T> {
         drop(self.leave(&mut op.key, Side::Send));
     }
 
+    /// A waiting send whose own handle was closed meanwhile: leave the queue and take the item
+    /// back, or `None` if it was delivered before.
+    pub(super) fn withdraw_send(&self, op: &mut SendOp<T>) -> Option<T> {
+        op.reg.clear();
+        if op.key.is_none() {
+            // Not queued (it yielded to the coop budget first): the item is still the op's.
+            return op.item.take();
+        }
+        self.leave(&mut op.key, Side::Send).and_then(|w| w.item)
+    }
+
+    /// Wakes every queued op on one side without dequeuing it, so that the ops of a handle
+    /// that was just closed notice it (the others re-poll and wait again).
+    pub(super) fn wake_waiting(&self, senders: bool) {
+        let wakers: Vec<Waker> = {
+            let st = lock(&self.state);
+            let q = if senders { &st.send_q } else { &st.recv_q };
+            q.order.iter().filter_map(|&k| q.slab[k].waker.clone()).collect()
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
     /// A receive op is dropped unfinished: leave the queue, and if an item was handed to it
     /// meanwhile, pass the item to the next waiting receiver or put it back at the front of the
     /// buffer, so that it is not lost.
