@@ -10,16 +10,12 @@ use anyio::{
 use futures::{AsyncReadExt, AsyncWriteExt};
 use support::guarded_ok;
 
-fn memory_pair() -> (
-    StapledByteStream<
-        ChunkSendStream<anyio::MemoryObjectSendStream<Vec<u8>>>,
-        ChunkReceiveStream<anyio::MemoryObjectReceiveStream<Vec<u8>>>,
-    >,
-    StapledByteStream<
-        ChunkSendStream<anyio::MemoryObjectSendStream<Vec<u8>>>,
-        ChunkReceiveStream<anyio::MemoryObjectReceiveStream<Vec<u8>>>,
-    >,
-) {
+type MemoryByteStream = StapledByteStream<
+    ChunkSendStream<anyio::MemoryObjectSendStream<Vec<u8>>>,
+    ChunkReceiveStream<anyio::MemoryObjectReceiveStream<Vec<u8>>>,
+>;
+
+fn memory_pair() -> (MemoryByteStream, MemoryByteStream) {
     let (tx1, rx1) = create_memory_object_stream::<Vec<u8>>(4);
     let (tx2, rx2) = create_memory_object_stream::<Vec<u8>>(4);
     (
