@@ -63,3 +63,16 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| String::from("<non-string panic payload>"))
 }
+
+/// Hang guard for the heavy reliability tests (tens of MiB, a thousand connections), which
+/// share two cores with the rest of the suite: only a hang trips it.
+pub(crate) const LONG_GUARD: Duration = Duration::from_secs(120);
+
+/// [`guarded_ok`] with [`LONG_GUARD`]: fails the test if `body` fails or does not finish.
+pub(crate) async fn guarded_long_ok<T>(body: impl Future<Output = Result<T, AnyError>>) -> T {
+    match fail_after(LONG_GUARD, body).await {
+        Ok(v) => v,
+        Err(e) if e.is_timeout() => panic!("hang guard: the test did not finish within {LONG_GUARD:?}"),
+        Err(e) => panic!("the test body failed: {e}"),
+    }
+}
