@@ -1,0 +1,210 @@
+//! Command-line plumbing shared by the networking examples: flags, the choice of backend,
+//! readable errors, and starting a server example as a child process for a client's
+//! `--spawn-server` self-test. None of it is anyio's API; the examples themselves show that.
+#![allow(dead_code)] // each example uses its own subset
+
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyio::{AnyError, Backend};
+
+/// The flags of one program, removed one by one as the program reads them.
+pub(crate) struct Args {
+    args: Vec<String>,
+    usage: &'static str,
+}
+
+impl Args {
+    /// Reads the command line. `--help` prints `usage` and exits. `--backend NAME` goes into
+    /// `ANYIO_BACKEND`, where `anyio::run` finds it (and so do child processes); the backend
+    /// is checked here so that `anyio::run` cannot fail on it later.
+    pub(crate) fn parse(usage: &'static str) -> Result<Args, Report> {
+        let mut args = Args { args: std::env::args().skip(1).collect(), usage };
+        if args.flag("--help") || args.flag("-h") {
+            println!("usage: {usage}");
+            std::process::exit(0);
+        }
+        if let Some(name) = args.take("--backend")? {
+            std::env::set_var("ANYIO_BACKEND", name);
+        }
+        Backend::from_env().map_err(|e| args.error(e))?;
+        Ok(args)
+    }
+
+    /// Removes `name` and says whether it was given.
+    pub(crate) fn flag(&mut self, name: &str) -> bool {
+        let before = self.args.len();
+        self.args.retain(|a| a != name);
+        self.args.len() != before
+    }
+
+    /// Removes `name VALUE` (or `name=VALUE`) and parses the value.
+    pub(crate) fn option<T: FromStr>(&mut self, name: &str) -> Result<Option<T>, Report>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.take(name)? {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|e| self.error(format!("{name} {v:?}: {e}"))),
+        }
+    }
+
+    /// [`option`](Self::option), or `default` when absent.
+    pub(crate) fn value<T: FromStr>(&mut self, name: &str, default: T) -> Result<T, Report>
+    where
+        T::Err: fmt::Display,
+    {
+        Ok(self.option(name)?.unwrap_or(default))
+    }
+
+    /// Fails on anything left over (a misspelt flag).
+    pub(crate) fn finish(self) -> Result<(), Report> {
+        match self.args.first() {
+            None => Ok(()),
+            Some(a) => Err(self.error(format!("unexpected argument {a:?}"))),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Result<Option<String>, Report> {
+        let prefix = format!("{name}=");
+        if let Some(i) = self.args.iter().position(|a| a == name) {
+            if i + 1 == self.args.len() {
+                return Err(self.error(format!("{name} needs a value")));
+            }
+            self.args.remove(i);
+            return Ok(Some(self.args.remove(i)));
+        }
+        Ok(self
+            .args
+            .iter()
+            .position(|a| a.starts_with(&prefix))
+            .map(|i| self.args.remove(i)[prefix.len()..].into()))
+    }
+
+    fn error(&self, message: impl fmt::Display) -> Report {
+        Report(AnyError::msg(format!("{message}\nusage: {}", self.usage)))
+    }
+}
+
+/// `main`'s error: any anyio error, printed with its message rather than as a `Debug` dump.
+pub(crate) struct Report(AnyError);
+
+impl<E: Into<AnyError>> From<E> for Report {
+    fn from(e: E) -> Self {
+        Report(e.into())
+    }
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A server example running as a child process, for a client's `--spawn-server` self-test.
+/// Its output is shown prefixed with `[server]`. Dropping it kills the process.
+pub(crate) struct Server {
+    child: Child,
+    address: String,
+    output: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts the example program `name` with `args` and waits for its first line, which
+    /// names the address it listens on: "listening on port 40123" or "listening on PATH". Started through
+    /// `cargo run`, it first builds that example with this one's features and profile, so the
+    /// server is never stale; otherwise it must already be built (`cargo build --examples`).
+    pub(crate) fn spawn(name: &str, args: &[&str]) -> Result<Server, Report> {
+        let exe: PathBuf = std::env::current_exe()?.with_file_name(name);
+        if let Some(cargo) = std::env::var_os("CARGO") {
+            let features: Vec<&str> = [
+                ("default", cfg!(feature = "default")),
+                ("tokio", cfg!(feature = "tokio")),
+                ("smol", cfg!(feature = "smol")),
+                ("async-std", cfg!(feature = "async-std")),
+            ]
+            .into_iter()
+            .filter_map(|(f, on)| on.then_some(f))
+            .collect();
+            let status = Command::new(cargo)
+                .args(["build", "-q", "--example", name, "--no-default-features", "--features"])
+                .arg(features.join(","))
+                .args(["--manifest-path", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")])
+                .args(cfg!(not(debug_assertions)).then_some("--release"))
+                .status()?;
+            if !status.success() {
+                return Err(AnyError::msg(format!("could not build the {name} example ({status})")).into());
+            }
+        } else if !exe.exists() {
+            return Err(AnyError::msg(format!(
+                "{} does not exist: build the examples first (cargo build --examples)",
+                exe.display()
+            ))
+            .into());
+        }
+        let mut child = Command::new(&exe).args(args).stdout(Stdio::piped()).spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let Some(first) = lines.next().transpose()? else {
+            let status = child.wait()?;
+            return Err(
+                AnyError::msg(format!("the {name} example exited ({status}) before listening")).into()
+            );
+        };
+        println!("[server] {first}");
+        let Some(address) = first.strip_prefix("listening on ").map(str::to_owned) else {
+            return Err(AnyError::msg(format!(
+                "the {name} example said {first:?}, not \"listening on ...\""
+            ))
+            .into());
+        };
+        let output =
+            std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| println!("[server] {l}")));
+        Ok(Server { child, address, output: Some(output) })
+    }
+
+    /// What the server announced it listens on: "port N", or a Unix socket's path.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The port the server announced ("listening on port N").
+    pub(crate) fn port(&self) -> Result<u16, Report> {
+        let port = self.address.strip_prefix("port ").and_then(|p| p.split(' ').next()?.parse().ok());
+        port.ok_or_else(|| AnyError::msg(format!("the server announced no port: {:?}", self.address)).into())
+    }
+
+    /// Waits up to 10 s for the server to exit, and fails unless it exited successfully.
+    pub(crate) fn wait(mut self) -> Result<(), Report> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match self.child.try_wait()? {
+                Some(status) => break status,
+                None if Instant::now() > deadline => {
+                    return Err(AnyError::msg("the server did not exit within 10 s").into())
+                }
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        if let Some(output) = self.output.take() {
+            let _ = output.join();
+        }
+        if !status.success() {
+            return Err(AnyError::msg(format!("the server failed ({status})")).into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

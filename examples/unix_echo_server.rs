@@ -1,0 +1,80 @@
+//! A Unix socket echo server, after AnyIO's tutorial ("Working with UNIX sockets"): the TCP
+//! server with a file system path instead of a host and port. This one echoes line by line,
+//! reading through a `BufferedByteStream`. Try it with `nc -U /tmp/anyio-echo.sock`, or with
+//! `unix_echo_client`:
+//!
+//! ```text
+//! cargo run --example unix_echo_server -- --path /tmp/anyio-echo.sock
+//! ANYIO_BACKEND=smol cargo run --example unix_echo_server --features smol -- --once
+//! ```
+//!
+//! The first line printed is always "listening on PATH". `--once` serves a single client and
+//! exits, which is how `unix_echo_client --spawn-server` tests the pair unattended.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use anyio::{
+    create_unix_listener, current_backend, AnyError, BufferedByteStream, ByteSendStream, ByteStream,
+    ListenerExt, StreamError, UnixStream,
+};
+use support::{Args, Report};
+
+const USAGE: &str = "unix_echo_server [--path PATH (default /tmp/anyio-echo.sock)] [--once] [--backend NAME]";
+
+/// Serves one client: sends each line back as soon as it is complete.
+async fn handle(client: UnixStream) -> Result<(), AnyError> {
+    println!("client connected");
+    // The buffered wrapper reads as much as it gets and keeps what follows the delimiter for
+    // the next call (AnyIO's `BufferedByteStream`).
+    let client = BufferedByteStream::new(client);
+    loop {
+        match client.receive_until(b"\n", 65536).await {
+            Ok(mut line) => {
+                line.push(b'\n');
+                client.send(&line).await?;
+            }
+            // The client closed its side before a newline: echo the unterminated tail (still
+            // buffered) below, then stop.
+            Err(StreamError::IncompleteRead) => break,
+            Err(e @ StreamError::Cancelled(_)) => return Err(e.into()),
+            // A broken client (or a line over 64 KiB) ends its own connection, not the server.
+            Err(e) => {
+                eprintln!("client: {e}");
+                return Ok(());
+            }
+        }
+    }
+    let tail = client.receiver().buffer();
+    if !tail.is_empty() {
+        client.send(&tail).await?;
+    }
+    client.send_eof().await?;
+    println!("client disconnected");
+    Ok(())
+}
+
+async fn serve(path: &Path, once: bool) -> Result<(), AnyError> {
+    // A leftover socket file from an earlier run is replaced.
+    let listener = create_unix_listener(path).await?;
+    println!("listening on {}", path.display());
+    println!("running on the {} backend", current_backend().unwrap_or("?"));
+    if once {
+        handle(listener.accept().await?).await
+    } else {
+        listener.serve(handle).await?;
+        Ok(())
+    }
+}
+
+fn main() -> Result<(), Report> {
+    let mut args = Args::parse(USAGE)?;
+    let path: PathBuf = args.value("--path", "/tmp/anyio-echo.sock".into())?;
+    let once = args.flag("--once");
+    args.finish()?;
+    let result = anyio::run(serve(&path, once));
+    // As AnyIO notes, the listener does not remove its socket file: we do.
+    let _ = std::fs::remove_file(&path);
+    Ok(result?)
+}
