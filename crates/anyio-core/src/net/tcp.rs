@@ -563,8 +563,14 @@ async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<T
             if let Some(e) = core.with_socket(|s| s.take_error())? {
                 return Err(OpError::Io(e));
             }
-            // Readiness without an error but no peer: the attempt failed without saying why.
-            core.with_socket(|s| s.peer_addr())?;
+            // Readiness without a pending error but no peer: the connection was refused or reset
+            // in between; a second look at SO_ERROR usually names the cause.
+            if let Err(e) = core.with_socket(|s| s.peer_addr()) {
+                if let Some(cause) = core.with_socket(|s| s.take_error())? {
+                    return Err(OpError::Io(cause));
+                }
+                return Err(e);
+            }
         }
         Err(e) => return Err(e),
     }
