@@ -159,7 +159,7 @@ pub(crate) fn compat_error(e: OpError) -> io::Error {
     }
 }
 
-/// Implements the stream traits, typed attributes and the futures-io (and, with the `tokio-io`
+/// Implements the stream traits, typed attributes and the futures-io (and, with the `tokio`
 /// feature, tokio) `AsyncRead`/`AsyncWrite` for a type whose `sock` field is a `ByteSocket`.
 macro_rules! byte_stream_impls {
     ($ty:ty) => {
@@ -235,7 +235,7 @@ macro_rules! byte_stream_impls {
             }
         }
 
-        #[cfg(feature = "tokio-io")]
+        #[cfg(feature = "tokio")]
         impl tokio::io::AsyncRead for $ty {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
@@ -248,7 +248,7 @@ macro_rules! byte_stream_impls {
             }
         }
 
-        #[cfg(feature = "tokio-io")]
+        #[cfg(feature = "tokio")]
         impl tokio::io::AsyncWrite for $ty {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,

@@ -1,4 +1,4 @@
-//! `ByteStreamIo`: futures-io's (and, with the `tokio-io` feature, tokio's) `AsyncRead` and
+//! `ByteStreamIo`: futures-io's (and, with the `tokio` feature, tokio's) `AsyncRead` and
 //! `AsyncWrite` for any anyio byte stream, so that wrappers and user-written streams can be
 //! handed to crates written for either family. Sockets implement those traits directly.
 
@@ -200,7 +200,7 @@ impl<S: ByteStream + 'static> futures_io::AsyncWrite for ByteStreamIo<S> {
     }
 }
 
-#[cfg(feature = "tokio-io")]
+#[cfg(feature = "tokio")]
 impl<S: ByteStream + 'static> tokio::io::AsyncRead for ByteStreamIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -213,7 +213,7 @@ impl<S: ByteStream + 'static> tokio::io::AsyncRead for ByteStreamIo<S> {
     }
 }
 
-#[cfg(feature = "tokio-io")]
+#[cfg(feature = "tokio")]
 impl<S: ByteStream + 'static> tokio::io::AsyncWrite for ByteStreamIo<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.get_mut().poll_write_chunk(cx, buf)
