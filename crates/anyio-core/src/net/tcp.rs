@@ -553,8 +553,13 @@ async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<T
         socket.bind(&local.into()).map_err(OpError::Io)?;
     }
     socket.set_tcp_nodelay(true).map_err(OpError::Io)?;
-    let core = IoCore::new(socket, STREAM_ACTIONS).map_err(OpError::Io)?;
-    match core.with_socket(|s| s.connect(&SockAddr::from(address))) {
+    socket.set_nonblocking(true).map_err(OpError::Io)?;
+    // Connect before registering: an unconnected TCP socket polls as hung up, and tokio keeps
+    // a hang-up as final readiness, so a socket registered before `connect` would look ready
+    // for ever (every receive then spins on EAGAIN). tokio's own connect orders it this way.
+    let started = socket.connect(&SockAddr::from(address));
+    let core = IoCore::new_nonblocking(socket, STREAM_ACTIONS).map_err(OpError::Io)?;
+    match started.map_err(OpError::Io) {
         Ok(()) => {}
         Err(OpError::Io(e))
             if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock =>

@@ -14,7 +14,7 @@ use socket2::{Domain, Socket, Type};
 use crate::streams::{AsyncResource, StreamError, TypedAttributeProvider};
 
 use super::addr::{unix_sockaddr, SocketAddress, UnixAddress};
-use super::error::{OpError, SocketError};
+use super::error::SocketError;
 use super::io::{Dir, IoCore, SEND_FLAGS};
 use super::listener::Listener;
 use super::stream::{byte_stream_impls, socket_attribute, ByteSocket, STREAM_ACTIONS};
@@ -426,23 +426,25 @@ pub async fn connect_unix(path: impl AsRef<Path>) -> Result<UnixStream, SocketEr
         SocketError::Io(io::Error::new(e.kind(), format!("could not connect to {}: {e}", path.display())))
     };
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-    let core = IoCore::new(socket, STREAM_ACTIONS)?;
-    loop {
-        match core.with_socket(|s| s.connect(&address)) {
-            Ok(()) => break,
-            Err(OpError::Io(e)) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                core.ready(Dir::Send).await?;
-                if let Some(e) = core.with_socket(|s| s.take_error())? {
-                    return Err(named(e));
-                }
-                break;
-            }
+    socket.set_nonblocking(true)?;
+    // Connect before registering with the reactor: an unconnected socket polls as hung up,
+    // which tokio keeps as final readiness (see `connect_one` in tcp.rs).
+    let in_progress = loop {
+        match socket.connect(&address) {
+            Ok(()) => break false,
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => break true,
             // The listener's backlog is full: no readiness event announces room, so retry.
-            Err(OpError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 crate::sleep(Duration::from_millis(1)).await?;
             }
-            Err(OpError::Io(e)) => return Err(named(e)),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(named(e)),
+        }
+    };
+    let core = IoCore::new_nonblocking(socket, STREAM_ACTIONS)?;
+    if in_progress {
+        core.ready(Dir::Send).await?;
+        if let Some(e) = core.with_socket(|s| s.take_error())? {
+            return Err(named(e));
         }
     }
     Ok(UnixStream::from_core(core))
