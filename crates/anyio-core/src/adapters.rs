@@ -82,13 +82,16 @@ impl IoSource for AsyncIoSource {
     ) -> Poll<io::Result<()>> {
         // Try first: async-io reports an event only after a registration, so waiting first
         // would cost a reactor round trip for every operation that could have gone through.
-        loop {
+        // At most two tries per poll, then yield: never a loop that holds the thread.
+        for _ in 0..2 {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => return Poll::Ready(done),
             }
             ready!(self.poll_ready(cx, interest))?;
         }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {

@@ -84,17 +84,20 @@ impl IoSource for TokioSource {
         interest: Interest,
         op: &mut dyn FnMut() -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
-        loop {
+        // Two tries per poll: `try_io` clears the cached readiness when `op` would block, so the
+        // second normally waits for a fresh event. Readiness tokio never clears (a hang-up) must
+        // not turn into a loop that holds the thread, so after that the task yields instead.
+        for _ in 0..2 {
             let mut guard = ready!(match interest {
                 Interest::Readable => self.0.poll_read_ready(cx),
                 Interest::Writable => self.0.poll_write_ready(cx),
             })?;
-            // `try_io` clears the cached readiness when `op` would block, so the next loop
-            // waits for a fresh event.
             if let Ok(done) = guard.try_io(|_| op()) {
                 return Poll::Ready(done);
             }
         }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
