@@ -524,7 +524,9 @@ where
         if start_next {
             if let Some(address) = pending.next() {
                 in_flight.push((address, Box::pin(connect(address))));
-                timer = Some(rt::with_current(|rt| rt.timer(rt.now() + delay)));
+                // No timer when nothing is left to start (one address: the common case).
+                timer = (!pending.as_slice().is_empty())
+                    .then(|| rt::with_current(|rt| rt.timer(rt.now() + delay)));
                 continue;
             }
             timer = None;

@@ -269,9 +269,9 @@ impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.len() == 1 {
-        return haystack.iter().position(|b| *b == needle[0]);
+        return memchr::memchr(needle[0], haystack);
     }
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider
