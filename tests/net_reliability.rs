@@ -22,7 +22,7 @@ use anyio::{
     GroupError, ListenerExt, LocalPort, RawSocket, StreamError, TaskGroup, TcpListener, TcpListenerOptions,
     TcpStream, TypedAttributeExt,
 };
-use support::{guarded_long_ok, guarded_ok, SHORT};
+use support::{guarded_long_ok, guarded_ok, pattern, SHORT};
 
 const MIB: usize = 1 << 20;
 
@@ -31,19 +31,6 @@ async fn pair() -> (TcpStream, TcpStream) {
     let client = connect_tcp("127.0.0.1", l.local_addr().unwrap().port()).await.unwrap();
     let server = l.accept().await.unwrap();
     (client, server)
-}
-
-/// Deterministic test bytes (xorshift).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Receives exactly `n` bytes, however the stream splits them.

@@ -20,7 +20,7 @@ use anyio::{
     SocketFamily, StapledByteStream, StreamError, TaskGroup, TcpConnectOptions, TcpListener,
     TcpListenerOptions, TcpStream, TextStream, TypedAttributeExt,
 };
-use support::{guarded_ok, wait_for, SHORT};
+use support::{guarded_ok, pattern, wait_for, SHORT};
 
 async fn loopback_listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap()
@@ -94,19 +94,6 @@ fn with_raw<R>(fd: RawFd, f: impl FnOnce(socket2::SockRef<'_>) -> R) -> R {
 /// `getsockname` of a raw socket, as the operating system reports it.
 fn raw_local_addr(fd: RawFd) -> SocketAddr {
     with_raw(fd, |s| s.local_addr().unwrap().as_socket().unwrap())
-}
-
-/// Deterministic, non-repeating-looking test bytes (xorshift).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Receives exactly `n` bytes, however the stream splits them.

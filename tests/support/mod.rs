@@ -76,3 +76,17 @@ pub(crate) async fn guarded_long_ok<T>(body: impl Future<Output = Result<T, AnyE
         Err(e) => panic!("the test body failed: {e}"),
     }
 }
+
+/// Deterministic, non-repeating-looking test bytes (xorshift), so a misplaced or lost chunk
+/// shows up as a mismatch.
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

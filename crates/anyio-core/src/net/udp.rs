@@ -134,6 +134,8 @@ macro_rules! datagram_common {
 #[derive(Debug)]
 pub struct UdpSocket {
     dg: Datagram,
+    /// Fixed at creation; checked on every `send_to` without a `getsockname` call.
+    family: AddressFamily,
 }
 
 datagram_common!(UdpSocket, false);
@@ -150,7 +152,8 @@ impl UdpSocket {
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub fn from_std(socket: std::net::UdpSocket) -> Result<Self, SocketError> {
-        Ok(Self { dg: Datagram::new(Socket::from(socket))? })
+        let family = AddressFamily::of(&socket.local_addr()?);
+        Ok(Self { dg: Datagram::new(Socket::from(socket))?, family })
     }
 
     /// Receives one datagram and its sender's address.
@@ -203,7 +206,7 @@ impl UdpSocket {
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn send_to(&self, data: &[u8], address: SocketAddr) -> Result<(), StreamError> {
-        if self.dg.local()?.family() != AddressFamily::of(&address) {
+        if self.family != AddressFamily::of(&address) {
             return Err(StreamError::InvalidArgument(
                 "address family mismatch: the destination is not of this socket's family",
             ));
@@ -554,7 +557,10 @@ pub async fn create_udp_socket(opts: UdpSocketOptions) -> Result<UdpSocket, Sock
     let Some(local) = local_udp_address(&opts, None).await? else {
         return Err(SocketError::InvalidArgument("create_udp_socket needs a family or a local_host".into()));
     };
-    Ok(UdpSocket { dg: Datagram::new(udp_socket(local, opts.reuse_port)?)? })
+    Ok(UdpSocket {
+        dg: Datagram::new(udp_socket(local, opts.reuse_port)?)?,
+        family: AddressFamily::of(&local),
+    })
 }
 
 /// Creates a UDP socket connected to `remote_host:remote_port` (AnyIO's
