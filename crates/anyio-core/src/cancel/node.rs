@@ -355,6 +355,15 @@ impl Node {
             && self.resident_data.load(Ordering::Acquire) == waker.data() as usize
     }
 
+    /// Whether a cancellation of this node, or of any ancestor up to a shield, is certain to
+    /// wake `waker` without registering it: it is the resident waker and the node's chain is
+    /// linked. A caller that checked cancellation earlier in the same poll may then return
+    /// `Pending` at once: a cancel after that check wakes the resident waker.
+    #[inline]
+    pub(crate) fn wakes_resident(&self, waker: &Waker) -> bool {
+        self.has(LINKED) && self.is_resident(waker)
+    }
+
     /// Makes `waker` the resident waker if there is none yet; returns whether it is now.
     fn try_make_resident(&self, waker: &Waker) -> bool {
         let mut w = lock(&self.waiters);
@@ -437,6 +446,7 @@ impl WaitRegistration {
         node.check()
     }
 
+    #[inline]
     pub(crate) fn clear(&mut self) {
         if let Some((n, key)) = self.entry.take() {
             n.unregister(key);

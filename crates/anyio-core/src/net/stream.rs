@@ -3,8 +3,11 @@
 //! wrap it and add what is specific to their family.
 
 use std::any::{Any, TypeId};
+use std::future::Future;
 use std::io::{self, Read};
 use std::net::Shutdown;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use crate::cancel::node::WaitRegistration;
@@ -14,7 +17,7 @@ use super::addr::{
     LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketFamily,
 };
 use super::error::OpError;
-use super::io::{Dir, IoCore, SEND_FLAGS};
+use super::io::{Attempt, Dir, IoCore, IoOp, SEND_FLAGS};
 
 pub(crate) const STREAM_ACTIONS: [&str; 2] = ["reading from", "writing to"];
 
@@ -23,7 +26,7 @@ pub(crate) const STREAM_ACTIONS: [&str; 2] = ["reading from", "writing to"];
 pub(crate) struct ByteSocket {
     pub(crate) core: IoCore,
     /// Set by `send_eof`: later sends fail with `Closed` (as trio's), not the kernel's EPIPE.
-    eof_sent: std::sync::atomic::AtomicBool,
+    eof_sent: AtomicBool,
     /// Cancel-scope registrations of the poll-style adapters, one per direction.
     compat: [WaitRegistration; 2],
 }
@@ -32,18 +35,23 @@ impl ByteSocket {
     pub(crate) fn new(core: IoCore) -> Self {
         Self {
             core,
-            eof_sent: std::sync::atomic::AtomicBool::new(false),
+            eof_sent: AtomicBool::new(false),
             compat: [WaitRegistration::new(), WaitRegistration::new()],
         }
     }
 
-    pub(crate) async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
-        if buf.is_empty() {
-            return Err(StreamError::InvalidArgument("the receive buffer must hold at least 1 byte"));
-        }
-        match self.core.io(Dir::Receive, |s| (&*s).read(buf)).await? {
-            0 => Err(StreamError::EndOfStream),
-            n => Ok(n),
+    pub(crate) fn receive_into<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = Result<usize, StreamError>> + Send + 'a {
+        let invalid = buf
+            .is_empty()
+            .then_some(StreamError::InvalidArgument("the receive buffer must hold at least 1 byte"));
+        StreamOp {
+            op: self.core.io(Dir::Receive, move |s| (&*s).read(buf)),
+            refuse: invalid,
+            refuse_if: None,
+            finish: |n| if n == 0 { Err(StreamError::EndOfStream) } else { Ok(n) },
         }
     }
 
@@ -65,25 +73,29 @@ impl ByteSocket {
         Ok(buf)
     }
 
-    fn check_eof(&self) -> Result<(), OpError> {
-        if self.eof_sent.load(std::sync::atomic::Ordering::Acquire) {
+    pub(crate) fn check_eof(&self) -> Result<(), OpError> {
+        if self.eof_sent.load(Ordering::Acquire) {
             return Err(OpError::Closed);
         }
         Ok(())
     }
 
-    pub(crate) async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
-        self.check_eof()?;
+    pub(crate) fn send<'a>(
+        &'a self,
+        data: &'a [u8],
+    ) -> impl Future<Output = Result<(), StreamError>> + Send + 'a {
         let mut sent = 0;
-        self.core
-            .io(Dir::Send, |s| {
+        StreamOp {
+            op: self.core.io(Dir::Send, move |s| {
                 while sent < data.len() {
                     sent += s.send_with_flags(&data[sent..], SEND_FLAGS)?;
                 }
                 Ok(())
-            })
-            .await
-            .map_err(Into::into)
+            }),
+            refuse: None,
+            refuse_if: Some(&self.eof_sent),
+            finish: Ok,
+        }
     }
 
     pub(crate) async fn send_eof(&self) -> Result<(), StreamError> {
@@ -94,7 +106,7 @@ impl ByteSocket {
             r => r,
         };
         if r.is_ok() {
-            self.eof_sent.store(true, std::sync::atomic::Ordering::Release);
+            self.eof_sent.store(true, Ordering::Release);
         }
         r.map_err(Into::into)
     }
@@ -130,7 +142,7 @@ impl ByteSocket {
     pub(crate) fn poll_shutdown(&mut self) -> Poll<io::Result<()>> {
         let r = self.core.with_socket(|s| s.shutdown(Shutdown::Write)).map_err(compat_error);
         if r.is_ok() {
-            self.eof_sent.store(true, std::sync::atomic::Ordering::Release);
+            self.eof_sent.store(true, Ordering::Release);
         }
         Poll::Ready(r)
     }
@@ -146,6 +158,37 @@ pub(crate) fn socket_attribute(core: &IoCore, key: TypeId, connected: bool) -> O
         .or_else(|| provide_attribute::<RawSocket>(key, || (!core.is_closed()).then(|| core.raw_fd())))
         .or_else(|| if connected { provide_attribute::<RemoteAddress>(key, remote) } else { None })
         .or_else(|| if connected { provide_attribute::<RemotePort>(key, || remote()?.port()) } else { None })
+}
+
+/// A socket operation as a stream operation, in one future (no nested async fns on the hot
+/// path): an error known before it starts, a flag that refuses it with `Closed` when set by
+/// the time it first runs (`send` after `send_eof`), and the mapping of its result.
+struct StreamOp<'a, A: Attempt, T> {
+    op: IoOp<'a, A>,
+    refuse: Option<StreamError>,
+    refuse_if: Option<&'a AtomicBool>,
+    finish: fn(A::Output) -> Result<T, StreamError>,
+}
+
+impl<A: Attempt + Unpin, T> Future for StreamOp<'_, A, T> {
+    type Output = Result<T, StreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(e) = this.refuse.take() {
+            return Poll::Ready(Err(e));
+        }
+        if let Some(flag) = this.refuse_if.take() {
+            if flag.load(Ordering::Acquire) {
+                return Poll::Ready(Err(StreamError::Closed));
+            }
+        }
+        match Pin::new(&mut this.op).poll(cx) {
+            Poll::Ready(Ok(r)) => Poll::Ready((this.finish)(r)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// What a poll-style adapter reports for an anyio failure: the same kinds std's sockets use,
