@@ -8,34 +8,34 @@ use async_trait::async_trait;
 use super::abc::{AsyncResource, ByteReceiveStream};
 use super::error::StreamError;
 use crate::loom::{lock, Mutex};
-use crate::sync::{BusyResourceError, InUse, ResourceGuard};
+use crate::sync::BusyResourceError;
 
-/// How much one read from the wrapped stream asks for.
+/// How much one read from the wrapped stream asks for at most.
 const READ_SIZE: usize = 65536;
+/// The least room a read gets: below it the buffer is compacted, or grown.
+const MIN_READ: usize = READ_SIZE / 2;
+const BUSY: BusyResourceError = BusyResourceError::new("receiving from");
 
-/// Bytes received but not handed out yet: `data[start..]`, and a read buffer reused by every
-/// read (zeroed once, not once per read).
+/// Bytes received but not handed out yet: `data[start..end]`. `data` is zero-filled once and
+/// read into directly, so a byte is copied once more only when a record straddles the end of
+/// the buffer and is moved to its front.
 #[derive(Debug, Default)]
 struct Buf {
     data: Vec<u8>,
     start: usize,
-    scratch: Vec<u8>,
+    end: usize,
 }
 
 impl Buf {
     fn pending(&self) -> &[u8] {
-        &self.data[self.start..]
+        &self.data[self.start..self.end]
     }
 
     fn consume(&mut self, n: usize) {
         self.start += n;
-        if self.start == self.data.len() {
-            self.data.clear();
+        if self.start == self.end {
             self.start = 0;
-        } else if self.start > self.data.len() / 2 {
-            // Keep the copy amortised: compact once the consumed part dominates.
-            self.data.drain(..self.start);
-            self.start = 0;
+            self.end = 0;
         }
     }
 
@@ -43,6 +43,28 @@ impl Buf {
         let out = self.pending()[..n].to_vec();
         self.consume(n);
         out
+    }
+
+    /// Room for the next read, at least `MIN_READ` and at most `READ_SIZE` bytes: the
+    /// pending bytes move to the front when the tail is short, and the buffer grows when even
+    /// that leaves too little (a record longer than the buffer).
+    fn room(&mut self, at_least: usize) -> &mut [u8] {
+        let want = at_least.max(MIN_READ);
+        if self.data.len() - self.end < want && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.data.len() - self.end < want {
+            self.data.resize(self.end + want.max(READ_SIZE), 0);
+        }
+        let stop = self.data.len().min(self.end + READ_SIZE.max(at_least));
+        &mut self.data[self.end..stop]
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.room(bytes.len())[..bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
     }
 }
 
@@ -72,22 +94,22 @@ impl Buf {
 #[derive(Debug)]
 pub struct BufferedByteReceiveStream<S> {
     inner: S,
-    buf: Mutex<Buf>,
-    guard: ResourceGuard,
+    /// `None` while an operation that waits has the buffer out: that is what makes a second
+    /// receiver busy, so the common case (the record is buffered already) costs one lock.
+    buf: Mutex<Option<Buf>>,
     closed: AtomicBool,
 }
 
 /// The buffer taken out of its mutex for one operation, put back when the operation ends or
 /// its future is dropped, so no lock is held across an await and no byte is lost.
 struct Taken<'a> {
-    slot: &'a Mutex<Buf>,
+    slot: &'a Mutex<Option<Buf>>,
     buf: Buf,
-    _busy: InUse<'a>,
 }
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
-        *lock(self.slot) = std::mem::take(&mut self.buf);
+        *lock(self.slot) = Some(std::mem::take(&mut self.buf));
     }
 }
 
@@ -100,12 +122,7 @@ impl<S> BufferedByteReceiveStream<S> {
     /// let _s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
     /// ```
     pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            buf: Mutex::new(Buf::default()),
-            guard: ResourceGuard::new("receiving from"),
-            closed: AtomicBool::new(false),
-        }
+        Self { inner, buf: Mutex::new(Some(Buf::default())), closed: AtomicBool::new(false) }
     }
 
     /// A copy of the bytes buffered now.
@@ -116,7 +133,7 @@ impl<S> BufferedByteReceiveStream<S> {
     /// assert!(BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx)).buffer().is_empty());
     /// ```
     pub fn buffer(&self) -> Vec<u8> {
-        lock(&self.buf).pending().to_vec()
+        lock(&self.buf).as_ref().map(|b| b.pending().to_vec()).unwrap_or_default()
     }
 
     /// Appends `data` to the buffer, as if it had been received (AnyIO's `feed_data`).
@@ -133,8 +150,7 @@ impl<S> BufferedByteReceiveStream<S> {
     /// assert_eq!(s.buffer(), b"abc");
     /// ```
     pub fn feed_data(&self, data: &[u8]) -> Result<(), BusyResourceError> {
-        let _busy = self.guard.enter()?;
-        lock(&self.buf).data.extend_from_slice(data);
+        lock(&self.buf).as_mut().ok_or(BUSY)?.extend(data);
         Ok(())
     }
 
@@ -151,24 +167,25 @@ impl<S> BufferedByteReceiveStream<S> {
     }
 
     fn begin(&self) -> Result<Taken<'_>, StreamError> {
+        self.check_open()?;
+        let buf = lock(&self.buf).take().ok_or(BUSY)?;
+        Ok(Taken { slot: &self.buf, buf })
+    }
+
+    fn check_open(&self) -> Result<(), StreamError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StreamError::Closed);
         }
-        let busy = self.guard.enter()?;
-        let buf = std::mem::take(&mut *lock(&self.buf));
-        Ok(Taken { slot: &self.buf, buf, _busy: busy })
+        Ok(())
     }
 }
 
 impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
-    /// Reads once from the wrapped stream into the buffer. End of stream is returned as is.
-    async fn fill(&self, t: &mut Taken<'_>) -> Result<(), StreamError> {
-        if t.buf.scratch.is_empty() {
-            t.buf.scratch = vec![0; READ_SIZE];
-        }
-        let n = self.inner.receive_into(&mut t.buf.scratch).await?;
-        let Buf { data, scratch, .. } = &mut t.buf;
-        data.extend_from_slice(&scratch[..n]);
+    /// Reads once from the wrapped stream into the buffer, with room for `need` more bytes
+    /// (and at least half a read). End of stream is returned as is.
+    async fn fill(&self, t: &mut Taken<'_>, need: usize) -> Result<(), StreamError> {
+        let n = self.inner.receive_into(t.buf.room(need)).await?;
+        t.buf.end += n;
         Ok(())
     }
 
@@ -196,7 +213,8 @@ impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
     pub async fn receive_exactly(&self, n: usize) -> Result<Vec<u8>, StreamError> {
         let mut t = self.begin()?;
         while t.buf.pending().len() < n {
-            match self.fill(&mut t).await {
+            let need = n - t.buf.pending().len();
+            match self.fill(&mut t, need).await {
                 Ok(()) => {}
                 Err(StreamError::EndOfStream) => return Err(StreamError::IncompleteRead),
                 Err(e) => return Err(e),
@@ -238,33 +256,58 @@ impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
         if delimiter.is_empty() {
             return Err(StreamError::InvalidArgument("the delimiter must not be empty"));
         }
-        let mut t = self.begin()?;
-        // Where the search resumes: bytes before it were searched already, so the total work
-        // stays linear in the input however it is chunked.
-        let mut searched = 0;
+        self.check_open()?;
+        // The common case: the record is buffered already; one lock, no buffer moves.
+        let (mut t, mut searched) = {
+            let mut slot = lock(&self.buf);
+            let buf = slot.as_mut().ok_or(BUSY)?;
+            if let Some(found) = split_record(buf, 0, delimiter, max_bytes) {
+                return found;
+            }
+            let searched = buf.pending().len().saturating_sub(delimiter.len() - 1);
+            // Taken out under the same lock, so nobody consumes what was searched meanwhile.
+            let buf = slot.take().expect("checked above");
+            (Taken { slot: &self.buf, buf }, searched)
+        };
         loop {
-            let pending = t.buf.pending();
-            let window = &pending[searched..];
-            if let Some(i) = find(window, delimiter) {
-                let end = searched + i;
-                if end > max_bytes {
-                    return Err(StreamError::DelimiterNotFound { max_bytes });
-                }
-                let found = t.buf.take(end);
-                t.buf.consume(delimiter.len());
-                return Ok(found);
-            }
-            if pending.len() >= max_bytes + delimiter.len() {
-                return Err(StreamError::DelimiterNotFound { max_bytes });
-            }
-            searched = pending.len().saturating_sub(delimiter.len() - 1);
-            match self.fill(&mut t).await {
+            match self.fill(&mut t, 0).await {
                 Ok(()) => {}
                 Err(StreamError::EndOfStream) => return Err(StreamError::IncompleteRead),
                 Err(e) => return Err(e),
             }
+            if let Some(found) = split_record(&mut t.buf, searched, delimiter, max_bytes) {
+                return found;
+            }
+            // Bytes before this were searched already, so the total work stays linear in the
+            // input however it is chunked.
+            searched = t.buf.pending().len().saturating_sub(delimiter.len() - 1);
         }
     }
+}
+
+/// The record before the first `delimiter` at or after `searched`, taken out of `buf` with its
+/// delimiter; `DelimiterNotFound` once `buf` holds enough to know none starts within
+/// `max_bytes`; `None` while it cannot tell yet.
+fn split_record(
+    buf: &mut Buf,
+    searched: usize,
+    delimiter: &[u8],
+    max_bytes: usize,
+) -> Option<Result<Vec<u8>, StreamError>> {
+    let pending = buf.pending();
+    if let Some(i) = find(&pending[searched..], delimiter) {
+        let end = searched + i;
+        if end > max_bytes {
+            return Some(Err(StreamError::DelimiterNotFound { max_bytes }));
+        }
+        let found = buf.take(end);
+        buf.consume(delimiter.len());
+        return Some(Ok(found));
+    }
+    if pending.len() >= max_bytes + delimiter.len() {
+        return Some(Err(StreamError::DelimiterNotFound { max_bytes }));
+    }
+    None
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

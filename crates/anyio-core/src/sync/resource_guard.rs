@@ -86,6 +86,13 @@ pub struct BusyResourceError {
     action: &'static str,
 }
 
+impl BusyResourceError {
+    /// The error for a resource whose own state tracks its use (no `ResourceGuard`).
+    pub(crate) const fn new(action: &'static str) -> Self {
+        Self { action }
+    }
+}
+
 impl fmt::Display for BusyResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Another task is already {} this resource", self.action)
