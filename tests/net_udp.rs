@@ -64,6 +64,42 @@ async fn datagrams_are_never_merged_or_split() {
 }
 
 #[anyio::test]
+async fn receive_into_reuses_the_callers_buffer_and_cuts_a_long_datagram_to_fit() {
+    guarded_ok(async {
+        let local = UdpSocketOptions::new().local_host("127.0.0.1");
+        let server = create_udp_socket(local.clone()).await?;
+        let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), local).await?;
+        let to = client.local_addr()?;
+        server.send_to(b"first", to).await?;
+        server.send_to(b"", to).await?;
+        server.send_to(b"a longer datagram", to).await?;
+        server.send_to(b"last", to).await?;
+        let mut buf = [0u8; 8];
+        assert_eq!(client.receive_into(&mut buf).await?, 5);
+        assert_eq!(&buf[..5], b"first");
+        assert_eq!(client.receive_into(&mut buf).await?, 0, "an empty datagram is received as 0 bytes");
+        assert_eq!(client.receive_into(&mut buf).await?, 8, "cut to the buffer");
+        assert_eq!(&buf, b"a longer");
+        assert_eq!(client.receive_into(&mut buf).await?, 4, "the cut part was discarded, not kept");
+        assert_eq!(&buf[..4], b"last");
+        assert!(matches!(client.receive_into(&mut []).await, Err(StreamError::InvalidArgument(_))));
+        client.aclose().await?;
+        assert!(matches!(client.receive_into(&mut buf).await, Err(StreamError::Closed)));
+
+        let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+        let (a, b) = (
+            anyio::ConnectedUnixDatagramSocket::from_std(a)?,
+            anyio::ConnectedUnixDatagramSocket::from_std(b)?,
+        );
+        a.send(b"unix").await?;
+        assert_eq!(b.receive_into(&mut buf).await?, 4);
+        assert_eq!(&buf[..4], b"unix");
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
 async fn a_blocked_udp_receive_is_cancelled_by_its_scope_and_closed_by_aclose() {
     guarded_ok(async {
         let s = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;

@@ -2,7 +2,7 @@
 //! datagram sockets, unconnected (addressed per packet) and connected.
 
 use std::any::{Any, TypeId};
-use std::io;
+use std::io::{self, Read};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -52,6 +52,33 @@ impl Datagram {
         });
         *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
         Ok(out?)
+    }
+
+    /// One datagram from the connected peer (`recv`: no sender address to build).
+    async fn receive_connected(&self) -> Result<Vec<u8>, StreamError> {
+        let mut scratch = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
+        scratch.clear();
+        scratch.reserve(MAX_DATAGRAM);
+        let got =
+            self.core.io(Dir::Receive, |s| s.recv(&mut scratch.spare_capacity_mut()[..MAX_DATAGRAM])).await;
+        let out = got.map(|n| {
+            // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+            unsafe { scratch.set_len(n) };
+            scratch.to_vec()
+        });
+        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
+        Ok(out?)
+    }
+
+    /// One datagram from the connected peer into `buf`; the part that does not fit is
+    /// discarded, as `recv(2)` does.
+    async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        if buf.is_empty() {
+            return Err(StreamError::InvalidArgument(
+                "the receive buffer must hold at least 1 byte (an empty one would discard a datagram)",
+            ));
+        }
+        Ok(self.core.io(Dir::Receive, |s| (&*s).read(buf)).await?)
     }
 
     async fn send_to(&self, data: &[u8], to: &SockAddr) -> Result<(), StreamError> {
@@ -313,7 +340,39 @@ impl ConnectedUdpSocket {
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn receive(&self) -> Result<Vec<u8>, StreamError> {
-        Ok(self.dg.receive_from().await?.0)
+        self.dg.receive_connected().await
+    }
+
+    /// Receives one datagram from the peer into `buf` and returns its length, without
+    /// allocating (the reused-buffer form of [`receive`](Self::receive), as tokio's `recv`).
+    /// A datagram longer than `buf` is cut to fit and the rest discarded, as `recv(2)` does:
+    /// pass 65,536 bytes to be sure of whole datagrams.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::InvalidArgument`] for an empty `buf` (it would discard a datagram);
+    /// [`StreamError::Closed`] after `aclose`; cancellation; the OS error otherwise.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a datagram is taken from the socket only by the call that returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{create_connected_udp_socket, create_udp_socket, UdpSocketOptions};
+    /// let local = UdpSocketOptions::new().local_host("127.0.0.1");
+    /// let server = create_udp_socket(local.clone()).await?;
+    /// let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), local).await?;
+    /// server.send_to(b"hello", client.local_addr()?).await?;
+    /// let mut buf = [0u8; 65536];
+    /// let n = client.receive_into(&mut buf).await?;
+    /// assert_eq!(&buf[..n], b"hello");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        self.dg.receive_into(buf).await
     }
 
     /// Sends `data` as one datagram to the peer.
@@ -831,7 +890,38 @@ impl ConnectedUnixDatagramSocket {
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn receive(&self) -> Result<Vec<u8>, StreamError> {
-        Ok(self.dg.receive_from().await?.0)
+        self.dg.receive_connected().await
+    }
+
+    /// Receives one datagram from the peer into `buf` and returns its length, without
+    /// allocating (the reused-buffer form of [`receive`](Self::receive), as tokio's `recv`).
+    /// A datagram longer than `buf` is cut to fit and the rest discarded, as `recv(2)` does:
+    /// pass 65,536 bytes to be sure of whole datagrams.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::InvalidArgument`] for an empty `buf` (it would discard a datagram);
+    /// [`StreamError::Closed`] after `aclose`; cancellation; the OS error otherwise.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a datagram is taken from the socket only by the call that returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::ConnectedUnixDatagramSocket;
+    /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+    /// let (a, b) = (ConnectedUnixDatagramSocket::from_std(a)?, ConnectedUnixDatagramSocket::from_std(b)?);
+    /// a.send(b"one, two").await?;
+    /// let mut buf = [0u8; 3];
+    /// assert_eq!(b.receive_into(&mut buf).await?, 3); // cut to fit: the rest is discarded
+    /// assert_eq!(&buf, b"one");
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        self.dg.receive_into(buf).await
     }
 
     /// Sends `data` as one datagram to the peer.
