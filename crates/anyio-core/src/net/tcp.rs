@@ -540,10 +540,41 @@ where
     .await
 }
 
+/// A new non-blocking TCP socket: non-blocking from creation where the OS can (one system
+/// call instead of three per connection).
+#[cfg(any(
+    target_os = "android",
+    target_os = "dragonfly",
+    target_os = "freebsd",
+    target_os = "fuchsia",
+    target_os = "illumos",
+    target_os = "linux",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+fn new_tcp_socket(domain: Domain) -> io::Result<Socket> {
+    Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))
+}
+
+#[cfg(not(any(
+    target_os = "android",
+    target_os = "dragonfly",
+    target_os = "freebsd",
+    target_os = "fuchsia",
+    target_os = "illumos",
+    target_os = "linux",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+fn new_tcp_socket(domain: Domain) -> io::Result<Socket> {
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
 /// One connection attempt: a fresh non-blocking socket, registered, connecting.
 async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<TcpStream, OpError> {
-    let socket =
-        Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP)).map_err(OpError::Io)?;
+    let socket = new_tcp_socket(Domain::for_address(address)).map_err(OpError::Io)?;
     if let Some(mut local) = local {
         if local.ip().is_unspecified() && local.is_ipv4() != address.is_ipv4() {
             local.set_ip(if address.is_ipv4() {
@@ -555,7 +586,6 @@ async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<T
         socket.bind(&local.into()).map_err(OpError::Io)?;
     }
     socket.set_tcp_nodelay(true).map_err(OpError::Io)?;
-    socket.set_nonblocking(true).map_err(OpError::Io)?;
     // Connect before registering: an unconnected TCP socket polls as hung up, and tokio keeps
     // a hang-up as final readiness, so a socket registered before `connect` would look ready
     // for ever (every receive then spins on EAGAIN). tokio's own connect orders it this way.
@@ -567,16 +597,10 @@ async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<T
             if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock =>
         {
             core.ready(Dir::Send).await?;
+            // Writable after connect() means it finished; SO_ERROR tells how (as tokio checks
+            // it). A connection reset right after is the first receive's or send's error.
             if let Some(e) = core.with_socket(|s| s.take_error())? {
                 return Err(OpError::Io(e));
-            }
-            // Readiness without a pending error but no peer: the connection was refused or reset
-            // in between; a second look at SO_ERROR usually names the cause.
-            if let Err(e) = core.with_socket(|s| s.peer_addr()) {
-                if let Some(cause) = core.with_socket(|s| s.take_error())? {
-                    return Err(OpError::Io(cause));
-                }
-                return Err(e);
             }
         }
         Err(e) => return Err(e),
