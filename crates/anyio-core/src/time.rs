@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::cancel::current::{current_arc, with_current};
+use crate::cancel::current::{register_current, with_current};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
 use crate::rt::{self, Timer};
@@ -176,11 +176,9 @@ impl Future for Sleep {
                 return Poll::Ready(Ok(()));
             }
         }
-        if let Some(node) = current_arc() {
-            if let Err(c) = this.reg.register(&node, cx.waker()) {
-                this.reg.clear();
-                return Poll::Ready(Err(c));
-            }
+        if let Err(c) = register_current(&mut this.reg, cx.waker()) {
+            this.reg.clear();
+            return Poll::Ready(Err(c));
         }
         Poll::Pending
     }

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::ptr;
 use std::sync::Arc;
 
-use super::node::Node;
+use super::node::{Node, WaitRegistration};
 
 thread_local! {
     static CURRENT: Cell<*const Node> = const { Cell::new(ptr::null()) };
@@ -51,6 +51,33 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
         // read made while it is current. The reference does not escape `f`.
         f(unsafe { p.as_ref() })
     })
+}
+
+/// Registers `waker` with the current node, as [`WaitRegistration::register`] does (nothing
+/// to do in the root), and returns the node's cancellation if it is effectively cancelled.
+///
+/// The common case takes no lock and no reference: the task waits in a linked node where its
+/// waker is resident. The resident waker was in place before this check, so a cancel before
+/// the check is seen by it and a cancel after it wakes the waker.
+pub(crate) fn register_current(
+    reg: &mut WaitRegistration,
+    waker: &std::task::Waker,
+) -> Result<(), crate::Cancelled> {
+    let fast = with_current(|n| match n {
+        None => Some(Ok(())),
+        Some(n) if n.wakes_resident(waker) => Some(n.check()),
+        Some(_) => None,
+    });
+    match fast {
+        Some(checked) => {
+            reg.clear();
+            checked
+        }
+        None => match current_arc() {
+            Some(node) => reg.register(&node, waker),
+            None => Ok(()),
+        },
+    }
 }
 
 /// A new strong reference to the current node, if any.

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use socket2::{SockRef, Socket};
 
-use crate::cancel::current::{check_current, current_arc, with_current};
+use crate::cancel::current::{check_current, register_current};
 use crate::cancel::node::WaitRegistration;
 use crate::coop;
 use crate::rt::{self, Interest, IoSource};
@@ -151,16 +151,8 @@ impl IoCore {
         if self.is_closed() {
             return Poll::Ready(Err(OpError::Closed));
         }
-        // The common case costs two loads: the task blocks in its own node, whose resident
-        // waker any cancellation after the check at the top of this poll wakes.
-        if with_current(|n| n.is_none_or(|n| n.wakes_resident(cx.waker()))) {
-            reg.clear();
-            return Poll::Pending;
-        }
-        if let Some(node) = current_arc() {
-            if let Err(c) = reg.register(&node, cx.waker()) {
-                return Poll::Ready(Err(OpError::Cancelled(c)));
-            }
+        if let Err(c) = register_current(reg, cx.waker()) {
+            return Poll::Ready(Err(OpError::Cancelled(c)));
         }
         Poll::Pending
     }

@@ -38,33 +38,28 @@ impl Datagram {
     }
 
     async fn receive_from(&self) -> Result<(Vec<u8>, SockAddr), StreamError> {
-        let mut scratch = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
-        scratch.clear();
-        scratch.reserve(MAX_DATAGRAM);
-        let got = self
-            .core
-            .io(Dir::Receive, |s| s.recv_from(&mut scratch.spare_capacity_mut()[..MAX_DATAGRAM]))
-            .await;
-        let out = got.map(|(n, from)| {
-            // SAFETY: `recv_from` initialised the first `n` bytes of the spare capacity.
-            unsafe { scratch.set_len(n) };
-            (scratch.to_vec(), from)
-        });
-        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
-        Ok(out?)
+        self.receive_with(|s, buf| s.recv_from(buf)).await
     }
 
     /// One datagram from the connected peer (`recv`: no sender address to build).
     async fn receive_connected(&self) -> Result<Vec<u8>, StreamError> {
+        Ok(self.receive_with(|s, buf| Ok((s.recv(buf)?, ()))).await?.0)
+    }
+
+    /// One datagram received by `recv` into the scratch buffer (never zero-filled), copied out.
+    async fn receive_with<A>(
+        &self,
+        mut recv: impl FnMut(&Socket, &mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, A)> + Unpin,
+    ) -> Result<(Vec<u8>, A), StreamError> {
         let mut scratch = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
         scratch.clear();
         scratch.reserve(MAX_DATAGRAM);
         let got =
-            self.core.io(Dir::Receive, |s| s.recv(&mut scratch.spare_capacity_mut()[..MAX_DATAGRAM])).await;
-        let out = got.map(|n| {
+            self.core.io(Dir::Receive, |s| recv(s, &mut scratch.spare_capacity_mut()[..MAX_DATAGRAM])).await;
+        let out = got.map(|(n, extra)| {
             // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
             unsafe { scratch.set_len(n) };
-            scratch.to_vec()
+            (scratch.to_vec(), extra)
         });
         *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
         Ok(out?)

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use slab::Slab;
 
-use crate::cancel::current::{current_arc, with_current};
+use crate::cancel::current::{register_current, with_current};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
 use crate::loom::{lock, AtomicU8, Mutex, Ordering};
@@ -190,11 +190,9 @@ impl Future for EventWait<'_> {
             this.unregister();
             return Poll::Ready(Ok(()));
         }
-        if let Some(node) = current_arc() {
-            if let Err(c) = this.reg.register(&node, cx.waker()) {
-                this.unregister();
-                return Poll::Ready(Err(c));
-            }
+        if let Err(c) = register_current(&mut this.reg, cx.waker()) {
+            this.unregister();
+            return Poll::Ready(Err(c));
         }
         Poll::Pending
     }

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
-use crate::cancel::current::{current_arc, with_current};
+use crate::cancel::current::{register_current, with_current};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
 use crate::loom::{lock, Mutex};
@@ -210,12 +210,10 @@ impl AcquirePermit<'_> {
                 }
             }
         }
-        if let Some(node) = current_arc() {
-            if let Err(c) = this.reg.register(&node, cx.waker()) {
-                let granted = this.leave();
-                this.reg.clear();
-                return Poll::Ready(if granted { Ok(()) } else { Err(c) });
-            }
+        if let Err(c) = register_current(&mut this.reg, cx.waker()) {
+            let granted = this.leave();
+            this.reg.clear();
+            return Poll::Ready(if granted { Ok(()) } else { Err(c) });
         }
         Poll::Pending
     }
