@@ -129,8 +129,13 @@ impl TcpStream {
     /// assert_eq!(&buf[..n], b"hi");
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
-        self.sock.receive_into(buf).await
+    // Returns the socket's future itself: an `async fn` wrapper here would add a state machine
+    // per operation on the hottest path.
+    pub fn receive_into<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = Result<usize, StreamError>> + Send + 'a {
+        self.sock.receive_into(buf)
     }
 
     /// Sends all of `data`.
@@ -151,8 +156,8 @@ impl TcpStream {
     /// assert_eq!(server.receive(100).await?, b"ping");
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
-        self.sock.send(data).await
+    pub fn send<'a>(&'a self, data: &'a [u8]) -> impl Future<Output = Result<(), StreamError>> + Send + 'a {
+        self.sock.send(data)
     }
 
     /// Half-closes the connection: the peer receives end of stream, while this side can still
