@@ -39,6 +39,7 @@ impl Buf {
         }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Vec<u8> {
         let out = self.pending()[..n].to_vec();
         self.consume(n);
@@ -288,6 +289,7 @@ impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
 /// The record before the first `delimiter` at or after `searched`, taken out of `buf` with its
 /// delimiter; `DelimiterNotFound` once `buf` holds enough to know none starts within
 /// `max_bytes`; `None` while it cannot tell yet.
+#[inline]
 fn split_record(
     buf: &mut Buf,
     searched: usize,
@@ -310,11 +312,24 @@ fn split_record(
     None
 }
 
+#[inline]
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.len() == 1 {
-        return memchr::memchr(needle[0], haystack);
+        return find_byte(needle[0], haystack);
     }
     memchr::memmem::find(haystack, needle)
+}
+
+/// The C library's `memchr`: for the short records this stream mostly splits (a line is
+/// found some 100 bytes into a 64 KiB buffer), glibc's fixed cost per call is about half the
+/// memchr crate's, which was 1.05M of the 2.15M instructions by which `receive_until` trailed
+/// tokio's `read_until` over 1 MiB of lines (callgrind).
+#[inline]
+fn find_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
+    // SAFETY: the pointer and length describe `haystack`, a live and initialised slice;
+    // `memchr` reads only within it and returns null or a pointer into it.
+    let p = unsafe { libc::memchr(haystack.as_ptr().cast(), libc::c_int::from(byte), haystack.len()) };
+    (!p.is_null()).then(|| p as usize - haystack.as_ptr() as usize)
 }
 
 impl<S: super::attrs::TypedAttributeProvider> super::attrs::TypedAttributeProvider
