@@ -78,11 +78,19 @@ impl IoSource for AsyncIoSource {
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
+        resumed: bool,
         op: &mut dyn FnMut() -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
-        // Try first: async-io reports an event only after a registration, so waiting first
-        // would cost a reactor round trip for every operation that could have gone through.
-        // At most two tries per poll, then yield: never a loop that holds the thread.
+        // An operation that waited consumes its event first. Otherwise the event would stay
+        // recorded and make the next operation's wait return at once, after a try that fails,
+        // for a second try that fails too: three system calls where two do (as async-io's own
+        // `read_with` does, whose `Readable` future is new per wait).
+        if resumed {
+            ready!(self.poll_ready(cx, interest))?;
+        }
+        // Otherwise try first: async-io reports an event only after a registration, so waiting
+        // first would cost a reactor round trip for every operation that could have gone
+        // through. At most two tries per poll, then yield: never a loop that holds the thread.
         for _ in 0..2 {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

@@ -97,10 +97,17 @@ pub trait IoSource: Send + Sync {
     /// [`io::ErrorKind::WouldBlock`], waiting for `interest` between attempts. `op` may be called
     /// at once, before any readiness was reported. `Pending` means `cx` is woken when the
     /// descriptor becomes ready.
+    ///
+    /// `resumed` is `true` when the previous poll of the same operation returned `Pending`:
+    /// a backend whose reactor reports an event per registered wait (async-io) checks for
+    /// that event before trying `op` again, so that an operation that waited leaves no stale
+    /// event behind for the next one (which would cost it a system call that fails). A
+    /// backend that clears readiness when `op` would block (tokio) may ignore it.
     fn poll_io(
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
+        resumed: bool,
         op: &mut dyn FnMut() -> io::Result<()>,
     ) -> Poll<io::Result<()>>;
 

@@ -82,6 +82,8 @@ impl IoSource for TokioSource {
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
+        // tokio clears readiness when `op` would block, so it never has a stale event to skip.
+        _resumed: bool,
         op: &mut dyn FnMut() -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
         // Two tries per poll: `try_io` clears the cached readiness when `op` would block, so the

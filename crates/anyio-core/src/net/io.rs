@@ -134,7 +134,7 @@ impl IoCore {
         &self,
         dir: Dir,
         cx: &mut Context<'_>,
-        reg: &mut WaitRegistration,
+        wait: &mut OpWait,
         attempt: &mut A,
     ) -> Poll<Result<A::Output, OpError>> {
         if let Err(c) = check_current() {
@@ -145,16 +145,18 @@ impl IoCore {
             let Some(src) = guard.as_deref() else {
                 return Poll::Ready(Err(OpError::Closed));
             };
-            if let Poll::Ready(done) = attempt.poll_once(src, cx, dir) {
-                reg.clear();
+            if let Poll::Ready(done) = attempt.poll_once(src, cx, dir, wait.waiting) {
+                wait.reg.clear();
+                wait.waiting = false;
                 return Poll::Ready(done.map_err(OpError::Io));
             }
         }
+        wait.waiting = true;
         self.blocked[dir as usize].register(cx.waker());
         if self.is_closed() {
             return Poll::Ready(Err(OpError::Closed));
         }
-        if let Err(c) = register_current(reg, cx.waker()) {
+        if let Err(c) = register_current(&mut wait.reg, cx.waker()) {
             return Poll::Ready(Err(OpError::Cancelled(c)));
         }
         Poll::Pending
@@ -167,10 +169,10 @@ impl IoCore {
         &self,
         dir: Dir,
         cx: &mut Context<'_>,
-        reg: &mut WaitRegistration,
+        wait: &mut OpWait,
         mut f: impl FnMut(&Socket) -> io::Result<R>,
     ) -> Poll<Result<R, OpError>> {
-        self.poll_attempt(dir, cx, reg, &mut IoAttempt(&mut f))
+        self.poll_attempt(dir, cx, wait, &mut IoAttempt(&mut f))
     }
 }
 
@@ -178,6 +180,21 @@ impl Drop for IoCore {
     fn drop(&mut self) {
         // Deregister before the descriptor closes: the source drops its registration first.
         drop(self.source.get_mut().unwrap_or_else(PoisonError::into_inner).take());
+    }
+}
+
+/// What an operation keeps between its polls.
+#[derive(Debug)]
+pub(crate) struct OpWait {
+    reg: WaitRegistration,
+    /// The previous poll waited for readiness, so this one resumes that wait (see
+    /// [`IoSource::poll_io`]'s `resumed`).
+    waiting: bool,
+}
+
+impl OpWait {
+    pub(crate) fn new() -> Self {
+        Self { reg: WaitRegistration::new(), waiting: false }
     }
 }
 
@@ -189,6 +206,7 @@ pub(crate) trait Attempt {
         src: &dyn IoSource,
         cx: &mut Context<'_>,
         dir: Dir,
+        resumed: bool,
     ) -> Poll<io::Result<Self::Output>>;
 }
 
@@ -198,15 +216,22 @@ pub(crate) struct IoAttempt<F>(F);
 impl<R, F: FnMut(&Socket) -> io::Result<R>> Attempt for IoAttempt<F> {
     type Output = R;
 
-    fn poll_once(&mut self, src: &dyn IoSource, cx: &mut Context<'_>, dir: Dir) -> Poll<io::Result<R>> {
+    fn poll_once(
+        &mut self,
+        src: &dyn IoSource,
+        cx: &mut Context<'_>,
+        dir: Dir,
+        resumed: bool,
+    ) -> Poll<io::Result<R>> {
         let fd = src.fd();
         let sock = SockRef::from(&fd);
         let f = &mut self.0;
         let mut out = None;
-        match src.poll_io(cx, dir.interest(), &mut || {
+        let mut op = || {
             out = Some(f(&sock)?);
             Ok(())
-        }) {
+        };
+        match src.poll_io(cx, dir.interest(), resumed, &mut op) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(out.take().expect("set by a successful op"))),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
@@ -220,7 +245,13 @@ pub(crate) struct ReadyAttempt;
 impl Attempt for ReadyAttempt {
     type Output = ();
 
-    fn poll_once(&mut self, src: &dyn IoSource, cx: &mut Context<'_>, dir: Dir) -> Poll<io::Result<()>> {
+    fn poll_once(
+        &mut self,
+        src: &dyn IoSource,
+        cx: &mut Context<'_>,
+        dir: Dir,
+        _resumed: bool,
+    ) -> Poll<io::Result<()>> {
         src.poll_ready(cx, dir.interest())
     }
 }
@@ -235,12 +266,12 @@ pub(crate) struct IoOp<'a, A> {
     attempt: A,
     /// Held from the first poll until the operation ends.
     in_use: Option<InUse<'a>>,
-    reg: WaitRegistration,
+    wait: OpWait,
 }
 
 impl<'a, A> IoOp<'a, A> {
     fn new(core: &'a IoCore, dir: Dir, attempt: A) -> Self {
-        Self { core, dir, attempt, in_use: None, reg: WaitRegistration::new() }
+        Self { core, dir, attempt, in_use: None, wait: OpWait::new() }
     }
 }
 
@@ -259,7 +290,7 @@ impl<A: Attempt + Unpin> Future for IoOp<'_, A> {
                 return Poll::Pending;
             }
         }
-        let done = this.core.poll_attempt(this.dir, cx, &mut this.reg, &mut this.attempt);
+        let done = this.core.poll_attempt(this.dir, cx, &mut this.wait, &mut this.attempt);
         if done.is_ready() {
             this.in_use = None;
         }

@@ -10,14 +10,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use crate::cancel::node::WaitRegistration;
 use crate::streams::{provide_attribute, StreamError};
 
 use super::addr::{
     LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketFamily,
 };
 use super::error::OpError;
-use super::io::{Attempt, Dir, IoCore, IoOp, SEND_FLAGS};
+use super::io::{Attempt, Dir, IoCore, IoOp, OpWait, SEND_FLAGS};
 
 pub(crate) const STREAM_ACTIONS: [&str; 2] = ["reading from", "writing to"];
 
@@ -28,16 +27,12 @@ pub(crate) struct ByteSocket {
     /// Set by `send_eof`: later sends fail with `Closed` (as trio's), not the kernel's EPIPE.
     eof_sent: AtomicBool,
     /// Cancel-scope registrations of the poll-style adapters, one per direction.
-    compat: [WaitRegistration; 2],
+    compat: [OpWait; 2],
 }
 
 impl ByteSocket {
     pub(crate) fn new(core: IoCore) -> Self {
-        Self {
-            core,
-            eof_sent: AtomicBool::new(false),
-            compat: [WaitRegistration::new(), WaitRegistration::new()],
-        }
+        Self { core, eof_sent: AtomicBool::new(false), compat: [OpWait::new(), OpWait::new()] }
     }
 
     pub(crate) fn receive_into<'a>(
