@@ -200,7 +200,7 @@ pub async fn getaddrinfo(
     hints: AddrInfoHints,
 ) -> Result<Vec<AddrInfo>, SocketError> {
     // Numeric addresses need no thread.
-    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Some(ip) = ip_literal(host) {
         crate::checkpoint_if_cancelled()?;
         let address = SocketAddr::new(ip, port.unwrap_or(0));
         let family = AddressFamily::of(&address);
@@ -228,6 +228,11 @@ pub async fn getaddrinfo(
     run_blocking("anyio-getaddrinfo", move || blocking_getaddrinfo(&c_host, port, hints))
         .await?
         .map_err(|source| SocketError::Resolve { host: owned, source })
+}
+
+/// `host` as an IP address literal (an IPv6 one may be in brackets): no resolver needed.
+pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
 fn blocking_getaddrinfo(host: &CStr, port: Option<u16>, hints: AddrInfoHints) -> io::Result<Vec<AddrInfo>> {

@@ -15,7 +15,7 @@ use crate::rt::{self, Timer};
 use crate::streams::{AsyncResource, StreamError, TypedAttributeProvider};
 
 use super::addr::{AddressFamily, SocketAddress};
-use super::dns::{getaddrinfo, AddrInfoHints, SocketKind};
+use super::dns::{getaddrinfo, ip_literal, AddrInfoHints, SocketKind};
 use super::error::{ConnectAttempt, OpError, SocketError};
 use super::io::{Dir, IoCore};
 use super::listener::{Listener, MultiListener};
@@ -459,6 +459,11 @@ pub async fn connect_tcp_with(
 /// The addresses to try: IPv6 and IPv4 interleaved, IPv6 first (AnyIO tries the first IPv6
 /// address, then the first IPv4 one; RFC 8305 alternates the rest as well).
 async fn resolve_stream_targets(host: &str, port: u16) -> Result<Vec<SocketAddr>, SocketError> {
+    if let Some(ip) = ip_literal(host) {
+        // What getaddrinfo would answer, without its list of every socket kind to sort.
+        crate::checkpoint_if_cancelled()?;
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
     let found = getaddrinfo(host, Some(port), AddrInfoHints::new().kind(SocketKind::Stream)).await?;
     let mut v6 = Vec::new();
     let mut v4 = Vec::new();
@@ -498,6 +503,14 @@ where
     F: FnMut(SocketAddr) -> Fut,
     Fut: Future<Output = Result<T, OpError>>,
 {
+    if let [address] = targets[..] {
+        // One address (an IP literal, or a name with one address): nothing to schedule, so no
+        // boxed attempt, timer or poll loop.
+        return connect(address).await.or_else(|e| {
+            let attempts = vec![failed_attempt(address, e)?];
+            Err(SocketError::Connect { host: host.to_string(), port, attempts })
+        });
+    }
     let mut pending = targets.into_iter();
     let mut in_flight: Vec<(SocketAddr, Pin<Box<Fut>>)> = Vec::new();
     let mut failed: Vec<ConnectAttempt> = Vec::new();
@@ -510,12 +523,9 @@ where
                 // Returning drops the other attempts, which closes their sockets, late winners
                 // included.
                 Poll::Ready(Ok(stream)) => return Poll::Ready(Ok(stream)),
-                Poll::Ready(Err(OpError::Cancelled(c))) => {
-                    return Poll::Ready(Err(SocketError::Cancelled(c)))
-                }
                 Poll::Ready(Err(e)) => {
                     let (address, _) = in_flight.remove(i);
-                    failed.push(ConnectAttempt { address, error: super::stream::compat_error(e) });
+                    failed.push(failed_attempt(address, e)?);
                     start_next = true;
                 }
                 Poll::Pending => i += 1,
@@ -543,6 +553,14 @@ where
         return Poll::Pending;
     })
     .await
+}
+
+/// A failed attempt for the all-failed error, or the cancellation that ends the whole connect.
+fn failed_attempt(address: SocketAddr, e: OpError) -> Result<ConnectAttempt, SocketError> {
+    match e {
+        OpError::Cancelled(c) => Err(SocketError::Cancelled(c)),
+        e => Ok(ConnectAttempt { address, error: super::stream::compat_error(e) }),
+    }
 }
 
 /// A new non-blocking TCP socket: non-blocking from creation where the OS can (one system
@@ -1124,6 +1142,38 @@ mod tests {
         .unwrap();
         assert!(out.is_some());
         assert_eq!(dropped.load(Ordering::SeqCst), 2, "both attempts ended");
+    }
+
+    #[test]
+    fn one_address_is_tried_alone_and_its_failure_or_cancellation_is_reported_as_with_many() {
+        let err = block_on(happy_eyeballs("one", 8, addrs(1), Duration::from_secs(3600), |_| async {
+            Err::<(), _>(refused())
+        }))
+        .unwrap_err();
+        match err {
+            SocketError::Connect { host, port, attempts } => {
+                assert_eq!((host.as_str(), port), ("one", 8));
+                assert_eq!(attempts.len(), 1);
+                assert_eq!(attempts[0].address, addrs(1)[0]);
+                assert_eq!(attempts[0].error.kind(), io::ErrorKind::ConnectionRefused);
+            }
+            other => panic!("expected Connect, got {other}"),
+        }
+        let won = block_on(happy_eyeballs("one", 8, addrs(1), Duration::from_secs(3600), |a| async move {
+            Ok::<_, OpError>(a.port())
+        }));
+        assert_eq!(won.unwrap(), 1);
+        let out = block_on(crate::move_on_after(Duration::from_millis(10), async {
+            let r = happy_eyeballs("one", 8, addrs(1), Duration::from_secs(3600), |_| async {
+                crate::sleep_forever().await.map_err(OpError::Cancelled)?;
+                Ok(())
+            })
+            .await;
+            assert!(matches!(r, Err(SocketError::Cancelled(_))), "{r:?}");
+            Ok::<_, crate::AnyError>(())
+        }))
+        .unwrap();
+        assert!(out.is_some());
     }
 
     /// Polls two futures to completion in one task.
