@@ -10,7 +10,7 @@
 
 use std::task::{Context, Poll};
 
-use crate::task::id::RUNNING;
+use crate::context;
 
 /// Ready operations per poll of a task.
 pub(crate) const BUDGET: u32 = 128;
@@ -18,8 +18,7 @@ pub(crate) const BUDGET: u32 = 128;
 /// `Pending` (after waking the task) once the running task's budget for this poll is spent.
 #[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
-    let exhausted = RUNNING.with(|r| {
-        let mut now = r.get();
+    let exhausted = context::update(|now| {
         if now.task == 0 {
             return false;
         }
@@ -27,7 +26,6 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
             return true;
         }
         now.budget -= 1;
-        r.set(now);
         false
     });
     if exhausted {

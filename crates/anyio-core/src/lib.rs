@@ -14,6 +14,7 @@
 #[cfg(feature = "async-io")]
 pub mod adapters;
 mod cancel;
+mod context;
 mod coop;
 mod doc_rt;
 mod error;

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use crate::context;
+
 /// A boxed, sendable task as handed to [`Runtime::spawn`].
 pub type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -238,8 +240,14 @@ pub fn current() -> RuntimeHandle {
 /// # });
 /// ```
 pub fn enter(rt: RuntimeHandle) -> EnterRuntime {
+    context::update(|c| c.rt = handle_addr(&rt));
     let prev = CURRENT.with(|c| c.replace(Some(rt)));
     EnterRuntime { prev, _not_send: std::marker::PhantomData }
+}
+
+/// The address that identifies a runtime handle in the thread's context.
+pub(crate) fn handle_addr(rt: &RuntimeHandle) -> *const () {
+    Arc::as_ptr(rt).cast::<()>()
 }
 
 /// Whether the calling code runs inside a runtime that an exact [`Detector`] recognises (a
@@ -277,18 +285,8 @@ impl fmt::Debug for EnterRuntime {
 impl Drop for EnterRuntime {
     fn drop(&mut self) {
         let prev = self.prev.take();
+        context::update(|c| c.rt = prev.as_ref().map_or(std::ptr::null(), handle_addr));
         CURRENT.with(|c| *c.borrow_mut() = prev);
-    }
-}
-
-/// Makes the child-task wrapper's runtime current for one poll, cheaply when it already is.
-pub(crate) fn with_runtime<R>(rt: &RuntimeHandle, f: impl FnOnce() -> R) -> R {
-    let same = CURRENT.with(|c| c.borrow().as_ref().is_some_and(|cur| Arc::ptr_eq(cur, rt)));
-    if same {
-        f()
-    } else {
-        let _g = enter(rt.clone());
-        f()
     }
 }
 

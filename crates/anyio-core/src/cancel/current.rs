@@ -5,26 +5,22 @@
 //! migrates between worker threads is found again because the pointer is re-established on
 //! every poll.
 
-use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ptr;
 use std::sync::Arc;
 
 use super::node::{Node, WaitRegistration};
-
-thread_local! {
-    static CURRENT: Cell<*const Node> = const { Cell::new(ptr::null()) };
-}
+use crate::context;
 
 /// Makes `node` current until the guard drops (also while unwinding from a panic).
 pub(crate) fn enter(node: &Arc<Node>) -> Entered<'_> {
-    let prev = CURRENT.with(|c| c.replace(Arc::as_ptr(node)));
+    let prev = context::update(|c| std::mem::replace(&mut c.node, Arc::as_ptr(node)));
     Entered { prev, _node: PhantomData, _not_send: PhantomData }
 }
 
 /// Makes no node current (the implicit, never-cancelled root) until the guard drops.
 pub(crate) fn enter_root() -> Entered<'static> {
-    let prev = CURRENT.with(|c| c.replace(ptr::null()));
+    let prev = context::update(|c| std::mem::replace(&mut c.node, ptr::null()));
     Entered { prev, _node: PhantomData, _not_send: PhantomData }
 }
 
@@ -36,21 +32,20 @@ pub(crate) struct Entered<'a> {
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.prev));
+        context::update(|c| c.node = self.prev);
     }
 }
 
 /// Runs `f` with the current node (`None` = the root).
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
-    CURRENT.with(|c| {
-        let p = c.get();
-        // SAFETY: CURRENT is non-null only between `enter(node)` and the drop of the returned
-        // `Entered<'a>`, whose lifetime is tied to a borrow of the `Arc<Node>`; guards are
-        // stack values that drop in LIFO order and are never leaked, so the node outlives every
-        // read made while it is current. The reference does not escape `f`.
-        f(unsafe { p.as_ref() })
-    })
+    let p = context::get().node;
+    // SAFETY: the context's node is non-null only between `enter(node)` (or the task
+    // wrapper's `context::enter_child`) and the drop of the returned guard, whose lifetime is
+    // tied to a borrow of the `Arc<Node>`; guards are stack values that drop in LIFO order and
+    // are never leaked, so the node outlives every read made while it is current. The
+    // reference does not escape `f`.
+    f(unsafe { p.as_ref() })
 }
 
 /// Registers `waker` with the current node, as [`WaitRegistration::register`] does (nothing
@@ -82,19 +77,17 @@ pub(crate) fn register_current(
 
 /// A new strong reference to the current node, if any.
 pub(crate) fn current_arc() -> Option<Arc<Node>> {
-    CURRENT.with(|c| {
-        let p = c.get();
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: `p` came from `Arc::as_ptr` on an `Arc<Node>` that is alive while it is
-        // current (see `with_current`), so incrementing its strong count and rebuilding an Arc
-        // from it is sound and balanced by the drop of the returned Arc.
-        unsafe {
-            Arc::increment_strong_count(p);
-            Some(Arc::from_raw(p))
-        }
-    })
+    let p = context::get().node;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` came from `Arc::as_ptr` on an `Arc<Node>` that is alive while it is current
+    // (see `with_current`), so incrementing its strong count and rebuilding an Arc from it is
+    // sound and balanced by the drop of the returned Arc.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Some(Arc::from_raw(p))
+    }
 }
 
 /// Whether the current node is effectively cancelled (the uncancelled fast path of every

@@ -18,7 +18,7 @@ use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
 use crate::rt::{self, RuntimeHandle};
 
 use super::handle::TaskHandle;
-use super::id::{enter_task, TaskId};
+use super::id::{enter_child, enter_task, TaskId};
 use super::start::{StartShared, StartSink, TaskStatus};
 use super::StartError;
 
@@ -546,25 +546,26 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         let node = &this.node;
         // The group's runtime is set before any task is spawned (see `spawn_inner`).
         let rt = this.group.rt.get().expect("a group's runtime is set before its first task");
-        let _task = enter_task(this.id);
-        let polled = rt::with_runtime(rt, || {
-            let _g = enter(node);
+        let entered = enter_child(this.id, node);
+        let polled = if entered.runtime() == rt::handle_addr(rt) {
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
-        });
+        } else {
+            let _rt = rt::enter(rt.clone());
+            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+        };
         let mut outcome = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(r)) => Ok(r),
             Err(p) => Err(p),
         };
-        // Drop the future inside its scope before reporting, so its destructors run first; a
-        // destructor that panics counts as the task panicking.
-        let dropped = catch_unwind(AssertUnwindSafe(|| {
-            let _g = enter(&this.node);
-            this.fut = None;
-        }));
+        // Drop the future inside its task and scope before reporting, so its destructors run
+        // first; a destructor that panics counts as the task panicking.
+        let dropped = catch_unwind(AssertUnwindSafe(|| this.fut = None));
+        drop(entered);
         if let Err(p) = dropped {
             outcome = Err(p);
         }
+        let _task = enter_task(this.id);
         this.finish(outcome);
         Poll::Ready(())
     }

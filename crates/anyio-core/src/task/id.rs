@@ -8,12 +8,17 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
+
+use crate::cancel::node::Node;
+use crate::context::{self, Ctx};
 
 /// Identifies a task started by anyio (a task group's child or the main future of
 /// `anyio::run`), unique for the life of the process.
@@ -78,17 +83,8 @@ impl fmt::Display for TaskId {
 const BLOCK: u64 = 1024;
 static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
 
-/// What this thread runs now: a task id (0 outside anyio tasks) and that task's coop budget
-/// for this poll (see `crate::coop`). One cell, so the budget costs no extra TLS lookup.
-#[derive(Clone, Copy)]
-pub(crate) struct Running {
-    pub(crate) task: u64,
-    pub(crate) budget: u32,
-}
-
 thread_local! {
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    pub(crate) static RUNNING: Cell<Running> = const { Cell::new(Running { task: 0, budget: 0 }) };
 }
 
 /// The anyio task being polled on this thread, or `None` outside anyio's tasks (in a future
@@ -100,22 +96,55 @@ thread_local! {
 /// assert_eq!(anyio_core::current_task_id(), None); // not inside a task
 /// ```
 pub fn current_task_id() -> Option<TaskId> {
-    TaskId::from_raw(RUNNING.with(|r| r.get().task))
+    TaskId::from_raw(context::get().task)
 }
 
 /// Makes `id` the current task, with a fresh coop budget, until the guard drops.
-pub(crate) fn enter_task(id: TaskId) -> TaskEntered {
-    let now = Running { task: id.as_u64(), budget: crate::coop::BUDGET };
-    TaskEntered { prev: RUNNING.with(|c| c.replace(now)) }
+pub(crate) fn enter_task(id: TaskId) -> TaskEntered<'static> {
+    let prev = context::update(|c| {
+        let prev = *c;
+        c.task = id.as_u64();
+        c.budget = crate::coop::BUDGET;
+        prev
+    });
+    TaskEntered { prev, _node: PhantomData }
 }
 
-pub(crate) struct TaskEntered {
-    prev: Running,
+/// As [`enter_task`], and makes `node` the current cancel-scope node too: what a task
+/// group's child does around each poll, in one access to the thread's context.
+pub(crate) fn enter_child(id: TaskId, node: &Arc<Node>) -> TaskEntered<'_> {
+    let prev = context::update(|c| {
+        let prev = *c;
+        c.task = id.as_u64();
+        c.budget = crate::coop::BUDGET;
+        c.node = Arc::as_ptr(node);
+        prev
+    });
+    TaskEntered { prev, _node: PhantomData }
 }
 
-impl Drop for TaskEntered {
+/// Restores the task, budget and node that were current before; leaves the runtime alone (its
+/// own guard restores it).
+pub(crate) struct TaskEntered<'a> {
+    prev: Ctx,
+    _node: PhantomData<&'a Node>,
+}
+
+impl TaskEntered<'_> {
+    /// The runtime that was current when the task was entered (see [`Ctx::rt`]).
+    pub(crate) fn runtime(&self) -> *const () {
+        self.prev.rt
+    }
+}
+
+impl Drop for TaskEntered<'_> {
     fn drop(&mut self) {
-        RUNNING.with(|c| c.set(self.prev));
+        let prev = self.prev;
+        context::update(|c| {
+            c.task = prev.task;
+            c.budget = prev.budget;
+            c.node = prev.node;
+        });
     }
 }
 
