@@ -75,6 +75,25 @@ pub(crate) fn register_current(
     }
 }
 
+/// As [`register_current`], for a caller that checked cancellation earlier in the same poll
+/// (with [`check_current`]) and has not registered anywhere since: in the common case (the
+/// resident waker of a linked node) there is nothing left to do, not even a second check. A
+/// node's resident waker and its link are set once and only by the task waiting in it, so
+/// the waker that is resident now was resident at that check: a cancel after the check wakes
+/// it.
+#[inline]
+pub(crate) fn register_current_after_check(
+    reg: &mut WaitRegistration,
+    waker: &std::task::Waker,
+) -> Result<(), crate::Cancelled> {
+    let resident = with_current(|n| n.is_none_or(|n| n.wakes_resident(waker)));
+    if resident {
+        reg.clear();
+        return Ok(());
+    }
+    register_current(reg, waker)
+}
+
 /// A new strong reference to the current node, if any.
 pub(crate) fn current_arc() -> Option<Arc<Node>> {
     let p = context::get().node;

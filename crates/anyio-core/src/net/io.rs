@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use atomic_waker::AtomicWaker;
 use socket2::{SockRef, Socket};
 
-use crate::cancel::current::{check_current, register_current};
+use crate::cancel::current::{check_current, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::coop;
 use crate::rt::{self, Interest, IoSource};
@@ -156,7 +156,7 @@ impl IoCore {
         if self.is_closed() {
             return Poll::Ready(Err(OpError::Closed));
         }
-        if let Err(c) = register_current(&mut wait.reg, cx.waker()) {
+        if let Err(c) = register_current_after_check(&mut wait.reg, cx.waker()) {
             return Poll::Ready(Err(OpError::Cancelled(c)));
         }
         Poll::Pending

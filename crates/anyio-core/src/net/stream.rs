@@ -39,13 +39,14 @@ impl ByteSocket {
         &'a self,
         buf: &'a mut [u8],
     ) -> impl Future<Output = Result<usize, StreamError>> + Send + 'a {
-        let invalid = buf
-            .is_empty()
-            .then_some(StreamError::InvalidArgument("the receive buffer must hold at least 1 byte"));
+        let refuse = if buf.is_empty() {
+            Refuse::Invalid("the receive buffer must hold at least 1 byte")
+        } else {
+            Refuse::No
+        };
         StreamOp {
             op: self.core.io(Dir::Receive, move |s| (&*s).read(buf)),
-            refuse: invalid,
-            refuse_if: None,
+            refuse,
             finish: |n| if n == 0 { Err(StreamError::EndOfStream) } else { Ok(n) },
         }
     }
@@ -87,8 +88,7 @@ impl ByteSocket {
                 }
                 Ok(())
             }),
-            refuse: None,
-            refuse_if: Some(&self.eof_sent),
+            refuse: Refuse::IfSet(&self.eof_sent),
             finish: Ok,
         }
     }
@@ -156,26 +156,39 @@ pub(crate) fn socket_attribute(core: &IoCore, key: TypeId, connected: bool) -> O
 }
 
 /// A socket operation as a stream operation, in one future (no nested async fns on the hot
-/// path): an error known before it starts, a flag that refuses it with `Closed` when set by
-/// the time it first runs (`send` after `send_eof`), and the mapping of its result.
-struct StreamOp<'a, A: Attempt, T> {
+/// path): what may refuse it before it starts, and the mapping of its result.
+struct StreamOp<'a, A: Attempt, M> {
     op: IoOp<'a, A>,
-    refuse: Option<StreamError>,
-    refuse_if: Option<&'a AtomicBool>,
-    finish: fn(A::Output) -> Result<T, StreamError>,
+    refuse: Refuse<'a>,
+    finish: M,
 }
 
-impl<A: Attempt + Unpin, T> Future for StreamOp<'_, A, T> {
+/// Why an operation may fail before it starts. `Copy` and without a destructor, so the future
+/// costs nothing to drop on this account.
+#[derive(Clone, Copy)]
+enum Refuse<'a> {
+    No,
+    /// An argument that cannot work (`InvalidArgument` with this message).
+    Invalid(&'static str),
+    /// `Closed` if this flag is set by the time the operation first runs (`send` after
+    /// `send_eof`).
+    IfSet(&'a AtomicBool),
+}
+
+impl<A: Attempt + Unpin, T, M: FnMut(A::Output) -> Result<T, StreamError> + Unpin> Future
+    for StreamOp<'_, A, M>
+{
     type Output = Result<T, StreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if let Some(e) = this.refuse.take() {
-            return Poll::Ready(Err(e));
-        }
-        if let Some(flag) = this.refuse_if.take() {
-            if flag.load(Ordering::Acquire) {
-                return Poll::Ready(Err(StreamError::Closed));
+        match std::mem::replace(&mut this.refuse, Refuse::No) {
+            Refuse::No => {}
+            Refuse::Invalid(why) => return Poll::Ready(Err(StreamError::InvalidArgument(why))),
+            Refuse::IfSet(flag) => {
+                if flag.load(Ordering::Acquire) {
+                    return Poll::Ready(Err(StreamError::Closed));
+                }
             }
         }
         match Pin::new(&mut this.op).poll(cx) {

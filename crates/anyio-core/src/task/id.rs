@@ -112,6 +112,7 @@ pub(crate) fn enter_task(id: TaskId) -> TaskEntered<'static> {
 
 /// As [`enter_task`], and makes `node` the current cancel-scope node too: what a task
 /// group's child does around each poll, in one access to the thread's context.
+#[inline]
 pub(crate) fn enter_child(id: TaskId, node: &Arc<Node>) -> TaskEntered<'_> {
     let prev = context::update(|c| {
         let prev = *c;
@@ -138,6 +139,7 @@ impl TaskEntered<'_> {
 }
 
 impl Drop for TaskEntered<'_> {
+    #[inline]
     fn drop(&mut self) {
         let prev = self.prev;
         context::update(|c| {
