@@ -18,14 +18,15 @@ pub(crate) const BUDGET: u32 = 128;
 /// `Pending` (after waking the task) once the running task's budget for this poll is spent.
 #[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
-    let exhausted = context::update(|now| {
-        if now.task == 0 {
+    let exhausted = context::with(|now| {
+        if now.task.get() == 0 {
             return false;
         }
-        if now.budget == 0 {
+        let left = now.budget.get();
+        if left == 0 {
             return true;
         }
-        now.budget -= 1;
+        now.budget.set(left - 1);
         false
     });
     if exhausted {

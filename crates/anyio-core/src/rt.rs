@@ -240,7 +240,7 @@ pub fn current() -> RuntimeHandle {
 /// # });
 /// ```
 pub fn enter(rt: RuntimeHandle) -> EnterRuntime {
-    context::update(|c| c.rt = handle_addr(&rt));
+    context::with(|c| c.rt.set(handle_addr(&rt)));
     let prev = CURRENT.with(|c| c.replace(Some(rt)));
     EnterRuntime { prev, _not_send: std::marker::PhantomData }
 }
@@ -285,7 +285,7 @@ impl fmt::Debug for EnterRuntime {
 impl Drop for EnterRuntime {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        context::update(|c| c.rt = prev.as_ref().map_or(std::ptr::null(), handle_addr));
+        context::with(|c| c.rt.set(prev.as_ref().map_or(std::ptr::null(), handle_addr)));
         CURRENT.with(|c| *c.borrow_mut() = prev);
     }
 }

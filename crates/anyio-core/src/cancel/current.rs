@@ -14,13 +14,13 @@ use crate::context;
 
 /// Makes `node` current until the guard drops (also while unwinding from a panic).
 pub(crate) fn enter(node: &Arc<Node>) -> Entered<'_> {
-    let prev = context::update(|c| std::mem::replace(&mut c.node, Arc::as_ptr(node)));
+    let prev = context::with(|c| c.node.replace(Arc::as_ptr(node)));
     Entered { prev, _node: PhantomData, _not_send: PhantomData }
 }
 
 /// Makes no node current (the implicit, never-cancelled root) until the guard drops.
 pub(crate) fn enter_root() -> Entered<'static> {
-    let prev = context::update(|c| std::mem::replace(&mut c.node, ptr::null()));
+    let prev = context::with(|c| c.node.replace(ptr::null()));
     Entered { prev, _node: PhantomData, _not_send: PhantomData }
 }
 
@@ -32,14 +32,14 @@ pub(crate) struct Entered<'a> {
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        context::update(|c| c.node = self.prev);
+        context::with(|c| c.node.set(self.prev));
     }
 }
 
 /// Runs `f` with the current node (`None` = the root).
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
-    let p = context::get().node;
+    let p = context::with(|c| c.node.get());
     // SAFETY: the context's node is non-null only between `enter(node)` (or the task
     // wrapper's `context::enter_child`) and the drop of the returned guard, whose lifetime is
     // tied to a borrow of the `Arc<Node>`; guards are stack values that drop in LIFO order and
@@ -96,7 +96,7 @@ pub(crate) fn register_current_after_check(
 
 /// A new strong reference to the current node, if any.
 pub(crate) fn current_arc() -> Option<Arc<Node>> {
-    let p = context::get().node;
+    let p = context::with(|c| c.node.get());
     if p.is_null() {
         return None;
     }

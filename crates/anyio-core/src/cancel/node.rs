@@ -261,6 +261,7 @@ impl Node {
 
     /// The node whose cancellation makes this one effectively cancelled, if any: itself or an
     /// ancestor reached without crossing a shield.
+    #[inline]
     pub(crate) fn cancelled_origin(&self) -> Option<&Node> {
         let mut n = self;
         loop {
@@ -286,6 +287,7 @@ impl Node {
     }
 
     /// The error a checkpoint in this node returns, if it is effectively cancelled.
+    #[inline]
     pub(crate) fn check(&self) -> Result<(), Cancelled> {
         match self.cancelled_origin() {
             None => Ok(()),

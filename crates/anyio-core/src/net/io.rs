@@ -5,7 +5,8 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
@@ -48,12 +49,15 @@ pub(crate) struct IoCore {
     /// reactor would never wake it: the registration is gone). Lock-free: re-registering the
     /// same waker on every wait costs two atomic operations, a mutex about four times that.
     blocked: [AtomicWaker; 2],
-    raw: RawFd,
+    /// The source's descriptor as a socket2 socket, so that an attempt needs no call through
+    /// the seam to find it. Never dropped (the source owns and closes the descriptor), and
+    /// used only while the read lock shows the source still open.
+    sock: ManuallyDrop<Socket>,
 }
 
 impl std::fmt::Debug for IoCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IoCore").field("fd", &self.raw).field("closed", &self.is_closed()).finish()
+        f.debug_struct("IoCore").field("fd", &self.raw_fd()).field("closed", &self.is_closed()).finish()
     }
 }
 
@@ -72,14 +76,17 @@ impl IoCore {
         actions: [&'static str; 2],
     ) -> io::Result<Self> {
         let fd: OwnedFd = socket.into();
-        let raw = fd.as_raw_fd();
+        // SAFETY: `fd` is open now and stays open for as long as the source that takes it
+        // lives; the `ManuallyDrop` never closes it, and `sock` is only used while the source
+        // is in place (under its read lock), so it never names a closed or reused descriptor.
+        let sock = ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd.as_raw_fd()) });
         let source = rt::with_current(|rt| rt.register_io(fd))?;
         Ok(Self {
             source: RwLock::new(Some(source)),
             closed: AtomicBool::new(false),
             guards: [ResourceGuard::new(actions[0]), ResourceGuard::new(actions[1])],
             blocked: [AtomicWaker::new(), AtomicWaker::new()],
-            raw,
+            sock,
         })
     }
 
@@ -89,15 +96,16 @@ impl IoCore {
 
     /// The descriptor number (meaningful only while open).
     pub(crate) fn raw_fd(&self) -> RawFd {
-        self.raw
+        self.sock.as_raw_fd()
     }
 
     /// Runs `f` on the socket now, without waiting (for options and addresses).
     pub(crate) fn with_socket<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> Result<R, OpError> {
         let guard = self.source.read().unwrap_or_else(PoisonError::into_inner);
-        let src = guard.as_ref().ok_or(OpError::Closed)?;
-        let fd = src.fd();
-        f(&SockRef::from(&fd)).map_err(OpError::Io)
+        if guard.is_none() {
+            return Err(OpError::Closed);
+        }
+        f(&self.sock).map_err(OpError::Io)
     }
 
     /// Closes the socket: later operations fail with `Closed`, and so do operations blocked
@@ -145,7 +153,7 @@ impl IoCore {
             let Some(src) = guard.as_deref() else {
                 return Poll::Ready(Err(OpError::Closed));
             };
-            if let Poll::Ready(done) = attempt.poll_once(src, cx, dir, wait.waiting) {
+            if let Poll::Ready(done) = attempt.poll_once(src, &self.sock, cx, dir, wait.waiting) {
                 wait.reg.clear();
                 wait.waiting = false;
                 return Poll::Ready(done.map_err(OpError::Io));
@@ -204,6 +212,7 @@ pub(crate) trait Attempt {
     fn poll_once(
         &mut self,
         src: &dyn IoSource,
+        sock: &Socket,
         cx: &mut Context<'_>,
         dir: Dir,
         resumed: bool,
@@ -219,16 +228,15 @@ impl<R, F: FnMut(&Socket) -> io::Result<R>> Attempt for IoAttempt<F> {
     fn poll_once(
         &mut self,
         src: &dyn IoSource,
+        sock: &Socket,
         cx: &mut Context<'_>,
         dir: Dir,
         resumed: bool,
     ) -> Poll<io::Result<R>> {
-        let fd = src.fd();
-        let sock = SockRef::from(&fd);
         let f = &mut self.0;
         let mut out = None;
         let mut op = || {
-            out = Some(f(&sock)?);
+            out = Some(f(sock)?);
             Ok(())
         };
         match src.poll_io(cx, dir.interest(), resumed, &mut op) {
@@ -248,6 +256,7 @@ impl Attempt for ReadyAttempt {
     fn poll_once(
         &mut self,
         src: &dyn IoSource,
+        _sock: &Socket,
         cx: &mut Context<'_>,
         dir: Dir,
         _resumed: bool,

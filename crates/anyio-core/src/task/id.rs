@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::cancel::node::Node;
-use crate::context::{self, Ctx};
+use crate::context;
 
 /// Identifies a task started by anyio (a task group's child or the main future of
 /// `anyio::run`), unique for the life of the process.
@@ -96,16 +96,16 @@ thread_local! {
 /// assert_eq!(anyio_core::current_task_id(), None); // not inside a task
 /// ```
 pub fn current_task_id() -> Option<TaskId> {
-    TaskId::from_raw(context::get().task)
+    TaskId::from_raw(context::with(|c| c.task.get()))
 }
 
 /// Makes `id` the current task, with a fresh coop budget, until the guard drops.
 pub(crate) fn enter_task(id: TaskId) -> TaskEntered<'static> {
-    let prev = context::update(|c| {
-        let prev = *c;
-        c.task = id.as_u64();
-        c.budget = crate::coop::BUDGET;
-        prev
+    let prev = context::with(|c| Prev {
+        task: c.task.replace(id.as_u64()),
+        budget: c.budget.replace(crate::coop::BUDGET),
+        node: c.node.get(),
+        rt: c.rt.get(),
     });
     TaskEntered { prev, _node: PhantomData }
 }
@@ -114,25 +114,34 @@ pub(crate) fn enter_task(id: TaskId) -> TaskEntered<'static> {
 /// group's child does around each poll, in one access to the thread's context.
 #[inline]
 pub(crate) fn enter_child(id: TaskId, node: &Arc<Node>) -> TaskEntered<'_> {
-    let prev = context::update(|c| {
-        let prev = *c;
-        c.task = id.as_u64();
-        c.budget = crate::coop::BUDGET;
-        c.node = Arc::as_ptr(node);
-        prev
+    let prev = context::with(|c| Prev {
+        task: c.task.replace(id.as_u64()),
+        budget: c.budget.replace(crate::coop::BUDGET),
+        node: c.node.replace(Arc::as_ptr(node)),
+        rt: c.rt.get(),
     });
     TaskEntered { prev, _node: PhantomData }
+}
+
+/// What a [`TaskEntered`] restores, and the runtime that was current.
+#[derive(Clone, Copy)]
+struct Prev {
+    task: u64,
+    budget: u32,
+    node: *const Node,
+    rt: *const (),
 }
 
 /// Restores the task, budget and node that were current before; leaves the runtime alone (its
 /// own guard restores it).
 pub(crate) struct TaskEntered<'a> {
-    prev: Ctx,
+    prev: Prev,
     _node: PhantomData<&'a Node>,
 }
 
 impl TaskEntered<'_> {
-    /// The runtime that was current when the task was entered (see [`Ctx::rt`]).
+    /// The address of the runtime that was current when the task was entered (see
+    /// `crate::context::Ctx::rt`).
     pub(crate) fn runtime(&self) -> *const () {
         self.prev.rt
     }
@@ -142,10 +151,10 @@ impl Drop for TaskEntered<'_> {
     #[inline]
     fn drop(&mut self) {
         let prev = self.prev;
-        context::update(|c| {
-            c.task = prev.task;
-            c.budget = prev.budget;
-            c.node = prev.node;
+        context::with(|c| {
+            c.task.set(prev.task);
+            c.budget.set(prev.budget);
+            c.node.set(prev.node);
         });
     }
 }
