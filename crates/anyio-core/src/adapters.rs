@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use crate::rt::{Interest, IoSource, Timer};
+use crate::rt::{Interest, IoPhase, IoSource, Timer};
 
 /// An `async-io` timer as an anyio [`Timer`].
 ///
@@ -78,14 +78,16 @@ impl IoSource for AsyncIoSource {
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
-        resumed: bool,
+        phase: IoPhase,
         op: &mut dyn FnMut() -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
         // An operation that waited consumes its event first. Otherwise the event would stay
         // recorded and make the next operation's wait return at once, after a try that fails,
         // for a second try that fails too: three system calls where two do (as async-io's own
-        // `read_with` does, whose `Readable` future is new per wait).
-        if resumed {
+        // `read_with` does, whose `Readable` future is new per wait). One that the core has
+        // just tried goes straight to waiting: registering reports readiness that is already
+        // there, so nothing is lost.
+        if phase != IoPhase::Fresh {
             ready!(self.poll_ready(cx, interest))?;
         }
         // Otherwise try first: async-io reports an event only after a registration, so waiting
@@ -100,6 +102,11 @@ impl IoSource for AsyncIoSource {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    fn eager(&self, _interest: Interest) -> bool {
+        // `poll_io` tries first anyway; trying in the core saves the call through the seam.
+        true
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {

@@ -15,23 +15,27 @@ use crate::context;
 /// Ready operations per poll of a task.
 pub(crate) const BUDGET: u32 = 128;
 
-/// `Pending` (after waking the task) once the running task's budget for this poll is spent.
+/// `Pending` (after waking the task) once the running task's budget for this poll is spent;
+/// otherwise `Ready(true)` inside an anyio task (one unit spent) and `Ready(false)` outside
+/// one (nothing limits it).
 #[inline]
-pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
-    let exhausted = context::with(|now| {
+pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<bool> {
+    let limited = context::with(|now| {
         if now.task.get() == 0 {
-            return false;
+            return Some(false);
         }
         let left = now.budget.get();
         if left == 0 {
-            return true;
+            return None;
         }
         now.budget.set(left - 1);
-        false
+        Some(true)
     });
-    if exhausted {
-        cx.waker().wake_by_ref();
-        return Poll::Pending;
+    match limited {
+        Some(limited) => Poll::Ready(limited),
+        None => {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
     }
-    Poll::Ready(())
 }

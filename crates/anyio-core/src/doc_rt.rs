@@ -71,7 +71,7 @@ impl rt::IoSource for PolledFd {
         &self,
         cx: &mut Context<'_>,
         _interest: rt::Interest,
-        _resumed: bool,
+        _phase: rt::IoPhase,
         op: &mut dyn FnMut() -> std::io::Result<()>,
     ) -> Poll<std::io::Result<()>> {
         match op() {

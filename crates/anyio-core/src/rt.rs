@@ -86,6 +86,18 @@ pub enum Interest {
     Writable,
 }
 
+/// Where an operation stands when [`IoSource::poll_io`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoPhase {
+    /// Its first poll, nothing tried yet.
+    Fresh,
+    /// The previous poll of the same operation returned `Pending`: it waited.
+    Resumed,
+    /// Its first poll, and the core has just run `op` itself, which would block (see
+    /// [`IoSource::eager`]).
+    Tried,
+}
+
 /// A file descriptor registered with a runtime's reactor (see [`Runtime::register_io`]).
 ///
 /// Everything that knows what a socket operation means lives in anyio-core; a source only
@@ -100,18 +112,31 @@ pub trait IoSource: Send + Sync {
     /// at once, before any readiness was reported. `Pending` means `cx` is woken when the
     /// descriptor becomes ready.
     ///
-    /// `resumed` is `true` when the previous poll of the same operation returned `Pending`:
-    /// a backend whose reactor reports an event per registered wait (async-io) checks for
-    /// that event before trying `op` again, so that an operation that waited leaves no stale
-    /// event behind for the next one (which would cost it a system call that fails). A
-    /// backend that clears readiness when `op` would block (tokio) may ignore it.
+    /// `phase` says what happened before. [`IoPhase::Resumed`]: a backend whose reactor
+    /// reports an event per registered wait (async-io) checks for that event before trying
+    /// `op` again, so that an operation that waited leaves no stale event behind for the next
+    /// one (which would cost it a system call that fails). [`IoPhase::Tried`]: `op` has just
+    /// failed with `WouldBlock`, so a backend that can wait without trying again should. A
+    /// backend that clears readiness only when `op` would block after readiness was reported
+    /// (tokio) must not clear on the strength of a try made before it asked, and may treat
+    /// every phase alike.
     fn poll_io(
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
-        resumed: bool,
+        phase: IoPhase,
         op: &mut dyn FnMut() -> io::Result<()>,
     ) -> Poll<io::Result<()>>;
+
+    /// Whether the core may run an operation's system call once before its first
+    /// [`poll_io`](Self::poll_io), without asking for readiness (then with
+    /// [`IoPhase::Tried`] if it would block). Worth it where asking costs more than the rare
+    /// failed call: async-io tries first anyway, and tokio's write readiness is nearly always
+    /// set. Asked once, when the descriptor is registered. The default is `false`.
+    fn eager(&self, interest: Interest) -> bool {
+        let _ = interest;
+        false
+    }
 
     /// Waits until the reactor reports `interest` readiness (the first poll after registering
     /// waits for the descriptor's current state).

@@ -13,7 +13,9 @@ use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use anyio_core::rt::{self, BoxTask, Detector, Interest, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS};
+use anyio_core::rt::{
+    self, BoxTask, Detector, Interest, IoPhase, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS,
+};
 use pin_project_lite::pin_project;
 use tokio::io::unix::AsyncFd;
 
@@ -82,8 +84,10 @@ impl IoSource for TokioSource {
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
-        // tokio clears readiness when `op` would block, so it never has a stale event to skip.
-        _resumed: bool,
+        // tokio clears readiness only when `op` would block after readiness was reported, so
+        // it never has a stale event to skip; and a try the core made before asking proves
+        // nothing about readiness reported since, so `Tried` is handled like the others.
+        _phase: IoPhase,
         op: &mut dyn FnMut() -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
         // Two tries per poll: `try_io` clears the cached readiness when `op` would block, so the
@@ -100,6 +104,14 @@ impl IoSource for TokioSource {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    fn eager(&self, interest: Interest) -> bool {
+        // Write readiness is nearly always set, and asking for it costs about as much as the
+        // rest of a small send; a send that would block pays one extra failed call. Reads are
+        // not eager: an operation usually finds the previous read's readiness still set and
+        // no data, and would then fail twice.
+        interest == Interest::Writable
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {

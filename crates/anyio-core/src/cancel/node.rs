@@ -448,8 +448,16 @@ impl WaitRegistration {
         node.check()
     }
 
+    /// Unregisters, if registered. Inlined: on the hot paths there is nothing to do.
     #[inline]
     pub(crate) fn clear(&mut self) {
+        if self.entry.is_some() {
+            self.unregister();
+        }
+    }
+
+    #[cold]
+    fn unregister(&mut self) {
         if let Some((n, key)) = self.entry.take() {
             n.unregister(key);
         }
@@ -457,6 +465,7 @@ impl WaitRegistration {
 }
 
 impl Drop for WaitRegistration {
+    #[inline]
     fn drop(&mut self) {
         self.clear();
     }

@@ -18,7 +18,7 @@ use socket2::{SockRef, Socket};
 use crate::cancel::current::{check_current, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::coop;
-use crate::rt::{self, Interest, IoSource};
+use crate::rt::{self, Interest, IoPhase, IoSource};
 use crate::sync::{InUse, ResourceGuard};
 
 use super::error::OpError;
@@ -53,6 +53,9 @@ pub(crate) struct IoCore {
     /// the seam to find it. Never dropped (the source owns and closes the descriptor), and
     /// used only while the read lock shows the source still open.
     sock: ManuallyDrop<Socket>,
+    /// Per direction, whether the source lets an operation try its system call before asking
+    /// for readiness (`IoSource::eager`).
+    eager: [bool; 2],
 }
 
 impl std::fmt::Debug for IoCore {
@@ -81,7 +84,9 @@ impl IoCore {
         // is in place (under its read lock), so it never names a closed or reused descriptor.
         let sock = ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd.as_raw_fd()) });
         let source = rt::with_current(|rt| rt.register_io(fd))?;
+        let eager = [source.eager(Interest::Readable), source.eager(Interest::Writable)];
         Ok(Self {
+            eager,
             source: RwLock::new(Some(source)),
             closed: AtomicBool::new(false),
             guards: [ResourceGuard::new(actions[0]), ResourceGuard::new(actions[1])],
@@ -137,13 +142,16 @@ impl IoCore {
     }
 
     /// One poll of an operation: cancelled? closed? try it; if it must wait, arrange to be
-    /// woken by the reactor, by a close, or by a cancellation.
+    /// woken by the reactor, by a close, or by a cancellation. `budgeted`: this poll spent a
+    /// unit of the task's coop budget, which then bounds an eager first try (see
+    /// `IoSource::eager`) as the runtime's own budget would have.
     pub(crate) fn poll_attempt<A: Attempt>(
         &self,
         dir: Dir,
         cx: &mut Context<'_>,
         wait: &mut OpWait,
         attempt: &mut A,
+        budgeted: bool,
     ) -> Poll<Result<A::Output, OpError>> {
         if let Err(c) = check_current() {
             return Poll::Ready(Err(OpError::Cancelled(c)));
@@ -153,7 +161,14 @@ impl IoCore {
             let Some(src) = guard.as_deref() else {
                 return Poll::Ready(Err(OpError::Closed));
             };
-            if let Poll::Ready(done) = attempt.poll_once(src, &self.sock, cx, dir, wait.waiting) {
+            let phase = if wait.waiting {
+                IoPhase::Resumed
+            } else if budgeted && self.eager[dir as usize] {
+                IoPhase::Tried
+            } else {
+                IoPhase::Fresh
+            };
+            if let Poll::Ready(done) = attempt.poll_once(src, &self.sock, cx, dir, phase) {
                 wait.reg.clear();
                 wait.waiting = false;
                 return Poll::Ready(done.map_err(OpError::Io));
@@ -180,7 +195,7 @@ impl IoCore {
         wait: &mut OpWait,
         mut f: impl FnMut(&Socket) -> io::Result<R>,
     ) -> Poll<Result<R, OpError>> {
-        self.poll_attempt(dir, cx, wait, &mut IoAttempt(&mut f))
+        self.poll_attempt(dir, cx, wait, &mut IoAttempt(&mut f), false)
     }
 }
 
@@ -209,13 +224,15 @@ impl OpWait {
 /// What one poll of an operation tries on the registered source.
 pub(crate) trait Attempt {
     type Output;
+    /// `phase` is `Tried` when the attempt may try its system call once before asking the
+    /// source (`IoSource::eager`); the source then hears `Tried` only if that try would block.
     fn poll_once(
         &mut self,
         src: &dyn IoSource,
         sock: &Socket,
         cx: &mut Context<'_>,
         dir: Dir,
-        resumed: bool,
+        phase: IoPhase,
     ) -> Poll<io::Result<Self::Output>>;
 }
 
@@ -231,15 +248,21 @@ impl<R, F: FnMut(&Socket) -> io::Result<R>> Attempt for IoAttempt<F> {
         sock: &Socket,
         cx: &mut Context<'_>,
         dir: Dir,
-        resumed: bool,
+        phase: IoPhase,
     ) -> Poll<io::Result<R>> {
         let f = &mut self.0;
+        if phase == IoPhase::Tried {
+            match f(sock) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+        }
         let mut out = None;
         let mut op = || {
             out = Some(f(sock)?);
             Ok(())
         };
-        match src.poll_io(cx, dir.interest(), resumed, &mut op) {
+        match src.poll_io(cx, dir.interest(), phase, &mut op) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(out.take().expect("set by a successful op"))),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
@@ -259,7 +282,7 @@ impl Attempt for ReadyAttempt {
         _sock: &Socket,
         cx: &mut Context<'_>,
         dir: Dir,
-        _resumed: bool,
+        _phase: IoPhase,
     ) -> Poll<io::Result<()>> {
         src.poll_ready(cx, dir.interest())
     }
@@ -289,17 +312,19 @@ impl<A: Attempt + Unpin> Future for IoOp<'_, A> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        let mut budgeted = false;
         if this.in_use.is_none() {
             match this.core.guards[this.dir as usize].enter() {
                 Ok(in_use) => this.in_use = Some(in_use),
                 Err(busy) => return Poll::Ready(Err(OpError::Busy(busy))),
             }
             // An operation that completes at once spends the task's budget (see coop).
-            if coop::poll_proceed(cx).is_pending() {
-                return Poll::Pending;
+            match coop::poll_proceed(cx) {
+                Poll::Ready(limited) => budgeted = limited,
+                Poll::Pending => return Poll::Pending,
             }
         }
-        let done = this.core.poll_attempt(this.dir, cx, &mut this.wait, &mut this.attempt);
+        let done = this.core.poll_attempt(this.dir, cx, &mut this.wait, &mut this.attempt, budgeted);
         if done.is_ready() {
             this.in_use = None;
         }
