@@ -1,14 +1,13 @@
-//! UDP sockets, name resolution and raw-descriptor waits on every backend.
+//! UDP sockets and name resolution on every backend.
 
 mod support;
 
-use std::os::fd::AsFd;
 use std::time::Duration;
 
 use anyio::{
-    create_connected_udp_socket, create_udp_socket, getaddrinfo, getnameinfo, move_on_after, wait_readable,
-    wait_writable, AddrInfoHints, AddressFamily, ObjectReceiveStream, ObjectSendStream, SocketError,
-    SocketKind, StreamError, TypedAttributeExt, UdpSocketOptions,
+    create_connected_udp_socket, create_udp_socket, getaddrinfo, getnameinfo, move_on_after, AddrInfoHints,
+    AddressFamily, ObjectReceiveStream, ObjectSendStream, SocketError, SocketKind, StreamError,
+    TypedAttributeExt, UdpSocketOptions,
 };
 use support::guarded_ok;
 
@@ -177,26 +176,4 @@ async fn getaddrinfo_resolves_names_and_reports_unknown_hosts() {
 mod libc_flags {
     pub(crate) const NI_NUMERICHOST: i32 = 1;
     pub(crate) const NI_NUMERICSERV: i32 = 2;
-}
-
-#[anyio::test]
-async fn wait_readable_returns_once_data_arrives_and_leaves_the_fd_blocking() {
-    use std::io::Write;
-    guarded_ok(async {
-        let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
-        wait_writable(a.as_fd()).await?;
-        let r = move_on_after(Duration::from_millis(20), async {
-            Ok::<_, anyio::AnyError>(wait_readable(&a).await?)
-        })
-        .await?;
-        assert!(r.is_none(), "nothing to read yet: the wait blocks until cancelled");
-        b.write_all(b"x")?;
-        wait_readable(&a).await?;
-        // The caller's descriptor is still in blocking mode: a plain read works.
-        let mut buf = [0u8; 1];
-        std::io::Read::read_exact(&mut &a, &mut buf)?;
-        assert_eq!(&buf, b"x");
-        Ok(())
-    })
-    .await;
 }

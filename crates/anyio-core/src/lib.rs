@@ -46,9 +46,9 @@ pub use net::{
 #[cfg(unix)]
 pub use net::{
     connect_unix, create_connected_udp_socket, create_connected_unix_datagram_socket, create_udp_socket,
-    create_unix_datagram_socket, create_unix_listener, create_unix_listener_with, wait_readable,
-    wait_writable, ConnectedUdpSocket, ConnectedUnixDatagramSocket, UdpSocket, UdpSocketOptions,
-    UnixDatagramSocket, UnixListener, UnixListenerOptions, UnixStream,
+    create_unix_datagram_socket, create_unix_listener, create_unix_listener_with, notify_closing,
+    wait_readable, wait_writable, ConnectedUdpSocket, ConnectedUnixDatagramSocket, UdpSocket,
+    UdpSocketOptions, UnixDatagramSocket, UnixListener, UnixListenerOptions, UnixStream,
 };
 pub use streams::{
     create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,

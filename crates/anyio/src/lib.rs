@@ -71,9 +71,9 @@ pub use anyio_core::{
 #[cfg(unix)]
 pub use anyio_core::{
     connect_unix, create_connected_udp_socket, create_connected_unix_datagram_socket, create_udp_socket,
-    create_unix_datagram_socket, create_unix_listener, create_unix_listener_with, wait_readable,
-    wait_writable, ConnectedUdpSocket, ConnectedUnixDatagramSocket, UdpSocket, UdpSocketOptions,
-    UnixDatagramSocket, UnixListener, UnixListenerOptions, UnixStream,
+    create_unix_datagram_socket, create_unix_listener, create_unix_listener_with, notify_closing,
+    wait_readable, wait_writable, ConnectedUdpSocket, ConnectedUnixDatagramSocket, UdpSocket,
+    UdpSocketOptions, UnixDatagramSocket, UnixListener, UnixListenerOptions, UnixStream,
 };
 pub use anyio_core::{
     create_memory_object_stream, BrokenResourceError, BufferSize, ClosedResourceError, EndOfStream,

@@ -37,4 +37,4 @@ pub use unix::{
     connect_unix, create_unix_listener, create_unix_listener_with, UnixListener, UnixListenerOptions,
     UnixStream,
 };
-pub use wait::{wait_readable, wait_writable};
+pub use wait::{notify_closing, wait_readable, wait_writable};
