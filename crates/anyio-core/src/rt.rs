@@ -87,6 +87,19 @@ pub enum Interest {
 }
 
 /// Where an operation stands when [`IoSource::poll_io`] is called.
+///
+/// # Examples
+///
+/// A backend that waits for a reported event before trying again, unless nothing was tried:
+///
+/// ```
+/// use anyio_core::rt::IoPhase;
+/// fn wait_first(phase: IoPhase) -> bool {
+///     phase != IoPhase::Fresh
+/// }
+/// assert!(wait_first(IoPhase::Tried));
+/// assert!(!wait_first(IoPhase::Fresh));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoPhase {
     /// Its first poll, nothing tried yet.
