@@ -25,7 +25,10 @@
 use std::future::Future;
 use std::hint::black_box;
 
-use anyio::{create_memory_object_stream, task_group, BufferSize, Cancelled, ReceiveError};
+use anyio::{
+    streams::memory::{create_memory_object_stream, BufferSize, ReceiveError},
+    task_group, Cancelled,
+};
 
 mod common;
 
@@ -76,8 +79,8 @@ fn handles<T>(h: T, n: usize, clone: impl Fn(&T) -> T) -> Vec<T> {
 struct Ours;
 
 impl Chan for Ours {
-    type Tx = anyio::MemoryObjectSendStream<u64>;
-    type Rx = anyio::MemoryObjectReceiveStream<u64>;
+    type Tx = anyio::streams::memory::MemoryObjectSendStream<u64>;
+    type Rx = anyio::streams::memory::MemoryObjectReceiveStream<u64>;
     fn label(_: Buf) -> Option<String> {
         Some("anyio".to_owned())
     }

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use anyio::{checkpoint, move_on_after, task_group, CancelScope, Cancelled};
+use anyio::{lowlevel::checkpoint, move_on_after, task_group, CancelScope, Cancelled};
 
 mod common;
 

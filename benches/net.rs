@@ -45,8 +45,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyio::{
-    connect_tcp, create_connected_udp_socket, task_group, BufferedByteReceiveStream, Cancelled,
-    ConnectedUdpSocket, StreamError, TcpListener, UdpSocketOptions,
+    net::udp::UdpSocketOptions,
+    net::{connect_tcp, create_connected_udp_socket, ConnectedUdpSocket, TcpListener},
+    streams::buffered::BufferedByteReceiveStream,
+    streams::StreamError,
+    task_group, Cancelled,
 };
 use smol::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use smol::Async;
@@ -73,7 +76,7 @@ fn std_listener() -> std::net::TcpListener {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket.set_reuse_address(true).expect("SO_REUSEADDR");
     socket.bind(&loopback().into()).expect("bind");
-    socket.listen(anyio::DEFAULT_BACKLOG as i32).expect("listen");
+    socket.listen(anyio::net::tcp::DEFAULT_BACKLOG as i32).expect("listen");
     socket.set_nonblocking(true).expect("non-blocking");
     socket.into()
 }
@@ -150,7 +153,7 @@ trait OurStream: Send + Sync + 'static {
     fn send_all<'a>(&'a self, data: &'a [u8]) -> impl Future<Output = Result<(), StreamError>> + Send + 'a;
 }
 
-impl OurStream for anyio::TcpStream {
+impl OurStream for anyio::net::TcpStream {
     fn recv<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = Result<usize, StreamError>> + Send + 'a {
         self.receive_into(buf)
     }
@@ -159,7 +162,7 @@ impl OurStream for anyio::TcpStream {
     }
 }
 
-impl OurStream for anyio::UnixStream {
+impl OurStream for anyio::net::UnixStream {
     fn recv<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = Result<usize, StreamError>> + Send + 'a {
         self.receive_into(buf)
     }
@@ -213,7 +216,7 @@ async fn ours_sink_receiver<S: OurStream>(s: S, bytes: u64) {
 }
 
 /// `n` connected anyio TCP pairs (client, server).
-async fn ours_tcp_pairs(n: usize) -> Vec<(anyio::TcpStream, anyio::TcpStream)> {
+async fn ours_tcp_pairs(n: usize) -> Vec<(anyio::net::TcpStream, anyio::net::TcpStream)> {
     let listener = TcpListener::bind(loopback()).await.expect("anyio bind");
     let port = listener.local_addr().expect("local address").port();
     let mut pairs = Vec::with_capacity(n);
@@ -581,7 +584,7 @@ fn udp_pingpong(size: usize, rounds: u64) -> (Setup, Setup) {
 /// Unix stream ping-pong over a socket pair.
 fn unix_pingpong(size: usize, rounds: u64) -> (Setup, Setup) {
     let ours = setup(move |_| async move {
-        let (client, server) = anyio::UnixStream::pair().expect("anyio socketpair");
+        let (client, server) = anyio::net::UnixStream::pair().expect("anyio socketpair");
         vec![Box::pin(ours_echo(server, size)) as Task, Box::pin(ours_ping(client, size, rounds))]
     });
     let raw = setup(move |rt| async move {

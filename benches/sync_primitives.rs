@@ -86,7 +86,7 @@ trait Acquire: Send + Sync + 'static {
     fn cycle(&self, yield_while_holding: bool) -> impl Future<Output = ()> + Send + '_;
 }
 
-impl Acquire for anyio::Lock {
+impl Acquire for anyio::sync::Lock {
     async fn cycle(&self, y: bool) {
         let g = self.acquire().await.expect("not cancelled");
         if y {
@@ -116,7 +116,7 @@ impl Acquire for async_lock::Mutex<()> {
     }
 }
 
-impl Acquire for anyio::Semaphore {
+impl Acquire for anyio::sync::Semaphore {
     async fn cycle(&self, y: bool) {
         let p = self.acquire().await.expect("not cancelled");
         if y {
@@ -178,9 +178,9 @@ trait EventLike: Send + Sync + 'static {
     fn fire(&self);
 }
 
-impl EventLike for anyio::Event {
+impl EventLike for anyio::sync::Event {
     fn fresh() -> Self {
-        anyio::Event::new()
+        anyio::sync::Event::new()
     }
     async fn wait_counted(&self, waiting: &AtomicUsize) {
         let mut w = pin!(self.wait());
@@ -261,10 +261,10 @@ fn main() {
     let (tasks, per) = (100, 1_000 / scale);
     let (waiters, rounds) = (100, 1_000 / scale as usize);
     use Spawner::{Anyio, Raw};
-    let lock = anyio::Lock::new;
+    let lock = anyio::sync::Lock::new;
     let tokio_mutex = || tokio::sync::Mutex::new(());
     let async_mutex = || async_lock::Mutex::new(());
-    let sem = |n| move || anyio::Semaphore::new(n);
+    let sem = |n| move || anyio::sync::Semaphore::new(n);
     let mut cases = vec![
         TwinCase {
             name: format!("Lock uncontended: {uncontended} acquire+release in 1 task"),
@@ -317,7 +317,7 @@ fn main() {
         TwinCase {
             name: format!("Event: {waiters} waiters released by one set, x {rounds} events"),
             ops: (waiters * rounds) as u64,
-            ours: event_workload::<anyio::Event>(Anyio, waiters, rounds),
+            ours: event_workload::<anyio::sync::Event>(Anyio, waiters, rounds),
             twins: vec![
                 (
                     "tokio Notify::notify_waiters".into(),
@@ -338,7 +338,7 @@ fn main() {
             acquire_workload(Raw, lock, tasks, per, true),
             acquire_workload(Raw, sem(1), 1, uncontended, false),
             acquire_workload(Raw, sem(10), tasks, per, true),
-            event_workload::<anyio::Event>(Raw, waiters, rounds),
+            event_workload::<anyio::sync::Event>(Raw, waiters, rounds),
         ];
         for (case, w) in cases.iter_mut().zip(diag) {
             case.twins.push(("anyio in raw tasks (diag)".into(), w));

@@ -23,9 +23,15 @@ mod support;
 use std::time::Duration;
 
 use anyio::{
-    connect_tcp, create_connected_udp_socket, create_tcp_listener, create_udp_socket, current_backend,
-    fail_after, task_group, AddressFamily, AnyError, Listener, LocalPort, MultiListener, StreamError,
-    TaskGroup, TcpListener, TcpListenerOptions, TcpStream, TypedAttributeExt, UdpSocket, UdpSocketOptions,
+    current_backend, fail_after,
+    net::tcp::TcpListenerOptions,
+    net::udp::UdpSocketOptions,
+    net::{
+        connect_tcp, create_connected_udp_socket, create_tcp_listener, create_udp_socket, AddressFamily,
+        Listener, LocalPort, MultiListener, TcpListener, TcpStream, UdpSocket,
+    },
+    streams::{StreamError, TypedAttributeExt},
+    task_group, AnyError, TaskGroup,
 };
 use support::{Args, Report};
 

@@ -14,8 +14,11 @@
 use std::time::Duration;
 
 use anyio::{
-    create_memory_object_stream, current_backend, current_task_id, move_on_after, sleep, task_group,
-    AnyError, BufferSize, Lock, ReceiveError, TaskGroup,
+    current_backend, move_on_after, sleep,
+    streams::memory::{create_memory_object_stream, BufferSize, ReceiveError},
+    sync::Lock,
+    task::current_task_id,
+    task_group, AnyError, TaskGroup,
 };
 
 const WORKERS: usize = 4;

@@ -16,8 +16,13 @@ mod support;
 use std::time::Duration;
 
 use anyio::{
-    connect_tcp, fail_after, AnyError, AsyncResource, ObjectReceiveStream, ObjectSendStream, ObjectStream,
-    RemoteAddress, StreamError, TextStream, TypedAttributeExt,
+    fail_after,
+    net::{connect_tcp, RemoteAddress},
+    streams::text::TextStream,
+    streams::{
+        AsyncResource, ObjectReceiveStream, ObjectSendStream, ObjectStream, StreamError, TypedAttributeExt,
+    },
+    AnyError,
 };
 use support::{Args, Report, Server};
 

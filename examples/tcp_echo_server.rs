@@ -15,8 +15,11 @@
 mod support;
 
 use anyio::{
-    create_tcp_listener, current_backend, AnyError, Listener, ListenerExt, LocalPort, RemoteAddress,
-    StreamError, TcpListenerOptions, TcpStream, TypedAttributeExt,
+    current_backend,
+    net::tcp::TcpListenerOptions,
+    net::{create_tcp_listener, Listener, ListenerExt, LocalPort, RemoteAddress, TcpStream},
+    streams::{StreamError, TypedAttributeExt},
+    AnyError,
 };
 use support::{Args, Report};
 

@@ -11,8 +11,13 @@
 use std::time::{Duration, Instant};
 
 use anyio::{
-    checkpoint, current_backend, fail_after, move_on_after, sleep, sleep_forever, task_group, AnyError,
-    CancelScope, GroupError, TaskStatus,
+    current_backend, fail_after,
+    lowlevel::checkpoint,
+    move_on_after, sleep,
+    task::{GroupError, TaskStatus},
+    task_group,
+    time::sleep_forever,
+    AnyError, CancelScope,
 };
 
 fn ms(n: u64) -> Duration {

@@ -14,7 +14,7 @@ mod support;
 
 use std::time::Duration;
 
-use anyio::{create_connected_udp_socket, move_on_after, AnyError, UdpSocketOptions};
+use anyio::{move_on_after, net::create_connected_udp_socket, net::udp::UdpSocketOptions, AnyError};
 use support::{Args, Report, Server};
 
 const USAGE: &str =

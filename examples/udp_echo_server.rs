@@ -13,7 +13,12 @@
 
 mod support;
 
-use anyio::{create_udp_socket, current_backend, AddressFamily, AnyError, UdpSocketOptions};
+use anyio::{
+    current_backend,
+    net::udp::UdpSocketOptions,
+    net::{create_udp_socket, AddressFamily},
+    AnyError,
+};
 use support::{Args, Report};
 
 const USAGE: &str = "udp_echo_server [--port N (default 1234; 0: any free port)] [--once] [--backend NAME]";

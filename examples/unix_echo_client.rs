@@ -17,8 +17,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyio::{
-    connect_unix, fail_after, AnyError, BufferedByteStream, ByteReceiveStream, ByteSendStream, ByteStream,
-    StreamError,
+    fail_after,
+    net::connect_unix,
+    streams::buffered::BufferedByteStream,
+    streams::{ByteReceiveStream, ByteSendStream, ByteStream, StreamError},
+    AnyError,
 };
 use support::{Args, Report, Server};
 

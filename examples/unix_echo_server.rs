@@ -16,8 +16,11 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use anyio::{
-    create_unix_listener, current_backend, AnyError, BufferedByteStream, ByteSendStream, ByteStream,
-    ListenerExt, StreamError, UnixStream,
+    current_backend,
+    net::{create_unix_listener, ListenerExt, UnixStream},
+    streams::buffered::BufferedByteStream,
+    streams::{ByteSendStream, ByteStream, StreamError},
+    AnyError,
 };
 use support::{Args, Report};
 

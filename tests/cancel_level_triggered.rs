@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyio::{
-    cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, move_on_after, sleep,
-    sleep_forever, sleep_until, task_group, AnyError, CancelScope, CancelSource, Cancelled,
+    cancel::cancellable,
+    error::CancelSource,
+    lowlevel::{cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled},
+    move_on_after, sleep, task_group,
+    time::{sleep_forever, sleep_until},
+    AnyError, CancelScope, Cancelled,
 };
 use futures::FutureExt;
 

@@ -5,9 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyio::{
-    cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled, current_effective_deadline,
-    current_time, fail_after, fail_at, move_on_after, move_on_at, sleep, sleep_forever, AnyError,
-    CancelScope, CancelSource, Cancelled,
+    cancel::{current_effective_deadline, fail_at, move_on_at},
+    error::CancelSource,
+    fail_after,
+    lowlevel::{cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled},
+    move_on_after, sleep,
+    time::{current_time, sleep_forever},
+    AnyError, CancelScope, Cancelled,
 };
 
 mod support;

@@ -9,9 +9,13 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use anyio::{
-    cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, current_effective_deadline,
-    fail_after, move_on_after, sleep, sleep_forever, task_group, AnyError, CancelScope, CancelSource,
-    CancellableExt, Cancelled,
+    cancel::{cancellable, current_effective_deadline, CancellableExt},
+    error::CancelSource,
+    fail_after,
+    lowlevel::{cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled},
+    move_on_after, sleep, task_group,
+    time::sleep_forever,
+    AnyError, CancelScope, Cancelled,
 };
 use anyio_suite::{DropCounter, DropToken};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -291,7 +295,7 @@ async fn fail_after_body_finishing_in_a_shield_after_the_deadline_is_not_a_timeo
         let v = CancelScope::shielded()
             .run(async move {
                 // Outlive the deadline inside the shield, then return a value.
-                anyio::sleep_until(deadline).await?;
+                anyio::time::sleep_until(deadline).await?;
                 sleep(SHORT).await?;
                 Ok::<_, Cancelled>(42)
             })

@@ -18,9 +18,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyio::{
-    connect_tcp, create_tcp_listener, sleep, task_group, AnyError, BufferedByteReceiveStream, CancelScope,
-    GroupError, ListenerExt, LocalPort, RawSocket, StreamError, TaskGroup, TcpListener, TcpListenerOptions,
-    TcpStream, TypedAttributeExt,
+    net::tcp::TcpListenerOptions,
+    net::{connect_tcp, create_tcp_listener, ListenerExt, LocalPort, RawSocket, TcpListener, TcpStream},
+    sleep,
+    streams::buffered::BufferedByteReceiveStream,
+    streams::{StreamError, TypedAttributeExt},
+    task::GroupError,
+    task_group, AnyError, CancelScope, TaskGroup,
 };
 use support::{guarded_long_ok, guarded_ok, pattern, SHORT};
 
@@ -456,7 +460,7 @@ async fn r9_receive_until_gives_up_at_max_bytes_without_buffering_the_rest_of_th
                         break;
                     }
                 }
-                anyio::sleep_forever().await?;
+                anyio::time::sleep_forever().await?;
                 Ok(())
             });
             let r = reader.receive_until(b"\n", MAX).await;

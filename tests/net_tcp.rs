@@ -13,12 +13,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyio::{
-    connect_tcp, connect_tcp_with, create_memory_object_stream, create_tcp_listener, move_on_after, sleep,
-    task_group, AddressFamily, AnyError, AsyncResource, BufferedByteStream, CancelScope, Cancelled,
-    ChunkReceiveStream, ChunkSendStream, GroupError, Listener, ListenerExt, LocalAddress, LocalPort,
-    ObjectReceiveStream, ObjectSendStream, RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketError,
-    SocketFamily, StapledByteStream, StreamError, TaskGroup, TcpConnectOptions, TcpListener,
-    TcpListenerOptions, TcpStream, TextStream, TypedAttributeExt,
+    move_on_after,
+    net::tcp::{connect_tcp_with, TcpConnectOptions, TcpListenerOptions},
+    net::{
+        connect_tcp, create_tcp_listener, AddressFamily, Listener, ListenerExt, LocalAddress, LocalPort,
+        RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketError, SocketFamily, TcpListener,
+        TcpStream,
+    },
+    sleep,
+    streams::buffered::BufferedByteStream,
+    streams::memory::create_memory_object_stream,
+    streams::stapled::StapledByteStream,
+    streams::text::TextStream,
+    streams::{
+        AsyncResource, ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream,
+        StreamError, TypedAttributeExt,
+    },
+    task::GroupError,
+    task_group, AnyError, CancelScope, Cancelled, TaskGroup,
 };
 use support::{guarded_ok, pattern, wait_for, SHORT};
 

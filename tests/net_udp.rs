@@ -5,9 +5,13 @@ mod support;
 use std::time::Duration;
 
 use anyio::{
-    create_connected_udp_socket, create_udp_socket, getaddrinfo, getnameinfo, move_on_after, AddrInfoHints,
-    AddressFamily, ObjectReceiveStream, ObjectSendStream, SocketError, SocketKind, StreamError,
-    TypedAttributeExt, UdpSocketOptions,
+    move_on_after,
+    net::dns::{AddrInfoHints, SocketKind},
+    net::udp::UdpSocketOptions,
+    net::{
+        create_connected_udp_socket, create_udp_socket, getaddrinfo, getnameinfo, AddressFamily, SocketError,
+    },
+    streams::{ObjectReceiveStream, ObjectSendStream, StreamError, TypedAttributeExt},
 };
 use support::guarded_ok;
 
@@ -35,7 +39,7 @@ async fn a_connected_udp_socket_talks_to_its_peer_only() {
         let port = server.local_addr()?.port();
         let client = create_connected_udp_socket("127.0.0.1", port, UdpSocketOptions::new()).await?;
         assert_eq!(client.peer_addr()?, server.local_addr()?);
-        assert_eq!(client.extra::<anyio::RemotePort>()?, port);
+        assert_eq!(client.extra::<anyio::net::RemotePort>()?, port);
         client.send(b"hello").await?;
         let (data, from) = server.receive().await?;
         server.send_to(&data, from).await?;
@@ -87,8 +91,8 @@ async fn receive_into_reuses_the_callers_buffer_and_cuts_a_long_datagram_to_fit(
 
         let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
         let (a, b) = (
-            anyio::ConnectedUnixDatagramSocket::from_std(a)?,
-            anyio::ConnectedUnixDatagramSocket::from_std(b)?,
+            anyio::net::ConnectedUnixDatagramSocket::from_std(a)?,
+            anyio::net::ConnectedUnixDatagramSocket::from_std(b)?,
         );
         a.send(b"unix").await?;
         assert_eq!(b.receive_into(&mut buf).await?, 4);

@@ -8,9 +8,12 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyio::{
-    connect_unix, create_connected_unix_datagram_socket, create_unix_datagram_socket, create_unix_listener,
-    create_unix_listener_with, SocketError, StreamError, TypedAttributeExt, UnixAddress, UnixListenerOptions,
-    UnixStream,
+    net::unix::{create_unix_listener_with, UnixAddress, UnixListenerOptions},
+    net::{
+        connect_unix, create_connected_unix_datagram_socket, create_unix_datagram_socket,
+        create_unix_listener, SocketError, UnixStream,
+    },
+    streams::{StreamError, TypedAttributeExt},
 };
 use support::guarded_ok;
 
@@ -197,10 +200,13 @@ async fn unix_datagrams_carry_their_senders_address() {
 async fn unix_stream_attributes_report_the_family_and_the_raw_socket() {
     guarded_ok(async {
         let (a, _b) = UnixStream::pair()?;
-        assert_eq!(a.extra::<anyio::SocketFamily>()?, anyio::AddressFamily::Unix);
-        assert!(a.extra::<anyio::RawSocket>()? >= 0);
-        assert_eq!(a.extra::<anyio::RemoteAddress>()?, anyio::SocketAddress::Unix(UnixAddress::Unnamed));
-        assert!(a.extra::<anyio::LocalPort>().is_err(), "a Unix socket has no port");
+        assert_eq!(a.extra::<anyio::net::SocketFamily>()?, anyio::net::AddressFamily::Unix);
+        assert!(a.extra::<anyio::net::RawSocket>()? >= 0);
+        assert_eq!(
+            a.extra::<anyio::net::RemoteAddress>()?,
+            anyio::net::SocketAddress::Unix(UnixAddress::Unnamed)
+        );
+        assert!(a.extra::<anyio::net::LocalPort>().is_err(), "a Unix socket has no port");
         Ok(())
     })
     .await;

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyio::{
-    move_on_after, notify_closing, sleep, task_group, wait_readable, wait_writable, AnyError, SocketError,
+    move_on_after,
+    net::{notify_closing, wait_readable, wait_writable, SocketError},
+    sleep, task_group, AnyError,
 };
 use support::guarded_ok;
 

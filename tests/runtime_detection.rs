@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyio::{
-    current_backend, move_on_after, run_on, sleep, sleep_forever, task_group, AnyError, Backend, CancelScope,
-    RunError, TaskGroup,
+    current_backend, move_on_after, run_on, sleep, task_group, time::sleep_forever, AnyError, Backend,
+    CancelScope, RunError, TaskGroup,
 };
 
 /// The name `current_backend()` reports on `backend`.

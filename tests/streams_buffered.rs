@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use anyio::{
-    create_memory_object_stream, move_on_after, task_group, AnyError, AsyncResource,
-    BufferedByteReceiveStream, ByteReceiveStream, ChunkReceiveStream, MemoryObjectReceiveStream,
-    MemoryObjectSendStream, StreamError, TaskGroup,
+    move_on_after,
+    streams::buffered::BufferedByteReceiveStream,
+    streams::memory::{create_memory_object_stream, MemoryObjectReceiveStream, MemoryObjectSendStream},
+    streams::{AsyncResource, ByteReceiveStream, ChunkReceiveStream, StreamError},
+    task_group, AnyError, TaskGroup,
 };
 
 mod support;
@@ -156,7 +158,11 @@ async fn receive_until_over_many_small_chunks_finds_a_late_delimiter() {
 
 #[anyio::test]
 async fn a_buffered_byte_stream_buffers_receives_and_passes_sends_and_eof_through() {
-    use anyio::{BufferedByteStream, ByteSendStream, ByteStream, ChunkSendStream, StapledByteStream};
+    use anyio::{
+        streams::buffered::BufferedByteStream,
+        streams::stapled::StapledByteStream,
+        streams::{ByteSendStream, ByteStream, ChunkSendStream},
+    };
     let (tx, rx) = create_memory_object_stream::<Vec<u8>>(8);
     let s = BufferedByteStream::new(StapledByteStream::new(
         ChunkSendStream::new(tx),

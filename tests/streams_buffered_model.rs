@@ -12,8 +12,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use anyio::{
-    create_memory_object_stream, BufferedByteReceiveStream, ByteReceiveStream, ChunkReceiveStream,
-    StreamError,
+    streams::buffered::BufferedByteReceiveStream,
+    streams::memory::create_memory_object_stream,
+    streams::{ByteReceiveStream, ChunkReceiveStream, StreamError},
 };
 use proptest::prelude::*;
 

@@ -4,15 +4,18 @@
 mod support;
 
 use anyio::{
-    create_memory_object_stream, BufferedByteStream, ByteStreamIo, ChunkReceiveStream, ChunkSendStream,
-    StapledByteStream, UnixStream,
+    net::UnixStream,
+    streams::buffered::BufferedByteStream,
+    streams::memory::create_memory_object_stream,
+    streams::stapled::StapledByteStream,
+    streams::{ByteStreamIo, ChunkReceiveStream, ChunkSendStream},
 };
 use futures::{AsyncReadExt, AsyncWriteExt};
 use support::guarded_ok;
 
 type MemoryByteStream = StapledByteStream<
-    ChunkSendStream<anyio::MemoryObjectSendStream<Vec<u8>>>,
-    ChunkReceiveStream<anyio::MemoryObjectReceiveStream<Vec<u8>>>,
+    ChunkSendStream<anyio::streams::memory::MemoryObjectSendStream<Vec<u8>>>,
+    ChunkReceiveStream<anyio::streams::memory::MemoryObjectReceiveStream<Vec<u8>>>,
 >;
 
 fn memory_pair() -> (MemoryByteStream, MemoryByteStream) {

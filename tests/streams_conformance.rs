@@ -9,10 +9,11 @@ mod support;
 mod conformance;
 
 #[cfg(unix)]
-use anyio::{connect_tcp, connect_unix, create_unix_listener, TcpListener, TcpStream, UnixStream};
+use anyio::net::{connect_tcp, connect_unix, create_unix_listener, TcpListener, TcpStream, UnixStream};
 use anyio::{
-    create_memory_object_stream, ChunkReceiveStream, ChunkSendStream, MemoryObjectReceiveStream,
-    MemoryObjectSendStream, StapledByteStream,
+    streams::memory::{create_memory_object_stream, MemoryObjectReceiveStream, MemoryObjectSendStream},
+    streams::stapled::StapledByteStream,
+    streams::{ChunkReceiveStream, ChunkSendStream},
 };
 use conformance::Config;
 

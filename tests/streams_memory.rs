@@ -12,9 +12,15 @@ use std::task::Poll;
 use std::time::Duration;
 
 use anyio::{
-    checkpoint, create_memory_object_stream, sleep, task_group, AnyError, BrokenResourceError, BufferSize,
-    CancelScope, Cancelled, ClosedResourceError, EndOfStream, GroupError, MemoryObjectReceiveStream,
-    MemoryObjectSendStream, ReceiveError, SendError, TaskGroup, TryReceiveError, TrySendError,
+    error::{BrokenResourceError, ClosedResourceError, EndOfStream},
+    lowlevel::checkpoint,
+    sleep,
+    streams::memory::{
+        create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,
+        ReceiveError, SendError, TryReceiveError, TrySendError,
+    },
+    task::GroupError,
+    task_group, AnyError, CancelScope, Cancelled, TaskGroup,
 };
 use anyio_suite::{DropCounter, DropToken};
 use futures::stream::FusedStream;
@@ -979,7 +985,7 @@ async fn a_waiting_send_cancelled_by_its_scope_returns_the_item_and_leaves_the_q
     match r {
         Ok(Some(Err(SendError::Cancelled(item, c)))) => {
             assert_eq!(item, "hello");
-            assert_eq!(c.source_kind(), anyio::CancelSource::Explicit);
+            assert_eq!(c.source_kind(), anyio::error::CancelSource::Explicit);
         }
         other => panic!("expected SendError::Cancelled, got {other:?}"),
     }

@@ -11,8 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use anyio::{
-    create_memory_object_stream, task_group, AnyError, BufferSize, CancelScope, Cancelled,
-    MemoryObjectReceiveStream, MemoryObjectSendStream, ReceiveError, SendError, TaskGroup,
+    streams::memory::{
+        create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,
+        ReceiveError, SendError,
+    },
+    task_group, AnyError, CancelScope, Cancelled, TaskGroup,
 };
 
 mod support;

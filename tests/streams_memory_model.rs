@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use anyio::{
+use anyio::streams::memory::{
     create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream, ReceiveError,
     ReceiveItem, SendError, SendItem, TryReceiveError, TrySendError,
 };

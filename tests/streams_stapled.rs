@@ -2,9 +2,12 @@
 //! through the stream traits, on every backend.
 
 use anyio::{
-    create_memory_object_stream, AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream,
-    ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
-    StapledByteStream, StapledObjectStream, StreamError,
+    streams::memory::create_memory_object_stream,
+    streams::stapled::{StapledByteStream, StapledObjectStream},
+    streams::{
+        AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ChunkReceiveStream, ChunkSendStream,
+        ObjectReceiveStream, ObjectSendStream, ObjectStream, StreamError,
+    },
 };
 
 #[anyio::test]

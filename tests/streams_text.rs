@@ -1,15 +1,22 @@
 //! Text streams: AnyIO's tests/streams/test_text.py behaviours (UTF-8, strict errors).
 
 use anyio::{
-    create_memory_object_stream, ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream,
-    ObjectStream, StapledByteStream, StreamError, TextReceiveStream, TextSendStream, TextStream,
+    streams::memory::create_memory_object_stream,
+    streams::stapled::StapledByteStream,
+    streams::text::{TextReceiveStream, TextSendStream, TextStream},
+    streams::{
+        ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream, StreamError,
+    },
 };
 
-type Text = TextReceiveStream<ChunkReceiveStream<anyio::MemoryObjectReceiveStream<Vec<u8>>>>;
+type Text = TextReceiveStream<ChunkReceiveStream<anyio::streams::memory::MemoryObjectReceiveStream<Vec<u8>>>>;
 
 /// A text stream fed `chunks`; the send half is returned (keeping the stream open) unless
 /// `end` asks for the stream to end after them.
-fn text_from(chunks: &[&[u8]], end: bool) -> (Option<anyio::MemoryObjectSendStream<Vec<u8>>>, Text) {
+fn text_from(
+    chunks: &[&[u8]],
+    end: bool,
+) -> (Option<anyio::streams::memory::MemoryObjectSendStream<Vec<u8>>>, Text) {
     let (tx, rx) = create_memory_object_stream::<Vec<u8>>(64);
     for c in chunks {
         tx.send_nowait(c.to_vec()).unwrap();

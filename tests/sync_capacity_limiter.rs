@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyio::{
-    move_on_after, sleep, task_group, AnyError, CapacityLimiter, CapacityLimiterError, TaskGroup, WouldBlock,
+    error::WouldBlock,
+    move_on_after, sleep,
+    sync::{CapacityLimiter, CapacityLimiterError},
+    task_group, AnyError, TaskGroup,
 };
 
 mod support;

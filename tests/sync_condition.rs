@@ -7,7 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyio::{move_on_after, sleep, task_group, AnyError, Condition, Lock, TaskGroup};
+use anyio::{
+    move_on_after, sleep,
+    sync::{Condition, Lock},
+    task_group, AnyError, TaskGroup,
+};
 
 mod support;
 use support::{guarded_ok, SHORT};

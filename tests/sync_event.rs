@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyio::{move_on_after, sleep, task_group, AnyError, CancelScope, Cancelled, Event, TaskGroup};
+use anyio::{move_on_after, sleep, sync::Event, task_group, AnyError, CancelScope, Cancelled, TaskGroup};
 
 mod support;
 use support::{guarded_ok, SHORT};

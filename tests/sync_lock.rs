@@ -7,8 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyio::{
-    checkpoint, current_task_id, move_on_after, sleep, task_group, AnyError, CancelScope, Cancelled, Lock,
-    LockGuard, Semaphore, SemaphoreError, TaskGroup, WouldBlock,
+    error::WouldBlock,
+    lowlevel::checkpoint,
+    move_on_after, sleep,
+    sync::{Lock, LockGuard, Semaphore, SemaphoreError},
+    task::current_task_id,
+    task_group, AnyError, CancelScope, Cancelled, TaskGroup,
 };
 use futures::FutureExt;
 

@@ -3,7 +3,12 @@
 
 use std::sync::Arc;
 
-use anyio::{sleep, task_group, AnyError, BusyResourceError, Event, ResourceGuard, TaskGroup};
+use anyio::{
+    error::BusyResourceError,
+    sleep,
+    sync::{Event, ResourceGuard},
+    task_group, AnyError, TaskGroup,
+};
 
 mod support;
 use support::guarded_ok;

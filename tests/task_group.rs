@@ -9,8 +9,13 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use anyio::{
-    checkpoint, move_on_after, sleep, sleep_forever, task_group, AnyError, CancelScope, CancelSource,
-    Cancelled, GroupClosed, GroupError, JoinError, TaskGroup, TaskState,
+    error::CancelSource,
+    lowlevel::checkpoint,
+    move_on_after, sleep,
+    task::{GroupClosed, GroupError, JoinError, TaskState},
+    task_group,
+    time::sleep_forever,
+    AnyError, CancelScope, Cancelled, TaskGroup,
 };
 use anyio_suite::DropCounter;
 use futures::FutureExt;
@@ -926,7 +931,7 @@ async fn group_scope_deadline_cancels_the_body_and_children() {
                 r?;
                 Ok(())
             });
-            tg.cancel_scope().set_deadline(Some(anyio::current_time() + Duration::from_millis(10)));
+            tg.cancel_scope().set_deadline(Some(anyio::time::current_time() + Duration::from_millis(10)));
             sleep_forever().await?;
             Ok(())
         })
@@ -953,7 +958,7 @@ async fn group_scope_deadline_still_applies_while_waiting_for_children() {
                 r?;
                 Ok(())
             });
-            tg.cancel_scope().set_deadline(Some(anyio::current_time() + Duration::from_millis(10)));
+            tg.cancel_scope().set_deadline(Some(anyio::time::current_time() + Duration::from_millis(10)));
             *gs.lock().unwrap() = Some(tg.cancel_scope());
             Ok("body returned")
         })
@@ -980,7 +985,7 @@ async fn group_scope_deadline_set_by_a_child_after_the_body_returned_applies() {
             *gs.lock().unwrap() = Some(scope.clone());
             tg.spawn(async move {
                 sleep(Duration::from_millis(2)).await?;
-                scope.set_deadline(Some(anyio::current_time() + Duration::from_millis(5)));
+                scope.set_deadline(Some(anyio::time::current_time() + Duration::from_millis(5)));
                 let r = sleep_forever().await;
                 s.record(&r);
                 r?;

@@ -9,8 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyio::{
-    checkpoint, sleep, sleep_forever, task_group, AnyError, CancelScope, CancelSource, Cancelled, GroupError,
-    StartError, TaskGroup, TaskStatus,
+    error::CancelSource,
+    lowlevel::checkpoint,
+    sleep,
+    task::{GroupError, StartError, TaskStatus},
+    task_group,
+    time::sleep_forever,
+    AnyError, CancelScope, Cancelled, TaskGroup,
 };
 use futures::FutureExt;
 

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use anyio::{
-    current_time, move_on_after, seconds, sleep, sleep_until, AnyError, CancelScope, Cancelled,
-    InvalidDuration,
+    move_on_after, sleep,
+    time::{current_time, seconds, sleep_until, InvalidDuration},
+    AnyError, CancelScope, Cancelled,
 };
 
 #[anyio::test]

@@ -42,8 +42,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyio::{
-    checkpoint, create_memory_object_stream, fail_after, sleep, task_group, AnyError, AsyncResource,
-    ByteReceiveStream, ByteSendStream, ByteStream, CancelScope, StreamError, TaskGroup, TaskHandle,
+    fail_after,
+    lowlevel::checkpoint,
+    sleep,
+    streams::memory::create_memory_object_stream,
+    streams::{AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, StreamError},
+    task::TaskHandle,
+    task_group, AnyError, CancelScope, TaskGroup,
 };
 
 use crate::support::{wait_for, SHORT};

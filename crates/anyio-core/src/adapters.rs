@@ -27,7 +27,7 @@ impl IoTimer {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// use std::time::{Duration, Instant};
     /// use anyio_core::{adapters::IoTimer, rt::Timer};
     /// let deadline = Instant::now() + Duration::from_millis(20);

@@ -1,21 +1,32 @@
-//! The error taxonomy shared by every part of anyio: cancellation, timeouts, task groups.
+//! The error taxonomy shared by every part of anyio, as AnyIO's: cancellation ([`Cancelled`]),
+//! timeouts ([`TimeoutError`]), resources closed by us ([`ClosedResourceError`]) or broken by
+//! the peer ([`BrokenResourceError`]), the end of a stream ([`EndOfStream`]), a resource used
+//! by two tasks at once ([`BusyResourceError`]), an operation that would block ([`WouldBlock`]),
+//! and [`AnyError`], which every anyio error converts into with `?`.
+//!
+//! Errors that belong to one concern live in its module: [`StreamError`](crate::streams::StreamError),
+//! [`GroupError`](crate::task::GroupError), the memory streams' send and receive errors, the
+//! primitives' errors in [`sync`](crate::sync), and (on Unix) `net::SocketError`.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+
+#[doc(no_inline)]
+pub use crate::sync::BusyResourceError;
 
 /// Why a cancel scope was cancelled.
 ///
 /// # Examples
 ///
 /// ```
-/// use anyio_core::CancelSource;
+/// use anyio::error::CancelSource;
 /// assert_eq!(CancelSource::Deadline.to_string(), "deadline exceeded");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CancelSource {
-    /// [`CancelScope::cancel`](crate::CancelScope::cancel) was called.
+    /// [`CancelScope::cancel`](crate::cancel::CancelScope::cancel) was called.
     Explicit,
     /// The scope's deadline passed.
     Deadline,
@@ -38,7 +49,7 @@ impl fmt::Display for CancelSource {
 }
 
 /// What cancelled a scope, and an optional message given to
-/// [`CancelScope::cancel_with_reason`](crate::CancelScope::cancel_with_reason).
+/// [`CancelScope::cancel_with_reason`](crate::cancel::CancelScope::cancel_with_reason).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CancelReason {
     pub(crate) source: CancelSource,
@@ -48,15 +59,15 @@ pub(crate) struct CancelReason {
 /// The error every checkpoint returns while its cancel scope is cancelled.
 ///
 /// Propagate it with `?`: the cancel scope that caused it catches it when the error reaches the
-/// scope's boundary (see [`CancelScope::run`](crate::CancelScope::run)). Code that swallows it
+/// scope's boundary (see [`CancelScope::run`](crate::cancel::CancelScope::run)). Code that swallows it
 /// keeps running, but every later checkpoint in the same scope fails again (cancellation is
 /// level-triggered), so async cleanup belongs in a shielded scope.
 ///
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{checkpoint, CancelScope, Cancelled};
+/// # anyio::run(async {
+/// use anyio::{CancelScope, Cancelled, lowlevel::checkpoint};
 ///
 /// let scope = CancelScope::new();
 /// scope.cancel();
@@ -83,8 +94,8 @@ impl Cancelled {
     /// What cancelled the scope.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{checkpoint, CancelScope, CancelSource};
+    /// # anyio::run(async {
+    /// use anyio::{CancelScope, error::CancelSource, lowlevel::checkpoint};
     /// let scope = CancelScope::new();
     /// scope.cancel();
     /// let mut seen = None;
@@ -96,11 +107,11 @@ impl Cancelled {
         self.reason.source
     }
 
-    /// The message passed to [`CancelScope::cancel_with_reason`](crate::CancelScope::cancel_with_reason), if any.
+    /// The message passed to [`CancelScope::cancel_with_reason`](crate::cancel::CancelScope::cancel_with_reason), if any.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{checkpoint, CancelScope};
+    /// # anyio::run(async {
+    /// use anyio::{CancelScope, lowlevel::checkpoint};
     /// let scope = CancelScope::new();
     /// scope.cancel_with_reason("shutting down");
     /// let mut seen = None;
@@ -144,7 +155,7 @@ impl StdError for Cancelled {}
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{AsCancelled, Cancelled};
+/// use anyio::{Cancelled, error::AsCancelled};
 ///
 /// #[derive(Debug)]
 /// enum MyError {
@@ -221,9 +232,9 @@ impl From<Cancelled> for std::io::Error {
 /// # Examples
 ///
 /// ```
-/// let lock = anyio_core::Lock::new();
+/// let lock = anyio::sync::Lock::new();
 /// let _g = lock.try_acquire().unwrap();
-/// assert_eq!(lock.try_acquire().unwrap_err(), anyio_core::WouldBlock);
+/// assert_eq!(lock.try_acquire().unwrap_err(), anyio::error::WouldBlock);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WouldBlock;
@@ -236,15 +247,15 @@ impl fmt::Display for WouldBlock {
 
 impl StdError for WouldBlock {}
 
-/// Returned by [`fail_after`](crate::fail_after) and [`fail_at`](crate::fail_at) when the deadline
+/// Returned by [`fail_after`](crate::cancel::fail_after) and [`fail_at`](crate::cancel::fail_at) when the deadline
 /// passed before the body finished (AnyIO's `TimeoutError`).
 ///
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::time::Duration;
-/// use anyio_core::{fail_after, sleep_forever, AnyError};
+/// use anyio::{fail_after, AnyError, time::sleep_forever};
 ///
 /// let r: Result<(), AnyError> = fail_after(Duration::ZERO, async {
 ///     sleep_forever().await?;
@@ -284,8 +295,8 @@ impl AsCancelled for TimeoutError {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{checkpoint, AnyError};
+/// # anyio::run(async {
+/// use anyio::{AnyError, lowlevel::checkpoint};
 ///
 /// async fn work() -> Result<u32, AnyError> {
 ///     checkpoint().await?;
@@ -311,7 +322,7 @@ impl AnyError {
     /// Wraps any error.
     ///
     /// ```
-    /// let e = anyio_core::AnyError::other(std::fmt::Error);
+    /// let e = anyio::AnyError::other(std::fmt::Error);
     /// assert!(!e.is_cancelled());
     /// ```
     pub fn other(e: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
@@ -326,7 +337,7 @@ impl AnyError {
     /// A plain message as an error.
     ///
     /// ```
-    /// let e = anyio_core::AnyError::msg("bad input");
+    /// let e = anyio::AnyError::msg("bad input");
     /// assert_eq!(e.to_string(), "bad input");
     /// ```
     pub fn msg(message: impl Into<String>) -> Self {
@@ -336,7 +347,7 @@ impl AnyError {
     /// Whether this is a cancellation.
     ///
     /// ```
-    /// assert!(!anyio_core::AnyError::msg("x").is_cancelled());
+    /// assert!(!anyio::AnyError::msg("x").is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self.kind, AnyErrorKind::Cancelled(_))
@@ -345,7 +356,7 @@ impl AnyError {
     /// Whether this is a [`TimeoutError`].
     ///
     /// ```
-    /// assert!(!anyio_core::AnyError::msg("x").is_timeout());
+    /// assert!(!anyio::AnyError::msg("x").is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, AnyErrorKind::Timeout(_))
@@ -354,7 +365,7 @@ impl AnyError {
     /// The wrapped error of type `E`, if that is what this holds.
     ///
     /// ```
-    /// let e = anyio_core::AnyError::other(std::fmt::Error);
+    /// let e = anyio::AnyError::other(std::fmt::Error);
     /// assert!(e.downcast_ref::<std::fmt::Error>().is_some());
     /// ```
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
@@ -447,7 +458,7 @@ impl<E: StdError + Send + Sync + 'static> From<crate::task::StartError<E>> for A
 /// # Examples
 ///
 /// ```
-/// use anyio_core::ClosedResourceError;
+/// use anyio::error::ClosedResourceError;
 /// assert!(ClosedResourceError.to_string().contains("closed"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -467,7 +478,7 @@ impl StdError for ClosedResourceError {}
 /// # Examples
 ///
 /// ```
-/// use anyio_core::BrokenResourceError;
+/// use anyio::error::BrokenResourceError;
 /// assert!(BrokenResourceError.to_string().contains("other end"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -487,7 +498,7 @@ impl StdError for BrokenResourceError {}
 /// # Examples
 ///
 /// ```
-/// use anyio_core::EndOfStream;
+/// use anyio::error::EndOfStream;
 /// assert!(EndOfStream.to_string().contains("end"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! This crate holds every piece of semantics — cancel scopes, level-triggered cancellation,
 //! checkpoints, timeouts, task groups — built on `Waker`s only, plus the small backend seam
 //! ([`rt`]) that a runtime adapter implements. Applications and libraries depend on the `anyio`
-//! facade, which re-exports this crate's API flat and picks a backend (tokio, smol, async-std).
+//! facade, which re-exports these modules and picks a backend (tokio, smol, async-std).
 //!
 //! The examples in this crate's documentation run on a tiny thread-per-task runtime used only
 //! for documentation; with the facade they run unchanged on every backend.
@@ -13,70 +13,21 @@
 
 #[cfg(feature = "async-io")]
 pub mod adapters;
-mod cancel;
+pub mod cancel;
 mod context;
 mod coop;
 mod doc_rt;
-mod error;
+pub mod error;
 mod loom;
+pub mod lowlevel;
 #[cfg(unix)]
-mod net;
+pub mod net;
+pub mod prelude;
 pub mod rt;
-mod streams;
-mod sync;
-mod task;
-mod time;
-
-pub use cancel::{
-    cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, current_effective_deadline,
-    fail_after, fail_at, move_on_after, move_on_at, CancelScope, Cancellable, CancellableExt, Checkpoint,
-    FailAfter, Scoped, YieldNow,
-};
-pub use error::{
-    AnyError, AsCancelled, BrokenResourceError, CancelSource, Cancelled, ClosedResourceError, EndOfStream,
-    TimeoutError, WouldBlock,
-};
-#[cfg(unix)]
-pub use net::{
-    connect_tcp, connect_tcp_with, create_tcp_listener, getaddrinfo, getnameinfo, AddrInfo, AddrInfoHints,
-    AddressFamily, ConnectAttempt, Listener, ListenerExt, LocalAddress, LocalPort, MultiListener, RawSocket,
-    RemoteAddress, RemotePort, SocketAddress, SocketError, SocketFamily, SocketKind, TcpConnectOptions,
-    TcpListener, TcpListenerOptions, TcpStream, UnixAddress, DEFAULT_BACKLOG, HAPPY_EYEBALLS_DELAY,
-};
-#[cfg(unix)]
-pub use net::{
-    connect_unix, create_connected_udp_socket, create_connected_unix_datagram_socket, create_udp_socket,
-    create_unix_datagram_socket, create_unix_listener, create_unix_listener_with, notify_closing,
-    wait_readable, wait_writable, ConnectedUdpSocket, ConnectedUnixDatagramSocket, UdpSocket,
-    UdpSocketOptions, UnixDatagramSocket, UnixListener, UnixListenerOptions, UnixStream,
-};
-pub use streams::{
-    create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,
-    MemoryObjectStreamStatistics, ReceiveError, ReceiveItem, SendError, SendItem, TryReceiveError,
-    TrySendError,
-};
-pub use streams::{
-    provide_attribute, ByteStreamIo, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError,
-    TypedAttributeProvider,
-};
-pub use streams::{
-    AsyncResource, BufferedByteReceiveStream, BufferedByteStream, ByteReceiveStream, ByteSendStream,
-    ByteStream, ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
-    StapledByteStream, StapledObjectStream, StreamError, TextReceiveStream, TextSendStream, TextStream,
-};
-pub use sync::{
-    BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
-    Condition, ConditionStatistics, ConditionWait, Event, EventStatistics, EventWait, InUse, LimiterAcquire,
-    Lock, LockAcquire, LockGuard, LockStatistics, ResourceGuard, Semaphore, SemaphoreAcquire, SemaphoreError,
-    SemaphorePermit, SemaphoreStatistics,
-};
-pub use task::{
-    current_task_id, task_group, GroupClosed, GroupError, JoinError, StartError, TaskGroup, TaskHandle,
-    TaskId, TaskState, TaskStatus,
-};
-pub use time::{
-    current_time, seconds, sleep, sleep_forever, sleep_until, InvalidDuration, Sleep, SleepForever,
-};
+pub mod streams;
+pub mod sync;
+pub mod task;
+pub mod time;
 
 #[doc(hidden)]
 pub use doc_rt::__doc_block_on;

@@ -33,7 +33,7 @@ pub type RuntimeHandle = Arc<dyn Runtime>;
 /// ```
 /// use std::pin::Pin;
 /// use std::time::Instant;
-/// use anyio_core::rt::{BoxTask, Runtime, Timer};
+/// use anyio::rt::{BoxTask, Runtime, Timer};
 ///
 /// #[derive(Debug)]
 /// struct ThreadPerTask;
@@ -41,11 +41,11 @@ pub type RuntimeHandle = Arc<dyn Runtime>;
 /// impl Runtime for ThreadPerTask {
 ///     fn name(&self) -> &'static str { "thread-per-task" }
 ///     fn spawn(&self, task: BoxTask) {
-///         std::thread::spawn(move || anyio_core::__doc_block_on(task));
+///         std::thread::spawn(move || anyio::run(task));
 ///     }
 ///     fn now(&self) -> Instant { Instant::now() }
 ///     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
-///         anyio_core::rt::thread_timer(deadline)
+///         anyio::rt::thread_timer(deadline)
 ///     }
 /// }
 /// ```
@@ -93,7 +93,7 @@ pub enum Interest {
 /// A backend that waits for a reported event before trying again, unless nothing was tried:
 ///
 /// ```
-/// use anyio_core::rt::IoPhase;
+/// use anyio::rt::IoPhase;
 /// fn wait_first(phase: IoPhase) -> bool {
 ///     phase != IoPhase::Fresh
 /// }
@@ -204,7 +204,7 @@ or `#[anyio::main]`, inside a tokio runtime (`#[tokio::main]`), or enable anyio'
 ///
 /// ```
 /// // Outside any runtime and with no backend compiled into this doctest:
-/// assert!(anyio_core::rt::try_current().is_none());
+/// assert!(anyio::rt::try_current().is_none());
 /// ```
 pub fn try_current() -> Option<RuntimeHandle> {
     if let Some(rt) = CURRENT.with(|c| c.borrow().clone()) {
@@ -238,8 +238,8 @@ fn fallback_order() -> &'static [&'static Detector] {
 /// # Examples
 ///
 /// ```
-/// anyio_core::__doc_block_on(async {
-///     let now = anyio_core::rt::with_current(|rt| rt.now());
+/// anyio::run(async {
+///     let now = anyio::rt::with_current(|rt| rt.now());
 ///     assert!(now <= std::time::Instant::now());
 /// });
 /// ```
@@ -258,8 +258,9 @@ pub fn with_current<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
 /// # Examples
 ///
 /// ```
-/// anyio_core::__doc_block_on(async {
-///     assert_eq!(anyio_core::rt::current().name(), "doc");
+/// anyio::run(async {
+///     // The default backend, unless ANYIO_BACKEND names another.
+///     println!("running on {}", anyio::rt::current().name());
 /// });
 /// ```
 pub fn current() -> RuntimeHandle {
@@ -273,8 +274,8 @@ pub fn current() -> RuntimeHandle {
 ///
 /// ```
 /// # use std::sync::Arc;
-/// # anyio_core::__doc_block_on(async {
-/// let rt = anyio_core::rt::current();
+/// # anyio::run(async {
+/// let rt = anyio::rt::current();
 /// # });
 /// ```
 pub fn enter(rt: RuntimeHandle) -> EnterRuntime {
@@ -292,7 +293,7 @@ pub(crate) fn handle_addr(rt: &RuntimeHandle) -> *const () {
 /// tokio runtime, an async-std task), whoever started it.
 ///
 /// ```
-/// assert!(!anyio_core::rt::inside_foreign_runtime());
+/// assert!(!anyio::rt::inside_foreign_runtime());
 /// ```
 pub fn inside_foreign_runtime() -> bool {
     DETECTORS.iter().any(|d| d.exact && (d.detect)().is_some())
@@ -301,7 +302,7 @@ pub fn inside_foreign_runtime() -> bool {
 /// Whether anyio entered a runtime on this thread (used to refuse nested `run` calls).
 ///
 /// ```
-/// assert!(!anyio_core::rt::is_entered());
+/// assert!(!anyio::rt::is_entered());
 /// ```
 pub fn is_entered() -> bool {
     CURRENT.with(|c| c.borrow().is_some())
@@ -334,7 +335,7 @@ impl Drop for EnterRuntime {
 /// # Examples
 ///
 /// ```
-/// let t = anyio_core::rt::thread_timer(std::time::Instant::now());
+/// let t = anyio::rt::thread_timer(std::time::Instant::now());
 /// # drop(t);
 /// ```
 pub fn thread_timer(deadline: Instant) -> Pin<Box<dyn Timer>> {

@@ -1,11 +1,15 @@
-//! Sleeping and the runtime's clock.
+//! Sleeping and the runtime's clock. Deadlines are [`Instant`]s of the standard library's
+//! monotonic clock, as the backends' timers use.
 
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[doc(no_inline)]
+pub use std::time::Instant;
 
 use crate::cancel::current::{register_current, with_current};
 use crate::cancel::node::WaitRegistration;
@@ -22,9 +26,9 @@ use crate::rt::{self, Timer};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// let t0 = anyio_core::current_time();
-/// assert!(anyio_core::current_time() >= t0);
+/// # anyio::run(async {
+/// let t0 = anyio::time::current_time();
+/// assert!(anyio::time::current_time() >= t0);
 /// # });
 /// ```
 pub fn current_time() -> Instant {
@@ -33,7 +37,7 @@ pub fn current_time() -> Instant {
 
 /// Sleeps for `duration`. A checkpoint: fails with [`Cancelled`] at once if the enclosing scope
 /// is cancelled, and as soon as it becomes cancelled while sleeping. `sleep(Duration::ZERO)`
-/// is exactly a [`checkpoint`](crate::checkpoint). A duration too large for the clock sleeps
+/// is exactly a [`checkpoint`](crate::lowlevel::checkpoint). A duration too large for the clock sleeps
 /// forever (until cancelled).
 ///
 /// # Cancel safety
@@ -43,8 +47,8 @@ pub fn current_time() -> Instant {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// anyio_core::sleep(std::time::Duration::from_millis(1)).await.unwrap();
+/// # anyio::run(async {
+/// anyio::sleep(std::time::Duration::from_millis(1)).await.unwrap();
 /// # });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
@@ -61,11 +65,11 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::time::Duration;
-/// let at = anyio_core::current_time() + Duration::from_millis(1);
-/// anyio_core::sleep_until(at).await.unwrap();
-/// assert!(anyio_core::current_time() >= at);
+/// let at = anyio::time::current_time() + Duration::from_millis(1);
+/// anyio::time::sleep_until(at).await.unwrap();
+/// assert!(anyio::time::current_time() >= at);
 /// # });
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
@@ -81,9 +85,9 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::time::Duration;
-/// use anyio_core::{move_on_after, sleep_forever, Cancelled};
+/// use anyio::{move_on_after, Cancelled, time::sleep_forever};
 /// let r = move_on_after(Duration::from_millis(1), async {
 ///     sleep_forever().await?;
 ///     Ok::<(), Cancelled>(())
@@ -216,7 +220,7 @@ impl Future for SleepForever {
 ///
 /// ```
 /// use std::time::Duration;
-/// use anyio_core::seconds;
+/// use anyio::time::seconds;
 ///
 /// assert_eq!(seconds(1.5).unwrap(), Duration::from_millis(1500));
 /// assert_eq!(seconds(f64::INFINITY).unwrap(), Duration::MAX);

@@ -52,50 +52,18 @@ use std::fmt;
 use std::future::Future;
 use std::num::NonZeroUsize;
 
-pub use anyio_core::rt;
-pub use anyio_core::{
-    cancel_shielded_checkpoint, cancellable, checkpoint, checkpoint_if_cancelled, current_effective_deadline,
-    current_task_id, current_time, fail_after, fail_at, move_on_after, move_on_at, seconds, sleep,
-    sleep_forever, sleep_until, task_group, AnyError, AsCancelled, CancelScope, CancelSource, Cancellable,
-    CancellableExt, Cancelled, Checkpoint, FailAfter, GroupClosed, GroupError, InvalidDuration, JoinError,
-    Scoped, Sleep, SleepForever, StartError, TaskGroup, TaskHandle, TaskId, TaskState, TaskStatus,
-    TimeoutError, YieldNow,
-};
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub use anyio_core::net;
+pub use anyio_core::{cancel, error, lowlevel, prelude, rt, streams, sync, task, time};
+
+// What a first program uses, at the top level; everything else lives in its module.
+#[doc(no_inline)]
 pub use anyio_core::{
-    connect_tcp, connect_tcp_with, create_tcp_listener, getaddrinfo, getnameinfo, AddrInfo, AddrInfoHints,
-    AddressFamily, ConnectAttempt, Listener, ListenerExt, LocalAddress, LocalPort, MultiListener, RawSocket,
-    RemoteAddress, RemotePort, SocketAddress, SocketError, SocketFamily, SocketKind, TcpConnectOptions,
-    TcpListener, TcpListenerOptions, TcpStream, UnixAddress, DEFAULT_BACKLOG, HAPPY_EYEBALLS_DELAY,
-};
-#[cfg(unix)]
-pub use anyio_core::{
-    connect_unix, create_connected_udp_socket, create_connected_unix_datagram_socket, create_udp_socket,
-    create_unix_datagram_socket, create_unix_listener, create_unix_listener_with, notify_closing,
-    wait_readable, wait_writable, ConnectedUdpSocket, ConnectedUnixDatagramSocket, UdpSocket,
-    UdpSocketOptions, UnixDatagramSocket, UnixListener, UnixListenerOptions, UnixStream,
-};
-pub use anyio_core::{
-    create_memory_object_stream, BrokenResourceError, BufferSize, ClosedResourceError, EndOfStream,
-    MemoryObjectReceiveStream, MemoryObjectSendStream, MemoryObjectStreamStatistics, ReceiveError,
-    ReceiveItem, SendError, SendItem, TryReceiveError, TrySendError,
-};
-pub use anyio_core::{
-    provide_attribute, ByteStreamIo, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError,
-    TypedAttributeProvider,
-};
-pub use anyio_core::{
-    AsyncResource, BufferedByteReceiveStream, BufferedByteStream, ByteReceiveStream, ByteSendStream,
-    ByteStream, ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream, ObjectStream,
-    StapledByteStream, StapledObjectStream, StreamError, TextReceiveStream, TextSendStream, TextStream,
-};
-pub use anyio_core::{
-    BusyResourceError, CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken,
-    Condition, ConditionStatistics, ConditionWait, InUse, LimiterAcquire, ResourceGuard,
-};
-pub use anyio_core::{
-    Event, EventStatistics, EventWait, Lock, LockAcquire, LockGuard, LockStatistics, Semaphore,
-    SemaphoreAcquire, SemaphoreError, SemaphorePermit, SemaphoreStatistics, WouldBlock,
+    cancel::{fail_after, move_on_after, CancelScope},
+    error::{AnyError, Cancelled},
+    task::{task_group, TaskGroup},
+    time::sleep,
 };
 /// The `async_trait` attribute, for implementing anyio's stream traits.
 pub use async_trait::async_trait;
@@ -124,9 +92,6 @@ pub mod backends {
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub use anyio_tokio as tokio;
 }
-
-/// The monotonic instant type of every deadline and of [`current_time`].
-pub use std::time::Instant;
 
 /// A backend and flavour to run on, among those compiled in.
 ///

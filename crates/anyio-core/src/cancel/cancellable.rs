@@ -26,9 +26,9 @@ use crate::error::Cancelled;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::time::Duration;
-/// use anyio_core::{cancellable, move_on_after};
+/// use anyio::{move_on_after, cancel::cancellable};
 ///
 /// // A future that never completes on its own, from some other crate:
 /// let foreign = std::future::pending::<()>();
@@ -45,8 +45,8 @@ pub fn cancellable<F: Future>(fut: F) -> Cancellable<F> {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::CancellableExt;
+/// # anyio::run(async {
+/// use anyio::cancel::CancellableExt;
 /// assert_eq!(async { 5 }.cancellable().await, Ok(5));
 /// # });
 /// ```

@@ -21,8 +21,8 @@ use crate::loom::lock;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// anyio_core::checkpoint().await.unwrap();
+/// # anyio::run(async {
+/// anyio::lowlevel::checkpoint().await.unwrap();
 /// # });
 /// ```
 pub fn checkpoint() -> Checkpoint {
@@ -56,7 +56,7 @@ impl Future for Checkpoint {
 /// # Examples
 ///
 /// ```
-/// assert!(anyio_core::checkpoint_if_cancelled().is_ok());
+/// assert!(anyio::lowlevel::checkpoint_if_cancelled().is_ok());
 /// ```
 #[inline]
 pub fn checkpoint_if_cancelled() -> Result<(), Cancelled> {
@@ -73,8 +73,8 @@ pub fn checkpoint_if_cancelled() -> Result<(), Cancelled> {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// anyio_core::cancel_shielded_checkpoint().await;
+/// # anyio::run(async {
+/// anyio::lowlevel::cancel_shielded_checkpoint().await;
 /// # });
 /// ```
 pub fn cancel_shielded_checkpoint() -> YieldNow {
@@ -108,9 +108,9 @@ impl Future for YieldNow {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::time::Duration;
-/// use anyio_core::{current_effective_deadline, move_on_after, Cancelled};
+/// use anyio::{move_on_after, Cancelled, cancel::current_effective_deadline};
 ///
 /// assert_eq!(current_effective_deadline(), None);
 /// move_on_after(Duration::from_secs(5), async {

@@ -57,7 +57,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
 pub(crate) fn register_current(
     reg: &mut WaitRegistration,
     waker: &std::task::Waker,
-) -> Result<(), crate::Cancelled> {
+) -> Result<(), crate::error::Cancelled> {
     let fast = with_current(|n| match n {
         None => Some(Ok(())),
         Some(n) if n.wakes_resident(waker) => Some(n.check()),
@@ -85,7 +85,7 @@ pub(crate) fn register_current(
 pub(crate) fn register_current_after_check(
     reg: &mut WaitRegistration,
     waker: &std::task::Waker,
-) -> Result<(), crate::Cancelled> {
+) -> Result<(), crate::error::Cancelled> {
     let resident = with_current(|n| n.is_none_or(|n| n.wakes_resident(waker)));
     if resident {
         reg.clear();
@@ -112,7 +112,7 @@ pub(crate) fn current_arc() -> Option<Arc<Node>> {
 /// Whether the current node is effectively cancelled (the uncancelled fast path of every
 /// checkpoint: one TLS read and one atomic load per scope level up to a shield).
 #[inline]
-pub(crate) fn check_current() -> Result<(), crate::Cancelled> {
+pub(crate) fn check_current() -> Result<(), crate::error::Cancelled> {
     with_current(|n| match n {
         None => Ok(()),
         Some(n) => n.check(),

@@ -1,7 +1,12 @@
-//! Cancel scopes, timeouts and checkpoints: trio's cancellation model on Rust futures.
+//! Cancel scopes and timeouts: trio's cancellation model on Rust futures.
+//!
+//! A [`CancelScope`] runs a body; cancelling it (by [`CancelScope::cancel`] or its deadline)
+//! makes every checkpoint inside fail with [`Cancelled`] until the body returns, and the scope
+//! catches that error at its boundary. [`move_on_after`] and [`fail_after`] are the timeout
+//! forms. Explicit checkpoints for hand-written code are in [`lowlevel`](crate::lowlevel).
 
 mod cancellable;
-mod checkpoint;
+pub(crate) mod checkpoint;
 pub(crate) mod current;
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -10,10 +15,10 @@ mod scope;
 mod timeout;
 
 pub use cancellable::{cancellable, Cancellable, CancellableExt};
-pub use checkpoint::{
-    cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled, current_effective_deadline, Checkpoint,
-    YieldNow,
-};
+pub use checkpoint::current_effective_deadline;
 pub(crate) use scope::{catches, InScope};
 pub use scope::{CancelScope, Scoped};
 pub use timeout::{fail_after, fail_at, move_on_after, move_on_at, FailAfter};
+
+#[doc(no_inline)]
+pub use crate::error::{AsCancelled, CancelSource, Cancelled, TimeoutError};

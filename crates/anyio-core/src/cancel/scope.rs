@@ -24,7 +24,7 @@ use crate::rt::{self, Timer};
 /// Scopes nest: a scope run inside another one (or inside a task group) is cancelled when its
 /// parent is, unless it is *shielded*. While a scope is cancelled, every checkpoint inside it
 /// (`sleep`, `checkpoint`, channel and lock operations, socket I/O...) returns
-/// [`Cancelled`](crate::Cancelled) — every time, until the body returns: cancellation is
+/// [`Cancelled`](crate::error::Cancelled) — every time, until the body returns: cancellation is
 /// level-triggered. The body propagates the error with `?`, and [`run`](Self::run) catches it
 /// when it belongs to this scope.
 ///
@@ -34,8 +34,8 @@ use crate::rt::{self, Timer};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{sleep_forever, CancelScope, Cancelled};
+/// # anyio::run(async {
+/// use anyio::{CancelScope, Cancelled, time::sleep_forever};
 ///
 /// let scope = CancelScope::new();
 /// let remote = scope.clone();
@@ -76,7 +76,7 @@ impl CancelScope {
     /// A scope with no deadline, not shielded.
     ///
     /// ```
-    /// let scope = anyio_core::CancelScope::new();
+    /// let scope = anyio::CancelScope::new();
     /// assert_eq!(scope.deadline(), None);
     /// assert!(!scope.shield());
     /// ```
@@ -90,7 +90,7 @@ impl CancelScope {
     ///
     /// ```
     /// let at = std::time::Instant::now();
-    /// assert_eq!(anyio_core::CancelScope::with_deadline(at).deadline(), Some(at));
+    /// assert_eq!(anyio::CancelScope::with_deadline(at).deadline(), Some(at));
     /// ```
     pub fn with_deadline(deadline: Instant) -> Self {
         let scope = Self::new();
@@ -102,12 +102,12 @@ impl CancelScope {
     /// relative deadlines. A timeout too large to represent means no deadline.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// use std::time::Duration;
-    /// let scope = anyio_core::CancelScope::with_timeout(Duration::from_secs(60));
+    /// let scope = anyio::CancelScope::with_timeout(Duration::from_secs(60));
     /// assert_eq!(scope.deadline(), None); // not resolved until entered
     /// let s = scope.clone();
-    /// scope.run(async move { assert!(s.deadline().is_some()); Ok::<_, anyio_core::Cancelled>(()) }).await.unwrap();
+    /// scope.run(async move { assert!(s.deadline().is_some()); Ok::<_, anyio::Cancelled>(()) }).await.unwrap();
     /// # });
     /// ```
     pub fn with_timeout(timeout: Duration) -> Self {
@@ -123,7 +123,7 @@ impl CancelScope {
     /// `cancel` and deadline still do). Use it for async cleanup after a cancellation.
     ///
     /// ```
-    /// assert!(anyio_core::CancelScope::shielded().shield());
+    /// assert!(anyio::CancelScope::shielded().shield());
     /// ```
     pub fn shielded() -> Self {
         Self { node: Arc::new(Node::new(true)) }
@@ -134,7 +134,7 @@ impl CancelScope {
     /// takes effect when it is entered. Idempotent.
     ///
     /// ```
-    /// let scope = anyio_core::CancelScope::new();
+    /// let scope = anyio::CancelScope::new();
     /// scope.cancel();
     /// assert!(scope.cancel_called());
     /// ```
@@ -142,11 +142,11 @@ impl CancelScope {
         self.node.cancel(CancelSource::Explicit, None);
     }
 
-    /// Cancels the scope, recording `reason` in the [`Cancelled`](crate::Cancelled) error
+    /// Cancels the scope, recording `reason` in the [`Cancelled`](crate::error::Cancelled) error
     /// (only the first cancellation's reason is kept).
     ///
     /// ```
-    /// let scope = anyio_core::CancelScope::new();
+    /// let scope = anyio::CancelScope::new();
     /// scope.cancel_with_reason("client went away");
     /// assert!(scope.cancel_called());
     /// ```
@@ -157,7 +157,7 @@ impl CancelScope {
     /// Whether the scope was cancelled, explicitly or by its deadline.
     ///
     /// ```
-    /// assert!(!anyio_core::CancelScope::new().cancel_called());
+    /// assert!(!anyio::CancelScope::new().cancel_called());
     /// ```
     pub fn cancel_called(&self) -> bool {
         self.node.cancel_called()
@@ -167,7 +167,7 @@ impl CancelScope {
     /// with a cancellation error that belonged to this scope.
     ///
     /// ```
-    /// assert!(!anyio_core::CancelScope::new().cancelled_caught());
+    /// assert!(!anyio::CancelScope::new().cancelled_caught());
     /// ```
     pub fn cancelled_caught(&self) -> bool {
         self.node.cancelled_caught()
@@ -176,7 +176,7 @@ impl CancelScope {
     /// The scope's deadline, if it has one.
     ///
     /// ```
-    /// assert_eq!(anyio_core::CancelScope::new().deadline(), None);
+    /// assert_eq!(anyio::CancelScope::new().deadline(), None);
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
         lock(&self.node.timing).deadline
@@ -186,7 +186,7 @@ impl CancelScope {
     /// timer, a deadline already past cancels the scope.
     ///
     /// ```
-    /// let scope = anyio_core::CancelScope::new();
+    /// let scope = anyio::CancelScope::new();
     /// let at = std::time::Instant::now();
     /// scope.set_deadline(Some(at));
     /// assert_eq!(scope.deadline(), Some(at));
@@ -209,7 +209,7 @@ impl CancelScope {
     /// Whether the scope is shielded.
     ///
     /// ```
-    /// assert!(!anyio_core::CancelScope::new().shield());
+    /// assert!(!anyio::CancelScope::new().shield());
     /// ```
     pub fn shield(&self) -> bool {
         self.node.shield()
@@ -219,7 +219,7 @@ impl CancelScope {
     /// cancellation of an enclosing scope at once (blocked tasks inside are woken).
     ///
     /// ```
-    /// let scope = anyio_core::CancelScope::new();
+    /// let scope = anyio::CancelScope::new();
     /// scope.set_shield(true);
     /// assert!(scope.shield());
     /// ```
@@ -253,8 +253,8 @@ impl CancelScope {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{checkpoint, CancelScope, Cancelled};
+    /// # anyio::run(async {
+    /// use anyio::{CancelScope, Cancelled, lowlevel::checkpoint};
     /// let r = CancelScope::new().run(async { checkpoint().await?; Ok::<_, Cancelled>(7) }).await;
     /// assert_eq!(r, Ok(Some(7)));
     /// # });
@@ -271,7 +271,7 @@ impl CancelScope {
     /// enclosing scope up to a shield is cancelled).
     ///
     /// ```
-    /// assert!(!anyio_core::CancelScope::new().is_effectively_cancelled());
+    /// assert!(!anyio::CancelScope::new().is_effectively_cancelled());
     /// ```
     pub fn is_effectively_cancelled(&self) -> bool {
         self.node.is_effectively_cancelled()
@@ -279,8 +279,8 @@ impl CancelScope {
 }
 
 pin_project! {
-    /// The future returned by [`CancelScope::run`], [`move_on_after`](crate::move_on_after) and
-    /// [`move_on_at`](crate::move_on_at).
+    /// The future returned by [`CancelScope::run`], [`move_on_after`](crate::cancel::move_on_after) and
+    /// [`move_on_at`](crate::cancel::move_on_at).
     #[must_use = "futures do nothing unless polled"]
     pub struct Scoped<F> {
         #[pin]

@@ -26,9 +26,9 @@ use crate::error::{AsCancelled, TimeoutError};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::time::Duration;
-/// use anyio_core::{move_on_after, sleep, Cancelled};
+/// use anyio::{move_on_after, sleep, Cancelled};
 ///
 /// let r = move_on_after(Duration::from_millis(10), async {
 ///     sleep(Duration::from_secs(3600)).await?;
@@ -47,7 +47,7 @@ where
 }
 
 /// Like [`move_on_after`] with an absolute deadline on the runtime's clock
-/// ([`current_time`](crate::current_time)). A deadline already past makes the body's first
+/// ([`current_time`](crate::time::current_time)). A deadline already past makes the body's first
 /// checkpoint fail.
 ///
 /// # Cancel safety
@@ -57,8 +57,8 @@ where
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{checkpoint, current_time, move_on_at, Cancelled};
+/// # anyio::run(async {
+/// use anyio::{Cancelled, cancel::move_on_at, lowlevel::checkpoint, time::current_time};
 ///
 /// let r = move_on_at(current_time(), async { checkpoint().await?; Ok::<_, Cancelled>(1) }).await;
 /// assert_eq!(r, Ok(None));
@@ -85,9 +85,9 @@ where
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::time::Duration;
-/// use anyio_core::{fail_after, sleep, AnyError};
+/// use anyio::{fail_after, sleep, AnyError};
 ///
 /// let r: Result<(), AnyError> = fail_after(Duration::from_millis(10), async {
 ///     sleep(Duration::from_secs(3600)).await?;
@@ -114,8 +114,8 @@ where
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{checkpoint, current_time, fail_at, AnyError};
+/// # anyio::run(async {
+/// use anyio::{AnyError, cancel::fail_at, lowlevel::checkpoint, time::current_time};
 ///
 /// let r: Result<(), AnyError> = fail_at(current_time(), async { checkpoint().await?; Ok(()) }).await;
 /// assert!(r.unwrap_err().is_timeout());

@@ -14,7 +14,7 @@ use crate::streams::TypedAttribute;
 /// # Examples
 ///
 /// ```
-/// assert_ne!(anyio_core::AddressFamily::Ipv4, anyio_core::AddressFamily::Ipv6);
+/// assert_ne!(anyio::net::AddressFamily::Ipv4, anyio::net::AddressFamily::Ipv6);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AddressFamily {
@@ -49,7 +49,7 @@ impl AddressFamily {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::UnixAddress;
+/// use anyio::net::unix::UnixAddress;
 /// let a = UnixAddress::Pathname("/tmp/app.sock".into());
 /// assert_eq!(a.to_string(), "/tmp/app.sock");
 /// ```
@@ -78,7 +78,7 @@ impl fmt::Display for UnixAddress {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::SocketAddress;
+/// use anyio::net::SocketAddress;
 /// let a = SocketAddress::Inet("127.0.0.1:80".parse().unwrap());
 /// assert_eq!(a.port(), Some(80));
 /// ```
@@ -96,7 +96,7 @@ impl SocketAddress {
     /// # Examples
     ///
     /// ```
-    /// use anyio_core::{SocketAddress, UnixAddress};
+    /// use anyio::{net::SocketAddress, net::unix::UnixAddress};
     /// assert_eq!(SocketAddress::Inet("[::1]:443".parse().unwrap()).port(), Some(443));
     /// assert_eq!(SocketAddress::Unix(UnixAddress::Unnamed).port(), None);
     /// ```
@@ -112,7 +112,7 @@ impl SocketAddress {
     /// # Examples
     ///
     /// ```
-    /// use anyio_core::{SocketAddress, UnixAddress};
+    /// use anyio::{net::SocketAddress, net::unix::UnixAddress};
     /// let inet: std::net::SocketAddr = "127.0.0.1:80".parse().unwrap();
     /// assert_eq!(SocketAddress::Inet(inet).as_inet(), Some(inet));
     /// assert_eq!(SocketAddress::Unix(UnixAddress::Pathname("/tmp/app.sock".into())).as_inet(), None);
@@ -129,7 +129,7 @@ impl SocketAddress {
     /// # Examples
     ///
     /// ```
-    /// use anyio_core::{AddressFamily, SocketAddress, UnixAddress};
+    /// use anyio::{net::{AddressFamily, SocketAddress}, net::unix::UnixAddress};
     /// assert_eq!(SocketAddress::Inet("[::1]:80".parse().unwrap()).family(), AddressFamily::Ipv6);
     /// assert_eq!(SocketAddress::Unix(UnixAddress::Unnamed).family(), AddressFamily::Unix);
     /// ```
@@ -174,8 +174,8 @@ impl From<std::net::SocketAddr> for SocketAddress {
 /// # Examples
 ///
 /// ```no_run
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, LocalAddress, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{net::{connect_tcp, LocalAddress}, streams::TypedAttributeExt};
 /// let stream = connect_tcp("localhost", 8080).await?;
 /// println!("{}", stream.extra::<LocalAddress>()?);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) });
@@ -191,8 +191,11 @@ impl TypedAttribute for LocalAddress {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{
+///     net::{create_tcp_listener, LocalPort}, net::tcp::TcpListenerOptions,
+///     streams::TypedAttributeExt,
+/// };
 /// let listener = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
 /// assert_ne!(listener.extra::<LocalPort>()?, 0);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -208,8 +211,8 @@ impl TypedAttribute for LocalPort {
 /// # Examples
 ///
 /// ```no_run
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, RemoteAddress, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{net::{connect_tcp, RemoteAddress}, streams::TypedAttributeExt};
 /// let stream = connect_tcp("localhost", 8080).await?;
 /// println!("connected to {}", stream.extra::<RemoteAddress>()?);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) });
@@ -225,8 +228,8 @@ impl TypedAttribute for RemoteAddress {
 /// # Examples
 ///
 /// ```no_run
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, RemotePort, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{net::{connect_tcp, RemotePort}, streams::TypedAttributeExt};
 /// let stream = connect_tcp("localhost", 8080).await?;
 /// assert_eq!(stream.extra::<RemotePort>()?, 8080);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) });
@@ -242,8 +245,8 @@ impl TypedAttribute for RemotePort {
 /// # Examples
 ///
 /// ```no_run
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, AddressFamily, SocketFamily, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{net::{connect_tcp, AddressFamily, SocketFamily}, streams::TypedAttributeExt};
 /// let stream = connect_tcp("127.0.0.1", 8080).await?;
 /// assert_eq!(stream.extra::<SocketFamily>()?, AddressFamily::Ipv4);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) });
@@ -260,8 +263,8 @@ impl TypedAttribute for SocketFamily {
 /// # Examples
 ///
 /// ```no_run
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, RawSocket, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{net::{connect_tcp, RawSocket}, streams::TypedAttributeExt};
 /// let stream = connect_tcp("127.0.0.1", 8080).await?;
 /// let fd: std::os::fd::RawFd = stream.extra::<RawSocket>()?;
 /// # Ok::<_, Box<dyn std::error::Error>>(()) });

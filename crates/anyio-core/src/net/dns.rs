@@ -15,7 +15,7 @@ use super::error::SocketError;
 /// # Examples
 ///
 /// ```
-/// assert_ne!(anyio_core::SocketKind::Stream, anyio_core::SocketKind::Datagram);
+/// assert_ne!(anyio::net::dns::SocketKind::Stream, anyio::net::dns::SocketKind::Datagram);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SocketKind {
@@ -54,7 +54,7 @@ impl SocketKind {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{AddrInfoHints, AddressFamily, SocketKind};
+/// use anyio::{net::AddressFamily, net::dns::{AddrInfoHints, SocketKind}};
 /// let hints = AddrInfoHints::new().family(AddressFamily::Ipv4).kind(SocketKind::Stream);
 /// # drop(hints);
 /// ```
@@ -72,12 +72,12 @@ impl AddrInfoHints {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{getaddrinfo, AddrInfoHints};
+    /// # anyio::run(async {
+    /// use anyio::{net::getaddrinfo, net::dns::AddrInfoHints};
     /// // Unrestricted, a numeric address is offered for stream and datagram sockets alike.
     /// let found = getaddrinfo("127.0.0.1", Some(80), AddrInfoHints::new()).await?;
     /// assert_eq!(found.len(), 2);
-    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -87,13 +87,13 @@ impl AddrInfoHints {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{getaddrinfo, AddrInfoHints, AddressFamily};
+    /// # anyio::run(async {
+    /// use anyio::{net::{getaddrinfo, AddressFamily}, net::dns::AddrInfoHints};
     /// let v4 = AddrInfoHints::new().family(AddressFamily::Ipv4);
     /// assert!(getaddrinfo("127.0.0.1", None, v4).await?.iter().all(|i| i.address.is_ipv4()));
     /// let v6 = AddrInfoHints::new().family(AddressFamily::Ipv6);
     /// assert!(getaddrinfo("127.0.0.1", None, v6).await.is_err());
-    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
     /// ```
     pub fn family(mut self, family: AddressFamily) -> Self {
         self.family = Some(family);
@@ -104,12 +104,12 @@ impl AddrInfoHints {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{getaddrinfo, AddrInfoHints, SocketKind};
+    /// # anyio::run(async {
+    /// use anyio::{net::getaddrinfo, net::dns::{AddrInfoHints, SocketKind}};
     /// let hints = AddrInfoHints::new().kind(SocketKind::Datagram);
     /// let found = getaddrinfo("127.0.0.1", Some(53), hints).await?;
     /// assert!(found.iter().all(|i| i.kind == SocketKind::Datagram));
-    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
     /// ```
     pub fn kind(mut self, kind: SocketKind) -> Self {
         self.kind = Some(kind);
@@ -120,12 +120,12 @@ impl AddrInfoHints {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{getaddrinfo, AddrInfoHints, SocketKind};
+    /// # anyio::run(async {
+    /// use anyio::{net::getaddrinfo, net::dns::{AddrInfoHints, SocketKind}};
     /// let hints = AddrInfoHints::new().kind(SocketKind::Stream).protocol(libc::IPPROTO_TCP);
     /// let found = getaddrinfo("127.0.0.1", Some(80), hints).await?;
     /// assert!(found.iter().all(|i| i.protocol == libc::IPPROTO_TCP));
-    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
     /// ```
     pub fn protocol(mut self, protocol: i32) -> Self {
         self.protocol = protocol;
@@ -136,12 +136,12 @@ impl AddrInfoHints {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{getaddrinfo, AddrInfoHints};
+    /// # anyio::run(async {
+    /// use anyio::{net::getaddrinfo, net::dns::AddrInfoHints};
     /// let hints = AddrInfoHints::new().flags(libc::AI_CANONNAME);
     /// let found = getaddrinfo("localhost", None, hints).await?;
     /// assert!(found[0].canonical_name.is_some());
-    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
     /// ```
     pub fn flags(mut self, flags: i32) -> Self {
         self.flags = flags;
@@ -154,8 +154,8 @@ impl AddrInfoHints {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// let found = anyio_core::getaddrinfo("127.0.0.1", Some(80), Default::default()).await.unwrap();
+/// # anyio::run(async {
+/// let found = anyio::net::getaddrinfo("127.0.0.1", Some(80), Default::default()).await.unwrap();
 /// assert!(found.iter().all(|i| i.address == "127.0.0.1:80".parse().unwrap()));
 /// # });
 /// ```
@@ -188,11 +188,11 @@ pub struct AddrInfo {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{getaddrinfo, AddrInfoHints, SocketKind};
+/// # anyio::run(async {
+/// use anyio::{net::getaddrinfo, net::dns::{AddrInfoHints, SocketKind}};
 /// let found = getaddrinfo("localhost", Some(8080), AddrInfoHints::new().kind(SocketKind::Stream)).await?;
 /// assert!(found.iter().all(|i| i.address.ip().is_loopback() && i.address.port() == 8080));
-/// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+/// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
 /// ```
 pub async fn getaddrinfo(
     host: &str,
@@ -201,7 +201,7 @@ pub async fn getaddrinfo(
 ) -> Result<Vec<AddrInfo>, SocketError> {
     // Numeric addresses need no thread.
     if let Some(ip) = ip_literal(host) {
-        crate::checkpoint_if_cancelled()?;
+        crate::lowlevel::checkpoint_if_cancelled()?;
         let address = SocketAddr::new(ip, port.unwrap_or(0));
         let family = AddressFamily::of(&address);
         if hints.family.is_some_and(|f| f != family) {
@@ -310,10 +310,10 @@ fn gai_error(rc: libc::c_int) -> io::Error {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// let (host, port) = anyio_core::getnameinfo("127.0.0.1:80".parse().unwrap(), libc::NI_NUMERICHOST | libc::NI_NUMERICSERV).await?;
+/// # anyio::run(async {
+/// let (host, port) = anyio::net::getnameinfo("127.0.0.1:80".parse().unwrap(), libc::NI_NUMERICHOST | libc::NI_NUMERICSERV).await?;
 /// assert_eq!((host.as_str(), port.as_str()), ("127.0.0.1", "80"));
-/// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+/// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
 /// ```
 pub async fn getnameinfo(address: SocketAddr, flags: i32) -> Result<(String, String), SocketError> {
     run_blocking("anyio-getnameinfo", move || blocking_getnameinfo(address, flags))

@@ -10,12 +10,12 @@ use crate::sync::BusyResourceError;
 
 use super::addr::SocketAddress;
 
-/// One failed connection attempt of [`connect_tcp`](crate::connect_tcp).
+/// One failed connection attempt of [`connect_tcp`](crate::net::connect_tcp).
 ///
 /// # Examples
 ///
 /// ```
-/// let a = anyio_core::ConnectAttempt {
+/// let a = anyio::net::ConnectAttempt {
 ///     address: "127.0.0.1:1".parse().unwrap(),
 ///     error: std::io::ErrorKind::ConnectionRefused.into(),
 /// };
@@ -42,8 +42,8 @@ impl fmt::Display for ConnectAttempt {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, SocketError};
+/// # anyio::run(async {
+/// use anyio::net::{connect_tcp, SocketError};
 /// // Port 0 is never a valid destination.
 /// let err = connect_tcp("127.0.0.1", 0).await.unwrap_err();
 /// assert!(matches!(err, SocketError::InvalidArgument(_)));

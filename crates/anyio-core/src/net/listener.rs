@@ -17,8 +17,11 @@ use crate::task::{task_group, GroupError, TaskGroup};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, create_tcp_listener, Listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{
+///     net::{connect_tcp, create_tcp_listener, Listener, LocalPort}, net::tcp::TcpListenerOptions,
+///     streams::TypedAttributeExt,
+/// };
 /// let listener = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
 /// let port = listener.extra::<LocalPort>()?;
 /// let client = connect_tcp("127.0.0.1", port).await?;
@@ -45,8 +48,11 @@ pub trait Listener: AsyncResource {
 /// # Examples
 ///
 /// ```no_run
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_tcp_listener, ByteReceiveStream, ByteSendStream, ListenerExt, StreamError, TcpListenerOptions};
+/// # anyio::run(async {
+/// use anyio::{
+///     net::{create_tcp_listener, ListenerExt}, net::tcp::TcpListenerOptions,
+///     streams::{ByteReceiveStream, ByteSendStream, StreamError},
+/// };
 /// let listener = create_tcp_listener(TcpListenerOptions::new().local_port(7000)).await?;
 /// listener
 ///     .serve(|client| async move {
@@ -115,13 +121,13 @@ impl<L: Listener> ListenerExt for L {}
 /// whichever listener has one first, so `serve` serves them all. [`create_tcp_listener`]
 /// returns one, with a socket per local address.
 ///
-/// [`create_tcp_listener`]: crate::create_tcp_listener
+/// [`create_tcp_listener`]: crate::net::create_tcp_listener
 ///
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_tcp_listener, MultiListener, TcpListenerOptions};
+/// # anyio::run(async {
+/// use anyio::{net::{create_tcp_listener, MultiListener}, net::tcp::TcpListenerOptions};
 /// let a = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
 /// let b = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
 /// let both = MultiListener::new(a.into_listeners().into_iter().chain(b.into_listeners()).collect());
@@ -140,8 +146,8 @@ impl<L: Listener> MultiListener<L> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_tcp, Listener, MultiListener, TcpListener};
+    /// # anyio::run(async {
+    /// use anyio::net::{connect_tcp, Listener, MultiListener, TcpListener};
     /// let a = TcpListener::bind("127.0.0.1:0".parse()?).await?;
     /// let b = TcpListener::bind("127.0.0.1:0".parse()?).await?;
     /// let port_b = b.local_addr()?.port();
@@ -160,8 +166,8 @@ impl<L: Listener> MultiListener<L> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_tcp_listener, TcpListenerOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_tcp_listener, net::tcp::TcpListenerOptions};
     /// let multi = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
     /// for listener in multi.listeners() {
     ///     assert!(listener.local_addr()?.ip().is_loopback());
@@ -177,8 +183,8 @@ impl<L: Listener> MultiListener<L> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_tcp_listener, TcpListener, TcpListenerOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::{create_tcp_listener, TcpListener}, net::tcp::TcpListenerOptions};
     /// let multi = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
     /// let single: TcpListener = multi.into_listeners().remove(0);
     /// assert!(single.local_addr()?.ip().is_loopback());

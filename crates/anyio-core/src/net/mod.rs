@@ -7,34 +7,27 @@
 
 mod addr;
 mod blocking;
-mod dns;
+pub mod dns;
 mod error;
 mod io;
 mod listener;
 mod stream;
-mod tcp;
-mod udp;
-mod unix;
+pub mod tcp;
+pub mod udp;
+pub mod unix;
+mod unix_datagram;
 mod wait;
 
 pub use addr::{
-    AddressFamily, LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress,
-    SocketFamily, UnixAddress,
+    AddressFamily, LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketFamily,
 };
-pub use dns::{getaddrinfo, getnameinfo, AddrInfo, AddrInfoHints, SocketKind};
+pub use dns::{getaddrinfo, getnameinfo};
 pub use error::{ConnectAttempt, SocketError};
 pub use listener::{Listener, ListenerExt, MultiListener};
-pub use tcp::{
-    connect_tcp, connect_tcp_with, create_tcp_listener, TcpConnectOptions, TcpListener, TcpListenerOptions,
-    TcpStream, DEFAULT_BACKLOG, HAPPY_EYEBALLS_DELAY,
-};
-pub use udp::{
-    create_connected_udp_socket, create_connected_unix_datagram_socket, create_udp_socket,
-    create_unix_datagram_socket, ConnectedUdpSocket, ConnectedUnixDatagramSocket, UdpSocket,
-    UdpSocketOptions, UnixDatagramSocket,
-};
+pub use tcp::{connect_tcp, create_tcp_listener, TcpListener, TcpStream};
+pub use udp::{create_connected_udp_socket, create_udp_socket, ConnectedUdpSocket, UdpSocket};
 pub use unix::{
-    connect_unix, create_unix_listener, create_unix_listener_with, UnixListener, UnixListenerOptions,
-    UnixStream,
+    connect_unix, create_connected_unix_datagram_socket, create_unix_datagram_socket, create_unix_listener,
+    ConnectedUnixDatagramSocket, UnixDatagramSocket, UnixListener, UnixStream,
 };
 pub use wait::{notify_closing, wait_readable, wait_writable};

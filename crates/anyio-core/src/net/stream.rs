@@ -94,7 +94,7 @@ impl ByteSocket {
     }
 
     pub(crate) async fn send_eof(&self) -> Result<(), StreamError> {
-        crate::checkpoint_if_cancelled()?;
+        crate::lowlevel::checkpoint_if_cancelled()?;
         let r = match self.core.with_socket(|s| s.shutdown(Shutdown::Write)) {
             // Already shut down by the peer's reset: nothing left to half-close.
             Err(OpError::Io(e)) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
@@ -204,7 +204,7 @@ impl<A: Attempt + Unpin, T, M: FnMut(A::Output) -> Result<T, StreamError> + Unpi
 pub(crate) fn compat_error(e: OpError) -> io::Error {
     match e {
         OpError::Io(e) => e,
-        OpError::Closed => io::Error::new(io::ErrorKind::NotConnected, crate::ClosedResourceError),
+        OpError::Closed => io::Error::new(io::ErrorKind::NotConnected, crate::error::ClosedResourceError),
         OpError::Busy(b) => io::Error::other(b),
         OpError::Cancelled(c) => io::Error::other(c),
     }
@@ -223,7 +223,7 @@ macro_rules! byte_stream_impls {
         #[async_trait::async_trait]
         impl $crate::streams::AsyncResource for $ty {
             /// Closes the socket at once; operations blocked in other tasks end with
-            /// [`StreamError::Closed`](crate::StreamError::Closed).
+            /// [`StreamError::Closed`](crate::streams::StreamError::Closed).
             async fn aclose(&self) -> Result<(), $crate::streams::StreamError> {
                 self.sock.close();
                 Ok(())

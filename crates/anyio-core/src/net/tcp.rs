@@ -26,7 +26,7 @@ use super::stream::{byte_stream_impls, socket_attribute, ByteSocket, STREAM_ACTI
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{TcpConnectOptions, HAPPY_EYEBALLS_DELAY};
+/// use anyio::net::tcp::{HAPPY_EYEBALLS_DELAY, TcpConnectOptions};
 /// assert_eq!(HAPPY_EYEBALLS_DELAY, std::time::Duration::from_millis(250));
 /// // Half the default, for a client on a fast network:
 /// let opts = TcpConnectOptions::new().happy_eyeballs_delay(HAPPY_EYEBALLS_DELAY / 2);
@@ -34,7 +34,7 @@ use super::stream::{byte_stream_impls, socket_attribute, ByteSocket, STREAM_ACTI
 /// ```
 pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
-/// A connected TCP socket: a [`ByteStream`](crate::ByteStream) with `TCP_NODELAY` on.
+/// A connected TCP socket: a [`ByteStream`](crate::streams::ByteStream) with `TCP_NODELAY` on.
 ///
 /// Receiving and sending may run in two tasks at once; two tasks receiving (or sending) at once
 /// get [`StreamError::Busy`]. It also implements futures-io's and (feature `tokio`) tokio's
@@ -43,8 +43,11 @@ pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, create_tcp_listener, Listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{
+///     net::{connect_tcp, create_tcp_listener, Listener, LocalPort}, net::tcp::TcpListenerOptions,
+///     streams::TypedAttributeExt,
+/// };
 /// let listener = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
 /// let client = connect_tcp("127.0.0.1", listener.extra::<LocalPort>()?).await?;
 /// let server = listener.accept().await?;
@@ -70,10 +73,10 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let std_client = std::net::TcpStream::connect(server.local_addr()?)?;
-    /// let client = anyio_core::TcpStream::from_std(std_client)?;
+    /// let client = anyio::net::TcpStream::from_std(std_client)?;
     /// assert_eq!(client.peer_addr()?, server.local_addr()?);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
@@ -97,9 +100,9 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// let server = listener.accept().await?;
     /// client.send(b"hello").await?;
     /// assert_eq!(server.receive(3).await?, b"hel"); // at most `max_bytes`
@@ -119,9 +122,9 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// let server = listener.accept().await?;
     /// client.send(b"hi").await?;
     /// let mut buf = [0; 16];
@@ -148,9 +151,9 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// let server = listener.accept().await?;
     /// client.send(b"ping").await?;
     /// assert_eq!(server.receive(100).await?, b"ping");
@@ -170,10 +173,10 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::StreamError;
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// use anyio::streams::StreamError;
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// let server = listener.accept().await?;
     /// client.send_eof().await?;
     /// assert!(matches!(server.receive(100).await, Err(StreamError::EndOfStream)));
@@ -194,10 +197,10 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::StreamError;
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// use anyio::streams::StreamError;
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// let server = listener.accept().await?;
     /// client.aclose().await?;
     /// assert!(matches!(client.send(b"x").await, Err(StreamError::Closed)));
@@ -214,9 +217,9 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// let server = listener.accept().await?;
     /// assert_eq!(client.local_addr()?, server.peer_addr()?);
     /// assert!(client.local_addr()?.ip().is_loopback());
@@ -231,9 +234,9 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// assert_eq!(client.peer_addr()?, listener.local_addr()?);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
@@ -246,9 +249,9 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// client.set_nodelay(false)?; // let the kernel coalesce small writes
     /// assert!(!client.nodelay()?);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -262,9 +265,9 @@ impl TcpStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// let server = listener.accept().await?;
     /// assert!(client.nodelay()? && server.nodelay()?); // on for anyio's connections
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -283,7 +286,7 @@ fn inet(a: SocketAddress) -> Result<SocketAddr, StreamError> {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::TcpConnectOptions;
+/// use anyio::net::tcp::TcpConnectOptions;
 /// let opts = TcpConnectOptions::new().local_host("127.0.0.1".parse().unwrap())
 ///     .happy_eyeballs_delay(std::time::Duration::from_millis(100));
 /// # drop(opts);
@@ -307,8 +310,8 @@ impl TcpConnectOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_tcp_with, TcpConnectOptions};
+    /// # anyio::run(async {
+    /// use anyio::net::tcp::{connect_tcp_with, TcpConnectOptions};
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let port = listener.local_addr()?.port();
     /// let stream = connect_tcp_with("127.0.0.1", port, TcpConnectOptions::new()).await?;
@@ -323,8 +326,8 @@ impl TcpConnectOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_tcp_with, SocketError, TcpConnectOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::SocketError, net::tcp::{connect_tcp_with, TcpConnectOptions}};
     /// // An IPv6 local address leaves no address of an IPv4-only host to try.
     /// let opts = TcpConnectOptions::new().local_host("::1".parse()?);
     /// let err = connect_tcp_with("127.0.0.1", 80, opts).await.unwrap_err();
@@ -340,8 +343,8 @@ impl TcpConnectOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_tcp_with, TcpConnectOptions};
+    /// # anyio::run(async {
+    /// use anyio::net::tcp::{connect_tcp_with, TcpConnectOptions};
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let free = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     /// let opts = TcpConnectOptions::new().local_port(free);
@@ -358,9 +361,9 @@ impl TcpConnectOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// use std::time::Duration;
-    /// use anyio_core::{connect_tcp_with, TcpConnectOptions};
+    /// use anyio::net::tcp::{connect_tcp_with, TcpConnectOptions};
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let port = listener.local_addr()?.port();
     /// // Give each of localhost's addresses 50 ms before also trying the next one.
@@ -395,8 +398,8 @@ impl TcpConnectOptions {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp, SocketError};
+/// # anyio::run(async {
+/// use anyio::net::{connect_tcp, SocketError};
 /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
 /// let stream = connect_tcp("localhost", listener.local_addr()?.port()).await?;
 /// assert!(stream.nodelay()?);
@@ -421,8 +424,8 @@ pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, SocketError
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{connect_tcp_with, TcpConnectOptions};
+/// # anyio::run(async {
+/// use anyio::net::tcp::{connect_tcp_with, TcpConnectOptions};
 /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
 /// let opts = TcpConnectOptions::new().local_host("127.0.0.1".parse()?);
 /// let stream = connect_tcp_with("127.0.0.1", listener.local_addr()?.port(), opts).await?;
@@ -461,7 +464,7 @@ pub async fn connect_tcp_with(
 async fn resolve_stream_targets(host: &str, port: u16) -> Result<Vec<SocketAddr>, SocketError> {
     if let Some(ip) = ip_literal(host) {
         // What getaddrinfo would answer, without its list of every socket kind to sort.
-        crate::checkpoint_if_cancelled()?;
+        crate::lowlevel::checkpoint_if_cancelled()?;
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let found = getaddrinfo(host, Some(port), AddrInfoHints::new().kind(SocketKind::Stream)).await?;
@@ -636,8 +639,8 @@ async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<T
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+/// # anyio::run(async {
+/// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
 /// assert!(listener.local_addr()?.port() != 0);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
@@ -658,8 +661,8 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{SocketError, TcpListener};
+    /// # anyio::run(async {
+    /// use anyio::net::{SocketError, TcpListener};
     /// let listener = TcpListener::bind("127.0.0.1:0".parse()?).await?;
     /// let address = listener.local_addr()?;
     /// assert_ne!(address.port(), 0); // port 0 picks a free port
@@ -668,7 +671,7 @@ impl TcpListener {
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn bind(address: SocketAddr) -> Result<Self, SocketError> {
-        crate::checkpoint_if_cancelled()?;
+        crate::lowlevel::checkpoint_if_cancelled()?;
         listen_on(address, false, false, DEFAULT_BACKLOG)
     }
 
@@ -677,9 +680,9 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let listener = anyio_core::TcpListener::from_std(std_listener)?;
+    /// let listener = anyio::net::TcpListener::from_std(std_listener)?;
     /// # drop(listener);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
@@ -692,8 +695,8 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
     /// let address = listener.local_addr()?;
     /// assert!(address.ip().is_loopback() && address.port() != 0);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -711,9 +714,9 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let listener = anyio_core::TcpListener::bind("127.0.0.1:0".parse()?).await?;
-    /// let client = anyio_core::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
+    /// # anyio::run(async {
+    /// let listener = anyio::net::TcpListener::bind("127.0.0.1:0".parse()?).await?;
+    /// let client = anyio::net::connect_tcp("127.0.0.1", listener.local_addr()?.port()).await?;
     /// let server = listener.accept().await?;
     /// server.send(b"welcome").await?;
     /// assert_eq!(client.receive(100).await?, b"welcome");
@@ -735,8 +738,8 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{StreamError, TcpListener};
+    /// # anyio::run(async {
+    /// use anyio::{net::TcpListener, streams::StreamError};
     /// let listener = TcpListener::bind("127.0.0.1:0".parse()?).await?;
     /// listener.aclose().await?;
     /// assert!(matches!(listener.accept().await, Err(StreamError::Closed)));
@@ -789,7 +792,7 @@ impl Listener for TcpListener {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{TcpListenerOptions, DEFAULT_BACKLOG};
+/// use anyio::net::tcp::{DEFAULT_BACKLOG, TcpListenerOptions};
 /// assert_eq!(DEFAULT_BACKLOG, 65536);
 /// let opts = TcpListenerOptions::new().backlog(DEFAULT_BACKLOG / 2);
 /// # drop(opts);
@@ -801,7 +804,7 @@ pub const DEFAULT_BACKLOG: u32 = 65536;
 /// # Examples
 ///
 /// ```
-/// let opts = anyio_core::TcpListenerOptions::new().local_host("localhost").local_port(8000).reuse_port(true);
+/// let opts = anyio::net::tcp::TcpListenerOptions::new().local_host("localhost").local_port(8000).reuse_port(true);
 /// # drop(opts);
 /// ```
 #[derive(Clone, Debug)]
@@ -825,8 +828,11 @@ impl TcpListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     net::{create_tcp_listener, LocalPort}, net::tcp::TcpListenerOptions,
+    ///     streams::TypedAttributeExt,
+    /// };
     /// let listener = create_tcp_listener(TcpListenerOptions::new()).await?;
     /// assert_ne!(listener.extra::<LocalPort>()?, 0); // an ephemeral port was picked
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -840,8 +846,8 @@ impl TcpListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_tcp_listener, TcpListenerOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_tcp_listener, net::tcp::TcpListenerOptions};
     /// let multi = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
     /// assert_eq!(multi.listeners().len(), 1);
     /// assert!(multi.listeners()[0].local_addr()?.ip().is_loopback());
@@ -856,8 +862,11 @@ impl TcpListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     net::{create_tcp_listener, LocalPort}, net::tcp::TcpListenerOptions,
+    ///     streams::TypedAttributeExt,
+    /// };
     /// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(); // a free port
     /// let opts = TcpListenerOptions::new().local_host("127.0.0.1").local_port(port);
     /// let listener = create_tcp_listener(opts).await?;
@@ -873,8 +882,8 @@ impl TcpListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_tcp_listener, AddressFamily, TcpListenerOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::{create_tcp_listener, AddressFamily}, net::tcp::TcpListenerOptions};
     /// let multi = create_tcp_listener(TcpListenerOptions::new().family(AddressFamily::Ipv4)).await?;
     /// assert!(multi.listeners()[0].local_addr()?.is_ipv4());
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -888,8 +897,11 @@ impl TcpListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_tcp, create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     net::{connect_tcp, create_tcp_listener, LocalPort}, net::tcp::TcpListenerOptions,
+    ///     streams::TypedAttributeExt,
+    /// };
     /// let opts = TcpListenerOptions::new().local_host("127.0.0.1").backlog(16);
     /// let listener = create_tcp_listener(opts).await?;
     /// // Connections wait in the backlog until accepted.
@@ -906,8 +918,11 @@ impl TcpListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     net::{create_tcp_listener, LocalPort}, net::tcp::TcpListenerOptions,
+    ///     streams::TypedAttributeExt,
+    /// };
     /// let opts = TcpListenerOptions::new().local_host("127.0.0.1").reuse_port(true);
     /// let first = create_tcp_listener(opts.clone()).await?;
     /// let port = first.extra::<LocalPort>()?;
@@ -943,12 +958,15 @@ impl TcpListenerOptions {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_tcp_listener, LocalPort, TcpListenerOptions, TypedAttributeExt};
+/// # anyio::run(async {
+/// use anyio::{
+///     net::{create_tcp_listener, LocalPort}, net::tcp::TcpListenerOptions,
+///     streams::TypedAttributeExt,
+/// };
 /// let listener = create_tcp_listener(TcpListenerOptions::new()).await?;
 /// let port = listener.extra::<LocalPort>()?;
 /// // The dual-stack socket accepts IPv4 clients too.
-/// let client = anyio_core::connect_tcp("127.0.0.1", port).await?;
+/// let client = anyio::net::connect_tcp("127.0.0.1", port).await?;
 /// # drop(client);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
@@ -957,7 +975,7 @@ pub async fn create_tcp_listener(
 ) -> Result<MultiListener<TcpListener>, SocketError> {
     let backlog = opts.backlog.min(DEFAULT_BACKLOG);
     let Some(host) = opts.local_host.as_deref() else {
-        crate::checkpoint_if_cancelled()?;
+        crate::lowlevel::checkpoint_if_cancelled()?;
         let v6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), opts.local_port);
         let v4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), opts.local_port);
         let listener = match opts.family {
@@ -1095,13 +1113,13 @@ mod tests {
     fn late_winners_are_closed_and_only_the_first_success_is_returned() {
         let dropped = Arc::new(AtomicUsize::new(0));
         let d = dropped.clone();
-        let release = Arc::new(crate::Event::new());
+        let release = Arc::new(crate::sync::Event::new());
         let r = release.clone();
         // Three attempts all block on one event (a 1 ms delay starts them all), then all become
         // ready together: the first is returned, the other two are dropped with their sockets.
         let won = block_on(async move {
             let starter = async {
-                crate::sleep(Duration::from_millis(30)).await.unwrap();
+                crate::time::sleep(Duration::from_millis(30)).await.unwrap();
                 r.set();
             };
             let connect = happy_eyeballs("h", 1, addrs(3), Duration::from_millis(1), |a| {
@@ -1126,18 +1144,18 @@ mod tests {
     fn cancelling_the_caller_cancels_every_attempt() {
         let dropped = Arc::new(AtomicUsize::new(0));
         let d = dropped.clone();
-        let out = block_on(crate::move_on_after(Duration::from_millis(30), async move {
+        let out = block_on(crate::cancel::move_on_after(Duration::from_millis(30), async move {
             let r = happy_eyeballs("h", 1, addrs(2), Duration::from_millis(1), |_| {
                 let d = d.clone();
                 async move {
                     let _guard = Conn(0, d);
-                    crate::sleep_forever().await.map_err(OpError::Cancelled)?;
+                    crate::time::sleep_forever().await.map_err(OpError::Cancelled)?;
                     Ok(())
                 }
             })
             .await;
             assert!(matches!(r, Err(SocketError::Cancelled(_))));
-            Ok::<_, crate::AnyError>(())
+            Ok::<_, crate::error::AnyError>(())
         }))
         .unwrap();
         assert!(out.is_some());
@@ -1163,14 +1181,14 @@ mod tests {
             Ok::<_, OpError>(a.port())
         }));
         assert_eq!(won.unwrap(), 1);
-        let out = block_on(crate::move_on_after(Duration::from_millis(10), async {
+        let out = block_on(crate::cancel::move_on_after(Duration::from_millis(10), async {
             let r = happy_eyeballs("one", 8, addrs(1), Duration::from_secs(3600), |_| async {
-                crate::sleep_forever().await.map_err(OpError::Cancelled)?;
+                crate::time::sleep_forever().await.map_err(OpError::Cancelled)?;
                 Ok(())
             })
             .await;
             assert!(matches!(r, Err(SocketError::Cancelled(_))), "{r:?}");
-            Ok::<_, crate::AnyError>(())
+            Ok::<_, crate::error::AnyError>(())
         }))
         .unwrap();
         assert!(out.is_some());

@@ -1,10 +1,9 @@
-//! Datagram sockets: UDP (`create_udp_socket`, `create_connected_udp_socket`) and Unix
-//! datagram sockets, unconnected (addressed per packet) and connected.
+//! UDP sockets (`create_udp_socket`, `create_connected_udp_socket`), unconnected (addressed
+//! per packet) and connected, and the datagram core they share with Unix datagram sockets.
 
 use std::any::{Any, TypeId};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -14,11 +13,10 @@ use crate::streams::{
     AsyncResource, ObjectReceiveStream, ObjectSendStream, StreamError, TypedAttributeProvider,
 };
 
-use super::addr::{unix_sockaddr, AddressFamily, SocketAddress, UnixAddress};
+use super::addr::{AddressFamily, SocketAddress};
 use super::dns::{getaddrinfo, AddrInfoHints, SocketKind};
 use super::error::SocketError;
 use super::io::{Dir, IoCore, SEND_FLAGS};
-use super::stream::socket_attribute;
 
 /// The largest datagram a receive returns whole (the UDP maximum).
 const MAX_DATAGRAM: usize = 65536;
@@ -26,28 +24,28 @@ const ACTIONS: [&str; 2] = ["reading from", "writing to"];
 
 /// A registered datagram socket: what every datagram type shares.
 #[derive(Debug)]
-struct Datagram {
-    core: IoCore,
+pub(crate) struct Datagram {
+    pub(crate) core: IoCore,
     /// Receives land here first (never zero-filled), then only the datagram is copied out.
     scratch: Mutex<Vec<u8>>,
 }
 
 impl Datagram {
-    fn new(socket: Socket) -> Result<Self, SocketError> {
+    pub(crate) fn new(socket: Socket) -> Result<Self, SocketError> {
         Ok(Self { core: IoCore::new(socket, ACTIONS)?, scratch: Mutex::new(Vec::new()) })
     }
 
-    async fn receive_from(&self) -> Result<(Vec<u8>, SockAddr), StreamError> {
+    pub(crate) async fn receive_from(&self) -> Result<(Vec<u8>, SockAddr), StreamError> {
         self.receive_with(|s, buf| s.recv_from(buf)).await
     }
 
     /// One datagram from the connected peer (`recv`: no sender address to build).
-    async fn receive_connected(&self) -> Result<Vec<u8>, StreamError> {
+    pub(crate) async fn receive_connected(&self) -> Result<Vec<u8>, StreamError> {
         Ok(self.receive_with(|s, buf| Ok((s.recv(buf)?, ()))).await?.0)
     }
 
     /// One datagram received by `recv` into the scratch buffer (never zero-filled), copied out.
-    async fn receive_with<A>(
+    pub(crate) async fn receive_with<A>(
         &self,
         mut recv: impl FnMut(&Socket, &mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, A)> + Unpin,
     ) -> Result<(Vec<u8>, A), StreamError> {
@@ -67,7 +65,7 @@ impl Datagram {
 
     /// One datagram from the connected peer into `buf`; the part that does not fit is
     /// discarded, as `recv(2)` does.
-    async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+    pub(crate) async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
         if buf.is_empty() {
             return Err(StreamError::InvalidArgument(
                 "the receive buffer must hold at least 1 byte (an empty one would discard a datagram)",
@@ -76,22 +74,22 @@ impl Datagram {
         Ok(self.core.io(Dir::Receive, |s| (&*s).read(buf)).await?)
     }
 
-    async fn send_to(&self, data: &[u8], to: &SockAddr) -> Result<(), StreamError> {
+    pub(crate) async fn send_to(&self, data: &[u8], to: &SockAddr) -> Result<(), StreamError> {
         let n = self.core.io(Dir::Send, |s| s.send_to_with_flags(data, to, SEND_FLAGS)).await?;
         debug_assert_eq!(n, data.len(), "a datagram is sent whole or not at all");
         Ok(())
     }
 
-    async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+    pub(crate) async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         self.core.io(Dir::Send, |s| s.send_with_flags(data, SEND_FLAGS)).await?;
         Ok(())
     }
 
-    fn local(&self) -> Result<SocketAddress, StreamError> {
+    pub(crate) fn local(&self) -> Result<SocketAddress, StreamError> {
         Ok(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.local_addr())?))
     }
 
-    fn peer(&self) -> Result<SocketAddress, StreamError> {
+    pub(crate) fn peer(&self) -> Result<SocketAddress, StreamError> {
         Ok(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.peer_addr())?))
     }
 }
@@ -100,7 +98,7 @@ macro_rules! datagram_common {
     ($ty:ty, $connected:expr) => {
         impl TypedAttributeProvider for $ty {
             fn extra_attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
-                socket_attribute(&self.dg.core, key, $connected)
+                $crate::net::stream::socket_attribute(&self.dg.core, key, $connected)
             }
         }
 
@@ -123,8 +121,10 @@ macro_rules! datagram_common {
             /// # Examples
             ///
             /// ```
-            /// # anyio_core::__doc_block_on(async {
-            /// use anyio_core::{create_udp_socket, StreamError, UdpSocketOptions};
+            /// # anyio::run(async {
+            /// use anyio::{
+            ///     net::create_udp_socket, net::udp::UdpSocketOptions, streams::StreamError,
+            /// };
             /// let socket = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
             /// socket.aclose().await?;
             /// assert!(matches!(socket.receive().await, Err(StreamError::Closed)));
@@ -137,6 +137,7 @@ macro_rules! datagram_common {
         }
     };
 }
+pub(crate) use datagram_common;
 
 /// An unconnected UDP socket: receives from anyone, sends to any address (AnyIO's `UDPSocket`).
 /// As an object stream its items are `(datagram, address)` packets.
@@ -144,8 +145,8 @@ macro_rules! datagram_common {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_udp_socket, UdpSocketOptions};
+/// # anyio::run(async {
+/// use anyio::{net::create_udp_socket, net::udp::UdpSocketOptions};
 /// let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
 /// let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
 /// a.send_to(b"ping", b.local_addr()?).await?;
@@ -168,8 +169,8 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let s = anyio_core::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0")?)?;
+    /// # anyio::run(async {
+    /// let s = anyio::net::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0")?)?;
     /// # drop(s);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
@@ -187,8 +188,8 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_udp_socket, net::udp::UdpSocketOptions};
     /// let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
     /// let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
     /// a.send_to(b"one", b.local_addr()?).await?;
@@ -215,9 +216,9 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::StreamError;
-    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::streams::StreamError;
+    /// use anyio::{net::create_udp_socket, net::udp::UdpSocketOptions};
     /// let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
     /// let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
     /// a.send_to(b"ping", b.local_addr()?).await?;
@@ -241,8 +242,8 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_udp_socket, net::udp::UdpSocketOptions};
     /// let socket = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
     /// let address = socket.local_addr()?;
     /// assert!(address.ip().is_loopback() && address.port() != 0);
@@ -273,8 +274,8 @@ impl ObjectSendStream<(Vec<u8>, SocketAddr)> for UdpSocket {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_connected_udp_socket, create_udp_socket, UdpSocketOptions};
+/// # anyio::run(async {
+/// use anyio::{net::{create_connected_udp_socket, create_udp_socket}, net::udp::UdpSocketOptions};
 /// let server = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
 /// let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), UdpSocketOptions::new()).await?;
 /// client.send(b"hello").await?;
@@ -300,10 +301,10 @@ impl ConnectedUdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     /// std_socket.connect("127.0.0.1:9")?;
-    /// let s = anyio_core::ConnectedUdpSocket::from_std(std_socket)?;
+    /// let s = anyio::net::ConnectedUdpSocket::from_std(std_socket)?;
     /// assert_eq!(s.peer_addr()?.port(), 9);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
@@ -325,8 +326,10 @@ impl ConnectedUdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_connected_udp_socket, create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     net::{create_connected_udp_socket, create_udp_socket}, net::udp::UdpSocketOptions,
+    /// };
     /// let local = UdpSocketOptions::new().local_host("127.0.0.1");
     /// let server = create_udp_socket(local.clone()).await?;
     /// let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), local).await?;
@@ -355,8 +358,10 @@ impl ConnectedUdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_connected_udp_socket, create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     net::{create_connected_udp_socket, create_udp_socket}, net::udp::UdpSocketOptions,
+    /// };
     /// let local = UdpSocketOptions::new().local_host("127.0.0.1");
     /// let server = create_udp_socket(local.clone()).await?;
     /// let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), local).await?;
@@ -379,8 +384,10 @@ impl ConnectedUdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_connected_udp_socket, create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     net::{create_connected_udp_socket, create_udp_socket}, net::udp::UdpSocketOptions,
+    /// };
     /// let local = UdpSocketOptions::new().local_host("127.0.0.1");
     /// let server = create_udp_socket(local.clone()).await?;
     /// let client = create_connected_udp_socket("127.0.0.1", server.local_addr()?.port(), local).await?;
@@ -397,8 +404,8 @@ impl ConnectedUdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_connected_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_connected_udp_socket, net::udp::UdpSocketOptions};
     /// let opts = UdpSocketOptions::new().local_host("127.0.0.1");
     /// let socket = create_connected_udp_socket("127.0.0.1", 9, opts).await?;
     /// let address = socket.local_addr()?;
@@ -414,8 +421,8 @@ impl ConnectedUdpSocket {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_connected_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_connected_udp_socket, net::udp::UdpSocketOptions};
     /// let socket = create_connected_udp_socket("127.0.0.1", 9, UdpSocketOptions::new()).await?;
     /// assert_eq!(socket.peer_addr()?, "127.0.0.1:9".parse::<std::net::SocketAddr>()?);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -444,7 +451,7 @@ impl ObjectSendStream<Vec<u8>> for ConnectedUdpSocket {
 /// # Examples
 ///
 /// ```
-/// let opts = anyio_core::UdpSocketOptions::new().local_host("0.0.0.0").local_port(5353).reuse_port(true);
+/// let opts = anyio::net::udp::UdpSocketOptions::new().local_host("0.0.0.0").local_port(5353).reuse_port(true);
 /// # drop(opts);
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -461,12 +468,12 @@ impl UdpSocketOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_udp_socket, SocketError, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::{create_udp_socket, SocketError}, net::udp::UdpSocketOptions};
     /// // An unconnected socket needs a family or a local host to bind to.
     /// let err = create_udp_socket(UdpSocketOptions::new()).await;
     /// assert!(matches!(err, Err(SocketError::InvalidArgument(_))));
-    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -476,8 +483,8 @@ impl UdpSocketOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_udp_socket, AddressFamily, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::{create_udp_socket, AddressFamily}, net::udp::UdpSocketOptions};
     /// let socket = create_udp_socket(UdpSocketOptions::new().family(AddressFamily::Ipv4)).await?;
     /// let address = socket.local_addr()?;
     /// assert!(address.is_ipv4() && address.ip().is_unspecified()); // 0.0.0.0: every interface
@@ -492,8 +499,8 @@ impl UdpSocketOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_udp_socket, net::udp::UdpSocketOptions};
     /// let socket = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
     /// assert_eq!(socket.local_addr()?.ip().to_string(), "127.0.0.1");
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -507,8 +514,8 @@ impl UdpSocketOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_udp_socket, net::udp::UdpSocketOptions};
     /// let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port(); // a free port
     /// let opts = UdpSocketOptions::new().local_host("127.0.0.1").local_port(port);
     /// assert_eq!(create_udp_socket(opts).await?.local_addr()?.port(), port);
@@ -523,8 +530,8 @@ impl UdpSocketOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_udp_socket, UdpSocketOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_udp_socket, net::udp::UdpSocketOptions};
     /// let opts = UdpSocketOptions::new().local_host("127.0.0.1").reuse_port(true);
     /// let first = create_udp_socket(opts.clone()).await?;
     /// let port = first.local_addr()?.port();
@@ -601,8 +608,8 @@ async fn local_udp_address(
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_udp_socket, AddressFamily, UdpSocketOptions};
+/// # anyio::run(async {
+/// use anyio::{net::{create_udp_socket, AddressFamily}, net::udp::UdpSocketOptions};
 /// let s = create_udp_socket(UdpSocketOptions::new().family(AddressFamily::Ipv4)).await?;
 /// assert!(s.local_addr()?.port() != 0);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -632,8 +639,8 @@ pub async fn create_udp_socket(opts: UdpSocketOptions) -> Result<UdpSocket, Sock
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_connected_udp_socket, UdpSocketOptions};
+/// # anyio::run(async {
+/// use anyio::{net::create_connected_udp_socket, net::udp::UdpSocketOptions};
 /// let s = create_connected_udp_socket("127.0.0.1", 9, UdpSocketOptions::new()).await?;
 /// assert_eq!(s.peer_addr()?.port(), 9);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -679,353 +686,4 @@ pub async fn create_connected_udp_socket(
     let socket = udp_socket(local, opts.reuse_port)?;
     socket.connect(&remote.into())?;
     Ok(ConnectedUdpSocket { dg: Datagram::new(socket)? })
-}
-
-/// An unconnected Unix datagram socket (AnyIO's `UNIXDatagramSocket`); as an object stream its
-/// items are `(datagram, sender)` packets.
-///
-/// # Examples
-///
-/// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_unix_datagram_socket, UnixAddress};
-/// let path = std::env::temp_dir().join(format!("anyio-doc-dgram-{}.sock", std::process::id()));
-/// let server = create_unix_datagram_socket(Some(&path)).await?;
-/// let client = create_unix_datagram_socket(None).await?;
-/// client.send_to(b"ping", &path).await?;
-/// assert_eq!(server.receive().await?.0, b"ping");
-/// # drop(server); std::fs::remove_file(&path)?;
-/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-/// ```
-#[derive(Debug)]
-pub struct UnixDatagramSocket {
-    dg: Datagram,
-}
-
-datagram_common!(UnixDatagramSocket, false);
-
-impl UnixDatagramSocket {
-    /// Adopts a std socket into the current runtime.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let s = anyio_core::UnixDatagramSocket::from_std(std::os::unix::net::UnixDatagram::unbound()?)?;
-    /// # drop(s);
-    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> Result<Self, SocketError> {
-        Ok(Self { dg: Datagram::new(Socket::from(std::os::fd::OwnedFd::from(socket)))? })
-    }
-
-    /// Receives one datagram and its sender's address.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_unix_datagram_socket, UnixAddress};
-    /// let tmp = |name: &str| std::env::temp_dir().join(format!("anyio-doc-{name}-{}.sock", std::process::id()));
-    /// let (server_path, client_path) = (tmp("dgram-receive-server"), tmp("dgram-receive-client"));
-    /// # let _ = (std::fs::remove_file(&server_path), std::fs::remove_file(&client_path));
-    /// let server = create_unix_datagram_socket(Some(&server_path)).await?;
-    /// let client = create_unix_datagram_socket(Some(&client_path)).await?; // bound: it can get replies
-    /// client.send_to(b"ping", &server_path).await?;
-    /// let (data, from) = server.receive().await?;
-    /// assert_eq!((data, from), (b"ping".to_vec(), UnixAddress::Pathname(client_path.clone())));
-    /// # std::fs::remove_file(&server_path)?; std::fs::remove_file(&client_path)?;
-    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub async fn receive(&self) -> Result<(Vec<u8>, UnixAddress), StreamError> {
-        let (data, from) = self.dg.receive_from().await?;
-        match SocketAddress::from_sockaddr(&from) {
-            SocketAddress::Unix(u) => Ok((data, u)),
-            SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix datagram")),
-        }
-    }
-
-    /// Sends `data` as one datagram to the socket at `path`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidArgument` for a path too long for a socket address.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: the datagram is sent whole or not at all.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::create_unix_datagram_socket;
-    /// let path = std::env::temp_dir().join(format!("anyio-doc-dgram-send-to-{}.sock", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let server = create_unix_datagram_socket(Some(&path)).await?;
-    /// let client = create_unix_datagram_socket(None).await?;
-    /// client.send_to(b"ping", &path).await?;
-    /// assert_eq!(server.receive().await?.0, b"ping");
-    /// # std::fs::remove_file(&path)?;
-    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub async fn send_to(&self, data: &[u8], path: impl AsRef<Path>) -> Result<(), StreamError> {
-        let to = unix_sockaddr(path.as_ref()).map_err(|_| {
-            StreamError::InvalidArgument("the Unix socket path is too long for a socket address")
-        })?;
-        self.dg.send_to(data, &to).await
-    }
-
-    /// The bound local address.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_unix_datagram_socket, UnixAddress};
-    /// let path = std::env::temp_dir().join(format!("anyio-doc-dgram-local-address-{}.sock", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let bound = create_unix_datagram_socket(Some(&path)).await?;
-    /// assert_eq!(bound.local_address()?, UnixAddress::Pathname(path.clone()));
-    /// let unbound = create_unix_datagram_socket(None).await?;
-    /// assert_eq!(unbound.local_address()?, UnixAddress::Unnamed);
-    /// # std::fs::remove_file(&path)?;
-    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
-        match self.dg.local()? {
-            SocketAddress::Unix(u) => Ok(u),
-            SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix socket")),
-        }
-    }
-}
-
-#[async_trait]
-impl ObjectReceiveStream<(Vec<u8>, UnixAddress)> for UnixDatagramSocket {
-    async fn receive(&self) -> Result<(Vec<u8>, UnixAddress), StreamError> {
-        UnixDatagramSocket::receive(self).await
-    }
-}
-
-#[async_trait]
-impl ObjectSendStream<(Vec<u8>, PathBuf)> for UnixDatagramSocket {
-    async fn send(&self, item: (Vec<u8>, PathBuf)) -> Result<(), StreamError> {
-        self.send_to(&item.0, &item.1).await
-    }
-}
-
-/// A Unix datagram socket connected to one peer (AnyIO's `ConnectedUNIXDatagramSocket`).
-///
-/// # Examples
-///
-/// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_connected_unix_datagram_socket, create_unix_datagram_socket};
-/// let path = std::env::temp_dir().join(format!("anyio-doc-cdgram-{}.sock", std::process::id()));
-/// let server = create_unix_datagram_socket(Some(&path)).await?;
-/// let client = create_connected_unix_datagram_socket(&path, None).await?;
-/// client.send(b"ping").await?;
-/// assert_eq!(server.receive().await?.0, b"ping");
-/// # drop(server); std::fs::remove_file(&path)?;
-/// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-/// ```
-#[derive(Debug)]
-pub struct ConnectedUnixDatagramSocket {
-    dg: Datagram,
-}
-
-datagram_common!(ConnectedUnixDatagramSocket, true);
-
-impl ConnectedUnixDatagramSocket {
-    /// Adopts a connected std socket into the current runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`SocketError::InvalidArgument`] when the socket is not connected.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let (a, _b) = std::os::unix::net::UnixDatagram::pair()?;
-    /// let a = anyio_core::ConnectedUnixDatagramSocket::from_std(a)?;
-    /// # drop(a);
-    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> Result<Self, SocketError> {
-        if socket.peer_addr().is_err() {
-            return Err(SocketError::InvalidArgument(
-                "the socket is not connected; use UnixDatagramSocket::from_std for an unconnected one".into(),
-            ));
-        }
-        Ok(Self { dg: Datagram::new(Socket::from(std::os::fd::OwnedFd::from(socket)))? })
-    }
-
-    /// Receives one datagram from the peer.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::ConnectedUnixDatagramSocket;
-    /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
-    /// let (a, b) = (ConnectedUnixDatagramSocket::from_std(a)?, ConnectedUnixDatagramSocket::from_std(b)?);
-    /// a.send(b"one").await?;
-    /// a.send(b"two").await?;
-    /// assert_eq!(b.receive().await?, b"one"); // datagram boundaries are kept
-    /// assert_eq!(b.receive().await?, b"two");
-    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub async fn receive(&self) -> Result<Vec<u8>, StreamError> {
-        self.dg.receive_connected().await
-    }
-
-    /// Receives one datagram from the peer into `buf` and returns its length, without
-    /// allocating (the reused-buffer form of [`receive`](Self::receive), as tokio's `recv`).
-    /// A datagram longer than `buf` is cut to fit and the rest discarded, as `recv(2)` does:
-    /// pass 65,536 bytes to be sure of whole datagrams.
-    ///
-    /// # Errors
-    ///
-    /// [`StreamError::InvalidArgument`] for an empty `buf` (it would discard a datagram);
-    /// [`StreamError::Closed`] after `aclose`; cancellation; the OS error otherwise.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: a datagram is taken from the socket only by the call that returns it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::ConnectedUnixDatagramSocket;
-    /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
-    /// let (a, b) = (ConnectedUnixDatagramSocket::from_std(a)?, ConnectedUnixDatagramSocket::from_std(b)?);
-    /// a.send(b"one, two").await?;
-    /// let mut buf = [0u8; 3];
-    /// assert_eq!(b.receive_into(&mut buf).await?, 3); // cut to fit: the rest is discarded
-    /// assert_eq!(&buf, b"one");
-    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
-        self.dg.receive_into(buf).await
-    }
-
-    /// Sends `data` as one datagram to the peer.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: the datagram is sent whole or not at all.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::ConnectedUnixDatagramSocket;
-    /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
-    /// let (a, b) = (ConnectedUnixDatagramSocket::from_std(a)?, ConnectedUnixDatagramSocket::from_std(b)?);
-    /// a.send(b"ping").await?;
-    /// assert_eq!(b.receive().await?, b"ping");
-    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
-        self.dg.send(data).await
-    }
-}
-
-#[async_trait]
-impl ObjectReceiveStream<Vec<u8>> for ConnectedUnixDatagramSocket {
-    async fn receive(&self) -> Result<Vec<u8>, StreamError> {
-        ConnectedUnixDatagramSocket::receive(self).await
-    }
-}
-
-#[async_trait]
-impl ObjectSendStream<Vec<u8>> for ConnectedUnixDatagramSocket {
-    async fn send(&self, item: Vec<u8>) -> Result<(), StreamError> {
-        self.dg.send(&item).await
-    }
-}
-
-fn unix_datagram(local_path: Option<&Path>) -> Result<Socket, SocketError> {
-    let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
-    if let Some(path) = local_path {
-        let address = unix_sockaddr(path)?;
-        socket.bind(&address).map_err(|source| SocketError::Bind {
-            address: SocketAddress::Unix(UnixAddress::Pathname(path.to_path_buf())),
-            source,
-        })?;
-    }
-    Ok(socket)
-}
-
-/// Creates an unconnected Unix datagram socket, bound to `local_path` if given (needed to
-/// receive replies).
-///
-/// # Errors
-///
-/// [`SocketError::InvalidArgument`] for a path too long; [`SocketError::Bind`] when the path
-/// cannot be bound (it exists, a directory is missing).
-///
-/// # Cancel safety
-///
-/// Cancel safe: it does not wait.
-///
-/// # Examples
-///
-/// ```
-/// # anyio_core::__doc_block_on(async {
-/// let s = anyio_core::create_unix_datagram_socket(None).await?;
-/// # drop(s);
-/// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
-/// ```
-pub async fn create_unix_datagram_socket(
-    local_path: Option<&Path>,
-) -> Result<UnixDatagramSocket, SocketError> {
-    crate::checkpoint_if_cancelled()?;
-    Ok(UnixDatagramSocket { dg: Datagram::new(unix_datagram(local_path)?)? })
-}
-
-/// Creates a Unix datagram socket connected to `remote_path`, bound to `local_path` if given.
-///
-/// # Errors
-///
-/// As [`create_unix_datagram_socket`], and the OS error when nothing is bound at
-/// `remote_path`.
-///
-/// # Cancel safety
-///
-/// Cancel safe: it does not wait.
-///
-/// # Examples
-///
-/// ```
-/// # anyio_core::__doc_block_on(async {
-/// let missing = std::env::temp_dir().join("anyio-doc-nothing-here.sock");
-/// assert!(anyio_core::create_connected_unix_datagram_socket(&missing, None).await.is_err());
-/// # });
-/// ```
-pub async fn create_connected_unix_datagram_socket(
-    remote_path: impl AsRef<Path>,
-    local_path: Option<&Path>,
-) -> Result<ConnectedUnixDatagramSocket, SocketError> {
-    crate::checkpoint_if_cancelled()?;
-    let remote_path = remote_path.as_ref();
-    let remote = unix_sockaddr(remote_path)?;
-    let socket = unix_datagram(local_path)?;
-    socket.connect(&remote).map_err(|e| {
-        SocketError::Io(io::Error::new(
-            e.kind(),
-            format!("could not connect to {}: {e}", remote_path.display()),
-        ))
-    })?;
-    Ok(ConnectedUnixDatagramSocket { dg: Datagram::new(socket)? })
 }

@@ -1,5 +1,6 @@
-//! Unix domain stream sockets: `connect_unix`, `create_unix_listener`, `UnixStream` (with file
-//! descriptor passing), `UnixListener`.
+//! Unix domain sockets: streams (`connect_unix`, `create_unix_listener`, `UnixStream` with file
+//! descriptor passing, `UnixListener`) and datagram sockets (`create_unix_datagram_socket`,
+//! `create_connected_unix_datagram_socket`).
 
 use std::any::{Any, TypeId};
 use std::future::Future;
@@ -14,21 +15,27 @@ use socket2::{Domain, Socket, Type};
 
 use crate::streams::{AsyncResource, StreamError, TypedAttributeProvider};
 
-use super::addr::{unix_sockaddr, SocketAddress, UnixAddress};
+use super::addr::{unix_sockaddr, SocketAddress};
 use super::error::SocketError;
 use super::io::{Dir, IoCore, SEND_FLAGS};
 use super::listener::Listener;
 use super::stream::{byte_stream_impls, socket_attribute, ByteSocket, STREAM_ACTIONS};
 use super::tcp::{accept_raw, DEFAULT_BACKLOG};
 
-/// A connected Unix domain stream socket: a [`ByteStream`](crate::ByteStream) that can also
+pub use super::addr::UnixAddress;
+pub use super::unix_datagram::{
+    create_connected_unix_datagram_socket, create_unix_datagram_socket, ConnectedUnixDatagramSocket,
+    UnixDatagramSocket,
+};
+
+/// A connected Unix domain stream socket: a [`ByteStream`](crate::streams::ByteStream) that can also
 /// pass file descriptors.
 ///
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// let (a, b) = anyio_core::UnixStream::pair()?;
+/// # anyio::run(async {
+/// let (a, b) = anyio::net::UnixStream::pair()?;
 /// a.send(b"over a socketpair").await?;
 /// assert_eq!(b.receive(100).await?, b"over a socketpair");
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -50,10 +57,10 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// # anyio::run(async {
+    /// let (a, b) = anyio::net::UnixStream::pair()?;
     /// # drop((a, b));
-    /// # Ok::<_, anyio_core::SocketError>(()) }).unwrap();
+    /// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
     /// ```
     pub fn pair() -> Result<(Self, Self), SocketError> {
         let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
@@ -68,9 +75,9 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
-    /// let a = anyio_core::UnixStream::from_std(a)?;
+    /// let a = anyio::net::UnixStream::from_std(a)?;
     /// # drop(a);
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
@@ -82,7 +89,7 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// As [`TcpStream::receive`](crate::TcpStream::receive).
+    /// As [`TcpStream::receive`](crate::net::TcpStream::receive).
     ///
     /// # Cancel safety
     ///
@@ -91,8 +98,8 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// # anyio::run(async {
+    /// let (a, b) = anyio::net::UnixStream::pair()?;
     /// a.send(b"hello").await?;
     /// assert_eq!(b.receive(3).await?, b"hel"); // at most `max_bytes`
     /// assert_eq!(b.receive(100).await?, b"lo");
@@ -111,8 +118,8 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// # anyio::run(async {
+    /// let (a, b) = anyio::net::UnixStream::pair()?;
     /// a.send(b"hi").await?;
     /// let mut buf = [0; 16];
     /// let n = b.receive_into(&mut buf).await?;
@@ -137,8 +144,8 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// # anyio::run(async {
+    /// let (a, b) = anyio::net::UnixStream::pair()?;
     /// a.send(b"ping").await?;
     /// assert_eq!(b.receive(100).await?, b"ping");
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -156,9 +163,9 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::StreamError;
-    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// # anyio::run(async {
+    /// use anyio::streams::StreamError;
+    /// let (a, b) = anyio::net::UnixStream::pair()?;
     /// a.send_eof().await?;
     /// assert!(matches!(b.receive(100).await, Err(StreamError::EndOfStream)));
     /// b.send(b"reply").await?; // `a` can still receive
@@ -178,9 +185,9 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::StreamError;
-    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// # anyio::run(async {
+    /// use anyio::streams::StreamError;
+    /// let (a, b) = anyio::net::UnixStream::pair()?;
     /// a.aclose().await?;
     /// assert!(matches!(a.send(b"x").await, Err(StreamError::Closed)));
     /// assert!(matches!(b.receive(100).await, Err(StreamError::EndOfStream)));
@@ -196,8 +203,8 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_unix, create_unix_listener, UnixAddress};
+    /// # anyio::run(async {
+    /// use anyio::{net::{connect_unix, create_unix_listener}, net::unix::UnixAddress};
     /// let path = std::env::temp_dir().join(format!("anyio-doc-stream-local-address-{}.sock", std::process::id()));
     /// let listener = create_unix_listener(&path).await?;
     /// let client = connect_unix(&path).await?;
@@ -216,8 +223,8 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_unix, create_unix_listener, UnixAddress};
+    /// # anyio::run(async {
+    /// use anyio::{net::{connect_unix, create_unix_listener}, net::unix::UnixAddress};
     /// let path = std::env::temp_dir().join(format!("anyio-doc-stream-peer-address-{}.sock", std::process::id()));
     /// let listener = create_unix_listener(&path).await?;
     /// let client = connect_unix(&path).await?;
@@ -239,9 +246,9 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// use std::os::fd::AsFd;
-    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// let (a, b) = anyio::net::UnixStream::pair()?;
     /// let file = std::fs::File::open("/dev/null")?;
     /// a.send_fds(b"x", &[file.as_fd()]).await?;
     /// let (msg, fds) = b.receive_fds(10, 4).await?;
@@ -288,9 +295,9 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// use std::os::{fd::AsFd, unix::fs::MetadataExt};
-    /// let (a, b) = anyio_core::UnixStream::pair()?;
+    /// let (a, b) = anyio::net::UnixStream::pair()?;
     /// let file = std::fs::File::open("/dev/null")?;
     /// a.send_fds(b"x", &[file.as_fd()]).await?;
     /// let (msg, mut fds) = b.receive_fds(10, 4).await?;
@@ -413,12 +420,12 @@ fn recvmsg_fds(fd: RawFd, buf: &mut [u8], maxfds: usize) -> io::Result<(usize, V
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// let dir = std::env::temp_dir().join(format!("anyio-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir)?;
 /// let path = dir.join("connect.sock");
-/// let listener = anyio_core::create_unix_listener(&path).await?;
-/// let client = anyio_core::connect_unix(&path).await?;
+/// let listener = anyio::net::create_unix_listener(&path).await?;
+/// let client = anyio::net::connect_unix(&path).await?;
 /// let server = listener.accept().await?;
 /// client.send(b"hi").await?;
 /// assert_eq!(server.receive(10).await?, b"hi");
@@ -441,7 +448,7 @@ pub async fn connect_unix(path: impl AsRef<Path>) -> Result<UnixStream, SocketEr
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => break true,
             // The listener's backlog is full: no readiness event announces room, so retry.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                crate::sleep(Duration::from_millis(1)).await?;
+                crate::time::sleep(Duration::from_millis(1)).await?;
             }
             Err(e) => return Err(named(e)),
         }
@@ -461,12 +468,12 @@ pub async fn connect_unix(path: impl AsRef<Path>) -> Result<UnixStream, SocketEr
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// // An abstract-namespace socket (Linux): no file to clean up.
 /// # #[cfg(target_os = "linux")] {
 /// let name = format!("\0anyio-doc-{}", std::process::id());
-/// let listener = anyio_core::create_unix_listener(&name).await?;
-/// let client = anyio_core::connect_unix(&name).await?;
+/// let listener = anyio::net::create_unix_listener(&name).await?;
+/// let client = anyio::net::connect_unix(&name).await?;
 /// # drop((listener, client));
 /// # }
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -484,10 +491,10 @@ impl UnixListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// let path = std::env::temp_dir().join(format!("anyio-doc-adopt-{}.sock", std::process::id()));
     /// # let _ = std::fs::remove_file(&path);
-    /// let listener = anyio_core::UnixListener::from_std(std::os::unix::net::UnixListener::bind(&path)?)?;
+    /// let listener = anyio::net::UnixListener::from_std(std::os::unix::net::UnixListener::bind(&path)?)?;
     /// # drop(listener); std::fs::remove_file(&path)?;
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
@@ -500,8 +507,8 @@ impl UnixListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_unix_listener, UnixAddress};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_unix_listener, net::unix::UnixAddress};
     /// let path = std::env::temp_dir().join(format!("anyio-doc-listener-local-address-{}.sock", std::process::id()));
     /// let listener = create_unix_listener(&path).await?;
     /// assert_eq!(listener.local_address()?, UnixAddress::Pathname(path.clone()));
@@ -521,10 +528,10 @@ impl UnixListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// let path = std::env::temp_dir().join(format!("anyio-doc-listener-accept-{}.sock", std::process::id()));
-    /// let listener = anyio_core::create_unix_listener(&path).await?;
-    /// let client = anyio_core::connect_unix(&path).await?;
+    /// let listener = anyio::net::create_unix_listener(&path).await?;
+    /// let client = anyio::net::connect_unix(&path).await?;
     /// let server = listener.accept().await?;
     /// server.send(b"welcome").await?;
     /// assert_eq!(client.receive(100).await?, b"welcome");
@@ -545,8 +552,8 @@ impl UnixListener {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_unix_listener, StreamError};
+    /// # anyio::run(async {
+    /// use anyio::{net::create_unix_listener, streams::StreamError};
     /// let path = std::env::temp_dir().join(format!("anyio-doc-listener-aclose-{}.sock", std::process::id()));
     /// let listener = create_unix_listener(&path).await?;
     /// listener.aclose().await?;
@@ -588,7 +595,7 @@ impl Listener for UnixListener {
 /// # Examples
 ///
 /// ```
-/// let opts = anyio_core::UnixListenerOptions::new().mode(0o600).backlog(128);
+/// let opts = anyio::net::unix::UnixListenerOptions::new().mode(0o600).backlog(128);
 /// # drop(opts);
 /// ```
 #[derive(Clone, Copy, Debug)]
@@ -609,8 +616,8 @@ impl UnixListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_unix, create_unix_listener_with, UnixListenerOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::connect_unix, net::unix::{create_unix_listener_with, UnixListenerOptions}};
     /// let path = std::env::temp_dir().join(format!("anyio-doc-options-new-{}.sock", std::process::id()));
     /// let listener = create_unix_listener_with(&path, UnixListenerOptions::new()).await?;
     /// let client = connect_unix(&path).await?;
@@ -625,9 +632,9 @@ impl UnixListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// use std::os::unix::fs::PermissionsExt;
-    /// use anyio_core::{create_unix_listener_with, UnixListenerOptions};
+    /// use anyio::net::unix::{create_unix_listener_with, UnixListenerOptions};
     /// let path = std::env::temp_dir().join(format!("anyio-doc-options-mode-{}.sock", std::process::id()));
     /// // Only the owner and the owner's group may connect.
     /// let listener = create_unix_listener_with(&path, UnixListenerOptions::new().mode(0o660)).await?;
@@ -644,8 +651,8 @@ impl UnixListenerOptions {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{connect_unix, create_unix_listener_with, UnixListenerOptions};
+    /// # anyio::run(async {
+    /// use anyio::{net::connect_unix, net::unix::{create_unix_listener_with, UnixListenerOptions}};
     /// let path = std::env::temp_dir().join(format!("anyio-doc-options-backlog-{}.sock", std::process::id()));
     /// let listener = create_unix_listener_with(&path, UnixListenerOptions::new().backlog(8)).await?;
     /// let client = connect_unix(&path).await?; // waits in the backlog until accepted
@@ -676,11 +683,11 @@ impl UnixListenerOptions {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// let path = std::env::temp_dir().join(format!("anyio-doc-listen-{}.sock", std::process::id()));
-/// let first = anyio_core::create_unix_listener(&path).await?;
+/// let first = anyio::net::create_unix_listener(&path).await?;
 /// drop(first); // leaves the socket file behind
-/// let second = anyio_core::create_unix_listener(&path).await?; // removes the stale file
+/// let second = anyio::net::create_unix_listener(&path).await?; // removes the stale file
 /// # drop(second); std::fs::remove_file(&path)?;
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
@@ -697,10 +704,10 @@ pub async fn create_unix_listener(path: impl AsRef<Path>) -> Result<UnixListener
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::os::unix::fs::PermissionsExt;
 /// let path = std::env::temp_dir().join(format!("anyio-doc-mode-{}.sock", std::process::id()));
-/// let l = anyio_core::create_unix_listener_with(&path, anyio_core::UnixListenerOptions::new().mode(0o600)).await?;
+/// let l = anyio::net::unix::create_unix_listener_with(&path, anyio::net::unix::UnixListenerOptions::new().mode(0o600)).await?;
 /// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
 /// # drop(l); std::fs::remove_file(&path)?;
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
@@ -709,7 +716,7 @@ pub async fn create_unix_listener_with(
     path: impl AsRef<Path>,
     opts: UnixListenerOptions,
 ) -> Result<UnixListener, SocketError> {
-    crate::checkpoint_if_cancelled()?;
+    crate::lowlevel::checkpoint_if_cancelled()?;
     let path = path.as_ref();
     let address = unix_sockaddr(path)?;
     let bind_error = |source| SocketError::Bind {

@@ -86,11 +86,11 @@ impl Drop for Claim {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::io::Write;
 /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
 /// b.write_all(b"x")?;
-/// anyio_core::wait_readable(&a).await?;
+/// anyio::net::wait_readable(&a).await?;
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 pub async fn wait_readable(fd: impl AsFd) -> Result<(), SocketError> {
@@ -106,9 +106,9 @@ pub async fn wait_readable(fd: impl AsFd) -> Result<(), SocketError> {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
-/// anyio_core::wait_writable(&a).await?;
+/// anyio::net::wait_writable(&a).await?;
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 pub async fn wait_writable(fd: impl AsFd) -> Result<(), SocketError> {
@@ -124,10 +124,10 @@ pub async fn wait_writable(fd: impl AsFd) -> Result<(), SocketError> {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
-/// use anyio_core::{notify_closing, sleep, task_group, wait_readable, AnyError, SocketError};
+/// use anyio::{sleep, task_group, AnyError, net::{notify_closing, wait_readable, SocketError}};
 ///
 /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
 /// let (a, ended) = (Arc::new(a), Arc::new(AtomicBool::new(false)));
@@ -161,7 +161,7 @@ pub fn notify_closing(fd: impl AsFd) {
 }
 
 async fn wait(fd: impl AsFd, dir: Dir) -> Result<(), SocketError> {
-    crate::checkpoint_if_cancelled()?;
+    crate::lowlevel::checkpoint_if_cancelled()?;
     let claim = Claim::new(fd.as_fd().as_raw_fd(), dir)?;
     // A duplicate: registering must not change the caller's descriptor (O_NONBLOCK is shared
     // by duplicates, so the duplicate is left in whatever mode it is).

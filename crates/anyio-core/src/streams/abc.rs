@@ -16,8 +16,8 @@ use super::error::StreamError;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, AsyncResource};
+/// # anyio::run(async {
+/// use anyio::{streams::AsyncResource, streams::memory::create_memory_object_stream};
 ///
 /// let (tx, _rx) = create_memory_object_stream::<u8>(1);
 /// AsyncResource::aclose(&tx).await.unwrap();
@@ -39,8 +39,10 @@ pub trait AsyncResource: super::attrs::TypedAttributeProvider + Send + Sync {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ObjectReceiveStream, StreamError};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ObjectReceiveStream, StreamError}, streams::memory::create_memory_object_stream,
+/// };
 ///
 /// async fn first<R: ObjectReceiveStream<u8>>(r: &R) -> Result<u8, StreamError> {
 ///     r.receive().await
@@ -65,8 +67,8 @@ pub trait ObjectReceiveStream<T: Send + 'static>: AsyncResource {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ObjectSendStream};
+/// # anyio::run(async {
+/// use anyio::{streams::ObjectSendStream, streams::memory::create_memory_object_stream};
 ///
 /// let (tx, rx) = create_memory_object_stream::<u8>(1);
 /// ObjectSendStream::send(&tx, 3).await.unwrap();
@@ -89,10 +91,10 @@ pub trait ObjectSendStream<T: Send + 'static>: AsyncResource {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{
-///     create_memory_object_stream, ObjectReceiveStream, ObjectSendStream, ObjectStream, StapledObjectStream,
-///     StreamError,
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ObjectReceiveStream, ObjectSendStream, ObjectStream, StreamError},
+///     streams::memory::create_memory_object_stream, streams::stapled::StapledObjectStream,
 /// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<u8>(1);
@@ -119,8 +121,11 @@ pub trait ObjectStream<T: Send + 'static>: ObjectReceiveStream<T> + ObjectSendSt
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ByteReceiveStream, ChunkReceiveStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ByteReceiveStream, ChunkReceiveStream},
+///     streams::memory::create_memory_object_stream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
 /// tx.send_nowait(b"hello".to_vec()).unwrap();
@@ -165,8 +170,10 @@ pub trait ByteReceiveStream: AsyncResource {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ByteSendStream, ChunkSendStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ByteSendStream, ChunkSendStream}, streams::memory::create_memory_object_stream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
 /// ChunkSendStream::new(tx).send(b"hi").await.unwrap();
@@ -189,8 +196,11 @@ pub trait ByteSendStream: AsyncResource {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ByteStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ByteStream, ChunkReceiveStream, ChunkSendStream},
+///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
 /// let pipe = StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx));

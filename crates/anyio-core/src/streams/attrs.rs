@@ -10,7 +10,7 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{TypedAttribute, TypedAttributeProvider, TypedAttributeExt};
+/// use anyio::streams::{TypedAttribute, TypedAttributeExt, TypedAttributeProvider};
 /// use std::any::{Any, TypeId};
 ///
 /// struct Greeting;
@@ -21,7 +21,7 @@ use std::fmt;
 /// struct Host;
 /// impl TypedAttributeProvider for Host {
 ///     fn extra_attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
-///         anyio_core::provide_attribute::<Greeting>(key, || Some("hello".to_string()))
+///         anyio::streams::provide_attribute::<Greeting>(key, || Some("hello".to_string()))
 ///     }
 /// }
 ///
@@ -38,7 +38,9 @@ pub trait TypedAttribute: 'static {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{create_memory_object_stream, TypedAttributeExt, LocalAddress};
+/// use anyio::{
+///     net::LocalAddress, streams::TypedAttributeExt, streams::memory::create_memory_object_stream,
+/// };
 /// let (tx, _rx) = create_memory_object_stream::<u8>(0);
 /// assert!(tx.extra::<LocalAddress>().is_err()); // a memory stream has no address
 /// ```
@@ -56,7 +58,9 @@ pub trait TypedAttributeProvider {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{create_memory_object_stream, TypedAttributeExt, RemotePort};
+/// use anyio::{
+///     net::RemotePort, streams::TypedAttributeExt, streams::memory::create_memory_object_stream,
+/// };
 /// let (_tx, rx) = create_memory_object_stream::<u8>(0);
 /// assert_eq!(rx.try_extra::<RemotePort>(), None);
 /// ```
@@ -81,7 +85,7 @@ impl<T: TypedAttributeProvider + ?Sized> TypedAttributeExt for T {}
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{provide_attribute, LocalPort};
+/// use anyio::{net::LocalPort, streams::provide_attribute};
 /// use std::any::TypeId;
 /// let found = provide_attribute::<LocalPort>(TypeId::of::<LocalPort>(), || Some(8080));
 /// assert_eq!(*found.unwrap().downcast::<u16>().unwrap(), 8080);
@@ -102,7 +106,9 @@ pub fn provide_attribute<A: TypedAttribute>(
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{create_memory_object_stream, TypedAttributeExt, RawSocket};
+/// use anyio::{
+///     net::RawSocket, streams::TypedAttributeExt, streams::memory::create_memory_object_stream,
+/// };
 /// let (tx, _rx) = create_memory_object_stream::<u8>(0);
 /// let err = tx.extra::<RawSocket>().unwrap_err();
 /// assert!(err.to_string().contains("RawSocket"));

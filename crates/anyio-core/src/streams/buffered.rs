@@ -81,8 +81,11 @@ impl Buf {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::ChunkReceiveStream, streams::buffered::BufferedByteReceiveStream,
+///     streams::memory::create_memory_object_stream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
 /// tx.send_nowait(b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec()).unwrap();
@@ -118,7 +121,10 @@ impl<S> BufferedByteReceiveStream<S> {
     /// Wraps `inner`.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// use anyio::{
+    ///     streams::ChunkReceiveStream, streams::buffered::BufferedByteReceiveStream,
+    ///     streams::memory::create_memory_object_stream,
+    /// };
     /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let _s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
     /// ```
@@ -129,7 +135,10 @@ impl<S> BufferedByteReceiveStream<S> {
     /// A copy of the bytes buffered now.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// use anyio::{
+    ///     streams::ChunkReceiveStream, streams::buffered::BufferedByteReceiveStream,
+    ///     streams::memory::create_memory_object_stream,
+    /// };
     /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// assert!(BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx)).buffer().is_empty());
     /// ```
@@ -144,7 +153,10 @@ impl<S> BufferedByteReceiveStream<S> {
     /// [`BusyResourceError`] while a receive is in progress.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// use anyio::{
+    ///     streams::ChunkReceiveStream, streams::buffered::BufferedByteReceiveStream,
+    ///     streams::memory::create_memory_object_stream,
+    /// };
     /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
     /// s.feed_data(b"abc").unwrap();
@@ -158,7 +170,10 @@ impl<S> BufferedByteReceiveStream<S> {
     /// The wrapped stream.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// use anyio::{
+    ///     streams::ChunkReceiveStream, streams::buffered::BufferedByteReceiveStream,
+    ///     streams::memory::create_memory_object_stream,
+    /// };
     /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
     /// assert!(!s.get_ref().get_ref().is_closed());
@@ -202,8 +217,11 @@ impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
     /// Cancel safe: bytes read before the cancellation stay buffered.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     streams::ChunkReceiveStream, streams::buffered::BufferedByteReceiveStream,
+    ///     streams::memory::create_memory_object_stream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
     /// tx.send_nowait(b"ab".to_vec()).unwrap();
     /// tx.send_nowait(b"cd".to_vec()).unwrap();
@@ -242,8 +260,12 @@ impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
     /// Cancel safe: bytes read before the cancellation stay buffered.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_memory_object_stream, BufferedByteReceiveStream, ChunkReceiveStream, StreamError};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, StreamError},
+    ///     streams::buffered::BufferedByteReceiveStream,
+    ///     streams::memory::create_memory_object_stream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
     /// tx.send_nowait(b"a,bb,".to_vec()).unwrap();
     /// tx.send_nowait(b"cccc".to_vec()).unwrap();
@@ -377,10 +399,11 @@ impl<S: ByteReceiveStream> ByteReceiveStream for BufferedByteReceiveStream<S> {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{
-///     create_memory_object_stream, BufferedByteStream, ByteSendStream, ChunkReceiveStream, ChunkSendStream,
-///     StapledByteStream,
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ByteSendStream, ChunkReceiveStream, ChunkSendStream},
+///     streams::buffered::BufferedByteStream, streams::memory::create_memory_object_stream,
+///     streams::stapled::StapledByteStream,
 /// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
@@ -399,7 +422,10 @@ impl<S> BufferedByteStream<S> {
     /// Wraps a byte stream.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, ChunkSendStream}, streams::buffered::BufferedByteStream,
+    ///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let _s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
     /// ```
@@ -411,7 +437,10 @@ impl<S> BufferedByteStream<S> {
     /// [`feed_data`](BufferedByteReceiveStream::feed_data)).
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, ChunkSendStream}, streams::buffered::BufferedByteStream,
+    ///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
     /// assert!(s.receiver().buffer().is_empty());
@@ -423,7 +452,10 @@ impl<S> BufferedByteStream<S> {
     /// The wrapped stream.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, ChunkSendStream}, streams::buffered::BufferedByteStream,
+    ///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
     /// let _inner = s.get_ref();
@@ -445,8 +477,12 @@ impl<S: ByteReceiveStream> BufferedByteStream<S> {
     /// Cancel safe: bytes read before the cancellation stay buffered.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ByteSendStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     streams::{ByteSendStream, ChunkReceiveStream, ChunkSendStream},
+    ///     streams::buffered::BufferedByteStream, streams::memory::create_memory_object_stream,
+    ///     streams::stapled::StapledByteStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
     /// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
     /// s.send(b"abcd").await.unwrap();
@@ -468,8 +504,12 @@ impl<S: ByteReceiveStream> BufferedByteStream<S> {
     /// Cancel safe: bytes read before the cancellation stay buffered.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{create_memory_object_stream, BufferedByteStream, ByteSendStream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     streams::{ByteSendStream, ChunkReceiveStream, ChunkSendStream},
+    ///     streams::buffered::BufferedByteStream, streams::memory::create_memory_object_stream,
+    ///     streams::stapled::StapledByteStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
     /// let s = BufferedByteStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
     /// s.send(b"k=v;").await.unwrap();

@@ -14,8 +14,11 @@ use crate::sync::ResourceGuard;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ByteReceiveStream, ChunkReceiveStream, StreamError};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ByteReceiveStream, ChunkReceiveStream, StreamError},
+///     streams::memory::create_memory_object_stream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
 /// tx.send_nowait(b"abc".to_vec()).unwrap();
@@ -39,8 +42,8 @@ impl<R> ChunkReceiveStream<R> {
     /// Wraps an object stream of chunks.
     ///
     /// ```
-    /// let (_tx, rx) = anyio_core::create_memory_object_stream::<Vec<u8>>(1);
-    /// let _bytes = anyio_core::ChunkReceiveStream::new(rx);
+    /// let (_tx, rx) = anyio::streams::memory::create_memory_object_stream::<Vec<u8>>(1);
+    /// let _bytes = anyio::streams::ChunkReceiveStream::new(rx);
     /// ```
     pub fn new(inner: R) -> Self {
         Self { inner, leftover: Mutex::new((Vec::new(), 0)), guard: ResourceGuard::new("receiving from") }
@@ -49,8 +52,8 @@ impl<R> ChunkReceiveStream<R> {
     /// The wrapped stream.
     ///
     /// ```
-    /// let (_tx, rx) = anyio_core::create_memory_object_stream::<Vec<u8>>(1);
-    /// assert!(!anyio_core::ChunkReceiveStream::new(rx).get_ref().is_closed());
+    /// let (_tx, rx) = anyio::streams::memory::create_memory_object_stream::<Vec<u8>>(1);
+    /// assert!(!anyio::streams::ChunkReceiveStream::new(rx).get_ref().is_closed());
     /// ```
     pub fn get_ref(&self) -> &R {
         &self.inner
@@ -113,8 +116,10 @@ impl<R: ObjectReceiveStream<Vec<u8>>> ByteReceiveStream for ChunkReceiveStream<R
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ByteSendStream, ChunkSendStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ByteSendStream, ChunkSendStream}, streams::memory::create_memory_object_stream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
 /// ChunkSendStream::new(tx).send(b"x").await.unwrap();
@@ -132,8 +137,8 @@ impl<S> ChunkSendStream<S> {
     /// Wraps an object stream of chunks.
     ///
     /// ```
-    /// let (tx, _rx) = anyio_core::create_memory_object_stream::<Vec<u8>>(1);
-    /// let _bytes = anyio_core::ChunkSendStream::new(tx);
+    /// let (tx, _rx) = anyio::streams::memory::create_memory_object_stream::<Vec<u8>>(1);
+    /// let _bytes = anyio::streams::ChunkSendStream::new(tx);
     /// ```
     pub fn new(inner: S) -> Self {
         Self { inner, closed: std::sync::atomic::AtomicBool::new(false) }
@@ -142,8 +147,8 @@ impl<S> ChunkSendStream<S> {
     /// The wrapped stream.
     ///
     /// ```
-    /// let (tx, _rx) = anyio_core::create_memory_object_stream::<Vec<u8>>(1);
-    /// assert!(!anyio_core::ChunkSendStream::new(tx).get_ref().is_closed());
+    /// let (tx, _rx) = anyio::streams::memory::create_memory_object_stream::<Vec<u8>>(1);
+    /// assert!(!anyio::streams::ChunkSendStream::new(tx).get_ref().is_closed());
     /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -171,7 +176,7 @@ impl<S: ObjectSendStream<Vec<u8>>> ByteSendStream for ChunkSendStream<S> {
     async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         if data.is_empty() {
             // Nothing to send, but a closed stream still says so.
-            crate::checkpoint_if_cancelled()?;
+            crate::lowlevel::checkpoint_if_cancelled()?;
             if self.closed.load(std::sync::atomic::Ordering::Acquire) {
                 return Err(StreamError::Closed);
             }

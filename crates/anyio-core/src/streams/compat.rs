@@ -27,8 +27,11 @@ const READ_SIZE: usize = 65536;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ByteStreamIo, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ByteStreamIo, ChunkReceiveStream, ChunkSendStream},
+///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+/// };
 /// use futures_io::AsyncRead;
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
 /// let stream = StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx));
@@ -60,8 +63,8 @@ impl<S: ByteStream + 'static> ByteStreamIo<S> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{ByteStreamIo, UnixStream};
+    /// # anyio::run(async {
+    /// use anyio::{net::UnixStream, streams::ByteStreamIo};
     /// use futures::io::AsyncWriteExt;
     /// let (a, b) = UnixStream::pair()?;
     /// let mut io = ByteStreamIo::new(a);
@@ -79,8 +82,8 @@ impl<S: ByteStream + 'static> ByteStreamIo<S> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{ByteStreamIo, UnixStream};
+    /// # anyio::run(async {
+    /// use anyio::{net::UnixStream, streams::ByteStreamIo};
     /// use futures::io::AsyncReadExt;
     /// let (a, b) = UnixStream::pair()?;
     /// let b = std::sync::Arc::new(b);
@@ -101,8 +104,8 @@ impl<S: ByteStream + 'static> ByteStreamIo<S> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{ByteStreamIo, UnixStream};
+    /// # anyio::run(async {
+    /// use anyio::{net::UnixStream, streams::ByteStreamIo};
     /// let (a, b) = UnixStream::pair()?;
     /// let io = ByteStreamIo::new(a);
     /// io.get_ref().send(b"direct").await?; // the wrapped stream's own method

@@ -13,7 +13,7 @@ use crate::sync::BusyResourceError;
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{AsCancelled, StreamError};
+/// use anyio::{error::AsCancelled, streams::StreamError};
 ///
 /// let e = StreamError::EndOfStream;
 /// assert!(e.to_string().contains("end of stream"));

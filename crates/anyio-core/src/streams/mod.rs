@@ -1,15 +1,17 @@
-//! Streams: the stream traits (`abc`), their error, memory object streams (AnyIO's in-process
-//! channels) and wrappers (stapled streams, byte streams over chunk streams).
+//! Streams (AnyIO's `anyio.abc` streams and `anyio.streams`): the stream traits every socket,
+//! channel and wrapper implements, their error type [`StreamError`], typed attributes, and
+//! adapters to `futures-io` and tokio's I/O traits. The submodules hold the implementations:
+//! [`memory`] (in-process channels), [`stapled`], [`buffered`] and [`text`].
 
 pub(crate) mod abc;
 mod attrs;
-mod buffered;
+pub mod buffered;
 mod chunks;
 mod compat;
 mod error;
-pub(crate) mod memory;
-mod stapled;
-mod text;
+pub mod memory;
+pub mod stapled;
+pub mod text;
 
 pub use abc::{
     AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ObjectReceiveStream, ObjectSendStream,
@@ -18,14 +20,6 @@ pub use abc::{
 pub use attrs::{
     provide_attribute, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError, TypedAttributeProvider,
 };
-pub use buffered::{BufferedByteReceiveStream, BufferedByteStream};
 pub use chunks::{ChunkReceiveStream, ChunkSendStream};
 pub use compat::ByteStreamIo;
 pub use error::StreamError;
-pub use memory::{
-    create_memory_object_stream, BufferSize, MemoryObjectReceiveStream, MemoryObjectSendStream,
-    MemoryObjectStreamStatistics, ReceiveError, ReceiveItem, SendError, SendItem, TryReceiveError,
-    TrySendError,
-};
-pub use stapled::{StapledByteStream, StapledObjectStream};
-pub use text::{TextReceiveStream, TextSendStream, TextStream};

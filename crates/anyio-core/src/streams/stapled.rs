@@ -15,8 +15,11 @@ use super::error::StreamError;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, AsyncResource, ObjectSendStream, StapledObjectStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{AsyncResource, ObjectSendStream}, streams::memory::create_memory_object_stream,
+///     streams::stapled::StapledObjectStream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<u8>(1);
 /// let s = StapledObjectStream::new(tx, rx);
@@ -35,8 +38,8 @@ impl<S, R> StapledObjectStream<S, R> {
     /// Staples `send` and `receive` together.
     ///
     /// ```
-    /// let (tx, rx) = anyio_core::create_memory_object_stream::<u8>(1);
-    /// let _s = anyio_core::StapledObjectStream::new(tx, rx);
+    /// let (tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(1);
+    /// let _s = anyio::streams::stapled::StapledObjectStream::new(tx, rx);
     /// ```
     pub fn new(send: S, receive: R) -> Self {
         Self { send, receive }
@@ -45,8 +48,8 @@ impl<S, R> StapledObjectStream<S, R> {
     /// The send half.
     ///
     /// ```
-    /// let (tx, rx) = anyio_core::create_memory_object_stream::<u8>(1);
-    /// assert!(!anyio_core::StapledObjectStream::new(tx, rx).send_half().is_closed());
+    /// let (tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(1);
+    /// assert!(!anyio::streams::stapled::StapledObjectStream::new(tx, rx).send_half().is_closed());
     /// ```
     pub fn send_half(&self) -> &S {
         &self.send
@@ -55,8 +58,8 @@ impl<S, R> StapledObjectStream<S, R> {
     /// The receive half.
     ///
     /// ```
-    /// let (tx, rx) = anyio_core::create_memory_object_stream::<u8>(1);
-    /// assert!(!anyio_core::StapledObjectStream::new(tx, rx).receive_half().is_closed());
+    /// let (tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(1);
+    /// assert!(!anyio::streams::stapled::StapledObjectStream::new(tx, rx).receive_half().is_closed());
     /// ```
     pub fn receive_half(&self) -> &R {
         &self.receive
@@ -65,8 +68,8 @@ impl<S, R> StapledObjectStream<S, R> {
     /// The two halves.
     ///
     /// ```
-    /// let (tx, rx) = anyio_core::create_memory_object_stream::<u8>(1);
-    /// let (_tx, _rx) = anyio_core::StapledObjectStream::new(tx, rx).into_inner();
+    /// let (tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(1);
+    /// let (_tx, _rx) = anyio::streams::stapled::StapledObjectStream::new(tx, rx).into_inner();
     /// ```
     pub fn into_inner(self) -> (S, R) {
         (self.send, self.receive)
@@ -130,10 +133,10 @@ impl<T: Send + 'static, S: ObjectSendStream<T>, R: ObjectReceiveStream<T>> Objec
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{
-///     create_memory_object_stream, ByteReceiveStream, ByteSendStream, ChunkReceiveStream, ChunkSendStream,
-///     StapledByteStream,
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ByteReceiveStream, ByteSendStream, ChunkReceiveStream, ChunkSendStream},
+///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
 /// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
@@ -152,7 +155,10 @@ impl<S, R> StapledByteStream<S, R> {
     /// Staples `send` and `receive` together.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, ChunkSendStream},
+    ///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let _s = StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx));
     /// ```
@@ -163,7 +169,10 @@ impl<S, R> StapledByteStream<S, R> {
     /// The send half.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, ChunkSendStream},
+    ///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let s = StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx));
     /// assert!(!s.send_half().get_ref().is_closed());
@@ -175,7 +184,10 @@ impl<S, R> StapledByteStream<S, R> {
     /// The receive half.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkReceiveStream, ChunkSendStream, StapledByteStream};
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, ChunkSendStream},
+    ///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let s = StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx));
     /// assert!(!s.receive_half().get_ref().is_closed());

@@ -23,8 +23,11 @@ const READ_SIZE: usize = 65536;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ChunkReceiveStream, ObjectReceiveStream, TextReceiveStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ChunkReceiveStream, ObjectReceiveStream},
+///     streams::memory::create_memory_object_stream, streams::text::TextReceiveStream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
 /// let euro = "€".as_bytes(); // three bytes
@@ -45,7 +48,10 @@ impl<S> TextReceiveStream<S> {
     /// Decodes `inner` as UTF-8.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkReceiveStream, TextReceiveStream};
+    /// use anyio::{
+    ///     streams::ChunkReceiveStream, streams::memory::create_memory_object_stream,
+    ///     streams::text::TextReceiveStream,
+    /// };
     /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let _text = TextReceiveStream::new(ChunkReceiveStream::new(rx));
     /// ```
@@ -56,7 +62,10 @@ impl<S> TextReceiveStream<S> {
     /// The wrapped byte stream.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkReceiveStream, TextReceiveStream};
+    /// use anyio::{
+    ///     streams::ChunkReceiveStream, streams::memory::create_memory_object_stream,
+    ///     streams::text::TextReceiveStream,
+    /// };
     /// let (_tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// assert!(!TextReceiveStream::new(ChunkReceiveStream::new(rx)).get_ref().get_ref().is_closed());
     /// ```
@@ -122,8 +131,11 @@ impl<S: ByteReceiveStream> ObjectReceiveStream<String> for TextReceiveStream<S> 
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ChunkSendStream, ObjectSendStream, TextSendStream};
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ChunkSendStream, ObjectSendStream}, streams::memory::create_memory_object_stream,
+///     streams::text::TextSendStream,
+/// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
 /// TextSendStream::new(ChunkSendStream::new(tx)).send("hé".to_owned()).await.unwrap();
@@ -139,7 +151,10 @@ impl<S> TextSendStream<S> {
     /// Encodes strings sent through it as UTF-8 onto `inner`.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkSendStream, TextSendStream};
+    /// use anyio::{
+    ///     streams::ChunkSendStream, streams::memory::create_memory_object_stream,
+    ///     streams::text::TextSendStream,
+    /// };
     /// let (tx, _rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let _text = TextSendStream::new(ChunkSendStream::new(tx));
     /// ```
@@ -150,7 +165,10 @@ impl<S> TextSendStream<S> {
     /// The wrapped byte stream.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkSendStream, TextSendStream};
+    /// use anyio::{
+    ///     streams::ChunkSendStream, streams::memory::create_memory_object_stream,
+    ///     streams::text::TextSendStream,
+    /// };
     /// let (tx, _rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// assert!(!TextSendStream::new(ChunkSendStream::new(tx)).get_ref().get_ref().is_closed());
     /// ```
@@ -186,10 +204,11 @@ impl<S: ByteSendStream> ObjectSendStream<String> for TextSendStream<S> {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{
-///     create_memory_object_stream, ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream,
-///     StapledByteStream, TextStream,
+/// # anyio::run(async {
+/// use anyio::{
+///     streams::{ChunkReceiveStream, ChunkSendStream, ObjectReceiveStream, ObjectSendStream},
+///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+///     streams::text::TextStream,
 /// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
@@ -207,7 +226,11 @@ impl<S> TextStream<S> {
     /// Wraps a byte stream.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkReceiveStream, ChunkSendStream, StapledByteStream, TextStream};
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, ChunkSendStream},
+    ///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+    ///     streams::text::TextStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let _t = TextStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
     /// ```
@@ -218,7 +241,11 @@ impl<S> TextStream<S> {
     /// The wrapped byte stream.
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, ChunkReceiveStream, ChunkSendStream, StapledByteStream, TextStream};
+    /// use anyio::{
+    ///     streams::{ChunkReceiveStream, ChunkSendStream},
+    ///     streams::memory::create_memory_object_stream, streams::stapled::StapledByteStream,
+    ///     streams::text::TextStream,
+    /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
     /// let t = TextStream::new(StapledByteStream::new(ChunkSendStream::new(tx), ChunkReceiveStream::new(rx)));
     /// let _bytes = t.get_ref();

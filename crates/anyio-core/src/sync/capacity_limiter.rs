@@ -24,8 +24,8 @@ use crate::loom::{lock, Mutex};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// let limiter = anyio_core::CapacityLimiter::new(2);
+/// # anyio::run(async {
+/// let limiter = anyio::sync::CapacityLimiter::new(2);
 /// let a = limiter.acquire_on_behalf_of("job-1").await.unwrap();
 /// assert!(limiter.acquire_on_behalf_of("job-1").await.is_err()); // one token per borrower
 /// let b = limiter.acquire().await.unwrap();
@@ -122,7 +122,7 @@ impl CapacityLimiter {
     /// A limiter with `total_tokens` tokens (0 is allowed: everyone waits until it is raised).
     ///
     /// ```
-    /// assert_eq!(anyio_core::CapacityLimiter::new(4).total_tokens(), 4);
+    /// assert_eq!(anyio::sync::CapacityLimiter::new(4).total_tokens(), 4);
     /// ```
     pub fn new(total_tokens: usize) -> Self {
         Self {
@@ -134,7 +134,7 @@ impl CapacityLimiter {
     /// The total number of tokens.
     ///
     /// ```
-    /// assert_eq!(anyio_core::CapacityLimiter::new(1).total_tokens(), 1);
+    /// assert_eq!(anyio::sync::CapacityLimiter::new(1).total_tokens(), 1);
     /// ```
     pub fn total_tokens(&self) -> usize {
         lock(&self.shared).total
@@ -144,7 +144,7 @@ impl CapacityLimiter {
     /// it below the tokens held revokes nothing: the surplus disappears as tokens come back.
     ///
     /// ```
-    /// let limiter = anyio_core::CapacityLimiter::new(1);
+    /// let limiter = anyio::sync::CapacityLimiter::new(1);
     /// limiter.set_total_tokens(3);
     /// assert_eq!(limiter.available_tokens(), 3);
     /// ```
@@ -160,7 +160,7 @@ impl CapacityLimiter {
     /// Tokens held now.
     ///
     /// ```
-    /// assert_eq!(anyio_core::CapacityLimiter::new(1).borrowed_tokens(), 0);
+    /// assert_eq!(anyio::sync::CapacityLimiter::new(1).borrowed_tokens(), 0);
     /// ```
     pub fn borrowed_tokens(&self) -> usize {
         lock(&self.shared).borrowed
@@ -169,7 +169,7 @@ impl CapacityLimiter {
     /// Tokens free now.
     ///
     /// ```
-    /// assert_eq!(anyio_core::CapacityLimiter::new(2).available_tokens(), 2);
+    /// assert_eq!(anyio::sync::CapacityLimiter::new(2).available_tokens(), 2);
     /// ```
     pub fn available_tokens(&self) -> usize {
         self.permits.available()
@@ -178,7 +178,7 @@ impl CapacityLimiter {
     /// Counts and waiters.
     ///
     /// ```
-    /// let s = anyio_core::CapacityLimiter::new(2).statistics();
+    /// let s = anyio::sync::CapacityLimiter::new(2).statistics();
     /// assert_eq!((s.total_tokens, s.borrowed_tokens, s.tasks_waiting), (2, 0, 0));
     /// ```
     pub fn statistics(&self) -> CapacityLimiterStatistics {
@@ -199,8 +199,8 @@ impl CapacityLimiter {
     /// moment is returned anyway; a dropped future passes a token handed to it on.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let limiter = anyio_core::CapacityLimiter::new(1);
+    /// # anyio::run(async {
+    /// let limiter = anyio::sync::CapacityLimiter::new(1);
     /// let token = limiter.acquire().await.unwrap();
     /// drop(token);
     /// # });
@@ -222,8 +222,8 @@ impl CapacityLimiter {
     /// As [`acquire`](Self::acquire); a cancelled waiter also stops counting as a borrower.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let limiter = anyio_core::CapacityLimiter::new(2);
+    /// # anyio::run(async {
+    /// let limiter = anyio::sync::CapacityLimiter::new(2);
     /// let _t = limiter.acquire_on_behalf_of(42u32).await.unwrap();
     /// # });
     /// ```
@@ -249,7 +249,7 @@ impl CapacityLimiter {
     /// [`WouldBlock`] otherwise.
     ///
     /// ```
-    /// let limiter = anyio_core::CapacityLimiter::new(1);
+    /// let limiter = anyio::sync::CapacityLimiter::new(1);
     /// let t = limiter.try_acquire().unwrap();
     /// assert!(limiter.try_acquire().is_err());
     /// # drop(t);

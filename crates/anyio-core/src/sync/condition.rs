@@ -23,10 +23,10 @@ use crate::loom::{lock, Mutex};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicBool, Ordering};
-/// use anyio_core::{task_group, AnyError, Condition};
+/// use anyio::{task_group, AnyError, sync::Condition};
 ///
 /// let cond = Arc::new(Condition::new());
 /// let ready = Arc::new(AtomicBool::new(false));
@@ -84,7 +84,7 @@ impl Condition {
     /// A condition with its own lock.
     ///
     /// ```
-    /// assert!(!anyio_core::Condition::new().lock().locked());
+    /// assert!(!anyio::sync::Condition::new().lock().locked());
     /// ```
     pub fn new() -> Self {
         Self { lock: Lock::new(), waiters: Mutex::new(Waiters::default()) }
@@ -93,7 +93,7 @@ impl Condition {
     /// The condition's lock.
     ///
     /// ```
-    /// let c = anyio_core::Condition::new();
+    /// let c = anyio::sync::Condition::new();
     /// assert!(c.lock().try_acquire().is_ok());
     /// ```
     pub fn lock(&self) -> &Lock {
@@ -107,8 +107,8 @@ impl Condition {
     /// As [`Lock::acquire`].
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let c = anyio_core::Condition::new();
+    /// # anyio::run(async {
+    /// let c = anyio::sync::Condition::new();
     /// let _g = c.acquire().await.unwrap();
     /// # });
     /// ```
@@ -124,7 +124,7 @@ impl Condition {
     /// Panics if `guard` belongs to another lock.
     ///
     /// ```
-    /// let c = anyio_core::Condition::new();
+    /// let c = anyio::sync::Condition::new();
     /// let g = c.lock().try_acquire().unwrap();
     /// c.notify(&g, 1); // nobody waits: a no-op
     /// ```
@@ -153,7 +153,7 @@ impl Condition {
     /// Panics if `guard` belongs to another lock.
     ///
     /// ```
-    /// let c = anyio_core::Condition::new();
+    /// let c = anyio::sync::Condition::new();
     /// let g = c.lock().try_acquire().unwrap();
     /// c.notify_all(&g);
     /// ```
@@ -178,9 +178,9 @@ impl Condition {
     /// next waiter.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
+    /// # anyio::run(async {
     /// use std::time::Duration;
-    /// use anyio_core::{move_on_after, Condition, Cancelled};
+    /// use anyio::{move_on_after, Cancelled, sync::Condition};
     /// let c = Condition::new();
     /// let g = c.acquire().await.unwrap();
     /// let r = move_on_after(Duration::from_millis(5), async {
@@ -211,8 +211,8 @@ impl Condition {
     /// As [`wait`](Self::wait).
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let c = anyio_core::Condition::new();
+    /// # anyio::run(async {
+    /// let c = anyio::sync::Condition::new();
     /// let g = c.acquire().await.unwrap();
     /// let (_g, r) = c.wait_for(g, || true).await; // already true: no wait
     /// r.unwrap();
@@ -240,7 +240,7 @@ impl Condition {
     /// Waiters and lock state.
     ///
     /// ```
-    /// assert_eq!(anyio_core::Condition::new().statistics().tasks_waiting, 0);
+    /// assert_eq!(anyio::sync::Condition::new().statistics().tasks_waiting, 0);
     /// ```
     pub fn statistics(&self) -> ConditionStatistics {
         ConditionStatistics { tasks_waiting: self.tasks_waiting(), lock_statistics: self.lock.statistics() }

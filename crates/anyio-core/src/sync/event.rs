@@ -19,9 +19,9 @@ use crate::loom::{lock, AtomicU8, Mutex, Ordering};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::sync::Arc;
-/// use anyio_core::{task_group, AnyError, Event};
+/// use anyio::{task_group, AnyError, sync::Event};
 ///
 /// let ready = Arc::new(Event::new());
 /// let r = ready.clone();
@@ -63,7 +63,7 @@ impl Event {
     /// A new, unset event.
     ///
     /// ```
-    /// assert!(!anyio_core::Event::new().is_set());
+    /// assert!(!anyio::sync::Event::new().is_set());
     /// ```
     pub fn new() -> Self {
         Self { set: AtomicU8::new(0), waiters: Mutex::new(Slab::new()) }
@@ -72,7 +72,7 @@ impl Event {
     /// Sets the event and wakes every waiter. Idempotent.
     ///
     /// ```
-    /// let e = anyio_core::Event::new();
+    /// let e = anyio::sync::Event::new();
     /// e.set();
     /// e.set();
     /// assert!(e.is_set());
@@ -91,7 +91,7 @@ impl Event {
     /// Whether the event is set.
     ///
     /// ```
-    /// assert!(!anyio_core::Event::new().is_set());
+    /// assert!(!anyio::sync::Event::new().is_set());
     /// ```
     pub fn is_set(&self) -> bool {
         self.set.load(Ordering::Acquire) != 0
@@ -100,7 +100,7 @@ impl Event {
     /// How many tasks wait for the event.
     ///
     /// ```
-    /// assert_eq!(anyio_core::Event::new().statistics().tasks_waiting, 0);
+    /// assert_eq!(anyio::sync::Event::new().statistics().tasks_waiting, 0);
     /// ```
     pub fn statistics(&self) -> EventStatistics {
         let tasks_waiting = if self.is_set() { 0 } else { lock(&self.waiters).len() };
@@ -116,8 +116,8 @@ impl Event {
     /// Cancel safe: waiting consumes nothing.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let e = anyio_core::Event::new();
+    /// # anyio::run(async {
+    /// let e = anyio::sync::Event::new();
     /// e.set();
     /// e.wait().await.unwrap();
     /// # });

@@ -27,8 +27,8 @@ use crate::task::id::{current_task_id, TaskId};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// let lock = anyio_core::Lock::new();
+/// # anyio::run(async {
+/// let lock = anyio::sync::Lock::new();
 /// {
 ///     let _guard = lock.acquire().await.unwrap();
 ///     assert!(lock.locked());
@@ -70,7 +70,7 @@ impl Lock {
     /// A new, unlocked lock.
     ///
     /// ```
-    /// assert!(!anyio_core::Lock::new().locked());
+    /// assert!(!anyio::sync::Lock::new().locked());
     /// ```
     pub fn new() -> Self {
         Self { permits: Permits::new(1), owner: AtomicU64::new(0) }
@@ -86,8 +86,8 @@ impl Lock {
     /// to it passes the lock on to the next waiter.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let lock = anyio_core::Lock::new();
+    /// # anyio::run(async {
+    /// let lock = anyio::sync::Lock::new();
     /// let guard = lock.acquire().await.unwrap();
     /// drop(guard);
     /// # });
@@ -105,7 +105,7 @@ impl Lock {
         if let Some(me) = me {
             assert!(
                 self.owner.load(Ordering::Acquire) != me.as_u64(),
-                "anyio::Lock is not reentrant: {me} already holds this lock; drop its guard before \
+                "anyio::sync::Lock is not reentrant: {me} already holds this lock; drop its guard before \
                  acquiring it again"
             );
         }
@@ -128,7 +128,7 @@ impl Lock {
     /// When called by the task that holds the lock.
     ///
     /// ```
-    /// let lock = anyio_core::Lock::new();
+    /// let lock = anyio::sync::Lock::new();
     /// let g = lock.try_acquire().unwrap();
     /// assert!(lock.try_acquire().is_err());
     /// drop(g);
@@ -145,7 +145,7 @@ impl Lock {
     /// Whether someone holds the lock.
     ///
     /// ```
-    /// assert!(!anyio_core::Lock::new().locked());
+    /// assert!(!anyio::sync::Lock::new().locked());
     /// ```
     pub fn locked(&self) -> bool {
         self.permits.available() == 0
@@ -154,7 +154,7 @@ impl Lock {
     /// Whether the lock is held and how many tasks wait for it.
     ///
     /// ```
-    /// let s = anyio_core::Lock::new().statistics();
+    /// let s = anyio::sync::Lock::new().statistics();
     /// assert!(!s.locked && s.owner.is_none() && s.tasks_waiting == 0);
     /// ```
     pub fn statistics(&self) -> LockStatistics {

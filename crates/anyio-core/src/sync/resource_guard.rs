@@ -12,7 +12,7 @@ use crate::loom::{AtomicU8, Ordering};
 /// # Examples
 ///
 /// ```
-/// let guard = anyio_core::ResourceGuard::new("reading from");
+/// let guard = anyio::sync::ResourceGuard::new("reading from");
 /// let using = guard.enter().unwrap();
 /// let err = guard.enter().unwrap_err();
 /// assert_eq!(err.to_string(), "Another task is already reading from this resource");
@@ -37,7 +37,7 @@ impl ResourceGuard {
     /// A guard whose error names `action` ("using", "reading from", "sending to"...).
     ///
     /// ```
-    /// let _ = anyio_core::ResourceGuard::new("using");
+    /// let _ = anyio::sync::ResourceGuard::new("using");
     /// ```
     pub fn new(action: &'static str) -> Self {
         Self { action, busy: AtomicU8::new(0) }
@@ -50,7 +50,7 @@ impl ResourceGuard {
     /// [`BusyResourceError`] if it is already in use.
     ///
     /// ```
-    /// let g = anyio_core::ResourceGuard::new("using");
+    /// let g = anyio::sync::ResourceGuard::new("using");
     /// let _t = g.enter().unwrap();
     /// assert!(g.enter().is_err());
     /// ```

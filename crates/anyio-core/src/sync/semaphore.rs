@@ -16,8 +16,8 @@ use crate::error::{Cancelled, WouldBlock};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// let sem = anyio_core::Semaphore::new(2);
+/// # anyio::run(async {
+/// let sem = anyio::sync::Semaphore::new(2);
 /// let a = sem.acquire().await.unwrap();
 /// let b = sem.acquire().await.unwrap();
 /// assert_eq!(sem.value(), 0);
@@ -82,7 +82,7 @@ impl Semaphore {
     /// A semaphore with `initial` free permits and no maximum.
     ///
     /// ```
-    /// assert_eq!(anyio_core::Semaphore::new(3).value(), 3);
+    /// assert_eq!(anyio::sync::Semaphore::new(3).value(), 3);
     /// ```
     pub fn new(initial: usize) -> Self {
         Self { permits: Permits::new(initial), max: None }
@@ -95,8 +95,8 @@ impl Semaphore {
     /// [`SemaphoreError::InitialAboveMax`] if `initial > max`.
     ///
     /// ```
-    /// assert!(anyio_core::Semaphore::with_max(1, 2).is_ok());
-    /// assert!(anyio_core::Semaphore::with_max(3, 2).is_err());
+    /// assert!(anyio::sync::Semaphore::with_max(1, 2).is_ok());
+    /// assert!(anyio::sync::Semaphore::with_max(3, 2).is_err());
     /// ```
     pub fn with_max(initial: usize, max: usize) -> Result<Self, SemaphoreError> {
         if initial > max {
@@ -114,8 +114,8 @@ impl Semaphore {
     /// handed to it passes the permit on to the next waiter.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let sem = anyio_core::Semaphore::new(1);
+    /// # anyio::run(async {
+    /// let sem = anyio::sync::Semaphore::new(1);
     /// let p = sem.acquire().await.unwrap();
     /// drop(p);
     /// # });
@@ -131,7 +131,7 @@ impl Semaphore {
     /// [`WouldBlock`] if no permit is free or tasks are queued (FIFO fairness).
     ///
     /// ```
-    /// let sem = anyio_core::Semaphore::new(1);
+    /// let sem = anyio::sync::Semaphore::new(1);
     /// let p = sem.try_acquire().unwrap();
     /// assert!(sem.try_acquire().is_err());
     /// # drop(p);
@@ -153,7 +153,7 @@ impl Semaphore {
     /// permits than its maximum; nothing changes.
     ///
     /// ```
-    /// let sem = anyio_core::Semaphore::with_max(0, 1).unwrap();
+    /// let sem = anyio::sync::Semaphore::with_max(0, 1).unwrap();
     /// sem.release().unwrap();
     /// assert!(sem.release().is_err());
     /// ```
@@ -169,7 +169,7 @@ impl Semaphore {
     /// The number of free permits.
     ///
     /// ```
-    /// assert_eq!(anyio_core::Semaphore::new(2).value(), 2);
+    /// assert_eq!(anyio::sync::Semaphore::new(2).value(), 2);
     /// ```
     pub fn value(&self) -> usize {
         self.permits.available()
@@ -178,7 +178,7 @@ impl Semaphore {
     /// The maximum, if one was set.
     ///
     /// ```
-    /// assert_eq!(anyio_core::Semaphore::with_max(0, 4).unwrap().max_value(), Some(4));
+    /// assert_eq!(anyio::sync::Semaphore::with_max(0, 4).unwrap().max_value(), Some(4));
     /// ```
     pub fn max_value(&self) -> Option<usize> {
         self.max
@@ -187,7 +187,7 @@ impl Semaphore {
     /// How many tasks wait for a permit.
     ///
     /// ```
-    /// assert_eq!(anyio_core::Semaphore::new(1).statistics().tasks_waiting, 0);
+    /// assert_eq!(anyio::sync::Semaphore::new(1).statistics().tasks_waiting, 0);
     /// ```
     pub fn statistics(&self) -> SemaphoreStatistics {
         SemaphoreStatistics { tasks_waiting: self.permits.waiting() }
@@ -235,7 +235,7 @@ impl SemaphorePermit<'_> {
     /// [`Semaphore::release`]).
     ///
     /// ```
-    /// let sem = anyio_core::Semaphore::new(1);
+    /// let sem = anyio::sync::Semaphore::new(1);
     /// sem.try_acquire().unwrap().forget();
     /// assert_eq!(sem.value(), 0);
     /// ```

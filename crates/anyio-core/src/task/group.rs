@@ -12,9 +12,10 @@ use std::task::{Context, Poll, Waker};
 
 use crate::cancel::current::{current_arc, enter};
 use crate::cancel::node::{Node, SlotOutcome};
-use crate::cancel::{cancel_shielded_checkpoint, catches, CancelScope, InScope};
+use crate::cancel::{catches, CancelScope, InScope};
 use crate::error::{AsCancelled, CancelSource, Cancelled};
 use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
+use crate::lowlevel::cancel_shielded_checkpoint;
 use crate::rt::{self, RuntimeHandle};
 
 use super::handle::TaskHandle;
@@ -59,9 +60,9 @@ or use `try_spawn` to get the future back instead of a panic.";
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use std::time::Duration;
-/// use anyio_core::{sleep, task_group, AnyError};
+/// use anyio::{sleep, task_group, AnyError};
 ///
 /// let r = task_group(|tg| async move {
 ///     let a = tg.spawn(async { sleep(Duration::from_millis(1)).await?; Ok::<_, AnyError>(1) });
@@ -143,8 +144,8 @@ where
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{task_group, AnyError};
+/// # anyio::run(async {
+/// use anyio::{task_group, AnyError};
 /// task_group(|tg| async move {
 ///     let tg2 = tg.clone();
 ///     tg.spawn(async move {
@@ -211,8 +212,8 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{task_group, AnyError};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError};
     /// let r = task_group(|tg| async move {
     ///     let h = tg.spawn(async { Ok::<_, AnyError>("done") });
     ///     Ok(h.await.unwrap())
@@ -236,8 +237,8 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     /// closed.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{task_group, AnyError, TaskGroup};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError, TaskGroup};
     /// let mut leaked: Option<TaskGroup<AnyError>> = None;
     /// task_group(|tg| { leaked = Some(tg.clone()); async { Ok::<_, AnyError>(()) } }).await.unwrap();
     /// assert!(leaked.unwrap().try_spawn(async { Ok(()) }).is_err());
@@ -318,8 +319,8 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{task_group, AnyError};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError};
     /// task_group(|tg| async move {
     ///     let port = tg
     ///         .start(|status| async move {
@@ -356,8 +357,8 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     /// checkpoint (AnyIO's `tg.cancel_scope.cancel()`).
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{sleep_forever, task_group, AnyError};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError, time::sleep_forever};
     /// let r = task_group(|tg| async move {
     ///     tg.spawn(async { sleep_forever().await?; Ok::<(), AnyError>(()) });
     ///     tg.cancel();
@@ -374,8 +375,8 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     /// The group's cancel scope, to read or change its deadline and shield or to cancel it.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{task_group, AnyError};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError};
     /// task_group(|tg| async move {
     ///     assert!(!tg.cancel_scope().cancel_called());
     ///     Ok::<_, AnyError>(())
@@ -694,8 +695,8 @@ pub(crate) enum StartFailure<E> {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{task_group, AnyError, GroupError};
+/// # anyio::run(async {
+/// use anyio::{task_group, AnyError, task::GroupError};
 /// let r = task_group(|tg| async move {
 ///     tg.spawn(async { Err::<(), _>(AnyError::msg("boom")) });
 ///     Ok::<_, AnyError>(())
@@ -719,7 +720,7 @@ impl<E> GroupError<E> {
     /// The failures, or an empty vector for a cancellation.
     ///
     /// ```
-    /// let e: anyio_core::GroupError<std::fmt::Error> = anyio_core::GroupError::Failed(vec![std::fmt::Error]);
+    /// let e: anyio::task::GroupError<std::fmt::Error> = anyio::task::GroupError::Failed(vec![std::fmt::Error]);
     /// assert_eq!(e.into_errors().len(), 1);
     /// ```
     pub fn into_errors(self) -> Vec<E> {
@@ -732,7 +733,7 @@ impl<E> GroupError<E> {
     /// The first failure, if any.
     ///
     /// ```
-    /// let e: anyio_core::GroupError<std::fmt::Error> = anyio_core::GroupError::Failed(vec![std::fmt::Error]);
+    /// let e: anyio::task::GroupError<std::fmt::Error> = anyio::task::GroupError::Failed(vec![std::fmt::Error]);
     /// assert!(e.first().is_some());
     /// ```
     pub fn first(&self) -> Option<&E> {

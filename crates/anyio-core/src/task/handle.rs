@@ -29,15 +29,15 @@ pub enum TaskState {
     Cancelled,
 }
 
-/// A handle to a task spawned into a [`TaskGroup`](crate::TaskGroup). Awaiting it yields the
+/// A handle to a task spawned into a [`TaskGroup`](crate::task::TaskGroup). Awaiting it yields the
 /// task's value; the task's failure still goes to the group (a handle never swallows it).
 /// Dropping the handle does not affect the task.
 ///
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{task_group, AnyError, TaskState};
+/// # anyio::run(async {
+/// use anyio::{task_group, AnyError, task::TaskState};
 /// task_group(|tg| async move {
 ///     let mut h = tg.spawn(async { Ok::<_, AnyError>(21 * 2) });
 ///     assert_eq!((&mut h).await.unwrap(), 42);
@@ -69,8 +69,8 @@ impl<T> TaskHandle<T> {
     /// task's cancellation is not a failure. No effect on a finished task.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{sleep_forever, task_group, AnyError, JoinError};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError, task::JoinError, time::sleep_forever};
     /// task_group(|tg| async move {
     ///     let mut h = tg.spawn(async { sleep_forever().await?; Ok::<(), AnyError>(()) });
     ///     h.cancel();
@@ -88,8 +88,8 @@ impl<T> TaskHandle<T> {
     /// What the task is doing now.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{task_group, AnyError, TaskState};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError, task::TaskState};
     /// task_group(|tg| async move {
     ///     let h = tg.spawn(async { Ok::<_, AnyError>(()) });
     ///     assert!(matches!(h.state(), TaskState::Running | TaskState::Finished));
@@ -110,8 +110,8 @@ impl<T> TaskHandle<T> {
     /// Whether the task has finished, whatever the outcome.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{task_group, AnyError};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError};
     /// task_group(|tg| async move {
     ///     let mut h = tg.spawn(async { Ok::<_, AnyError>(()) });
     ///     (&mut h).await.unwrap();

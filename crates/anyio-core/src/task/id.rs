@@ -26,8 +26,8 @@ use crate::context;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{current_task_id, task_group, AnyError};
+/// # anyio::run(async {
+/// use anyio::{task_group, AnyError, task::current_task_id};
 ///
 /// let me = current_task_id();
 /// task_group(|tg| async move {
@@ -47,8 +47,8 @@ impl TaskId {
     /// The id as a number.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// assert!(anyio_core::current_task_id().unwrap().as_u64() > 0);
+    /// # anyio::run(async {
+    /// assert!(anyio::task::current_task_id().unwrap().as_u64() > 0);
     /// # });
     /// ```
     pub fn as_u64(self) -> u64 {
@@ -93,7 +93,7 @@ thread_local! {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(anyio_core::current_task_id(), None); // not inside a task
+/// assert_eq!(anyio::task::current_task_id(), None); // not inside a task
 /// ```
 pub fn current_task_id() -> Option<TaskId> {
     TaskId::from_raw(context::with(|c| c.task.get()))

@@ -10,12 +10,12 @@ use crate::cancel::node::Node;
 use crate::error::{AsCancelled, Cancelled};
 use crate::loom::{lock, Mutex};
 
-/// Passed to the task started by [`TaskGroup::start`](crate::TaskGroup::start); the task calls
+/// Passed to the task started by [`TaskGroup::start`](crate::task::TaskGroup::start); the task calls
 /// [`started`](Self::started) once it is ready. `started` consumes the status, so a task cannot
 /// signal twice: AnyIO's runtime error for that is a compile error here.
 ///
 /// ```compile_fail,E0382
-/// fn signal_twice(status: anyio_core::TaskStatus<u16>) {
+/// fn signal_twice(status: anyio::task::TaskStatus<u16>) {
 ///     status.started(1);
 ///     status.started(2); // error[E0382]: use of moved value: `status`
 /// }
@@ -24,8 +24,8 @@ use crate::loom::{lock, Mutex};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{task_group, AnyError, TaskStatus};
+/// # anyio::run(async {
+/// use anyio::{task_group, AnyError, task::TaskStatus};
 ///
 /// async fn serve(status: TaskStatus<&'static str>) -> Result<(), AnyError> {
 ///     // bind a socket here, then:
@@ -60,8 +60,8 @@ impl<V: Send + 'static> TaskStatus<V> {
     /// the task's failures go to the task group.
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::{task_group, AnyError};
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError};
     /// task_group(|tg| async move {
     ///     tg.start(|status| async move { status.started(()); Ok::<_, AnyError>(()) }).await.unwrap();
     ///     Ok::<_, AnyError>(())
@@ -202,7 +202,7 @@ impl<V: Send, E: Send> StartSink<E> for StartShared<V, E> {
     }
 }
 
-/// Why [`TaskGroup::start`](crate::TaskGroup::start) returned no value.
+/// Why [`TaskGroup::start`](crate::task::TaskGroup::start) returned no value.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StartError<E> {

@@ -3,8 +3,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use crate::error::WouldBlock;
 use crate::error::{AnyError, AsCancelled, BrokenResourceError, Cancelled, ClosedResourceError, EndOfStream};
-use crate::WouldBlock;
 
 /// Why [`MemoryObjectSendStream::send`](super::MemoryObjectSendStream::send) did not send. The
 /// item always comes back ([`into_inner`](Self::into_inner)): nothing is lost.
@@ -12,8 +12,8 @@ use crate::WouldBlock;
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, SendError};
+/// # anyio::run(async {
+/// use anyio::streams::memory::{create_memory_object_stream, SendError};
 ///
 /// let (tx, rx) = create_memory_object_stream::<String>(1);
 /// drop(rx);
@@ -36,7 +36,7 @@ impl<T> SendError<T> {
     /// The item that was not sent.
     ///
     /// ```
-    /// let e = anyio_core::SendError::Broken(7);
+    /// let e = anyio::streams::memory::SendError::Broken(7);
     /// assert_eq!(e.into_inner(), 7);
     /// ```
     pub fn into_inner(self) -> T {
@@ -48,7 +48,7 @@ impl<T> SendError<T> {
     /// A reference to the item that was not sent.
     ///
     /// ```
-    /// let e = anyio_core::SendError::Closed(7);
+    /// let e = anyio::streams::memory::SendError::Closed(7);
     /// assert_eq!(*e.item(), 7);
     /// ```
     pub fn item(&self) -> &T {
@@ -115,7 +115,7 @@ impl<T> From<SendError<T>> for AnyError {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{create_memory_object_stream, TrySendError};
+/// use anyio::streams::memory::{create_memory_object_stream, TrySendError};
 ///
 /// let (tx, _rx) = create_memory_object_stream::<u8>(0);
 /// // Buffer 0 and nobody receiving: sending would have to wait.
@@ -136,7 +136,7 @@ impl<T> TrySendError<T> {
     /// The item that was not sent.
     ///
     /// ```
-    /// assert_eq!(anyio_core::TrySendError::WouldBlock(3).into_inner(), 3);
+    /// assert_eq!(anyio::streams::memory::TrySendError::WouldBlock(3).into_inner(), 3);
     /// ```
     pub fn into_inner(self) -> T {
         match self {
@@ -188,8 +188,8 @@ impl<T> From<TrySendError<T>> for AnyError {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, ReceiveError};
+/// # anyio::run(async {
+/// use anyio::streams::memory::{create_memory_object_stream, ReceiveError};
 ///
 /// let (tx, rx) = create_memory_object_stream::<u8>(4);
 /// tx.send(1).await.unwrap();
@@ -253,7 +253,7 @@ impl From<ReceiveError> for AnyError {
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{create_memory_object_stream, TryReceiveError};
+/// use anyio::streams::memory::{create_memory_object_stream, TryReceiveError};
 ///
 /// let (_tx, rx) = create_memory_object_stream::<u8>(4);
 /// assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));

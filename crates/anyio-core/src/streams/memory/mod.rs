@@ -30,7 +30,7 @@ use state::{Chan, Snapshot};
 /// # Examples
 ///
 /// ```
-/// use anyio_core::BufferSize;
+/// use anyio::streams::memory::BufferSize;
 /// assert_eq!(BufferSize::from(16), BufferSize::Bounded(16));
 /// assert_eq!(BufferSize::default(), BufferSize::Bounded(0));
 /// ```
@@ -81,8 +81,8 @@ impl BufferSize {
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
-/// use anyio_core::{create_memory_object_stream, task_group, AnyError};
+/// # anyio::run(async {
+/// use anyio::{task_group, AnyError, streams::memory::create_memory_object_stream};
 ///
 /// let (tx, rx) = create_memory_object_stream::<u32>(0); // rendezvous
 /// let total = task_group(|tg| async move {
@@ -116,7 +116,7 @@ pub fn create_memory_object_stream<T>(
 /// # Examples
 ///
 /// ```
-/// use anyio_core::{create_memory_object_stream, BufferSize};
+/// use anyio::streams::memory::{create_memory_object_stream, BufferSize};
 ///
 /// let (tx, rx) = create_memory_object_stream::<u8>(2);
 /// tx.send_nowait(1).unwrap();

@@ -27,9 +27,9 @@ use crate::error::{Cancelled, ClosedResourceError};
 /// # Examples
 ///
 /// ```
-/// # anyio_core::__doc_block_on(async {
+/// # anyio::run(async {
 /// use futures::TryStreamExt;
-/// use anyio_core::create_memory_object_stream;
+/// use anyio::streams::memory::create_memory_object_stream;
 ///
 /// let (tx, mut rx) = create_memory_object_stream::<u8>(4);
 /// tx.send(1).await.unwrap();
@@ -40,7 +40,7 @@ use crate::error::{Cancelled, ClosedResourceError};
 ///     got.push(item);
 /// }
 /// assert_eq!(got, [1, 2]);
-/// # Ok::<_, anyio_core::Cancelled>(())
+/// # Ok::<_, anyio::Cancelled>(())
 /// # }).unwrap();
 /// ```
 pub struct MemoryObjectReceiveStream<T> {
@@ -73,8 +73,8 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// let (tx, rx) = anyio_core::create_memory_object_stream::<u8>(1);
+    /// # anyio::run(async {
+    /// let (tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(1);
     /// tx.send(5).await.unwrap();
     /// assert_eq!(rx.receive().await, Ok(5));
     /// # });
@@ -89,7 +89,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// # Examples
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, TryReceiveError};
+    /// use anyio::streams::memory::{create_memory_object_stream, TryReceiveError};
     ///
     /// let (tx, rx) = create_memory_object_stream::<u8>(1);
     /// assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
@@ -115,7 +115,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// # Examples
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, TrySendError};
+    /// use anyio::streams::memory::{create_memory_object_stream, TrySendError};
     ///
     /// let (tx, rx) = create_memory_object_stream::<u8>(1);
     /// rx.close();
@@ -132,7 +132,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// Whether this handle was closed.
     ///
     /// ```
-    /// let (_tx, rx) = anyio_core::create_memory_object_stream::<u8>(0);
+    /// let (_tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(0);
     /// rx.close();
     /// assert!(rx.is_closed());
     /// ```
@@ -144,7 +144,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// `clone`).
     ///
     /// ```
-    /// let (_tx, rx) = anyio_core::create_memory_object_stream::<u8>(0);
+    /// let (_tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(0);
     /// let rx2 = rx.try_clone().unwrap();
     /// assert_eq!(rx2.statistics().open_receive_streams, 2);
     /// ```
@@ -159,7 +159,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// A snapshot of the stream's buffer, handles and waiting tasks.
     ///
     /// ```
-    /// let (_tx, rx) = anyio_core::create_memory_object_stream::<u8>(0);
+    /// let (_tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(0);
     /// assert_eq!(rx.statistics().open_receive_streams, 1);
     /// ```
     pub fn statistics(&self) -> MemoryObjectStreamStatistics {

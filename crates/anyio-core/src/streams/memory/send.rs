@@ -21,7 +21,7 @@ use crate::error::ClosedResourceError;
 /// # Examples
 ///
 /// ```
-/// use anyio_core::create_memory_object_stream;
+/// use anyio::streams::memory::create_memory_object_stream;
 ///
 /// let (tx, rx) = create_memory_object_stream::<&str>(8);
 /// let tx2 = tx.clone();
@@ -63,8 +63,8 @@ impl<T> MemoryObjectSendStream<T> {
     /// # Examples
     ///
     /// ```
-    /// # anyio_core::__doc_block_on(async {
-    /// use anyio_core::create_memory_object_stream;
+    /// # anyio::run(async {
+    /// use anyio::streams::memory::create_memory_object_stream;
     ///
     /// let (tx, rx) = create_memory_object_stream::<u8>(1);
     /// tx.send(1).await.unwrap(); // room in the buffer: returns at once
@@ -80,7 +80,7 @@ impl<T> MemoryObjectSendStream<T> {
     /// # Examples
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, TrySendError};
+    /// use anyio::streams::memory::{create_memory_object_stream, TrySendError};
     ///
     /// let (tx, _rx) = create_memory_object_stream::<u8>(1);
     /// tx.send_nowait(1).unwrap();
@@ -104,7 +104,7 @@ impl<T> MemoryObjectSendStream<T> {
     /// # Examples
     ///
     /// ```
-    /// use anyio_core::{create_memory_object_stream, TryReceiveError};
+    /// use anyio::streams::memory::{create_memory_object_stream, TryReceiveError};
     ///
     /// let (tx, rx) = create_memory_object_stream::<u8>(1);
     /// tx.send_nowait(1).unwrap();
@@ -123,7 +123,7 @@ impl<T> MemoryObjectSendStream<T> {
     /// Whether this handle was closed.
     ///
     /// ```
-    /// let (tx, _rx) = anyio_core::create_memory_object_stream::<u8>(0);
+    /// let (tx, _rx) = anyio::streams::memory::create_memory_object_stream::<u8>(0);
     /// tx.close();
     /// assert!(tx.is_closed());
     /// ```
@@ -135,7 +135,7 @@ impl<T> MemoryObjectSendStream<T> {
     /// `clone`).
     ///
     /// ```
-    /// let (tx, _rx) = anyio_core::create_memory_object_stream::<u8>(0);
+    /// let (tx, _rx) = anyio::streams::memory::create_memory_object_stream::<u8>(0);
     /// let tx2 = tx.try_clone().unwrap();
     /// tx.close();
     /// assert!(tx.try_clone().is_err());
@@ -152,7 +152,7 @@ impl<T> MemoryObjectSendStream<T> {
     /// A snapshot of the stream's buffer, handles and waiting tasks.
     ///
     /// ```
-    /// let (tx, _rx) = anyio_core::create_memory_object_stream::<u8>(0);
+    /// let (tx, _rx) = anyio::streams::memory::create_memory_object_stream::<u8>(0);
     /// assert_eq!(tx.statistics().open_send_streams, 1);
     /// ```
     pub fn statistics(&self) -> MemoryObjectStreamStatistics {
