@@ -279,7 +279,9 @@ impl AsCancelled for TimeoutError {
 /// A convenient error type for code written on anyio: it holds a cancellation, a timeout, or
 /// any other error, and it implements [`AsCancelled`] so cancel scopes recognise it.
 ///
-/// Every error of this crate converts into it with `?`.
+/// Every error of this crate converts into it with `?` (there is no blanket `From<E: Error>`:
+/// it would overlap `From<AnyError> for AnyError`, so each error type has its own impl, and
+/// the ones carrying a cancellation turn it into [`AnyError::is_cancelled`]).
 ///
 /// # Examples
 ///
@@ -439,6 +441,44 @@ impl<E: StdError + Send + Sync + 'static> From<crate::task::StartError<E>> for A
             crate::task::StartError::Cancelled(c) => Self::from(c),
             other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
         }
+    }
+}
+
+/// Impls for the error types that carry no cancellation: boxed, message kept.
+macro_rules! any_error_from {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for AnyError {
+            fn from(e: $t) -> Self {
+                Self { kind: AnyErrorKind::Other(Box::new(e)) }
+            }
+        }
+    )*};
+}
+
+any_error_from!(
+    WouldBlock,
+    ClosedResourceError,
+    BrokenResourceError,
+    EndOfStream,
+    crate::BusyResourceError,
+    crate::SemaphoreError,
+    crate::InvalidDuration,
+);
+
+impl From<crate::CapacityLimiterError> for AnyError {
+    fn from(e: crate::CapacityLimiterError) -> Self {
+        match e {
+            crate::CapacityLimiterError::Cancelled(c) => Self::from(c),
+            other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
+        }
+    }
+}
+
+/// Drops the future that could not be spawned (it need not be `Send + Sync`), keeping the
+/// message.
+impl<F> From<crate::GroupClosed<F>> for AnyError {
+    fn from(_: crate::GroupClosed<F>) -> Self {
+        Self { kind: AnyErrorKind::Other(Box::new(crate::GroupClosed(()))) }
     }
 }
 

@@ -305,6 +305,22 @@ impl std::error::Error for RunError {
     }
 }
 
+/// Here, not in `anyio-core` with the other conversions, because `RunError` is this crate's
+/// (the orphan rule allows the impl only where one of the two types is local).
+///
+/// ```
+/// fn start() -> Result<(), anyio::AnyError> {
+///     anyio::run_on("no-such-backend".parse()?, async {})?;
+///     Ok(())
+/// }
+/// assert!(start().unwrap_err().to_string().contains("unknown anyio backend"));
+/// ```
+impl From<RunError> for AnyError {
+    fn from(e: RunError) -> Self {
+        AnyError::other(e)
+    }
+}
+
 /// Runs `fut` to completion on the default backend, or the one `ANYIO_BACKEND` names, and
 /// returns its output (AnyIO's `anyio.run`).
 ///
