@@ -137,9 +137,13 @@ impl StdError for Cancelled {}
 /// Recognises the cancellation error inside an error type, so cancel scopes and task groups can
 /// tell "this unwound because of cancellation" from real failures.
 ///
-/// Implemented for [`Cancelled`], the crate's own error types, `std::io::Error` (when its inner
-/// error is a `Cancelled`) and boxed errors. Implement it for your own error enum by returning
-/// the `Cancelled` held by its cancellation variant.
+/// Implemented for [`Cancelled`], the crate's own error types, `std::io::Error` and boxed
+/// errors. The last two look through the whole chain of wrapped errors (each `source()`, and
+/// the error an `io::Error` or an [`AnyError`] wraps), so a `Cancelled` that a foreign library
+/// wrapped (hyper's `Error(Io(io::Error(Cancelled)))`, say) is still recognised; see
+/// [`Cancelled::find_in`]. Implement it for your own error enum by returning the `Cancelled`
+/// held by its cancellation variant, and `Cancelled::find_in` for variants wrapping foreign
+/// errors.
 ///
 /// # Examples
 ///
@@ -149,6 +153,7 @@ impl StdError for Cancelled {}
 /// #[derive(Debug)]
 /// enum MyError {
 ///     Cancelled(Cancelled),
+///     Io(std::io::Error),
 ///     Parse(String),
 /// }
 ///
@@ -156,6 +161,7 @@ impl StdError for Cancelled {}
 ///     fn as_cancelled(&self) -> Option<&Cancelled> {
 ///         match self {
 ///             MyError::Cancelled(c) => Some(c),
+///             MyError::Io(e) => Cancelled::find_in(e),
 ///             MyError::Parse(_) => None,
 ///         }
 ///     }
@@ -176,7 +182,7 @@ impl AsCancelled for Cancelled {
 
 impl AsCancelled for std::io::Error {
     fn as_cancelled(&self) -> Option<&Cancelled> {
-        self.get_ref()?.downcast_ref::<Cancelled>()
+        find_cancelled(self)
     }
 }
 
@@ -193,20 +199,91 @@ impl AsCancelled for Box<dyn StdError> {
     }
 }
 
-fn find_cancelled<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
-    if let Some(c) = e.downcast_ref::<Cancelled>() {
-        return Some(c);
+impl Cancelled {
+    /// The `Cancelled` carried anywhere in `error`'s chain: `error` itself, an anyio error's
+    /// cancellation variant, or any error reached through `source()` and through the error an
+    /// `io::Error` or [`AnyError`] wraps. Use it to implement [`AsCancelled`] for an error type
+    /// that wraps foreign errors.
+    ///
+    /// ```
+    /// use std::{error::Error, fmt, io};
+    /// use anyio_core::Cancelled;
+    ///
+    /// // Like hyper::Error: a foreign error whose source is the io::Error.
+    /// #[derive(Debug)]
+    /// struct Wrapper(io::Error);
+    /// impl fmt::Display for Wrapper {
+    ///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("wrapper") }
+    /// }
+    /// impl Error for Wrapper {
+    ///     fn source(&self) -> Option<&(dyn Error + 'static)> { Some(&self.0) }
+    /// }
+    ///
+    /// assert!(Cancelled::find_in(&Wrapper(io::Error::other("no"))).is_none());
+    /// ```
+    pub fn find_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
+        find_cancelled(error)
     }
-    if let Some(io) = e.downcast_ref::<std::io::Error>() {
-        return io.as_cancelled();
-    }
-    if let Some(any) = e.downcast_ref::<AnyError>() {
-        return any.as_cancelled();
-    }
-    if let Some(join) = e.downcast_ref::<crate::task::JoinError>() {
-        return join.as_cancelled();
+}
+
+/// How many links of an error chain [`find_cancelled`] follows: real chains are a handful of
+/// links long, and a bound keeps a cyclic or runaway `source()` from hanging the caller.
+const MAX_CHAIN: usize = 64;
+
+/// Walks `e`'s chain for a `Cancelled`. The first check is a single downcast, so a bare
+/// `Cancelled` (the common case) costs no more than before.
+pub(crate) fn find_cancelled<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
+    let mut link = e;
+    for _ in 0..MAX_CHAIN {
+        if let Some(c) = link.downcast_ref::<Cancelled>() {
+            return Some(c);
+        }
+        if let Some(c) = anyio_cancellation(link) {
+            return Some(c);
+        }
+        link = next_link(link)?;
     }
     None
+}
+
+/// The cancellation variant of anyio's own (non-generic) error types. Their `source()` also
+/// returns the `Cancelled`, so this is a shortcut, and a safeguard should a `source()` change;
+/// the generic ones (`SendError<T>`, `GroupError<E>`, `StartError<E>`) are reached through
+/// `source()` only, since a downcast needs a concrete type.
+fn anyio_cancellation<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
+    if let Some(e) = e.downcast_ref::<AnyError>() {
+        return e.as_cancelled();
+    }
+    if let Some(e) = e.downcast_ref::<crate::task::JoinError>() {
+        return e.as_cancelled();
+    }
+    if let Some(e) = e.downcast_ref::<crate::CapacityLimiterError>() {
+        return e.as_cancelled();
+    }
+    if let Some(e) = e.downcast_ref::<crate::StreamError>() {
+        return e.as_cancelled();
+    }
+    if let Some(e) = e.downcast_ref::<crate::ReceiveError>() {
+        return e.as_cancelled();
+    }
+    #[cfg(unix)]
+    if let Some(e) = e.downcast_ref::<crate::SocketError>() {
+        return e.as_cancelled();
+    }
+    None
+}
+
+/// The next error of the chain. `io::Error` and `AnyError` are transparent wrappers: their
+/// `source()` is the *wrapped error's* source, skipping the wrapped error itself (which may be
+/// the `Cancelled`), so the walk steps into the wrapped error instead.
+fn next_link<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return io.get_ref().map(|inner| inner as &(dyn StdError + 'static));
+    }
+    if let Some(any) = e.downcast_ref::<AnyError>() {
+        return any.wrapped();
+    }
+    e.source()
 }
 
 impl From<Cancelled> for std::io::Error {
@@ -316,9 +393,28 @@ impl AnyError {
     /// let e = anyio_core::AnyError::other(std::fmt::Error);
     /// assert!(!e.is_cancelled());
     /// ```
+    ///
+    /// A cancellation anywhere in `e`'s chain (see [`Cancelled::find_in`]) makes this a
+    /// cancellation, so cancel scopes and task groups recognise it:
+    ///
+    /// ```
+    /// # anyio_core::__doc_block_on(async {
+    /// use anyio_core::{checkpoint, AnyError, CancelScope};
+    /// let scope = CancelScope::new();
+    /// scope.cancel();
+    /// let r = scope
+    ///     .run(async {
+    ///         // A library that reports cancellation as an io::Error inside its own error.
+    ///         checkpoint().await.map_err(|c| AnyError::other(std::io::Error::other(c)))?;
+    ///         Ok::<_, AnyError>(())
+    ///     })
+    ///     .await;
+    /// assert!(matches!(r, Ok(None)), "the scope caught its cancellation");
+    /// # });
+    /// ```
     pub fn other(e: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         let boxed = e.into();
-        // Keep cancellation recognisable even when it arrives boxed.
+        // Keep cancellation recognisable even when it arrives boxed or wrapped.
         if let Some(c) = boxed.as_cancelled() {
             return Self { kind: AnyErrorKind::Cancelled(c.clone()) };
         }
@@ -351,6 +447,15 @@ impl AnyError {
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, AnyErrorKind::Timeout(_))
+    }
+
+    /// The error this wraps, for the chain walk of [`find_cancelled`].
+    fn wrapped(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.kind {
+            AnyErrorKind::Cancelled(c) => Some(c),
+            AnyErrorKind::Timeout(t) => Some(t),
+            AnyErrorKind::Other(o) => Some(&**o),
+        }
     }
 
     /// The wrapped error of type `E`, if that is what this holds.

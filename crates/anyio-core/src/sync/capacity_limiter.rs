@@ -87,7 +87,15 @@ impl fmt::Display for CapacityLimiterError {
     }
 }
 
-impl StdError for CapacityLimiterError {}
+impl StdError for CapacityLimiterError {
+    // The cancellation is the source, so a chain walk finds it wherever this error is wrapped.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            CapacityLimiterError::Cancelled(c) => Some(c),
+            CapacityLimiterError::AlreadyBorrowing => None,
+        }
+    }
+}
 
 impl AsCancelled for CapacityLimiterError {
     fn as_cancelled(&self) -> Option<&Cancelled> {
