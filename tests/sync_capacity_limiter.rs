@@ -107,3 +107,28 @@ async fn a_cancelled_waiter_takes_nothing_and_stops_counting_as_a_borrower() {
     let _t = limiter.acquire_on_behalf_of("late").await.expect("the reservation was released");
     assert_eq!(limiter.borrowed_tokens(), 1);
 }
+
+#[anyio::test]
+async fn two_futures_of_one_task_borrow_anonymously_in_turn() {
+    // Anonymous acquisitions are separate borrowers even from one task (AnyIO would raise for
+    // the task's second borrow): with one token, the second future waits for the first.
+    let limiter = CapacityLimiter::new(1);
+    let inside = AtomicUsize::new(0);
+    let hold = || async {
+        let _t = limiter.acquire().await?;
+        assert_eq!(inside.fetch_add(1, SeqCst), 0, "two futures held the only token");
+        for _ in 0..3 {
+            anyio::lowlevel::checkpoint().await?;
+        }
+        inside.fetch_sub(1, SeqCst);
+        Ok::<_, AnyError>(())
+    };
+    guarded_ok(async {
+        let (a, b) = futures::join!(hold(), hold());
+        a?;
+        b?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(limiter.borrowed_tokens(), 0);
+}

@@ -142,3 +142,35 @@ fn notifying_with_the_guard_of_another_lock_is_refused() {
     let g = other.try_acquire().unwrap();
     cond.notify(&g, 1);
 }
+
+#[anyio::test]
+async fn two_futures_of_one_task_share_a_condition_through_join() {
+    // The condition's lock is taken in turn by futures of one task (no "not reentrant" panic),
+    // and a wait releases it so the sibling future can take it and notify.
+    let cond = Condition::new();
+    let ready = AtomicBool::new(false);
+    guarded_ok(async {
+        let waiter = async {
+            let g = cond.acquire().await?;
+            // Yields holding the lock, so the notifier's acquire comes while it is held.
+            anyio::lowlevel::checkpoint().await?;
+            let (g, r) = cond.wait_for(g, || ready.load(SeqCst)).await;
+            assert!(cond.lock().locked(), "the wait returned holding the lock");
+            drop(g);
+            r?;
+            Ok::<_, AnyError>(())
+        };
+        let notifier = async {
+            let g = cond.acquire().await?;
+            ready.store(true, SeqCst);
+            cond.notify_all(&g);
+            Ok::<_, AnyError>(())
+        };
+        let (a, b) = futures::join!(waiter, notifier);
+        a?;
+        b?;
+        Ok(())
+    })
+    .await;
+    assert!(!cond.lock().locked());
+}

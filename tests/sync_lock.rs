@@ -12,8 +12,11 @@ use anyio::{
     move_on_after, sleep,
     sync::{Lock, LockGuard, Semaphore, SemaphoreError},
     task::current_task_id,
-    task_group, AnyError, CancelScope, Cancelled, TaskGroup,
+    task_group,
+    time::sleep_forever,
+    AnyError, CancelScope, Cancelled, TaskGroup,
 };
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 
 mod support;
@@ -342,17 +345,111 @@ async fn lock_records_the_acquiring_task_as_owner() {
     .await;
 }
 
+/// One future's turn holding `lock`: checks it is alone and that the lock names this task as
+/// owner, then yields while holding it so a sibling future of the same task runs meanwhile.
+async fn hold_in_turn(
+    lock: &Lock,
+    inside: &AtomicUsize,
+    order: &Mutex<Vec<u32>>,
+    id: u32,
+) -> Result<(), AnyError> {
+    let g = lock.acquire().await?;
+    assert_eq!(inside.fetch_add(1, SeqCst), 0, "two futures held the lock at once");
+    assert_eq!(lock.statistics().owner, current_task_id());
+    order.lock().unwrap().push(id);
+    for _ in 0..3 {
+        checkpoint().await?;
+    }
+    inside.fetch_sub(1, SeqCst);
+    drop(g);
+    Ok(())
+}
+
 #[anyio::test]
-async fn lock_reacquired_by_its_owner_panics_instead_of_deadlocking() {
+async fn two_futures_of_one_task_joined_take_the_lock_in_turn() {
+    // AnyIO raises when the holding task acquires again; in Rust two futures of one task can
+    // contend through join!, which is no deadlock: the second waits for the first to release.
     let lock = Lock::new();
-    let _held = lock.acquire().await.unwrap();
-    let again = std::panic::AssertUnwindSafe(lock.acquire()).catch_unwind().await;
-    let msg = support::panic_message(&*again.expect_err("re-acquiring must panic"));
-    assert!(msg.contains("not reentrant"), "unclear message: {msg}");
-    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lock.try_acquire().map(drop)));
-    assert!(support::panic_message(&*again.expect_err("try_acquire by the owner must panic"))
-        .contains("not reentrant"));
-    assert!(lock.locked(), "the failed attempts left the lock held by its owner");
+    let inside = AtomicUsize::new(0);
+    let order = Mutex::new(Vec::new());
+    guarded_ok(async {
+        let me = current_task_id();
+        let watch = async {
+            // While the first future holds the lock, the second is queued behind it, and the
+            // holder's own task trying again gets WouldBlock, not a panic.
+            while lock.statistics().tasks_waiting == 0 {
+                checkpoint().await?;
+            }
+            assert_eq!(lock.statistics().owner, me);
+            assert_eq!(lock.try_acquire().unwrap_err(), WouldBlock);
+            assert!(lock.locked(), "the failed try left the lock held by its owner");
+            Ok::<_, AnyError>(())
+        };
+        let (a, b, w) = futures::join!(
+            hold_in_turn(&lock, &inside, &order, 1),
+            hold_in_turn(&lock, &inside, &order, 2),
+            watch
+        );
+        a?;
+        b?;
+        w?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(*order.lock().unwrap(), [1, 2], "FIFO: the first to queue is served first");
+    assert!(!lock.locked());
+    assert_eq!(lock.statistics().owner, None);
+}
+
+#[anyio::test]
+async fn a_select_branch_waits_for_the_lock_held_by_its_sibling_branch() {
+    let lock = Lock::new();
+    let inside = AtomicUsize::new(0);
+    let order = Mutex::new(Vec::new());
+    let winner = guarded_ok(async {
+        let first = async {
+            hold_in_turn(&lock, &inside, &order, 1).await?;
+            // Stays pending after releasing, so the other branch is the one to finish.
+            sleep_forever().await?;
+            Ok::<_, AnyError>(1)
+        }
+        .fuse();
+        let second = async {
+            hold_in_turn(&lock, &inside, &order, 2).await?;
+            Ok::<_, AnyError>(2)
+        }
+        .fuse();
+        futures::pin_mut!(first, second);
+        // Biased, so the first branch is polled first and takes the lock.
+        futures::select_biased! {
+            r = first => r,
+            r = second => r,
+        }
+    })
+    .await;
+    assert_eq!(winner, 2);
+    assert_eq!(*order.lock().unwrap(), [1, 2]);
+    assert!(!lock.locked());
+}
+
+#[anyio::test]
+async fn futures_unordered_in_one_task_all_take_the_lock_in_turn() {
+    let lock = Lock::new();
+    let inside = AtomicUsize::new(0);
+    let order = Mutex::new(Vec::new());
+    guarded_ok(async {
+        let mut all: FuturesUnordered<_> = (0..5).map(|i| hold_in_turn(&lock, &inside, &order, i)).collect();
+        while let Some(r) = all.next().await {
+            r?;
+        }
+        Ok(())
+    })
+    .await;
+    let mut seen = order.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 1, 2, 3, 4], "every future held the lock once");
+    assert!(!lock.locked());
+    assert_eq!(lock.statistics().tasks_waiting, 0);
 }
 
 #[anyio::test]

@@ -148,9 +148,13 @@ impl StdError for Cancelled {}
 /// Recognises the cancellation error inside an error type, so cancel scopes and task groups can
 /// tell "this unwound because of cancellation" from real failures.
 ///
-/// Implemented for [`Cancelled`], the crate's own error types, `std::io::Error` (when its inner
-/// error is a `Cancelled`) and boxed errors. Implement it for your own error enum by returning
-/// the `Cancelled` held by its cancellation variant.
+/// Implemented for [`Cancelled`], the crate's own error types, `std::io::Error` and boxed
+/// errors. The last two look through the whole chain of wrapped errors (each `source()`, and
+/// the error an `io::Error` or an [`AnyError`] wraps), so a `Cancelled` that a foreign library
+/// wrapped (hyper's `Error(Io(io::Error(Cancelled)))`, say) is still recognised; see
+/// [`Cancelled::find_in`]. Implement it for your own error enum by returning the `Cancelled`
+/// held by its cancellation variant, and `Cancelled::find_in` for variants wrapping foreign
+/// errors.
 ///
 /// # Examples
 ///
@@ -160,6 +164,7 @@ impl StdError for Cancelled {}
 /// #[derive(Debug)]
 /// enum MyError {
 ///     Cancelled(Cancelled),
+///     Io(std::io::Error),
 ///     Parse(String),
 /// }
 ///
@@ -167,6 +172,7 @@ impl StdError for Cancelled {}
 ///     fn as_cancelled(&self) -> Option<&Cancelled> {
 ///         match self {
 ///             MyError::Cancelled(c) => Some(c),
+///             MyError::Io(e) => Cancelled::find_in(e),
 ///             MyError::Parse(_) => None,
 ///         }
 ///     }
@@ -187,7 +193,7 @@ impl AsCancelled for Cancelled {
 
 impl AsCancelled for std::io::Error {
     fn as_cancelled(&self) -> Option<&Cancelled> {
-        self.get_ref()?.downcast_ref::<Cancelled>()
+        find_cancelled(self)
     }
 }
 
@@ -204,20 +210,91 @@ impl AsCancelled for Box<dyn StdError> {
     }
 }
 
-fn find_cancelled<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
-    if let Some(c) = e.downcast_ref::<Cancelled>() {
-        return Some(c);
+impl Cancelled {
+    /// The `Cancelled` carried anywhere in `error`'s chain: `error` itself, an anyio error's
+    /// cancellation variant, or any error reached through `source()` and through the error an
+    /// `io::Error` or [`AnyError`] wraps. Use it to implement [`AsCancelled`] for an error type
+    /// that wraps foreign errors.
+    ///
+    /// ```
+    /// use std::{error::Error, fmt, io};
+    /// use anyio::Cancelled;
+    ///
+    /// // Like hyper::Error: a foreign error whose source is the io::Error.
+    /// #[derive(Debug)]
+    /// struct Wrapper(io::Error);
+    /// impl fmt::Display for Wrapper {
+    ///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("wrapper") }
+    /// }
+    /// impl Error for Wrapper {
+    ///     fn source(&self) -> Option<&(dyn Error + 'static)> { Some(&self.0) }
+    /// }
+    ///
+    /// assert!(Cancelled::find_in(&Wrapper(io::Error::other("no"))).is_none());
+    /// ```
+    pub fn find_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
+        find_cancelled(error)
     }
-    if let Some(io) = e.downcast_ref::<std::io::Error>() {
-        return io.as_cancelled();
-    }
-    if let Some(any) = e.downcast_ref::<AnyError>() {
-        return any.as_cancelled();
-    }
-    if let Some(join) = e.downcast_ref::<crate::task::JoinError>() {
-        return join.as_cancelled();
+}
+
+/// How many links of an error chain [`find_cancelled`] follows: real chains are a handful of
+/// links long, and a bound keeps a cyclic or runaway `source()` from hanging the caller.
+const MAX_CHAIN: usize = 64;
+
+/// Walks `e`'s chain for a `Cancelled`. The first check is a single downcast, so a bare
+/// `Cancelled` (the common case) costs no more than before.
+pub(crate) fn find_cancelled<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
+    let mut link = e;
+    for _ in 0..MAX_CHAIN {
+        if let Some(c) = link.downcast_ref::<Cancelled>() {
+            return Some(c);
+        }
+        if let Some(c) = anyio_cancellation(link) {
+            return Some(c);
+        }
+        link = next_link(link)?;
     }
     None
+}
+
+/// The cancellation variant of anyio's own (non-generic) error types. Their `source()` also
+/// returns the `Cancelled`, so this is a shortcut, and a safeguard should a `source()` change;
+/// the generic ones (`SendError<T>`, `GroupError<E>`, `StartError<E>`) are reached through
+/// `source()` only, since a downcast needs a concrete type.
+fn anyio_cancellation<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
+    if let Some(e) = e.downcast_ref::<AnyError>() {
+        return e.as_cancelled();
+    }
+    if let Some(e) = e.downcast_ref::<crate::task::JoinError>() {
+        return e.as_cancelled();
+    }
+    if let Some(e) = e.downcast_ref::<crate::sync::CapacityLimiterError>() {
+        return e.as_cancelled();
+    }
+    if let Some(e) = e.downcast_ref::<crate::streams::StreamError>() {
+        return e.as_cancelled();
+    }
+    if let Some(e) = e.downcast_ref::<crate::streams::memory::ReceiveError>() {
+        return e.as_cancelled();
+    }
+    #[cfg(unix)]
+    if let Some(e) = e.downcast_ref::<crate::net::SocketError>() {
+        return e.as_cancelled();
+    }
+    None
+}
+
+/// The next error of the chain. `io::Error` and `AnyError` are transparent wrappers: their
+/// `source()` is the *wrapped error's* source, skipping the wrapped error itself (which may be
+/// the `Cancelled`), so the walk steps into the wrapped error instead.
+fn next_link<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return io.get_ref().map(|inner| inner as &(dyn StdError + 'static));
+    }
+    if let Some(any) = e.downcast_ref::<AnyError>() {
+        return any.wrapped();
+    }
+    e.source()
 }
 
 impl From<Cancelled> for std::io::Error {
@@ -290,7 +367,9 @@ impl AsCancelled for TimeoutError {
 /// A convenient error type for code written on anyio: it holds a cancellation, a timeout, or
 /// any other error, and it implements [`AsCancelled`] so cancel scopes recognise it.
 ///
-/// Every error of this crate converts into it with `?`.
+/// Every error of this crate converts into it with `?` (there is no blanket `From<E: Error>`:
+/// it would overlap `From<AnyError> for AnyError`, so each error type has its own impl, and
+/// the ones carrying a cancellation turn it into [`AnyError::is_cancelled`]).
 ///
 /// # Examples
 ///
@@ -325,9 +404,28 @@ impl AnyError {
     /// let e = anyio::AnyError::other(std::fmt::Error);
     /// assert!(!e.is_cancelled());
     /// ```
+    ///
+    /// A cancellation anywhere in `e`'s chain (see [`Cancelled::find_in`]) makes this a
+    /// cancellation, so cancel scopes and task groups recognise it:
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::{AnyError, CancelScope, lowlevel::checkpoint};
+    /// let scope = CancelScope::new();
+    /// scope.cancel();
+    /// let r = scope
+    ///     .run(async {
+    ///         // A library that reports cancellation as an io::Error inside its own error.
+    ///         checkpoint().await.map_err(|c| AnyError::other(std::io::Error::other(c)))?;
+    ///         Ok::<_, AnyError>(())
+    ///     })
+    ///     .await;
+    /// assert!(matches!(r, Ok(None)), "the scope caught its cancellation");
+    /// # });
+    /// ```
     pub fn other(e: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         let boxed = e.into();
-        // Keep cancellation recognisable even when it arrives boxed.
+        // Keep cancellation recognisable even when it arrives boxed or wrapped.
         if let Some(c) = boxed.as_cancelled() {
             return Self { kind: AnyErrorKind::Cancelled(c.clone()) };
         }
@@ -360,6 +458,15 @@ impl AnyError {
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, AnyErrorKind::Timeout(_))
+    }
+
+    /// The error this wraps, for the chain walk of [`find_cancelled`].
+    fn wrapped(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.kind {
+            AnyErrorKind::Cancelled(c) => Some(c),
+            AnyErrorKind::Timeout(t) => Some(t),
+            AnyErrorKind::Other(o) => Some(&**o),
+        }
     }
 
     /// The wrapped error of type `E`, if that is what this holds.
@@ -450,6 +557,44 @@ impl<E: StdError + Send + Sync + 'static> From<crate::task::StartError<E>> for A
             crate::task::StartError::Cancelled(c) => Self::from(c),
             other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
         }
+    }
+}
+
+/// Impls for the error types that carry no cancellation: boxed, message kept.
+macro_rules! any_error_from {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for AnyError {
+            fn from(e: $t) -> Self {
+                Self { kind: AnyErrorKind::Other(Box::new(e)) }
+            }
+        }
+    )*};
+}
+
+any_error_from!(
+    WouldBlock,
+    ClosedResourceError,
+    BrokenResourceError,
+    EndOfStream,
+    crate::error::BusyResourceError,
+    crate::sync::SemaphoreError,
+    crate::time::InvalidDuration,
+);
+
+impl From<crate::sync::CapacityLimiterError> for AnyError {
+    fn from(e: crate::sync::CapacityLimiterError) -> Self {
+        match e {
+            crate::sync::CapacityLimiterError::Cancelled(c) => Self::from(c),
+            other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
+        }
+    }
+}
+
+/// Drops the future that could not be spawned (it need not be `Send + Sync`), keeping the
+/// message.
+impl<F> From<crate::task::GroupClosed<F>> for AnyError {
+    fn from(_: crate::task::GroupClosed<F>) -> Self {
+        Self { kind: AnyErrorKind::Other(Box::new(crate::task::GroupClosed(()))) }
     }
 }
 

@@ -65,6 +65,7 @@ pub use anyio_core::{
     task::{task_group, TaskGroup},
     time::sleep,
 };
+
 /// The `async_trait` attribute, for implementing anyio's stream traits.
 pub use async_trait::async_trait;
 
@@ -267,6 +268,22 @@ impl std::error::Error for RunError {
             RunError::Io(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// Here, not in `anyio-core` with the other conversions, because `RunError` is this crate's
+/// (the orphan rule allows the impl only where one of the two types is local).
+///
+/// ```
+/// fn start() -> Result<(), anyio::AnyError> {
+///     anyio::run_on("no-such-backend".parse()?, async {})?;
+///     Ok(())
+/// }
+/// assert!(start().unwrap_err().to_string().contains("unknown anyio backend"));
+/// ```
+impl From<RunError> for AnyError {
+    fn from(e: RunError) -> Self {
+        AnyError::other(e)
     }
 }
 

@@ -20,6 +20,10 @@ use crate::loom::{lock, Mutex};
 ///
 /// A borrower is any value you choose that identifies who borrows (a job id, a connection
 /// id...). [`acquire`](Self::acquire) borrows anonymously: every call is a borrower of its own.
+/// AnyIO's `acquire` borrows for the current task and raises if that task borrows again; here
+/// two futures of one task (under `futures::join!`, say) may each hold a token, or wait for one,
+/// as any two borrowers would. The one-token rule applies to explicit borrowers only
+/// ([`acquire_on_behalf_of`](Self::acquire_on_behalf_of)), where the caller named who borrows.
 ///
 /// # Examples
 ///
@@ -87,7 +91,15 @@ impl fmt::Display for CapacityLimiterError {
     }
 }
 
-impl StdError for CapacityLimiterError {}
+impl StdError for CapacityLimiterError {
+    // The cancellation is the source, so a chain walk finds it wherever this error is wrapped.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            CapacityLimiterError::Cancelled(c) => Some(c),
+            CapacityLimiterError::AlreadyBorrowing => None,
+        }
+    }
+}
 
 impl AsCancelled for CapacityLimiterError {
     fn as_cancelled(&self) -> Option<&Cancelled> {

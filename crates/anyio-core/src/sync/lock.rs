@@ -18,11 +18,16 @@ use crate::task::id::{current_task_id, TaskId};
 /// An uncontended `acquire` takes the lock without yielding (AnyIO's `fast_acquire=True`); it
 /// still fails at once in a cancelled scope.
 ///
-/// The lock is owner-tracked and not reentrant: it records the anyio task that acquired it
-/// ([`LockStatistics::owner`]), and that task acquiring it again while still holding it is a
-/// bug that would deadlock, so it panics instead. The owner is the acquiring task even if the
-/// guard is moved to another task, as in AnyIO. Futures not run by anyio (spawned straight
-/// onto a runtime) have no task id and are not tracked.
+/// The lock records the anyio task that acquired it ([`LockStatistics::owner`]); the owner is
+/// the acquiring task even if the guard is moved to another task, as in AnyIO. Futures not run
+/// by anyio (spawned straight onto a runtime) have no task id and are not tracked.
+///
+/// It is not reentrant, but unlike AnyIO (which raises when the holding task acquires again) a
+/// second acquire from the same task waits like any other: one task may poll several futures
+/// that contend for the lock (`futures::join!`, `select!`, `FuturesUnordered`), and the first
+/// releases it while the second waits. The one true self-deadlock, a future awaiting `acquire`
+/// while it holds the guard itself, then hangs (as with `tokio::sync::Mutex`) instead of
+/// panicking.
 ///
 /// # Examples
 ///
@@ -34,6 +39,13 @@ use crate::task::id::{current_task_id, TaskId};
 ///     assert!(lock.locked());
 /// }
 /// assert!(!lock.locked());
+///
+/// // Two futures of one task take the lock in turn.
+/// let (a, b) = futures::join!(
+///     async { let _g = lock.acquire().await?; anyio::lowlevel::checkpoint().await },
+///     async { let _g = lock.acquire().await?; anyio::lowlevel::checkpoint().await },
+/// );
+/// assert!(a.is_ok() && b.is_ok());
 /// # });
 /// ```
 pub struct Lock {
@@ -93,23 +105,10 @@ impl Lock {
     /// # });
     /// ```
     ///
-    /// # Panics
-    ///
-    /// When first polled by the task that holds the lock (it would wait for itself forever).
+    /// A second acquire from the task that holds the lock waits like any other (see
+    /// [`Lock`]); awaiting it in the very future that holds the guard never completes.
     pub fn acquire(&self) -> LockAcquire<'_> {
-        LockAcquire { lock: self, inner: self.permits.acquire(), checked: false }
-    }
-
-    fn check_not_owner(&self) -> Option<TaskId> {
-        let me = current_task_id();
-        if let Some(me) = me {
-            assert!(
-                self.owner.load(Ordering::Acquire) != me.as_u64(),
-                "anyio::sync::Lock is not reentrant: {me} already holds this lock; drop its guard before \
-                 acquiring it again"
-            );
-        }
-        me
+        LockAcquire { lock: self, inner: self.permits.acquire() }
     }
 
     fn guard(&self, owner: Option<TaskId>) -> LockGuard<'_> {
@@ -121,11 +120,8 @@ impl Lock {
     ///
     /// # Errors
     ///
-    /// [`WouldBlock`] if the lock is held or tasks are queued for it (FIFO fairness).
-    ///
-    /// # Panics
-    ///
-    /// When called by the task that holds the lock.
+    /// [`WouldBlock`] if the lock is held (by this task too) or tasks are queued for it (FIFO
+    /// fairness).
     ///
     /// ```
     /// let lock = anyio::sync::Lock::new();
@@ -134,9 +130,8 @@ impl Lock {
     /// drop(g);
     /// ```
     pub fn try_acquire(&self) -> Result<LockGuard<'_>, WouldBlock> {
-        let me = self.check_not_owner();
         if self.permits.try_acquire() {
-            Ok(self.guard(me))
+            Ok(self.guard(current_task_id()))
         } else {
             Err(WouldBlock)
         }
@@ -168,7 +163,6 @@ impl Lock {
 pub struct LockAcquire<'a> {
     lock: &'a Lock,
     inner: AcquirePermit<'a>,
-    checked: bool,
 }
 
 impl fmt::Debug for LockAcquire<'_> {
@@ -182,10 +176,6 @@ impl<'a> Future for LockAcquire<'a> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let lock = self.lock;
-        if !self.checked {
-            self.checked = true;
-            lock.check_not_owner();
-        }
         // The owner is whichever task polls the acquire to completion.
         Pin::new(&mut self.inner).poll(cx).map_ok(|()| lock.guard(current_task_id()))
     }

@@ -222,7 +222,15 @@ impl fmt::Display for JoinError {
     }
 }
 
-impl StdError for JoinError {}
+impl StdError for JoinError {
+    // The cancellation is the source, so a chain walk finds it wherever this error is wrapped.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            JoinError::Cancelled(c) => Some(c),
+            _ => None,
+        }
+    }
+}
 
 impl AsCancelled for JoinError {
     fn as_cancelled(&self) -> Option<&Cancelled> {
