@@ -19,7 +19,7 @@ type Buffered = BufferedByteReceiveStream<ChunkReceiveStream<MemoryObjectReceive
 fn pipe(chunks: &[&[u8]]) -> (MemoryObjectSendStream<Vec<u8>>, Buffered) {
     let (tx, rx) = create_memory_object_stream::<Vec<u8>>(64);
     for c in chunks {
-        tx.send_nowait(c.to_vec()).unwrap();
+        tx.try_send(c.to_vec()).unwrap();
     }
     (tx, BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx)))
 }
@@ -102,7 +102,7 @@ async fn a_cancelled_receive_exactly_loses_no_byte() {
     let out = move_on_after(Duration::from_millis(20), s.receive_exactly(4)).await.unwrap();
     assert_eq!(out, None, "cancelled by the deadline");
     assert_eq!(s.buffer(), b"abc", "what arrived before the cancellation stayed buffered");
-    tx.send_nowait(b"d".to_vec()).unwrap();
+    tx.try_send(b"d".to_vec()).unwrap();
     assert_eq!(s.receive_exactly(4).await.unwrap(), b"abcd");
 }
 
@@ -119,7 +119,7 @@ async fn two_tasks_receiving_at_once_get_busy_resource() {
                 anyio::sleep(Duration::from_millis(1)).await?;
             }
             assert!(matches!(s.receive_exactly(1).await, Err(StreamError::Busy(_))));
-            tx.send_nowait(b"z".to_vec()).unwrap();
+            tx.try_send(b"z".to_vec()).unwrap();
             assert_eq!(waiter.await?, b"z");
             Ok(())
         })
@@ -133,7 +133,7 @@ async fn two_tasks_receiving_at_once_get_busy_resource() {
 async fn receive_until_over_many_small_chunks_finds_a_late_delimiter() {
     let (tx, s) = pipe(&[]);
     for _ in 0..1000 {
-        tx.send_nowait(b"x".to_vec()).ok();
+        tx.try_send(b"x".to_vec()).ok();
     }
     let s = std::sync::Arc::new(s);
     let r = s.clone();

@@ -117,7 +117,7 @@ async fn send_waits_until_a_receiver_takes_the_item_when_unbuffered() {
             sleep(SHORT).await?; // a chance to misbehave; passing does not depend on it
             assert!(!sent.load(SeqCst), "a rendezvous send returned before anyone took the item");
             assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(0), 1, 1, 1, 0));
-            assert_eq!(rx.receive_nowait(), Ok("hello"), "receive_nowait takes a waiting sender's item");
+            assert_eq!(rx.try_receive(), Ok("hello"), "receive_nowait takes a waiting sender's item");
             wait_for(&sent).await?;
             assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(0), 1, 1, 0, 0));
             Ok(())
@@ -143,9 +143,9 @@ async fn send_nowait_hands_items_to_waiting_receivers() {
                 async move { Ok(r.receive().await?) }
             });
             until(|| rx.statistics().tasks_waiting_receive == 2).await?;
-            tx.send_nowait("hello").expect("a receiver is waiting");
-            tx.send_nowait("anyio").expect("another receiver is waiting");
-            assert_eq!(tx.send_nowait("more"), Err(TrySendError::WouldBlock("more")), "nobody left waiting");
+            tx.try_send("hello").expect("a receiver is waiting");
+            tx.try_send("anyio").expect("another receiver is waiting");
+            assert_eq!(tx.try_send("more"), Err(TrySendError::WouldBlock("more")), "nobody left waiting");
             Ok(vec![a.await?, b.await?])
         })
         .await?
@@ -159,32 +159,32 @@ async fn send_nowait_hands_items_to_waiting_receivers() {
 #[anyio::test]
 async fn send_nowait_fills_the_buffer_in_fifo_order_then_would_block() {
     let (tx, rx) = create_memory_object_stream::<&'static str>(2);
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
-    tx.send_nowait("hello").unwrap();
-    tx.send_nowait("anyio").unwrap();
-    assert_eq!(tx.send_nowait("full"), Err(TrySendError::WouldBlock("full")), "the item comes back");
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock));
+    tx.try_send("hello").unwrap();
+    tx.try_send("anyio").unwrap();
+    assert_eq!(tx.try_send("full"), Err(TrySendError::WouldBlock("full")), "the item comes back");
     assert_eq!(stats(&tx, &rx), (2, BufferSize::Bounded(2), 1, 1, 0, 0));
-    assert_eq!(rx.receive_nowait(), Ok("hello"));
-    assert_eq!(rx.receive_nowait(), Ok("anyio"));
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
+    assert_eq!(rx.try_receive(), Ok("hello"));
+    assert_eq!(rx.try_receive(), Ok("anyio"));
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock));
 }
 
 #[anyio::test]
 async fn a_waiting_send_is_unblocked_by_receive_nowait() {
     let (tx, rx) = create_memory_object_stream::<&'static str>(1);
-    tx.send_nowait("hello").unwrap();
+    tx.try_send("hello").unwrap();
     guarded_ok(async move {
         let tx = Arc::new(tx);
         task_group(|tg: TaskGroup<AnyError>| async move {
             let t = tx.clone();
             let h = tg.spawn(async move { Ok(t.send("anyio").await?) });
             until(|| tx.statistics().tasks_waiting_send == 1).await?;
-            assert_eq!(rx.receive_nowait(), Ok("hello"));
+            assert_eq!(rx.try_receive(), Ok("hello"));
             // The waiting sender's item moved into the freed buffer slot at once.
             assert_eq!(stats(&tx, &rx), (1, BufferSize::Bounded(1), 1, 1, 0, 0));
             h.await?;
-            assert_eq!(rx.receive_nowait(), Ok("anyio"));
-            assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
+            assert_eq!(rx.try_receive(), Ok("anyio"));
+            assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock));
             Ok(())
         })
         .await?;
@@ -209,7 +209,7 @@ async fn a_send_with_room_in_the_buffer_returns_at_once() {
     })
     .await;
     assert_eq!(stats(&tx, &rx), (3, BufferSize::Bounded(3), 1, 1, 0, 0));
-    let got: Vec<_> = std::iter::from_fn(|| rx.receive_nowait().ok()).collect();
+    let got: Vec<_> = std::iter::from_fn(|| rx.try_receive().ok()).collect();
     assert_eq!(got, [1, 2, 3]);
 }
 
@@ -217,7 +217,7 @@ async fn a_send_with_room_in_the_buffer_returns_at_once() {
 async fn an_unbounded_buffer_never_blocks_a_send() {
     let (tx, rx) = create_memory_object_stream::<u32>(BufferSize::Unbounded);
     for i in 0..10_000 {
-        tx.send_nowait(i).unwrap();
+        tx.try_send(i).unwrap();
     }
     guarded_ok(async {
         for i in 10_000..10_300 {
@@ -228,9 +228,9 @@ async fn an_unbounded_buffer_never_blocks_a_send() {
     .await;
     assert_eq!(stats(&tx, &rx), (10_300, BufferSize::Unbounded, 1, 1, 0, 0));
     for i in 0..10_300 {
-        assert_eq!(rx.receive_nowait(), Ok(i));
+        assert_eq!(rx.try_receive(), Ok(i));
     }
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ async fn waiting_senders_are_served_in_fifo_order(buffer: usize) {
     let got = guarded_ok(async move {
         let tx = Arc::new(tx);
         for i in 0..buffer {
-            tx.send_nowait(i).unwrap();
+            tx.try_send(i).unwrap();
         }
         Ok(task_group(|tg: TaskGroup<AnyError>| async move {
             for (n, i) in (buffer..buffer + 5).enumerate() {
@@ -293,7 +293,7 @@ async fn waiting_receivers_are_served_in_fifo_order() {
             }
             for v in 0..5 {
                 // Decided here, under the stream's lock: the oldest waiting receiver gets it.
-                tx.send_nowait(v * 10).expect("a receiver is waiting");
+                tx.try_send(v * 10).expect("a receiver is waiting");
             }
             Ok(())
         })
@@ -368,7 +368,7 @@ async fn iterating_the_receive_stream_yields_every_item_then_ends() {
 async fn the_stream_drains_buffered_items_before_it_ends_and_stays_terminated() {
     let (tx, mut rx) = create_memory_object_stream::<u32>(3);
     for i in 0..3 {
-        tx.send_nowait(i).unwrap();
+        tx.try_send(i).unwrap();
     }
     drop(tx);
     assert!(!rx.is_terminated(), "items are still buffered");
@@ -388,30 +388,30 @@ async fn the_stream_drains_buffered_items_before_it_ends_and_stays_terminated() 
 async fn the_stream_of_a_closed_handle_ends() {
     let (tx, mut rx) = create_memory_object_stream::<u32>(3);
     let rx2 = rx.clone();
-    tx.send_nowait(1).unwrap();
+    tx.try_send(1).unwrap();
     rx.close();
     assert!(rx.is_terminated());
     assert_eq!(guarded_ok(async { Ok(rx.next().await) }).await, None);
-    assert_eq!(rx2.receive_nowait(), Ok(1), "the buffered item is still there for the open clone");
+    assert_eq!(rx2.try_receive(), Ok(1), "the buffered item is still there for the open clone");
 }
 
 #[anyio::test]
 async fn the_stream_yields_cancelled_in_a_cancelled_scope_and_takes_nothing() {
     let (tx, mut rx) = create_memory_object_stream::<u32>(1);
-    tx.send_nowait(7).unwrap();
+    tx.try_send(7).unwrap();
     let scope = CancelScope::new();
     scope.cancel();
     let r = scope.run(async { Ok::<_, Cancelled>(rx.next().await) }).await;
     assert!(matches!(r, Ok(Some(Some(Err(_))))), "got {r:?}");
-    assert_eq!(rx.receive_nowait(), Ok(7), "the buffered item was not consumed");
+    assert_eq!(rx.try_receive(), Ok(7), "the buffered item was not consumed");
 
     // `try_next()?` propagates the cancellation to the scope that catches it.
-    tx.send_nowait(8).unwrap();
+    tx.try_send(8).unwrap();
     let scope = CancelScope::new();
     scope.cancel();
     let r = scope.run(async { rx.try_next().await }).await;
     assert_eq!(r, Ok(None));
-    assert_eq!(rx.receive_nowait(), Ok(8));
+    assert_eq!(rx.try_receive(), Ok(8));
 }
 
 #[anyio::test]
@@ -433,7 +433,7 @@ async fn a_pending_stream_poll_cancelled_by_its_scope_leaves_the_queue() {
     .await;
     assert!(matches!(r, Ok(Some(Some(Err(_))))), "got {r:?}");
     assert_eq!(tx.statistics().tasks_waiting_receive, 0);
-    assert_eq!(tx.send_nowait(1), Err(TrySendError::WouldBlock(1)), "nobody is waiting any more");
+    assert_eq!(tx.try_send(1), Err(TrySendError::WouldBlock(1)), "nobody is waiting any more");
 }
 
 #[anyio::test]
@@ -444,8 +444,8 @@ async fn an_item_handed_to_a_pending_stream_poll_stays_with_the_stream_until_its
         let mut next = rx.next();
         assert!(poll_once(&mut next).is_pending());
     } // the `Next` future is gone, the stream's receive is still queued
-    tx.send_nowait(5).expect("the stream is waiting");
-    assert_eq!(rx2.receive_nowait(), Err(TryReceiveError::WouldBlock), "the item is the stream's");
+    tx.try_send(5).expect("the stream is waiting");
+    assert_eq!(rx2.try_receive(), Err(TryReceiveError::WouldBlock), "the item is the stream's");
     let got = guarded_ok(async { Ok(rx.next().await) }).await;
     assert_eq!(got, Some(Ok(5)));
 }
@@ -455,9 +455,9 @@ async fn a_stream_dropped_with_an_item_handed_to_its_pending_poll_passes_the_ite
     let (tx, mut rx) = create_memory_object_stream::<u32>(0);
     let rx2 = rx.clone();
     assert!(poll_once(&mut rx.next()).is_pending());
-    tx.send_nowait(5).expect("the stream is waiting");
+    tx.try_send(5).expect("the stream is waiting");
     drop(rx);
-    assert_eq!(rx2.receive_nowait(), Ok(5), "not lost with the dropped stream");
+    assert_eq!(rx2.try_receive(), Ok(5), "not lost with the dropped stream");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,7 +470,7 @@ async fn after_the_senders_close_receive_ends_and_send_on_the_closed_handle_fail
     tx.close();
     tx.close(); // idempotent
     assert!(tx.is_closed());
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::EndOfStream));
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::EndOfStream));
     guarded_ok(async {
         assert_eq!(rx.receive().await, Err(ReceiveError::EndOfStream));
         match tx.send(3).await {
@@ -480,7 +480,7 @@ async fn after_the_senders_close_receive_ends_and_send_on_the_closed_handle_fail
         Ok(())
     })
     .await;
-    assert_eq!(tx.send_nowait(4), Err(TrySendError::Closed(4)));
+    assert_eq!(tx.try_send(4), Err(TrySendError::Closed(4)));
     assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(0), 0, 1, 0, 0));
 }
 
@@ -490,7 +490,7 @@ async fn after_the_receivers_close_receive_on_the_closed_handle_fails_and_send_i
     rx.close();
     rx.close(); // idempotent
     assert!(rx.is_closed());
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::Closed));
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::Closed));
     guarded_ok(async {
         assert_eq!(rx.receive().await, Err(ReceiveError::Closed));
         match tx.send(3).await {
@@ -500,7 +500,7 @@ async fn after_the_receivers_close_receive_on_the_closed_handle_fails_and_send_i
         Ok(())
     })
     .await;
-    assert_eq!(tx.send_nowait(4), Err(TrySendError::Broken(4)), "even with room in the buffer");
+    assert_eq!(tx.try_send(4), Err(TrySendError::Broken(4)), "even with room in the buffer");
     assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(1), 1, 0, 0, 0));
 }
 
@@ -508,14 +508,14 @@ async fn after_the_receivers_close_receive_on_the_closed_handle_fails_and_send_i
 async fn a_closed_handle_reports_closed_even_while_clones_keep_the_stream_open() {
     let (tx, rx) = create_memory_object_stream::<u32>(2);
     let (tx2, rx2) = (tx.clone(), rx.clone());
-    tx2.send_nowait(1).unwrap();
+    tx2.try_send(1).unwrap();
     tx.close();
     rx.close();
-    assert_eq!(tx.send_nowait(2), Err(TrySendError::Closed(2)), "Closed, not Broken");
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::Closed), "Closed although an item is buffered");
-    assert_eq!(rx2.receive_nowait(), Ok(1));
-    tx2.send_nowait(3).unwrap();
-    assert_eq!(rx2.receive_nowait(), Ok(3));
+    assert_eq!(tx.try_send(2), Err(TrySendError::Closed(2)), "Closed, not Broken");
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::Closed), "Closed although an item is buffered");
+    assert_eq!(rx2.try_receive(), Ok(1));
+    tx2.try_send(3).unwrap();
+    assert_eq!(rx2.try_receive(), Ok(3));
 }
 
 #[anyio::test]
@@ -656,9 +656,9 @@ async fn buffered_items_are_received_before_end_of_stream() {
         tx.send("anyio").await?;
         tx.close();
         assert_eq!(rx.receive().await?, "hello");
-        assert_eq!(rx.receive_nowait(), Ok("anyio"));
+        assert_eq!(rx.try_receive(), Ok("anyio"));
         assert_eq!(rx.receive().await, Err(ReceiveError::EndOfStream));
-        assert_eq!(rx.receive_nowait(), Err(TryReceiveError::EndOfStream));
+        assert_eq!(rx.try_receive(), Err(TryReceiveError::EndOfStream));
         Ok(())
     })
     .await;
@@ -670,8 +670,8 @@ async fn a_send_already_waiting_when_its_handle_closes_is_still_delivered() {
     let mut send = tx.send(9);
     assert!(poll_once(&mut send).is_pending());
     tx.close(); // the last sender: but its queued item is still part of the stream
-    assert_eq!(rx.receive_nowait(), Ok(9));
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::EndOfStream));
+    assert_eq!(rx.try_receive(), Ok(9));
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::EndOfStream));
     let r = guarded_ok(async { Ok(send.await.is_ok()) }).await;
     assert!(r, "the send reports the delivery");
 }
@@ -685,7 +685,7 @@ async fn dropping_the_handles_closes_them() {
     tx2.close();
     drop(tx2); // already closed: counted once
     assert_eq!(rx.statistics().open_send_streams, 0);
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::EndOfStream));
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::EndOfStream));
 
     let (tx, rx) = create_memory_object_stream::<u32>(1);
     let rx2 = rx.clone();
@@ -694,7 +694,7 @@ async fn dropping_the_handles_closes_them() {
     assert_eq!(tx.statistics().open_receive_streams, 1);
     drop(rx2);
     assert_eq!(tx.statistics().open_receive_streams, 0);
-    assert_eq!(tx.send_nowait(1), Err(TrySendError::Broken(1)));
+    assert_eq!(tx.try_send(1), Err(TrySendError::Broken(1)));
 }
 
 #[anyio::test]
@@ -720,7 +720,7 @@ async fn closing_the_last_receiver_drops_the_buffered_items() {
     let counter = DropCounter::new();
     let (tx, rx) = create_memory_object_stream::<DropToken>(4);
     for _ in 0..3 {
-        tx.send_nowait(counter.token()).unwrap();
+        tx.try_send(counter.token()).unwrap();
     }
     let rx2 = rx.clone();
     rx.close();
@@ -730,7 +730,7 @@ async fn closing_the_last_receiver_drops_the_buffered_items() {
     assert_eq!(counter.dropped(), 3, "nobody can receive them any more");
     assert_eq!(tx.statistics().current_buffer_used, 0);
     // A send now fails and hands the item back instead of dropping it.
-    let err = tx.send_nowait(counter.token()).unwrap_err();
+    let err = tx.try_send(counter.token()).unwrap_err();
     assert!(matches!(err, TrySendError::Broken(_)));
     assert_eq!(counter.dropped(), 3);
     drop(err);
@@ -742,11 +742,11 @@ async fn closing_the_last_sender_keeps_the_buffered_items_and_dropping_everythin
     let counter = DropCounter::new();
     let (tx, rx) = create_memory_object_stream::<DropToken>(4);
     for _ in 0..3 {
-        tx.send_nowait(counter.token()).unwrap();
+        tx.try_send(counter.token()).unwrap();
     }
     drop(tx);
     assert_eq!(counter.dropped(), 0);
-    drop(rx.receive_nowait().expect("still buffered"));
+    drop(rx.try_receive().expect("still buffered"));
     assert_eq!(counter.dropped(), 1);
     drop(rx);
     assert_eq!(counter.dropped(), 3, "no item outlives the stream");
@@ -765,8 +765,8 @@ async fn clones_keep_each_end_open_until_every_clone_is_closed() {
     tx.close();
     rx.close();
     assert_eq!(stats(&tx2, &rx2), (0, BufferSize::Bounded(1), 1, 1, 0, 0));
-    tx2.send_nowait("hello").unwrap();
-    assert_eq!(rx2.receive_nowait(), Ok("hello"));
+    tx2.try_send("hello").unwrap();
+    assert_eq!(rx2.try_receive(), Ok("hello"));
     // `Clone` of an open handle is another open handle.
     let tx3 = tx2.clone();
     assert!(!tx3.is_closed());
@@ -783,8 +783,8 @@ async fn cloning_a_closed_handle_fails_and_clone_gives_a_closed_handle() {
     let (tx2, rx2) = (tx.clone(), rx.clone());
     assert!(tx2.is_closed() && rx2.is_closed());
     assert_eq!(stats(&tx2, &rx2), (0, BufferSize::Bounded(1), 0, 0, 0, 0), "closed clones count nothing");
-    assert_eq!(tx2.send_nowait(1), Err(TrySendError::Closed(1)));
-    assert_eq!(rx2.receive_nowait(), Err(TryReceiveError::Closed));
+    assert_eq!(tx2.try_send(1), Err(TrySendError::Closed(1)));
+    assert_eq!(rx2.try_receive(), Err(TryReceiveError::Closed));
     drop((tx2, rx2));
     assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(1), 0, 0, 0, 0), "dropping them counts nothing");
 }
@@ -798,10 +798,10 @@ async fn an_open_handle_cannot_be_cloned_back_to_life_once_its_end_is_closed() {
     drop(tx);
     let tx3 = tx2.try_clone().unwrap();
     drop(tx2);
-    tx3.send_nowait(1).unwrap();
+    tx3.try_send(1).unwrap();
     drop(tx3);
-    assert_eq!(rx.receive_nowait(), Ok(1));
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::EndOfStream));
+    assert_eq!(rx.try_receive(), Ok(1));
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::EndOfStream));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -818,22 +818,22 @@ async fn statistics_report_the_buffer_the_open_handles_and_the_waiting_tasks() {
         task_group(|tg: TaskGroup<AnyError>| async move {
             let (tx, rx) = (tx1, rx1);
             // tasks_waiting_send
-            tx.send_nowait(()).unwrap();
+            tx.try_send(()).unwrap();
             assert_eq!(stats(&tx, &rx), (1, BufferSize::Bounded(1), 1, 1, 0, 0));
             let t = tx.clone();
             tg.spawn(async move { Ok(t.send(()).await?) });
             until(|| tx.statistics().tasks_waiting_send == 1).await?;
             assert_eq!(stats(&tx, &rx), (1, BufferSize::Bounded(1), 1, 1, 1, 0));
-            rx.receive_nowait().unwrap();
+            rx.try_receive().unwrap();
             assert_eq!(stats(&tx, &rx), (1, BufferSize::Bounded(1), 1, 1, 0, 0), "the waiter refilled it");
-            rx.receive_nowait().unwrap();
+            rx.try_receive().unwrap();
             assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(1), 1, 1, 0, 0));
             // tasks_waiting_receive
             let r = rx.clone();
             tg.spawn(async move { Ok(r.receive().await?) });
             until(|| rx.statistics().tasks_waiting_receive == 1).await?;
             assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(1), 1, 1, 0, 1));
-            tx.send_nowait(()).unwrap();
+            tx.try_send(()).unwrap();
             assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(1), 1, 1, 0, 0), "handed over, not buffered");
             Ok(())
         })
@@ -841,7 +841,7 @@ async fn statistics_report_the_buffer_the_open_handles_and_the_waiting_tasks() {
         let (tx1, rx1) = (tx.clone(), rx.clone());
         task_group(|tg: TaskGroup<AnyError>| async move {
             let (tx, rx) = (tx1, rx1);
-            tx.send_nowait(()).unwrap();
+            tx.try_send(()).unwrap();
             for _ in 0..3 {
                 let t = tx.clone();
                 tg.spawn(async move { Ok(t.send(()).await?) });
@@ -849,10 +849,10 @@ async fn statistics_report_the_buffer_the_open_handles_and_the_waiting_tasks() {
             until(|| tx.statistics().tasks_waiting_send == 3).await?;
             assert_eq!(stats(&tx, &rx), (1, BufferSize::Bounded(1), 1, 1, 3, 0));
             for i in (0..3).rev() {
-                rx.receive_nowait().unwrap();
+                rx.try_receive().unwrap();
                 assert_eq!(stats(&tx, &rx), (1, BufferSize::Bounded(1), 1, 1, i, 0));
             }
-            rx.receive_nowait().unwrap();
+            rx.try_receive().unwrap();
             Ok(())
         })
         .await?;
@@ -931,7 +931,7 @@ async fn cancelling_a_waiting_receive_takes_nothing() {
     })
     .await;
     assert!(matches!(*outcome.lock().unwrap(), Some(Err(ReceiveError::Cancelled(_)))));
-    assert_eq!(tx.send_nowait("hello"), Err(TrySendError::WouldBlock("hello")));
+    assert_eq!(tx.try_send("hello"), Err(TrySendError::WouldBlock("hello")));
 }
 
 #[anyio::test]
@@ -962,7 +962,7 @@ async fn cancelling_a_waiting_send_returns_the_item_and_never_delivers_it() {
     })
     .await;
     assert_eq!(outcome.lock().unwrap().as_deref(), Some("hello"), "the item came back");
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock), "and was not sent");
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock), "and was not sent");
 }
 
 #[anyio::test]
@@ -990,7 +990,7 @@ async fn a_waiting_send_cancelled_by_its_scope_returns_the_item_and_leaves_the_q
         other => panic!("expected SendError::Cancelled, got {other:?}"),
     }
     assert_eq!(stats(&tx, &rx), (0, BufferSize::Bounded(0), 1, 1, 0, 0));
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock), "never delivered later");
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock), "never delivered later");
 }
 
 #[anyio::test]
@@ -1003,7 +1003,7 @@ async fn a_send_whose_item_was_taken_reports_success_although_its_scope_was_canc
             .run(async {
                 let mut send = tx.send(7);
                 assert!(poll_once(&mut send).is_pending());
-                assert_eq!(rx.receive_nowait(), Ok(7), "delivered...");
+                assert_eq!(rx.try_receive(), Ok(7), "delivered...");
                 s.cancel(); // ...and only then cancelled
                 Ok::<_, Cancelled>(send.await)
             })
@@ -1025,7 +1025,7 @@ async fn a_waiting_send_whose_scope_is_cancelled_is_delivered_or_returned_never_
                 let mut send = tx.send(7);
                 assert!(poll_once(&mut send).is_pending());
                 s.cancel(); // cancelled, but the sender has not run since
-                let taken = rx.receive_nowait();
+                let taken = rx.try_receive();
                 Ok::<_, Cancelled>((taken, send.await))
             })
             .await)
@@ -1039,7 +1039,7 @@ async fn a_waiting_send_whose_scope_is_cancelled_is_delivered_or_returned_never_
         Ok(Some((taken, sent))) => panic!("lost or duplicated: received {taken:?}, send returned {sent:?}"),
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock));
 }
 
 #[anyio::test]
@@ -1101,12 +1101,12 @@ async fn receive_in_an_already_cancelled_scope_takes_nothing() {
 
     // Also with an item in the buffer.
     let (tx, rx) = create_memory_object_stream::<u32>(1);
-    tx.send_nowait(1).unwrap();
+    tx.try_send(1).unwrap();
     let scope = CancelScope::new();
     scope.cancel();
     let out = scope.run(async { rx.receive().await }).await;
     assert_eq!(out, Ok(None), "the scope caught the receive's cancellation");
-    assert_eq!(rx.receive_nowait(), Ok(1));
+    assert_eq!(rx.try_receive(), Ok(1));
 }
 
 #[anyio::test]
@@ -1119,7 +1119,7 @@ async fn an_item_handed_to_a_waiting_receiver_whose_scope_is_cancelled_right_aft
             .run(async {
                 let mut receive = rx.receive();
                 assert!(poll_once(&mut receive).is_pending());
-                tx.send_nowait("hello").expect("handed to the queued receive");
+                tx.try_send("hello").expect("handed to the queued receive");
                 s.cancel(); // before the receiver runs again
                 receive.await
             })
@@ -1127,7 +1127,7 @@ async fn an_item_handed_to_a_waiting_receiver_whose_scope_is_cancelled_right_aft
     })
     .await;
     assert_eq!(r, Ok(Some("hello")), "the handed-over item beats the cancellation");
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock), "and was not duplicated");
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock), "and was not duplicated");
 }
 
 #[anyio::test]
@@ -1142,7 +1142,7 @@ async fn an_item_handed_to_a_receiver_task_whose_scope_is_then_cancelled_is_stil
         Ok(task_group(|tg: TaskGroup<AnyError>| async move {
             let h = tg.spawn(async move { Ok(s.run(async { r.receive().await }).await) });
             until(|| rx.statistics().tasks_waiting_receive == 1).await?;
-            tx.send_nowait("hello").expect("handed to the waiting receiver");
+            tx.try_send("hello").expect("handed to the waiting receiver");
             scope.cancel(); // on one thread: before the receiver runs again
             Ok(h.await?)
         })
@@ -1166,7 +1166,7 @@ async fn an_item_sent_after_the_waiting_receivers_scope_was_cancelled_is_not_han
                 let mut receive = rx.receive();
                 assert!(poll_once(&mut receive).is_pending());
                 s.cancel(); // the receive is being cancelled, but has not run since
-                let sent = tx.send_nowait("item");
+                let sent = tx.try_send("item");
                 Ok::<_, Cancelled>((sent, receive.await))
             })
             .await)
@@ -1178,7 +1178,7 @@ async fn an_item_sent_after_the_waiting_receivers_scope_was_cancelled_is_not_han
         matches!(received, Err(ReceiveError::Cancelled(_))),
         "the cancelled receive must not be handed the item, got {received:?}"
     );
-    assert_eq!(rx.receive_nowait(), Ok("item"), "the item is available to the next receiver");
+    assert_eq!(rx.try_receive(), Ok("item"), "the item is available to the next receiver");
 }
 
 #[anyio::test]
@@ -1201,7 +1201,7 @@ async fn an_item_sent_after_the_oldest_waiting_receivers_scope_was_cancelled_goe
                     let h = tg.spawn(async move { Ok(r2.receive().await) });
                     until(|| watch.statistics().tasks_waiting_receive == 2).await?;
                     s.cancel(); // the first receive is being cancelled, but has not run since
-                    let sent = tx.send_nowait("item");
+                    let sent = tx.try_send("item");
                     Ok::<_, Cancelled>((sent, receive.await, h))
                 })
                 .await?
@@ -1234,7 +1234,7 @@ async fn a_receive_cancelled_while_waiting_leaves_the_item_for_another_receiver(
             scope.cancel();
             until(|| first.is_finished()).await?;
             assert_eq!(rx.statistics().tasks_waiting_receive, 1);
-            tx.send_nowait(42).expect("the second receiver is waiting");
+            tx.try_send(42).expect("the second receiver is waiting");
             Ok((first.await?, second.await?))
         })
         .await?
@@ -1250,19 +1250,19 @@ async fn dropping_a_pending_receive_that_was_handed_an_item_passes_the_item_on()
     let (tx, rx) = create_memory_object_stream::<u32>(0);
     let mut receive = rx.receive();
     assert!(poll_once(&mut receive).is_pending());
-    tx.send_nowait(7).expect("handed to the queued receive");
+    tx.try_send(7).expect("handed to the queued receive");
     drop(receive); // it never looked at the item
-    assert_eq!(rx.receive_nowait(), Ok(7), "the item went back to the front of the stream");
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock), "exactly once");
+    assert_eq!(rx.try_receive(), Ok(7), "the item went back to the front of the stream");
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock), "exactly once");
 }
 
 #[anyio::test]
 async fn dropping_a_pending_receive_that_was_handed_an_item_passes_it_to_the_next_waiting_receiver() {
     let (tx, rx) = create_memory_object_stream::<u32>(1);
-    tx.send_nowait(1).unwrap();
+    tx.try_send(1).unwrap();
     let got = guarded_ok(async move {
         let rx = Arc::new(rx);
-        assert_eq!(rx.receive_nowait(), Ok(1)); // empty again
+        assert_eq!(rx.try_receive(), Ok(1)); // empty again
         let mut receive = rx.receive();
         assert!(poll_once(&mut receive).is_pending());
         let watch = rx.clone();
@@ -1271,19 +1271,19 @@ async fn dropping_a_pending_receive_that_was_handed_an_item_passes_it_to_the_nex
             // First with nobody left waiting: the item goes back to the front of the buffer.
             let h = tg.spawn(async move { Ok(r.receive().await?) });
             until(|| watch.statistics().tasks_waiting_receive == 2).await?;
-            tx.send_nowait(7).expect("handed to `receive`, the oldest waiter");
-            tx.send_nowait(8).expect("handed to the task");
+            tx.try_send(7).expect("handed to `receive`, the oldest waiter");
+            tx.try_send(8).expect("handed to the task");
             drop(receive); // 7 goes back to the buffer
             let from_task = h.await?;
             assert_eq!(from_task, 8);
-            assert_eq!(watch.receive_nowait(), Ok(7));
+            assert_eq!(watch.try_receive(), Ok(7));
             // Then with a task waiting: it must be *woken* by the pass-on.
             let mut receive = watch.receive();
             assert!(poll_once(&mut receive).is_pending());
             let r = watch.clone();
             let h = tg.spawn(async move { Ok(r.receive().await?) });
             until(|| watch.statistics().tasks_waiting_receive == 2).await?;
-            tx.send_nowait(9).expect("handed to `receive`, the oldest waiter");
+            tx.try_send(9).expect("handed to `receive`, the oldest waiter");
             drop(receive); // 9 goes on to the waiting task
             Ok(h.await?)
         })
@@ -1303,7 +1303,7 @@ async fn dropping_a_pending_send_withdraws_and_drops_its_item() {
     drop(send);
     assert_eq!(tx.statistics().tasks_waiting_send, 0);
     assert_eq!(counter.dropped(), 1, "the caller gave the item up");
-    assert!(matches!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock)), "and it was not sent");
+    assert!(matches!(rx.try_receive(), Err(TryReceiveError::WouldBlock)), "and it was not sent");
 }
 
 #[anyio::test]
@@ -1329,9 +1329,9 @@ async fn send_errors_convert_to_any_error_keeping_cancellation_recognisable() {
     assert!(matches!(r, Ok(None)), "the scope caught the receive's cancellation: {r:?}");
 
     rx.close();
-    let e = AnyError::from(tx.send_nowait(2).unwrap_err());
+    let e = AnyError::from(tx.try_send(2).unwrap_err());
     assert!(e.downcast_ref::<BrokenResourceError>().is_some());
-    let e = AnyError::from(rx.receive_nowait().unwrap_err());
+    let e = AnyError::from(rx.try_receive().unwrap_err());
     assert!(e.downcast_ref::<ClosedResourceError>().is_some());
     tx.close();
     let e = AnyError::from(guarded_ok(async { Ok(tx.send(3).await) }).await.unwrap_err());
@@ -1372,15 +1372,15 @@ async fn a_fed_item_waits_in_the_sink_until_flushed_and_is_delivered_exactly_onc
     let (mut tx, rx) = create_memory_object_stream::<u32>(0);
     guarded_ok(async {
         tx.feed(1).await?; // nobody receiving: the sink keeps it
-        assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
+        assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock));
         let mut flush = tx.flush();
         assert!(poll_once(&mut flush).is_pending());
         drop(flush);
         assert_eq!(rx.statistics().tasks_waiting_send, 1, "the flush queued it");
-        assert_eq!(rx.receive_nowait(), Ok(1));
+        assert_eq!(rx.try_receive(), Ok(1));
         tx.flush().await?;
         assert_eq!(rx.statistics().tasks_waiting_send, 0);
-        assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock), "exactly once");
+        assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock), "exactly once");
         Ok(())
     })
     .await;
@@ -1431,7 +1431,7 @@ async fn a_sink_send_that_has_to_wait_in_a_cancelled_scope_returns_the_item_unse
         Ok(Some(Err(SendError::Cancelled(item, _)))) => assert_eq!(item, "x"),
         other => panic!("expected SendError::Cancelled, got {other:?}"),
     }
-    assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock), "not sent");
+    assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock), "not sent");
     assert_eq!(rx.statistics().tasks_waiting_send, 0);
     // The sink is usable again.
     let got = guarded_ok(async move {
@@ -1462,7 +1462,7 @@ async fn dropping_a_sender_with_an_item_in_its_sink_drops_the_item_unsent() {
     assert_eq!(rx.statistics().tasks_waiting_send, 1);
     drop(tx);
     assert_eq!(counter.dropped(), 1);
-    assert!(matches!(rx.receive_nowait(), Err(TryReceiveError::EndOfStream)));
+    assert!(matches!(rx.try_receive(), Err(TryReceiveError::EndOfStream)));
 }
 
 // ---------------------------------------------------------------------------------------------

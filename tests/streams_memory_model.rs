@@ -326,7 +326,7 @@ fn run(cap: BufferSize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     model.offer(v).map_err(SendOutcome::WouldBlock)
                 };
-                prop_assert_eq!(try_send_outcome(txs[h].send_nowait(v)), expect, "{:?}", op);
+                prop_assert_eq!(try_send_outcome(txs[h].try_send(v)), expect, "{:?}", op);
             }
             Op::TryRecv(h) => {
                 let expect = if !model.rx_open[h] {
@@ -338,7 +338,7 @@ fn run(cap: BufferSize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     Err(RecvOutcome::WouldBlock)
                 };
-                prop_assert_eq!(try_recv_outcome(rxs[h].receive_nowait()), expect, "{:?}", op);
+                prop_assert_eq!(try_recv_outcome(rxs[h].try_receive()), expect, "{:?}", op);
             }
             Op::StartSend(h, v) => {
                 let idx = model.sends.len();
@@ -414,7 +414,7 @@ fn run(cap: BufferSize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     if let Some(h) = (0..HANDLES).find(|&h| model.rx_open[h]) {
         while let Some(v) = model.take() {
-            prop_assert_eq!(rxs[h].receive_nowait(), Ok(v));
+            prop_assert_eq!(rxs[h].try_receive(), Ok(v));
         }
     }
     Ok(())

@@ -19,7 +19,7 @@ fn text_from(
 ) -> (Option<anyio::streams::memory::MemoryObjectSendStream<Vec<u8>>>, Text) {
     let (tx, rx) = create_memory_object_stream::<Vec<u8>>(64);
     for c in chunks {
-        tx.send_nowait(c.to_vec()).unwrap();
+        tx.try_send(c.to_vec()).unwrap();
     }
     let tx = (!end).then_some(tx);
     (tx, TextReceiveStream::new(ChunkReceiveStream::new(rx)))

@@ -29,7 +29,7 @@ async fn notify_wakes_waiters_oldest_first_and_each_returns_holding_the_lock() {
                     let g = c2.acquire().await?;
                     let (g, r) = c2.wait(g).await;
                     r?;
-                    assert!(c2.lock().locked(), "the waiter holds the lock again");
+                    assert!(c2.lock().is_locked(), "the waiter holds the lock again");
                     o2.lock().unwrap().push(i);
                     drop(g);
                     Ok(())
@@ -91,14 +91,14 @@ async fn a_cancelled_wait_returns_holding_the_lock_and_leaves_the_queue() {
     let g = cond.acquire().await.unwrap();
     let r = move_on_after(SHORT, async {
         let (g, r) = cond.wait(g).await;
-        assert!(cond.lock().locked(), "re-acquired despite the cancellation");
+        assert!(cond.lock().is_locked(), "re-acquired despite the cancellation");
         drop(g);
         r
     })
     .await;
     assert_eq!(r, Ok(None));
     assert_eq!(cond.statistics().tasks_waiting, 0);
-    assert!(!cond.lock().locked());
+    assert!(!cond.lock().is_locked());
 }
 
 #[anyio::test]
@@ -155,7 +155,7 @@ async fn two_futures_of_one_task_share_a_condition_through_join() {
             // Yields holding the lock, so the notifier's acquire comes while it is held.
             anyio::lowlevel::checkpoint().await?;
             let (g, r) = cond.wait_for(g, || ready.load(SeqCst)).await;
-            assert!(cond.lock().locked(), "the wait returned holding the lock");
+            assert!(cond.lock().is_locked(), "the wait returned holding the lock");
             drop(g);
             r?;
             Ok::<_, AnyError>(())
@@ -172,5 +172,5 @@ async fn two_futures_of_one_task_share_a_condition_through_join() {
         Ok(())
     })
     .await;
-    assert!(!cond.lock().locked());
+    assert!(!cond.lock().is_locked());
 }

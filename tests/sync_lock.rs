@@ -107,7 +107,7 @@ async fn try_acquire_would_block_while_held_and_cannot_barge_past_a_queued_waite
     let g = guarded_ok(async { Ok(waiter.await?) }).await;
     assert!(lock.statistics().locked);
     drop(g);
-    assert!(!lock.locked());
+    assert!(!lock.is_locked());
     assert!(lock.try_acquire().is_ok());
 }
 
@@ -148,7 +148,7 @@ async fn acquire_in_a_cancelled_scope_fails_even_when_the_lock_is_free() {
         })
         .await;
     assert_eq!(r, Ok(None));
-    assert!(!lock.locked(), "a cancelled acquire takes nothing");
+    assert!(!lock.is_locked(), "a cancelled acquire takes nothing");
 }
 
 #[anyio::test]
@@ -189,7 +189,7 @@ async fn a_lock_handed_to_a_waiter_whose_scope_is_then_cancelled_is_still_return
         (r, got)
     };
     assert!(got_it, "the handed-over lock was returned, got {r:?}");
-    assert!(!lock.locked());
+    assert!(!lock.is_locked());
 }
 
 #[anyio::test]
@@ -382,7 +382,7 @@ async fn two_futures_of_one_task_joined_take_the_lock_in_turn() {
             }
             assert_eq!(lock.statistics().owner, me);
             assert_eq!(lock.try_acquire().unwrap_err(), WouldBlock);
-            assert!(lock.locked(), "the failed try left the lock held by its owner");
+            assert!(lock.is_locked(), "the failed try left the lock held by its owner");
             Ok::<_, AnyError>(())
         };
         let (a, b, w) = futures::join!(
@@ -397,7 +397,7 @@ async fn two_futures_of_one_task_joined_take_the_lock_in_turn() {
     })
     .await;
     assert_eq!(*order.lock().unwrap(), [1, 2], "FIFO: the first to queue is served first");
-    assert!(!lock.locked());
+    assert!(!lock.is_locked());
     assert_eq!(lock.statistics().owner, None);
 }
 
@@ -429,7 +429,7 @@ async fn a_select_branch_waits_for_the_lock_held_by_its_sibling_branch() {
     .await;
     assert_eq!(winner, 2);
     assert_eq!(*order.lock().unwrap(), [1, 2]);
-    assert!(!lock.locked());
+    assert!(!lock.is_locked());
 }
 
 #[anyio::test]
@@ -448,7 +448,7 @@ async fn futures_unordered_in_one_task_all_take_the_lock_in_turn() {
     let mut seen = order.lock().unwrap().clone();
     seen.sort_unstable();
     assert_eq!(seen, [0, 1, 2, 3, 4], "every future held the lock once");
-    assert!(!lock.locked());
+    assert!(!lock.is_locked());
     assert_eq!(lock.statistics().tasks_waiting, 0);
 }
 

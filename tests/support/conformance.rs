@@ -406,7 +406,7 @@ where
                 match r.receive(1).await {
                     Err(StreamError::Cancelled(_)) => {}
                     other => {
-                        let _ = tx.send_nowait(other);
+                        let _ = tx.try_send(other);
                     }
                 }
                 Ok(())
@@ -444,7 +444,7 @@ where
                     match send_until_error(&*s, &[0u8; CLOG_CHUNK]).await {
                         StreamError::Cancelled(_) => {}
                         e => {
-                            let _ = tx.send_nowait(e);
+                            let _ = tx.try_send(e);
                         }
                     }
                     Ok(())

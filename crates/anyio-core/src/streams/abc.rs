@@ -48,7 +48,7 @@ pub trait AsyncResource: super::attrs::TypedAttributeProvider + Send + Sync {
 ///     r.receive().await
 /// }
 /// let (tx, rx) = create_memory_object_stream::<u8>(1);
-/// tx.send_nowait(7).unwrap();
+/// tx.try_send(7).unwrap();
 /// assert_eq!(first(&rx).await.unwrap(), 7);
 /// # });
 /// ```
@@ -72,7 +72,7 @@ pub trait ObjectReceiveStream<T: Send + 'static>: AsyncResource {
 ///
 /// let (tx, rx) = create_memory_object_stream::<u8>(1);
 /// ObjectSendStream::send(&tx, 3).await.unwrap();
-/// assert_eq!(rx.receive_nowait(), Ok(3));
+/// assert_eq!(rx.try_receive(), Ok(3));
 /// # });
 /// ```
 #[async_trait]
@@ -128,7 +128,7 @@ pub trait ObjectStream<T: Send + 'static>: ObjectReceiveStream<T> + ObjectSendSt
 /// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
-/// tx.send_nowait(b"hello".to_vec()).unwrap();
+/// tx.try_send(b"hello".to_vec()).unwrap();
 /// let bytes = ChunkReceiveStream::new(rx);
 /// assert_eq!(bytes.receive(3).await.unwrap(), b"hel");
 /// assert_eq!(bytes.receive(65536).await.unwrap(), b"lo");
@@ -177,7 +177,7 @@ pub trait ByteReceiveStream: AsyncResource {
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
 /// ChunkSendStream::new(tx).send(b"hi").await.unwrap();
-/// assert_eq!(rx.receive_nowait().unwrap(), b"hi");
+/// assert_eq!(rx.try_receive().unwrap(), b"hi");
 /// # });
 /// ```
 #[async_trait]

@@ -88,7 +88,7 @@ impl Buf {
 /// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
-/// tx.send_nowait(b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec()).unwrap();
+/// tx.try_send(b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec()).unwrap();
 /// let stream = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
 /// assert_eq!(stream.receive_until(b"\r\n", 1024).await.unwrap(), b"GET / HTTP/1.1");
 /// assert_eq!(stream.receive_exactly(4).await.unwrap(), b"Host");
@@ -223,8 +223,8 @@ impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
     ///     streams::memory::create_memory_object_stream,
     /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
-    /// tx.send_nowait(b"ab".to_vec()).unwrap();
-    /// tx.send_nowait(b"cd".to_vec()).unwrap();
+    /// tx.try_send(b"ab".to_vec()).unwrap();
+    /// tx.try_send(b"cd".to_vec()).unwrap();
     /// let s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
     /// assert_eq!(s.receive_exactly(3).await.unwrap(), b"abc");
     /// # });
@@ -267,8 +267,8 @@ impl<S: ByteReceiveStream> BufferedByteReceiveStream<S> {
     ///     streams::memory::create_memory_object_stream,
     /// };
     /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
-    /// tx.send_nowait(b"a,bb,".to_vec()).unwrap();
-    /// tx.send_nowait(b"cccc".to_vec()).unwrap();
+    /// tx.try_send(b"a,bb,".to_vec()).unwrap();
+    /// tx.try_send(b"cccc".to_vec()).unwrap();
     /// let s = BufferedByteReceiveStream::new(ChunkReceiveStream::new(rx));
     /// assert_eq!(s.receive_until(b",", 10).await.unwrap(), b"a");
     /// assert_eq!(s.receive_until(b",", 10).await.unwrap(), b"bb");

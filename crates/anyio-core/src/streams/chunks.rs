@@ -21,7 +21,7 @@ use crate::sync::ResourceGuard;
 /// };
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
-/// tx.send_nowait(b"abc".to_vec()).unwrap();
+/// tx.try_send(b"abc".to_vec()).unwrap();
 /// drop(tx);
 /// let bytes = ChunkReceiveStream::new(rx);
 /// let mut buf = [0; 2];
@@ -123,7 +123,7 @@ impl<R: ObjectReceiveStream<Vec<u8>>> ByteReceiveStream for ChunkReceiveStream<R
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
 /// ChunkSendStream::new(tx).send(b"x").await.unwrap();
-/// assert_eq!(rx.receive_nowait().unwrap(), b"x");
+/// assert_eq!(rx.try_receive().unwrap(), b"x");
 /// # });
 /// ```
 #[derive(Debug)]

@@ -31,8 +31,8 @@ const READ_SIZE: usize = 65536;
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(4);
 /// let euro = "€".as_bytes(); // three bytes
-/// tx.send_nowait(euro[..2].to_vec()).unwrap();
-/// tx.send_nowait(euro[2..].to_vec()).unwrap();
+/// tx.try_send(euro[..2].to_vec()).unwrap();
+/// tx.try_send(euro[2..].to_vec()).unwrap();
 /// let text = TextReceiveStream::new(ChunkReceiveStream::new(rx));
 /// assert_eq!(text.receive().await.unwrap(), "€");
 /// # });
@@ -139,7 +139,7 @@ impl<S: ByteReceiveStream> ObjectReceiveStream<String> for TextReceiveStream<S> 
 ///
 /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(1);
 /// TextSendStream::new(ChunkSendStream::new(tx)).send("hé".to_owned()).await.unwrap();
-/// assert_eq!(rx.receive_nowait().unwrap(), "hé".as_bytes());
+/// assert_eq!(rx.try_receive().unwrap(), "hé".as_bytes());
 /// # });
 /// ```
 #[derive(Debug)]

@@ -84,7 +84,7 @@ impl Condition {
     /// A condition with its own lock.
     ///
     /// ```
-    /// assert!(!anyio::sync::Condition::new().lock().locked());
+    /// assert!(!anyio::sync::Condition::new().lock().is_locked());
     /// ```
     pub fn new() -> Self {
         Self { lock: Lock::new(), waiters: Mutex::new(Waiters::default()) }
@@ -185,7 +185,7 @@ impl Condition {
     /// let g = c.acquire().await.unwrap();
     /// let r = move_on_after(Duration::from_millis(5), async {
     ///     let (g, res) = c.wait(g).await;
-    ///     assert!(c.lock().locked(), "the lock is held again");
+    ///     assert!(c.lock().is_locked(), "the lock is held again");
     ///     drop(g);
     ///     res
     /// })

@@ -36,9 +36,9 @@ use crate::task::id::{current_task_id, TaskId};
 /// let lock = anyio::sync::Lock::new();
 /// {
 ///     let _guard = lock.acquire().await.unwrap();
-///     assert!(lock.locked());
+///     assert!(lock.is_locked());
 /// }
-/// assert!(!lock.locked());
+/// assert!(!lock.is_locked());
 ///
 /// // Two futures of one task take the lock in turn.
 /// let (a, b) = futures::join!(
@@ -56,7 +56,7 @@ pub struct Lock {
 
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock").field("locked", &self.locked()).finish()
+        f.debug_struct("Lock").field("locked", &self.is_locked()).finish()
     }
 }
 
@@ -82,7 +82,7 @@ impl Lock {
     /// A new, unlocked lock.
     ///
     /// ```
-    /// assert!(!anyio::sync::Lock::new().locked());
+    /// assert!(!anyio::sync::Lock::new().is_locked());
     /// ```
     pub fn new() -> Self {
         Self { permits: Permits::new(1), owner: AtomicU64::new(0) }
@@ -140,9 +140,10 @@ impl Lock {
     /// Whether someone holds the lock.
     ///
     /// ```
-    /// assert!(!anyio::sync::Lock::new().locked());
+    /// assert!(!anyio::sync::Lock::new().is_locked());
     /// ```
-    pub fn locked(&self) -> bool {
+    #[doc(alias = "locked")]
+    pub fn is_locked(&self) -> bool {
         self.permits.available() == 0
     }
 
@@ -154,7 +155,7 @@ impl Lock {
     /// ```
     pub fn statistics(&self) -> LockStatistics {
         let owner = TaskId::from_raw(self.owner.load(Ordering::Acquire));
-        LockStatistics { locked: self.locked(), owner, tasks_waiting: self.permits.waiting() }
+        LockStatistics { locked: self.is_locked(), owner, tasks_waiting: self.permits.waiting() }
     }
 }
 

@@ -109,7 +109,7 @@ impl<T> From<SendError<T>> for AnyError {
     }
 }
 
-/// Why [`MemoryObjectSendStream::send_nowait`](super::MemoryObjectSendStream::send_nowait) did
+/// Why [`MemoryObjectSendStream::try_send`](super::MemoryObjectSendStream::try_send) did
 /// not send. The item comes back.
 ///
 /// # Examples
@@ -119,7 +119,7 @@ impl<T> From<SendError<T>> for AnyError {
 ///
 /// let (tx, _rx) = create_memory_object_stream::<u8>(0);
 /// // Buffer 0 and nobody receiving: sending would have to wait.
-/// assert!(matches!(tx.send_nowait(1), Err(TrySendError::WouldBlock(1))));
+/// assert!(matches!(tx.try_send(1), Err(TrySendError::WouldBlock(1))));
 /// ```
 #[derive(PartialEq, Eq)]
 #[non_exhaustive]
@@ -247,7 +247,7 @@ impl From<ReceiveError> for AnyError {
     }
 }
 
-/// Why [`MemoryObjectReceiveStream::receive_nowait`](super::MemoryObjectReceiveStream::receive_nowait)
+/// Why [`MemoryObjectReceiveStream::try_receive`](super::MemoryObjectReceiveStream::try_receive)
 /// returned no item.
 ///
 /// # Examples
@@ -256,7 +256,7 @@ impl From<ReceiveError> for AnyError {
 /// use anyio::streams::memory::{create_memory_object_stream, TryReceiveError};
 ///
 /// let (_tx, rx) = create_memory_object_stream::<u8>(4);
-/// assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
+/// assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -52,9 +52,9 @@ fn loom_send_versus_dropping_a_queued_receive() {
             drop(recv);
             got
         });
-        let sent = tx.send_nowait(7).is_ok();
+        let sent = tx.try_send(7).is_ok();
         let got = receiver.join().unwrap();
-        let later = rx.receive_nowait().ok();
+        let later = rx.try_receive().ok();
         if sent {
             assert_eq!(got.or(later), Some(7), "a delivered item was lost");
             assert!(got.is_none() || later.is_none(), "an item was duplicated");
@@ -71,7 +71,7 @@ fn loom_send_versus_dropping_a_queued_receive() {
 fn loom_no_lost_wakeup_between_receive_and_send() {
     ::loom::model(|| {
         let (tx, rx) = create_memory_object_stream::<u32>(1);
-        let sender = thread::spawn(move || tx.send_nowait(1).is_ok());
+        let sender = thread::spawn(move || tx.try_send(1).is_ok());
         let (f, waker) = flag();
         let mut cx = Context::from_waker(&waker);
         let mut recv = rx.receive();
@@ -94,7 +94,7 @@ fn loom_no_lost_wakeup_between_receive_and_send() {
 fn loom_close_wakes_a_waiting_send() {
     ::loom::model(|| {
         let (tx, rx) = create_memory_object_stream::<u32>(1);
-        tx.send_nowait(1).unwrap();
+        tx.try_send(1).unwrap();
         let (f, waker) = flag();
         let mut cx = Context::from_waker(&waker);
         let mut send = tx.send(2);
@@ -139,13 +139,13 @@ fn loom_two_senders_one_receiver_conserve_items() {
     ::loom::model(|| {
         let (tx, rx) = create_memory_object_stream::<u32>(1);
         let tx2 = tx.clone();
-        let a = thread::spawn(move || tx.send_nowait(1).is_ok() as u32);
-        let b = thread::spawn(move || tx2.send_nowait(2).is_ok() as u32);
-        let first = rx.receive_nowait();
+        let a = thread::spawn(move || tx.try_send(1).is_ok() as u32);
+        let b = thread::spawn(move || tx2.try_send(2).is_ok() as u32);
+        let first = rx.try_receive();
         let accepted = a.join().unwrap() + b.join().unwrap();
         let mut received = u32::from(first.is_ok());
         loop {
-            match rx.receive_nowait() {
+            match rx.try_receive() {
                 Ok(_) => received += 1,
                 Err(TryReceiveError::EndOfStream) => break,
                 Err(e) => panic!("unexpected {e:?}"),

@@ -119,7 +119,7 @@ pub fn create_memory_object_stream<T>(
 /// use anyio::streams::memory::{create_memory_object_stream, BufferSize};
 ///
 /// let (tx, rx) = create_memory_object_stream::<u8>(2);
-/// tx.send_nowait(1).unwrap();
+/// tx.try_send(1).unwrap();
 /// let stats = rx.statistics();
 /// assert_eq!(stats.current_buffer_used, 1);
 /// assert_eq!(stats.max_buffer_size, BufferSize::Bounded(2));

@@ -92,11 +92,12 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// use anyio::streams::memory::{create_memory_object_stream, TryReceiveError};
     ///
     /// let (tx, rx) = create_memory_object_stream::<u8>(1);
-    /// assert_eq!(rx.receive_nowait(), Err(TryReceiveError::WouldBlock));
-    /// tx.send_nowait(3).unwrap();
-    /// assert_eq!(rx.receive_nowait(), Ok(3));
+    /// assert_eq!(rx.try_receive(), Err(TryReceiveError::WouldBlock));
+    /// tx.try_send(3).unwrap();
+    /// assert_eq!(rx.try_receive(), Ok(3));
     /// ```
-    pub fn receive_nowait(&self) -> Result<T, TryReceiveError> {
+    #[doc(alias = "receive_nowait")]
+    pub fn try_receive(&self) -> Result<T, TryReceiveError> {
         if self.is_closed() {
             return Err(TryReceiveError::Closed);
         }
@@ -119,7 +120,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     ///
     /// let (tx, rx) = create_memory_object_stream::<u8>(1);
     /// rx.close();
-    /// assert_eq!(tx.send_nowait(1), Err(TrySendError::Broken(1)));
+    /// assert_eq!(tx.try_send(1), Err(TrySendError::Broken(1)));
     /// ```
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {

@@ -25,10 +25,10 @@ use crate::error::ClosedResourceError;
 ///
 /// let (tx, rx) = create_memory_object_stream::<&str>(8);
 /// let tx2 = tx.clone();
-/// tx.send_nowait("a").unwrap();
-/// tx2.send_nowait("b").unwrap();
-/// assert_eq!(rx.receive_nowait(), Ok("a"));
-/// assert_eq!(rx.receive_nowait(), Ok("b"));
+/// tx.try_send("a").unwrap();
+/// tx2.try_send("b").unwrap();
+/// assert_eq!(rx.try_receive(), Ok("a"));
+/// assert_eq!(rx.try_receive(), Ok("b"));
 /// ```
 pub struct MemoryObjectSendStream<T> {
     chan: Arc<Chan<T>>,
@@ -83,10 +83,11 @@ impl<T> MemoryObjectSendStream<T> {
     /// use anyio::streams::memory::{create_memory_object_stream, TrySendError};
     ///
     /// let (tx, _rx) = create_memory_object_stream::<u8>(1);
-    /// tx.send_nowait(1).unwrap();
-    /// assert_eq!(tx.send_nowait(2), Err(TrySendError::WouldBlock(2))); // full
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::WouldBlock(2))); // full
     /// ```
-    pub fn send_nowait(&self, item: T) -> Result<(), TrySendError<T>> {
+    #[doc(alias = "send_nowait")]
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
         if self.is_closed() {
             return Err(TrySendError::Closed(item));
         }
@@ -107,10 +108,10 @@ impl<T> MemoryObjectSendStream<T> {
     /// use anyio::streams::memory::{create_memory_object_stream, TryReceiveError};
     ///
     /// let (tx, rx) = create_memory_object_stream::<u8>(1);
-    /// tx.send_nowait(1).unwrap();
+    /// tx.try_send(1).unwrap();
     /// tx.close();
-    /// assert_eq!(rx.receive_nowait(), Ok(1));
-    /// assert_eq!(rx.receive_nowait(), Err(TryReceiveError::EndOfStream));
+    /// assert_eq!(rx.try_receive(), Ok(1));
+    /// assert_eq!(rx.try_receive(), Err(TryReceiveError::EndOfStream));
     /// ```
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
@@ -212,7 +213,7 @@ impl<T> futures_sink::Sink<T> for MemoryObjectSendStream<T> {
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
         let this = self.get_mut();
         assert!(!this.sink.0.is_pending(), "Sink::start_send called without poll_ready returning Ready(Ok)");
-        match this.send_nowait(item) {
+        match this.try_send(item) {
             Ok(()) => Ok(()),
             Err(TrySendError::WouldBlock(item)) => {
                 this.sink.0.item = Some(item);
