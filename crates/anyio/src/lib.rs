@@ -65,8 +65,9 @@ pub use anyio_core::{
 pub use anyio_core::{
     connect_tcp, connect_tcp_with, create_tcp_listener, getaddrinfo, getnameinfo, AddrInfo, AddrInfoHints,
     AddressFamily, ConnectAttempt, Listener, ListenerExt, LocalAddress, LocalPort, MultiListener, RawSocket,
-    RemoteAddress, RemotePort, SocketAddress, SocketError, SocketFamily, SocketKind, TcpConnectOptions,
-    TcpListener, TcpListenerOptions, TcpStream, UnixAddress, DEFAULT_BACKLOG, HAPPY_EYEBALLS_DELAY,
+    RemoteAddress, RemotePort, ServeError, ServeOptions, SocketAddress, SocketError, SocketFamily,
+    SocketKind, TcpConnectOptions, TcpListener, TcpListenerOptions, TcpStream, UnixAddress, DEFAULT_BACKLOG,
+    HAPPY_EYEBALLS_DELAY,
 };
 #[cfg(unix)]
 pub use anyio_core::{

@@ -23,7 +23,7 @@ pub use addr::{
 };
 pub use dns::{getaddrinfo, getnameinfo, AddrInfo, AddrInfoHints, SocketKind};
 pub use error::{ConnectAttempt, SocketError};
-pub use listener::{Listener, ListenerExt, MultiListener};
+pub use listener::{Listener, ListenerExt, MultiListener, ServeError, ServeOptions};
 pub use tcp::{
     connect_tcp, connect_tcp_with, create_tcp_listener, TcpConnectOptions, TcpListener, TcpListenerOptions,
     TcpStream, DEFAULT_BACKLOG, HAPPY_EYEBALLS_DELAY,
