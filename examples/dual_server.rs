@@ -14,12 +14,16 @@
 //! the accept loop ends, the group waits for the connections' handlers, and then cancels
 //! the UDP task. Without it the server runs until killed.
 //!
-//! `--self-test` binds a free port and runs a client task beside the server, which checks a
-//! UDP echo and N TCP echoes (N defaults to 1 here); the server then stops on its own, so the
-//! program exits 0 in well under a second.
+//! `--self-test` binds a free port and runs a client task beside the server, which first
+//! makes three misbehaving TCP clients (a reset right after connecting, a reset while the
+//! server sends, one that leaves without reading), then checks a UDP echo and N TCP echoes
+//! (N defaults to 1 here); the server then stops on its own, so the program exits 0 in well
+//! under a second.
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyio::{
@@ -28,24 +32,26 @@ use anyio::{
     net::udp::UdpSocketOptions,
     net::{
         connect_tcp, create_connected_udp_socket, create_tcp_listener, create_udp_socket, AddressFamily,
-        Listener, LocalPort, MultiListener, TcpListener, TcpStream, UdpSocket,
+        ListenerExt, LocalPort, MultiListener, TcpListener, TcpStream, UdpSocket,
     },
     streams::{StreamError, TypedAttributeExt},
-    task_group, AnyError, TaskGroup,
+    task_group, AnyError, CancelScope, TaskGroup,
 };
 use support::{Args, Report};
+
+/// The connections `support::rude::tcp_clients` makes.
+const RUDE_CLIENTS: usize = 3;
 
 const USAGE: &str =
     "dual_server [--port N (default 1234)] [--max-connections N] [--self-test] [--backend NAME]";
 
-/// Echoes one TCP connection until the client half-closes.
+/// Echoes one TCP connection until the client half-closes. A client that resets makes
+/// `receive` or `send` fail; `serve` reports that and ends only this connection.
 async fn tcp_echo(client: TcpStream) -> Result<(), AnyError> {
     loop {
         match client.receive(65536).await {
             Ok(data) => client.send(&data).await?,
-            // A client that reset its connection only ends that connection, not the server.
-            Err(StreamError::EndOfStream | StreamError::Broken(_)) => return Ok(()),
-            // Cancellation, or a real failure, ends the task and reaches its group.
+            Err(StreamError::EndOfStream) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -59,17 +65,26 @@ async fn udp_echo(udp: UdpSocket) -> Result<(), AnyError> {
     }
 }
 
-/// Accepts `max` TCP connections (or forever), each echoed by a task of its own, and returns
-/// once they have all been served: the inner task group waits for its tasks.
+/// Serves TCP until `max` connections have ended (or forever), each echoed by a task of its
+/// own; a failing connection is reported and ends alone.
 async fn serve_tcp(listener: MultiListener<TcpListener>, max: Option<usize>) -> Result<(), AnyError> {
-    task_group(|handlers| async move {
-        let mut accepted = 0;
-        while max.is_none_or(|max| accepted < max) {
-            handlers.spawn(tcp_echo(listener.accept().await?));
-            accepted += 1;
+    let Some(max) = max else {
+        listener.serve(tcp_echo).await?;
+        return Ok(());
+    };
+    let stop = CancelScope::new();
+    let ended = Arc::new(AtomicUsize::new(0));
+    let stopper = stop.clone();
+    stop.run(listener.serve(move |client| {
+        let (stop, ended) = (stopper.clone(), ended.clone());
+        async move {
+            let r = tcp_echo(client).await;
+            if ended.fetch_add(1, Ordering::SeqCst) + 1 == max {
+                stop.cancel();
+            }
+            r
         }
-        Ok(())
-    })
+    }))
     .await?;
     Ok(())
 }
@@ -91,6 +106,7 @@ async fn serve(tcp: MultiListener<TcpListener>, udp: UdpSocket, max: Option<usiz
 
 /// `--self-test`: what a user would do with `nc`, as a task beside the server's.
 async fn self_test(port: u16, tcp_connections: usize) -> Result<(), AnyError> {
+    support::rude::tcp_clients(port).await?;
     let udp = create_connected_udp_socket("127.0.0.1", port, UdpSocketOptions::new()).await?;
     udp.send(b"ping over UDP").await?;
     check(&udp.receive().await?, b"ping over UDP")?;
@@ -145,7 +161,8 @@ async fn run(port: u16, max_connections: Option<usize>, self_test_client: bool) 
     // cancels the other).
     let connections = max_connections.unwrap_or(1);
     task_group(|tg: TaskGroup<AnyError>| async move {
-        tg.spawn(serve(tcp, udp, Some(connections)));
+        // The self-test's misbehaving clients make three connections more.
+        tg.spawn(serve(tcp, udp, Some(connections + RUDE_CLIENTS)));
         tg.spawn(self_test(port, connections));
         Ok(())
     })

@@ -7,9 +7,11 @@
 //! ANYIO_BACKEND=async-std cargo run --example tcp_echo_client --features async-std -- --spawn-server
 //! ```
 //!
-//! `--spawn-server` starts `tcp_echo_server --port 0 --once` as a child process on the same
-//! backend, talks to it, and fails unless the echo matches and the server exits cleanly: an
-//! end-to-end test of both programs.
+//! `--spawn-server` starts `tcp_echo_server --port 0 --max-connections 4` as a child process
+//! on the same backend, first sends it three misbehaving clients (a reset right after
+//! connecting, a reset while the server sends, a client that leaves without reading), then
+//! talks to it, and fails unless the echo matches and the server exits cleanly: an end-to-end
+//! test of both programs, and of a server surviving its clients.
 
 mod support;
 
@@ -58,10 +60,13 @@ fn main() -> Result<(), Report> {
     let message: String = args.value("--message", "Hello, anyio!\n".into())?;
     let spawn_server = args.flag("--spawn-server");
     args.finish()?;
-    let server =
-        spawn_server.then(|| Server::spawn("tcp_echo_server", &["--port", "0", "--once"])).transpose()?;
+    // The server serves four connections: three clients that misbehave, then ours.
+    let server = spawn_server
+        .then(|| Server::spawn("tcp_echo_server", &["--port", "0", "--max-connections", "4"]))
+        .transpose()?;
     if let Some(server) = &server {
         port = server.port()?;
+        anyio::run(fail_after(Duration::from_secs(10), support::rude::tcp_clients(port)))?;
     }
 
     // A deadline around the whole conversation, so that a silent server cannot hang us.

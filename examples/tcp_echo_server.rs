@@ -9,25 +9,35 @@
 //! ```
 //!
 //! `--port 0` picks a free port; the first line printed is always "listening on port N".
-//! `--once` serves a single client and exits, which is how `tcp_echo_client --spawn-server`
-//! tests the pair unattended.
+//! `--once` serves a single client and exits; `--max-connections N` serves until N
+//! connections have ended, which is how `tcp_echo_client --spawn-server` tests the pair
+//! unattended, misbehaving clients included.
 
 mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyio::{
     current_backend,
     net::tcp::TcpListenerOptions,
     net::{create_tcp_listener, Listener, ListenerExt, LocalPort, RemoteAddress, TcpStream},
     streams::{StreamError, TypedAttributeExt},
-    AnyError,
+    AnyError, CancelScope,
 };
 use support::{Args, Report};
 
-const USAGE: &str = "tcp_echo_server [--port N (default 1234; 0: any free port)] [--once] [--backend NAME]";
+const USAGE: &str =
+    "tcp_echo_server [--port N (default 1234; 0: any free port)] [--once] [--max-connections N] [--backend NAME]";
 
-/// Serves one client: echoes what it receives until the client half-closes (or goes away).
+/// Serves one client: echoes what it receives until the client half-closes.
+///
+/// Written the natural way, with `?`: a client that resets its connection (or leaves without
+/// reading its echo) makes `receive` or `send` fail, which ends this handler. `serve` reports
+/// that error with the client's address and goes on serving everyone else.
 async fn handle(client: TcpStream) -> Result<(), AnyError> {
     // Typed attributes describe a stream without knowing its type (AnyIO's `client.extra`).
+    // The address is the one accept() returned, so it is there even after a reset.
     let peer = client.extra::<RemoteAddress>()?;
     println!("{peer} connected");
     loop {
@@ -35,14 +45,7 @@ async fn handle(client: TcpStream) -> Result<(), AnyError> {
             Ok(data) => client.send(&data).await?,
             // AnyIO signals the end of a stream with an error, never with an empty read.
             Err(StreamError::EndOfStream) => break,
-            // Cancellation (the server is stopping) must propagate.
-            Err(e @ StreamError::Cancelled(_)) => return Err(e.into()),
-            // A client that vanished (a reset) only ends its own connection: returning an
-            // error here would fail the task group and stop the whole server.
-            Err(e) => {
-                eprintln!("{peer}: {e}");
-                break;
-            }
+            Err(e) => return Err(e.into()),
         }
     }
     // Python's `async with client:` closes the stream at the end of the block; dropping it
@@ -52,26 +55,48 @@ async fn handle(client: TcpStream) -> Result<(), AnyError> {
     Ok(())
 }
 
-async fn serve(port: u16, once: bool) -> Result<(), AnyError> {
+async fn serve(port: u16, once: bool, max_connections: Option<usize>) -> Result<(), AnyError> {
     // Without a local host, the listener accepts IPv6 and IPv4 clients on all interfaces.
     let listener = create_tcp_listener(TcpListenerOptions::new().local_port(port)).await?;
     println!("listening on port {}", listener.extra::<LocalPort>()?);
     println!("running on the {} backend", current_backend().unwrap_or("?"));
     if once {
-        handle(listener.accept().await?).await
-    } else {
-        // serve() runs each connection's handler as a task of a task group, forever (stop
-        // the program with Ctrl+C).
-        listener.serve(handle).await?;
-        Ok(())
+        return handle(listener.accept().await?).await;
     }
+    // serve() runs each connection's handler as a task of a task group until cancelled (stop
+    // the program with Ctrl+C). A handler's error is printed with the client's address and
+    // ends only that connection.
+    let Some(max) = max_connections else {
+        listener.serve(handle).await?;
+        return Ok(());
+    };
+    // `--max-connections N`: stop cleanly once N connections have ended, well or not.
+    let stop = CancelScope::new();
+    let ended = Arc::new(AtomicUsize::new(0));
+    let stopper = stop.clone();
+    let served = stop
+        .run(listener.serve(move |client| {
+            let (stop, ended) = (stopper.clone(), ended.clone());
+            async move {
+                let r = handle(client).await;
+                if ended.fetch_add(1, Ordering::SeqCst) + 1 == max {
+                    println!("served {max} connection(s): stopping");
+                    stop.cancel();
+                }
+                r
+            }
+        }))
+        .await?;
+    debug_assert!(served.is_none(), "serve only returns when cancelled");
+    Ok(())
 }
 
 fn main() -> Result<(), Report> {
     let mut args = Args::parse(USAGE)?;
     let port = args.value("--port", 1234)?;
     let once = args.flag("--once");
+    let max_connections = args.option("--max-connections")?;
     args.finish()?;
     // AnyIO's `run(main)`: the backend comes from ANYIO_BACKEND (or --backend).
-    Ok(anyio::run(serve(port, once))?)
+    Ok(anyio::run(serve(port, once, max_connections))?)
 }

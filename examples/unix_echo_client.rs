@@ -7,9 +7,10 @@
 //! ANYIO_BACKEND=smol cargo run --example unix_echo_client --features smol -- --spawn-server
 //! ```
 //!
-//! `--spawn-server` starts `unix_echo_server --once` on a fresh path as a child process on
-//! the same backend, talks to it, and fails unless every echo matches and the server exits
-//! cleanly.
+//! `--spawn-server` starts `unix_echo_server --max-connections 3` on a fresh path as a child
+//! process on the same backend, first sends it two clients that leave early (one while the
+//! server is sending), then talks to it, and fails unless every echo matches and the server
+//! exits cleanly.
 
 mod support;
 
@@ -59,12 +60,15 @@ fn main() -> Result<(), Report> {
     let server = if spawn_server {
         // A path of our own, so that concurrent runs do not collide.
         let path = std::env::temp_dir().join(format!("anyio-echo-{}.sock", std::process::id()));
-        Some(Server::spawn("unix_echo_server", &["--path", &path.to_string_lossy(), "--once"])?)
+        // Three connections: two clients that misbehave, then ours.
+        let args = ["--path", &path.to_string_lossy(), "--max-connections", "3"];
+        Some(Server::spawn("unix_echo_server", &args)?)
     } else {
         None
     };
     if let Some(server) = &server {
         path = server.address().into();
+        anyio::run(fail_after(Duration::from_secs(10), support::rude::unix_clients(&path)))?;
     }
 
     anyio::run(fail_after(Duration::from_secs(10), talk(&path)))?;

@@ -9,22 +9,26 @@
 //! ```
 //!
 //! The first line printed is always "listening on PATH". `--once` serves a single client and
-//! exits, which is how `unix_echo_client --spawn-server` tests the pair unattended.
+//! exits; `--max-connections N` serves until N connections have ended, which is how
+//! `unix_echo_client --spawn-server` tests the pair unattended, misbehaving clients included.
 
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyio::{
     current_backend,
     net::{create_unix_listener, ListenerExt, UnixStream},
     streams::buffered::BufferedByteStream,
     streams::{ByteSendStream, ByteStream, StreamError},
-    AnyError,
+    AnyError, CancelScope,
 };
 use support::{Args, Report};
 
-const USAGE: &str = "unix_echo_server [--path PATH (default /tmp/anyio-echo.sock)] [--once] [--backend NAME]";
+const USAGE: &str =
+    "unix_echo_server [--path PATH (default /tmp/anyio-echo.sock)] [--once] [--max-connections N] [--backend NAME]";
 
 /// Serves one client: sends each line back as soon as it is complete.
 async fn handle(client: UnixStream) -> Result<(), AnyError> {
@@ -41,12 +45,9 @@ async fn handle(client: UnixStream) -> Result<(), AnyError> {
             // The client closed its side before a newline: echo the unterminated tail (still
             // buffered) below, then stop.
             Err(StreamError::IncompleteRead) => break,
-            Err(e @ StreamError::Cancelled(_)) => return Err(e.into()),
-            // A broken client (or a line over 64 KiB) ends its own connection, not the server.
-            Err(e) => {
-                eprintln!("client: {e}");
-                return Ok(());
-            }
+            // A client that went away (or a line over 64 KiB): `serve` reports the error and
+            // ends only this connection.
+            Err(e) => return Err(e.into()),
         }
     }
     let tail = client.receiver().buffer();
@@ -58,25 +59,45 @@ async fn handle(client: UnixStream) -> Result<(), AnyError> {
     Ok(())
 }
 
-async fn serve(path: &Path, once: bool) -> Result<(), AnyError> {
+async fn serve(path: &Path, once: bool, max_connections: Option<usize>) -> Result<(), AnyError> {
     // A leftover socket file from an earlier run is replaced.
     let listener = create_unix_listener(path).await?;
     println!("listening on {}", path.display());
     println!("running on the {} backend", current_backend().unwrap_or("?"));
     if once {
-        handle(listener.accept().await?).await
-    } else {
-        listener.serve(handle).await?;
-        Ok(())
+        return handle(listener.accept().await?).await;
     }
+    let Some(max) = max_connections else {
+        // A handler's error is printed and ends only its own connection.
+        listener.serve(handle).await?;
+        return Ok(());
+    };
+    // `--max-connections N`: stop cleanly once N connections have ended, well or not.
+    let stop = CancelScope::new();
+    let ended = Arc::new(AtomicUsize::new(0));
+    let stopper = stop.clone();
+    stop.run(listener.serve(move |client| {
+        let (stop, ended) = (stopper.clone(), ended.clone());
+        async move {
+            let r = handle(client).await;
+            if ended.fetch_add(1, Ordering::SeqCst) + 1 == max {
+                println!("served {max} connection(s): stopping");
+                stop.cancel();
+            }
+            r
+        }
+    }))
+    .await?;
+    Ok(())
 }
 
 fn main() -> Result<(), Report> {
     let mut args = Args::parse(USAGE)?;
     let path: PathBuf = args.value("--path", "/tmp/anyio-echo.sock".into())?;
     let once = args.flag("--once");
+    let max_connections = args.option("--max-connections")?;
     args.finish()?;
-    let result = anyio::run(serve(&path, once));
+    let result = anyio::run(serve(&path, once, max_connections));
     // As AnyIO notes, the listener does not remove its socket file: we do.
     let _ = std::fs::remove_file(&path);
     Ok(result?)

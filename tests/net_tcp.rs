@@ -1016,12 +1016,18 @@ async fn serve_stops_at_its_move_on_after_deadline() {
 }
 
 #[anyio::test]
-async fn a_failing_handler_ends_serve_with_its_error() {
+async fn with_fail_fast_a_failing_handler_ends_serve_with_its_error() {
+    // AnyIO's rule, now by name: plain `serve` reports the error and keeps serving
+    // (tests/net_serve.rs).
     guarded_ok(async {
         let listener = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
         let port = listener.extra::<LocalPort>()?;
         let _client = connect_tcp("127.0.0.1", port).await?;
-        let r = listener.serve(|_s: TcpStream| async { Err::<(), _>(AnyError::msg("handler failed")) }).await;
+        let r = listener
+            .serve_with(anyio::net::ServeOptions::new().fail_fast(true), |_s: TcpStream| async {
+                Err::<(), _>(AnyError::msg("handler failed"))
+            })
+            .await;
         match r {
             Err(GroupError::Failed(errors)) => {
                 assert_eq!(errors.len(), 1);

@@ -181,3 +181,64 @@ mod libc_flags {
     pub(crate) const NI_NUMERICHOST: i32 = 1;
     pub(crate) const NI_NUMERICSERV: i32 = 2;
 }
+
+/// A UDP port nothing listens on: the operating system picked it free, and it was released.
+fn closed_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[anyio::test]
+async fn a_connected_udp_socket_whose_peer_is_closed_fails_its_receive_at_once() {
+    // The ICMP "port unreachable" of the send is a pending error; the receive reports it as
+    // connection refused on every backend (tokio used to wait for ever: see udp.rs).
+    guarded_ok(async {
+        let socket =
+            create_connected_udp_socket("127.0.0.1", closed_udp_port(), UdpSocketOptions::new()).await?;
+        socket.send(b"anyone?").await?;
+        let r = anyio::fail_after(Duration::from_secs(5), async {
+            Ok::<_, anyio::AnyError>(socket.receive().await)
+        })
+        .await?;
+        match r {
+            Err(StreamError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}"),
+            other => panic!("expected connection refused, got {other:?}"),
+        }
+        // The error was reported once; the socket works on (a receive now waits).
+        let again = move_on_after(Duration::from_millis(20), socket.receive()).await?;
+        assert!(again.is_none(), "{again:?}");
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn a_waiting_receive_hears_of_the_closed_peer_when_the_error_arrives() {
+    // The receive is already waiting for readability when the error comes in: only a
+    // readiness report can wake it.
+    guarded_ok(async {
+        let socket = std::sync::Arc::new(
+            create_connected_udp_socket("127.0.0.1", closed_udp_port(), UdpSocketOptions::new()).await?,
+        );
+        let sender = socket.clone();
+        let r = anyio::task_group(|tg: anyio::TaskGroup<anyio::AnyError>| async move {
+            tg.spawn(async move {
+                anyio::sleep(Duration::from_millis(20)).await?;
+                sender.send(b"anyone?").await?;
+                Ok(())
+            });
+            anyio::fail_after(Duration::from_secs(5), async {
+                Ok::<_, anyio::AnyError>(socket.receive().await)
+            })
+            .await
+        })
+        .await
+        .map_err(anyio::AnyError::other)?
+        .expect("the group was not cancelled");
+        match r {
+            Err(StreamError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}"),
+            other => panic!("expected connection refused, got {other:?}"),
+        }
+        Ok(())
+    })
+    .await;
+}

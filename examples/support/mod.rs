@@ -208,3 +208,56 @@ impl Drop for Server {
         }
     }
 }
+
+/// Misbehaving clients for the self-tests: the ways real clients leave that used to stop a
+/// server. Each makes one connection; the server must end that connection and nothing else.
+pub(crate) mod rude {
+    use std::time::Duration;
+
+    use anyio::{
+        move_on_after,
+        net::{connect_tcp, TcpStream},
+        sleep, AnyError,
+    };
+
+    /// A connected client whose close sends a reset (`SO_LINGER` 0), as a crashed or
+    /// impatient client's does.
+    fn resetting(port: u16) -> Result<std::net::TcpStream, AnyError> {
+        let c = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO))?;
+        Ok(c)
+    }
+
+    /// Connects to `127.0.0.1:port` three times and misbehaves each time: resets at once,
+    /// resets while the server is sending (after sending far more than it reads), and leaves
+    /// without reading its echo. Returns how many connections it made.
+    pub(crate) async fn tcp_clients(port: u16) -> Result<usize, AnyError> {
+        drop(resetting(port)?);
+        println!("self-test: a client reset its connection right after connecting");
+        let c = TcpStream::from_std(resetting(port)?)?;
+        // Sends until both directions are full (the server blocks sending its echo), then resets.
+        let _ = move_on_after(Duration::from_millis(100), c.send(&vec![b'x'; 16 << 20])).await?;
+        c.aclose().await?;
+        println!("self-test: a client reset its connection while the server was sending");
+        let c = connect_tcp("127.0.0.1", port).await?;
+        c.send(&vec![b'y'; 64 << 10]).await?;
+        sleep(Duration::from_millis(50)).await?;
+        // Unread data makes the kernel answer with a reset.
+        c.aclose().await?;
+        println!("self-test: a client left without reading its echo");
+        Ok(3)
+    }
+
+    /// Connects to the Unix socket at `path` twice: leaves at once, and sends far more than
+    /// it reads and leaves while the server is sending. Returns how many connections it made.
+    pub(crate) async fn unix_clients(path: &std::path::Path) -> Result<usize, AnyError> {
+        anyio::net::connect_unix(path).await?.aclose().await?;
+        println!("self-test: a client left right after connecting");
+        let c = anyio::net::connect_unix(path).await?;
+        let lines = b"a line that nobody reads\n".repeat(1 << 16);
+        let _ = move_on_after(Duration::from_millis(100), c.send(&lines)).await?;
+        c.aclose().await?;
+        println!("self-test: a client left while the server was sending");
+        Ok(2)
+    }
+}

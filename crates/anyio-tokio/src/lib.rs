@@ -65,10 +65,22 @@ impl Runtime for TokioRuntime {
         // SAFETY: an `OwnedFd` is an open descriptor that only closes when it drops, and the
         // `AsyncFd` owns it, so it stays open and the same for the registration's whole life.
         #[allow(unsafe_code)]
-        let registered = unsafe { AsyncFd::register(fd) };
+        let registered = unsafe { AsyncFd::register_with_interest(fd, INTEREST) };
         Ok(Box::new(TokioSource(registered.map_err(io::Error::from)?)))
     }
 }
+
+/// What every descriptor is registered for. On Linux also `PRIORITY`: a datagram socket with a
+/// pending error (a connected peer's ICMP "port unreachable") reports it as `EPOLLERR`, which
+/// tokio hands to writers only, so a receive would wait for ever; the core sets
+/// `SO_SELECT_ERR_QUEUE` on datagram sockets so that the kernel adds `EPOLLPRI`, which mio
+/// counts as readable. Then the receive runs and its system call returns the error, as on
+/// the async-io backends (which count `EPOLLERR` as readable).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const INTEREST: tokio::io::Interest =
+    tokio::io::Interest::READABLE.add(tokio::io::Interest::WRITABLE).add(tokio::io::Interest::PRIORITY);
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const INTEREST: tokio::io::Interest = tokio::io::Interest::READABLE.add(tokio::io::Interest::WRITABLE);
 
 /// A descriptor registered with tokio's reactor; tokio's own sockets use the same
 /// registration, so readiness costs what it costs them.

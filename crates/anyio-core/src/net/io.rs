@@ -3,9 +3,10 @@
 //! a second task in the same direction (busy), and ends with `Closed` when this program closes
 //! the socket, even for an operation already blocked in another task.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -337,3 +338,37 @@ impl<A: Attempt + Unpin> Future for IoOp<'_, A> {
 pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) const SEND_FLAGS: libc::c_int = 0;
+
+/// The most one `receive` returns (AnyIO's default `max_bytes`, and the UDP maximum).
+pub(crate) const MAX_RECEIVE: usize = 65536;
+
+thread_local! {
+    /// Where `receive` reads before it knows how much arrived: one buffer per thread instead
+    /// of one per waiting socket.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `recv` on this thread's scratch buffer (at most `cap` bytes, never zero-filled) and
+/// returns the bytes it received in a `Vec` of their exact size, with `recv`'s extra result.
+/// The buffer is allocated once per thread, so a socket that waits holds no buffer at all.
+pub(crate) fn recv_to_vec<A>(
+    cap: usize,
+    recv: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<(usize, A)>,
+) -> io::Result<(Vec<u8>, A)> {
+    let cap = cap.min(MAX_RECEIVE);
+    let copy_out = |scratch: &mut Vec<u8>| {
+        scratch.clear();
+        scratch.reserve(cap);
+        let (n, extra) = recv(&mut scratch.spare_capacity_mut()[..cap])?;
+        let n = n.min(cap);
+        // SAFETY: `recv` initialised the first `n` bytes of the spare capacity (a system call
+        // reports at most what it wrote, and never more than the slice it was given).
+        unsafe { scratch.set_len(n) };
+        Ok((scratch[..n].to_vec(), extra))
+    };
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => copy_out(&mut scratch),
+        // Never nested in practice (`recv` is one system call); a fresh buffer keeps it sound.
+        Err(_) => copy_out(&mut Vec::new()),
+    })
+}

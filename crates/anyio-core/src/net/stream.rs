@@ -16,7 +16,7 @@ use super::addr::{
     LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketFamily,
 };
 use super::error::OpError;
-use super::io::{Attempt, Dir, IoCore, IoOp, OpWait, SEND_FLAGS};
+use super::io::{recv_to_vec, Attempt, Dir, IoCore, IoOp, OpWait, MAX_RECEIVE, SEND_FLAGS};
 
 pub(crate) const STREAM_ACTIONS: [&str; 2] = ["reading from", "writing to"];
 
@@ -28,11 +28,18 @@ pub(crate) struct ByteSocket {
     eof_sent: AtomicBool,
     /// Cancel-scope registrations of the poll-style adapters, one per direction.
     compat: [OpWait; 2],
+    /// The peer's address as `accept` or `connect` knew it: `getpeername` fails once the
+    /// connection is reset, and a server still wants to say whose connection failed.
+    peer: Option<SocketAddress>,
 }
 
 impl ByteSocket {
     pub(crate) fn new(core: IoCore) -> Self {
-        Self { core, eof_sent: AtomicBool::new(false), compat: [OpWait::new(), OpWait::new()] }
+        Self::with_peer(core, None)
+    }
+
+    pub(crate) fn with_peer(core: IoCore, peer: Option<SocketAddress>) -> Self {
+        Self { core, eof_sent: AtomicBool::new(false), compat: [OpWait::new(), OpWait::new()], peer }
     }
 
     pub(crate) fn receive_into<'a>(
@@ -55,16 +62,13 @@ impl ByteSocket {
         if max_bytes == 0 {
             return Err(StreamError::InvalidArgument("max_bytes must be at least 1"));
         }
-        // Read into spare capacity: zero-filling 64 KiB per call would cost more than the read.
-        let mut buf = Vec::with_capacity(max_bytes.min(65536));
-        let n = self.core.io(Dir::Receive, |s| s.recv(buf.spare_capacity_mut())).await?;
-        if n == 0 {
+        // Read into this thread's scratch buffer and copy out what arrived: a buffer reserved
+        // per call would be held by every idle connection for as long as it waits (64 KiB
+        // each), and one of the right size needs the size first.
+        let cap = max_bytes.min(MAX_RECEIVE);
+        let (buf, ()) = self.core.io(Dir::Receive, |s| recv_to_vec(cap, |b| Ok((s.recv(b)?, ())))).await?;
+        if buf.is_empty() {
             return Err(StreamError::EndOfStream);
-        }
-        // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
-        unsafe { buf.set_len(n) };
-        if buf.capacity() > 2 * n {
-            buf.shrink_to_fit();
         }
         Ok(buf)
     }
@@ -115,10 +119,21 @@ impl ByteSocket {
     }
 
     pub(crate) fn remote_address(&self) -> Result<SocketAddress, StreamError> {
+        if let Some(peer) = &self.peer {
+            // As `getpeername` would answer, but also after a reset; closed is still closed.
+            return if self.core.is_closed() { Err(StreamError::Closed) } else { Ok(peer.clone()) };
+        }
         Ok(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.peer_addr())?))
     }
 
     pub(crate) fn attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
+        if let Some(peer) = self.peer.as_ref().filter(|_| !self.core.is_closed()) {
+            let known = provide_attribute::<RemoteAddress>(key, || Some(peer.clone()))
+                .or_else(|| provide_attribute::<RemotePort>(key, || peer.port()));
+            if known.is_some() {
+                return known;
+            }
+        }
         socket_attribute(&self.core, key, true)
     }
 

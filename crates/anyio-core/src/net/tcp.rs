@@ -67,6 +67,12 @@ impl TcpStream {
         Self { sock: ByteSocket::new(core) }
     }
 
+    /// A stream whose peer is known (accepted or connected here): its address stays
+    /// available after a reset, when `getpeername` fails.
+    fn with_peer(core: IoCore, peer: SocketAddr) -> Self {
+        Self { sock: ByteSocket::with_peer(core, Some(SocketAddress::Inet(peer))) }
+    }
+
     /// Adopts a connected std socket (switched to non-blocking mode) into the current runtime.
     /// Socket options, `TCP_NODELAY` included, are left as they are.
     ///
@@ -631,7 +637,7 @@ async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<T
         }
         Err(e) => return Err(e),
     }
-    Ok(TcpStream::from_core(core))
+    Ok(TcpStream::with_peer(core, address))
 }
 
 /// A listening TCP socket.
@@ -724,9 +730,15 @@ impl TcpListener {
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn accept(&self) -> Result<TcpStream, StreamError> {
-        let (socket, _) = self.core.io(Dir::Receive, accept_raw).await?;
-        socket.set_tcp_nodelay(true).map_err(StreamError::Io)?;
-        Ok(TcpStream::from_core(IoCore::new_nonblocking(socket, STREAM_ACTIONS).map_err(StreamError::Io)?))
+        let (socket, peer) = self.core.io(Dir::Receive, accept_raw).await?;
+        // Only a connection that is already gone can refuse this (some systems say EINVAL
+        // after a reset); its first operation will report that, to its own handler.
+        let _ = socket.set_tcp_nodelay(true);
+        let core = IoCore::new_nonblocking(socket, STREAM_ACTIONS).map_err(StreamError::Io)?;
+        Ok(match peer.as_socket() {
+            Some(peer) => TcpStream::with_peer(core, peer),
+            None => TcpStream::from_core(core),
+        })
     }
 
     /// Closes the socket; a blocked `accept` in another task ends with `StreamError::Closed`.

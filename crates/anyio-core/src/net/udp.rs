@@ -4,7 +4,7 @@
 use std::any::{Any, TypeId};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Mutex, PoisonError};
+use std::os::fd::AsRawFd;
 
 use async_trait::async_trait;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -16,23 +16,52 @@ use crate::streams::{
 use super::addr::{AddressFamily, SocketAddress};
 use super::dns::{getaddrinfo, AddrInfoHints, SocketKind};
 use super::error::SocketError;
-use super::io::{Dir, IoCore, SEND_FLAGS};
+use super::io::{recv_to_vec, Dir, IoCore, SEND_FLAGS};
 
 /// The largest datagram a receive returns whole (the UDP maximum).
 const MAX_DATAGRAM: usize = 65536;
 const ACTIONS: [&str; 2] = ["reading from", "writing to"];
 
+/// Makes a pending socket error (a connected peer's ICMP "port unreachable", say) wake a
+/// receive waiting for readability on every backend. Linux reports such an error as `EPOLLERR`
+/// alone, which async-io counts as readable but tokio only as a closed write direction, so a
+/// receive on tokio would wait for ever; with `SO_SELECT_ERR_QUEUE` the kernel adds
+/// `EPOLLPRI`, which every reactor counts as readable (the tokio adapter registers for it).
+/// The receive's system call then returns the error.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn report_errors_as_readable(socket: &Socket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, an `int` option of the right size, read only during the call.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SELECT_ERR_QUEUE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn report_errors_as_readable(_socket: &Socket) -> io::Result<()> {
+    Ok(())
+}
+
 /// A registered datagram socket: what every datagram type shares.
 #[derive(Debug)]
 pub(crate) struct Datagram {
     pub(crate) core: IoCore,
-    /// Receives land here first (never zero-filled), then only the datagram is copied out.
-    scratch: Mutex<Vec<u8>>,
 }
 
 impl Datagram {
     pub(crate) fn new(socket: Socket) -> Result<Self, SocketError> {
-        Ok(Self { core: IoCore::new(socket, ACTIONS)?, scratch: Mutex::new(Vec::new()) })
+        report_errors_as_readable(&socket)?;
+        Ok(Self { core: IoCore::new(socket, ACTIONS)? })
     }
 
     pub(crate) async fn receive_from(&self) -> Result<(Vec<u8>, SockAddr), StreamError> {
@@ -44,23 +73,13 @@ impl Datagram {
         Ok(self.receive_with(|s, buf| Ok((s.recv(buf)?, ()))).await?.0)
     }
 
-    /// One datagram received by `recv` into the scratch buffer (never zero-filled), copied out.
+    /// One datagram received by `recv` into the thread's scratch buffer (never zero-filled,
+    /// and not held by a socket while it waits), copied out.
     pub(crate) async fn receive_with<A>(
         &self,
         mut recv: impl FnMut(&Socket, &mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, A)> + Unpin,
     ) -> Result<(Vec<u8>, A), StreamError> {
-        let mut scratch = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(PoisonError::into_inner));
-        scratch.clear();
-        scratch.reserve(MAX_DATAGRAM);
-        let got =
-            self.core.io(Dir::Receive, |s| recv(s, &mut scratch.spare_capacity_mut()[..MAX_DATAGRAM])).await;
-        let out = got.map(|(n, extra)| {
-            // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
-            unsafe { scratch.set_len(n) };
-            (scratch.to_vec(), extra)
-        });
-        *self.scratch.lock().unwrap_or_else(PoisonError::into_inner) = scratch;
-        Ok(out?)
+        Ok(self.core.io(Dir::Receive, |s| recv_to_vec(MAX_DATAGRAM, |buf| recv(s, buf))).await?)
     }
 
     /// One datagram from the connected peer into `buf`; the part that does not fit is

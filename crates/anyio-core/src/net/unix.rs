@@ -539,8 +539,10 @@ impl UnixListener {
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn accept(&self) -> Result<UnixStream, StreamError> {
-        let (socket, _) = self.core.io(Dir::Receive, accept_raw).await?;
-        Ok(UnixStream::from_core(IoCore::new_nonblocking(socket, STREAM_ACTIONS).map_err(StreamError::Io)?))
+        let (socket, peer) = self.core.io(Dir::Receive, accept_raw).await?;
+        let core = IoCore::new_nonblocking(socket, STREAM_ACTIONS).map_err(StreamError::Io)?;
+        // Kept from accept(2): `getpeername` fails once the peer has reset the connection.
+        Ok(UnixStream { sock: ByteSocket::with_peer(core, Some(SocketAddress::from_sockaddr(&peer))) })
     }
 
     /// Closes the socket (the socket file stays; remove it if it should go).
