@@ -6,9 +6,9 @@
 //! It runs unchanged on every backend:
 //!
 //! ```text
-//! cargo run --example pipeline
-//! ANYIO_BACKEND=smol cargo run --example pipeline --features smol
-//! ANYIO_BACKEND=async-std cargo run --example pipeline --features async-std
+//! cargo run --all-features --example pipeline
+//! ANYIO_BACKEND=smol cargo run --all-features --example pipeline
+//! ANYIO_BACKEND=async-std cargo run --all-features --example pipeline
 //! ```
 
 use std::time::Duration;
@@ -51,7 +51,9 @@ async fn main() -> Result<(), AnyError> {
                     results.send((worker, n, n * n)).await?;
                 }
                 let _out = stdout.acquire().await?;
-                println!("  worker {worker} ({:?}) done", current_task_id().map(|t| t.as_u64()));
+                // Every anyio task has an id (AnyIO's `get_current_task().id`).
+                let task = current_task_id().map_or_else(|| "no task id".to_string(), |id| id.to_string());
+                println!("  worker {worker} ({task}) done");
                 Ok(())
             });
         }

@@ -433,3 +433,32 @@ macro_rules! __if_async_std {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The user guide (`docs/guide/`): every chapter's examples are doctests, so
+/// `cargo test --workspace --all-features` compiles and runs them.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../../docs/guide/README.md")]
+    struct Contents;
+    #[doc = include_str!("../../../docs/guide/01-tasks.md")]
+    struct Guide01Tasks;
+    #[doc = include_str!("../../../docs/guide/02-cancellation.md")]
+    struct Guide02Cancellation;
+    #[doc = include_str!("../../../docs/guide/03-synchronization.md")]
+    struct Guide03Synchronization;
+    #[doc = include_str!("../../../docs/guide/04-memory-streams.md")]
+    struct Guide04MemoryStreams;
+    #[doc = include_str!("../../../docs/guide/05-streams.md")]
+    struct Guide05Streams;
+    #[cfg(unix)]
+    #[doc = include_str!("../../../docs/guide/06-networking.md")]
+    struct Guide06Networking;
+    #[doc = include_str!("../../../docs/guide/07-testing.md")]
+    struct Guide07Testing;
+    #[doc = include_str!("../../../docs/guide/08-backends.md")]
+    struct Guide08Backends;
+    #[doc = include_str!("../../../docs/guide/09-library-vs-application.md")]
+    struct Guide09LibraryVsApplication;
+    #[doc = include_str!("../../../docs/guide/10-select-and-drop.md")]
+    struct Guide10SelectAndDrop;
+}
