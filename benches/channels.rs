@@ -27,7 +27,7 @@ use std::hint::black_box;
 
 use anyio::{
     streams::memory::{create_memory_object_stream, BufferSize, ReceiveError},
-    task_group, Cancelled,
+    Cancelled, TaskGroup,
 };
 
 mod common;
@@ -257,7 +257,7 @@ fn ours(buf: Buf, p: usize, c: usize, per: u64) -> Workload {
     workload(move |_raw| {
         let (txs, rxs) = Ours::make(buf, p, c);
         async move {
-            let got = task_group(|tg| async move {
+            let got = TaskGroup::scope(|tg: TaskGroup<Cancelled>| async move {
                 let consumers: Vec<_> =
                     rxs.into_iter().map(|rx| tg.spawn(async move { Ok(Ours::consume(rx).await) })).collect();
                 for tx in txs {

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use anyio::{lowlevel::checkpoint, move_on_after, task_group, CancelScope, Cancelled};
+use anyio::{lowlevel::checkpoint, move_on_after, CancelScope, Cancelled, TaskGroup};
 
 mod common;
 
@@ -28,7 +28,7 @@ fn spawn_join_cases(n: u64) -> Case {
         name: "task group spawn+join (100k trivial tasks)",
         ops: n,
         ours: workload(move |_raw| async move {
-            task_group(|tg| async move {
+            TaskGroup::scope(|tg: TaskGroup<Cancelled>| async move {
                 for _ in 0..n {
                     tg.spawn(async { Ok::<_, Cancelled>(()) });
                 }

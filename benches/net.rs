@@ -49,7 +49,7 @@ use anyio::{
     net::{connect_tcp, create_connected_udp_socket, ConnectedUdpSocket, TcpListener},
     streams::buffered::BufferedByteReceiveStream,
     streams::StreamError,
-    task_group, Cancelled,
+    Cancelled, TaskGroup,
 };
 use smol::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use smol::Async;
@@ -120,7 +120,7 @@ fn timed(spawner: Spawner, setup: Setup) -> Workload {
             let t0 = Instant::now();
             match spawner {
                 Spawner::Anyio => {
-                    task_group(|tg| async move {
+                    TaskGroup::scope(|tg: TaskGroup<Cancelled>| async move {
                         for t in tasks {
                             tg.spawn(async move {
                                 t.await;

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
-use anyio::{task_group, Cancelled};
+use anyio::{Cancelled, TaskGroup};
 
 mod common;
 
@@ -57,7 +57,7 @@ where
         async move {
             match spawner {
                 Spawner::Anyio => {
-                    task_group(|tg| async move {
+                    TaskGroup::scope(|tg: TaskGroup<Cancelled>| async move {
                         for t in tasks {
                             tg.spawn(async move {
                                 t.await;

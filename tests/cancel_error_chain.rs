@@ -15,7 +15,6 @@ use anyio::{
     streams::StreamError,
     sync::{CapacityLimiter, CapacityLimiterError},
     task::{GroupError, JoinError, StartError},
-    task_group,
     time::sleep_forever,
     AnyError, CancelScope, Cancelled, TaskGroup,
 };
@@ -75,7 +74,7 @@ where
 {
     let mut seen = None;
     let host = guarded(move_on_after(SHORT, async {
-        let r = task_group(|tg: TaskGroup<E>| async move {
+        let r = TaskGroup::scope(|tg: TaskGroup<E>| async move {
             tg.spawn(async move {
                 let c = sleep_forever().await.expect_err("only a cancellation ends it");
                 Err::<(), _>(wrap(c))
@@ -141,7 +140,7 @@ async fn a_capacity_limiter_cancellation_in_a_task_error_does_not_fail_its_group
     let held = limiter.acquire().await.unwrap();
     let (l1, l2) = (limiter.clone(), limiter.clone());
     let host = guarded(move_on_after(SHORT, async {
-        task_group(|tg: TaskGroup<BoxError>| async move {
+        TaskGroup::scope(|tg: TaskGroup<BoxError>| async move {
             tg.spawn(async move {
                 let limiter = l1;
                 let _t = limiter.acquire().await?;

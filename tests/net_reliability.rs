@@ -87,7 +87,7 @@ async fn r1_a_peer_reset_mid_stream_fails_the_blocked_sender_with_broken_and_kee
         let data = Arc::new(pattern(16 * MIB, 11));
         let (server2, data2) = (server.clone(), data.clone());
         // The sender's failure is the group's only failure.
-        let r = task_group(|tg: TaskGroup<StreamError>| async move {
+        let r = TaskGroup::scope(|tg: TaskGroup<StreamError>| async move {
             tg.spawn(async move { server2.send(&data2).await });
             let got = receive_n(&client, MIB).await?;
             assert!(got == data[..MIB], "the received bytes are not a prefix of the sent ones");

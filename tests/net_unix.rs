@@ -53,9 +53,9 @@ async fn a_unix_client_and_server_exchange_bytes_and_half_close() {
         assert!(matches!(server.receive(100).await, Err(StreamError::EndOfStream)));
         server.send(b"bye").await?;
         assert_eq!(client.receive(100).await?, b"bye");
-        assert_eq!(listener.local_address()?, UnixAddress::Pathname(path.clone()));
-        assert_eq!(server.local_address()?, UnixAddress::Pathname(path.clone()));
-        assert_eq!(client.peer_address()?, UnixAddress::Pathname(path));
+        assert_eq!(listener.local_addr()?, UnixAddress::Pathname(path.clone()));
+        assert_eq!(server.local_addr()?, UnixAddress::Pathname(path.clone()));
+        assert_eq!(client.peer_addr()?, UnixAddress::Pathname(path));
         Ok(())
     })
     .await;
@@ -118,7 +118,7 @@ async fn abstract_namespace_sockets_need_no_file() {
         let server = listener.accept().await?;
         client.send(b"abstract").await?;
         assert_eq!(server.receive(100).await?, b"abstract");
-        assert_eq!(listener.local_address()?, UnixAddress::Abstract(name.as_bytes()[1..].to_vec()));
+        assert_eq!(listener.local_addr()?, UnixAddress::Abstract(name.as_bytes()[1..].to_vec()));
         Ok(())
     })
     .await;

@@ -16,7 +16,7 @@ use crate::error::AsCancelled;
 use crate::streams::{AsyncResource, StreamError, TypedAttributeExt, TypedAttributeProvider};
 
 use super::addr::{RemoteAddress, SocketAddress};
-use crate::task::{task_group, GroupError, TaskGroup};
+use crate::task::{GroupError, TaskGroup};
 
 /// Something that accepts incoming connections.
 ///
@@ -171,9 +171,11 @@ pub trait ListenerExt: Listener + Sized {
         E: From<StreamError> + AsCancelled + Send + 'static,
     {
         async move {
-            task_group(|tg: TaskGroup<E>| async move { self.serve_in_with(&tg, options, handler).await })
-                .await
-                .map(drop)
+            TaskGroup::scope(
+                |tg: TaskGroup<E>| async move { self.serve_in_with(&tg, options, handler).await },
+            )
+            .await
+            .map(drop)
         }
     }
 
@@ -289,7 +291,9 @@ pub trait ListenerExt: Listener + Sized {
                                 (options.on_error)(ServeError::AcceptBackoff { error, retry_in: delay });
                             }
                             backoff = Some(delay);
-                            crate::time::sleep(delay).await.map_err(|c| E::from(StreamError::Cancelled(c)))?;
+                            crate::time::sleep(delay)
+                                .await
+                                .map_err(|c| E::from(StreamError::Cancelled(c)))?;
                         }
                         AcceptAction::Fatal => return Err(E::from(error)),
                     },
@@ -587,6 +591,28 @@ impl<L: Listener> MultiListener<L> {
     /// ```
     pub fn into_listeners(self) -> Vec<L> {
         self.listeners
+    }
+}
+
+impl MultiListener<crate::net::tcp::TcpListener> {
+    /// The local address of every listener, in order: what [`create_tcp_listener`] bound, one
+    /// per address family or interface.
+    ///
+    /// [`create_tcp_listener`]: crate::net::create_tcp_listener
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::net::{create_tcp_listener, tcp::TcpListenerOptions};
+    /// let multi = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
+    /// let addrs = multi.local_addrs()?;
+    /// assert_eq!(addrs.len(), 1);
+    /// assert!(addrs[0].ip().is_loopback() && addrs[0].port() != 0);
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn local_addrs(&self) -> Result<Vec<std::net::SocketAddr>, StreamError> {
+        self.listeners.iter().map(|l| l.local_addr()).collect()
     }
 }
 

@@ -209,12 +209,13 @@ impl UnixStream {
     /// let listener = create_unix_listener(&path).await?;
     /// let client = connect_unix(&path).await?;
     /// let server = listener.accept().await?;
-    /// assert_eq!(server.local_address()?, UnixAddress::Pathname(path.clone()));
-    /// assert_eq!(client.local_address()?, UnixAddress::Unnamed); // the client did not bind
+    /// assert_eq!(server.local_addr()?, UnixAddress::Pathname(path.clone()));
+    /// assert_eq!(client.local_addr()?, UnixAddress::Unnamed); // the client did not bind
     /// # std::fs::remove_file(&path)?;
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
+    #[doc(alias = "local_address")]
+    pub fn local_addr(&self) -> Result<UnixAddress, StreamError> {
         unix(self.sock.local_address()?)
     }
 
@@ -228,11 +229,12 @@ impl UnixStream {
     /// let path = std::env::temp_dir().join(format!("anyio-doc-stream-peer-address-{}.sock", std::process::id()));
     /// let listener = create_unix_listener(&path).await?;
     /// let client = connect_unix(&path).await?;
-    /// assert_eq!(client.peer_address()?, UnixAddress::Pathname(path.clone()));
+    /// assert_eq!(client.peer_addr()?, UnixAddress::Pathname(path.clone()));
     /// # drop(listener); std::fs::remove_file(&path)?;
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub fn peer_address(&self) -> Result<UnixAddress, StreamError> {
+    #[doc(alias = "remote_address")]
+    pub fn peer_addr(&self) -> Result<UnixAddress, StreamError> {
         unix(self.sock.remote_address()?)
     }
 
@@ -511,11 +513,12 @@ impl UnixListener {
     /// use anyio::{net::create_unix_listener, net::unix::UnixAddress};
     /// let path = std::env::temp_dir().join(format!("anyio-doc-listener-local-address-{}.sock", std::process::id()));
     /// let listener = create_unix_listener(&path).await?;
-    /// assert_eq!(listener.local_address()?, UnixAddress::Pathname(path.clone()));
+    /// assert_eq!(listener.local_addr()?, UnixAddress::Pathname(path.clone()));
     /// # drop(listener); std::fs::remove_file(&path)?;
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
+    #[doc(alias = "local_address")]
+    pub fn local_addr(&self) -> Result<UnixAddress, StreamError> {
         unix(SocketAddress::from_sockaddr(&self.core.with_socket(|s| s.local_addr())?))
     }
 

@@ -125,17 +125,15 @@ impl UnixDatagramSocket {
     /// let path = std::env::temp_dir().join(format!("anyio-doc-dgram-local-address-{}.sock", std::process::id()));
     /// # let _ = std::fs::remove_file(&path);
     /// let bound = create_unix_datagram_socket(Some(&path)).await?;
-    /// assert_eq!(bound.local_address()?, UnixAddress::Pathname(path.clone()));
+    /// assert_eq!(bound.local_addr()?, UnixAddress::Pathname(path.clone()));
     /// let unbound = create_unix_datagram_socket(None).await?;
-    /// assert_eq!(unbound.local_address()?, UnixAddress::Unnamed);
+    /// assert_eq!(unbound.local_addr()?, UnixAddress::Unnamed);
     /// # std::fs::remove_file(&path)?;
     /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub fn local_address(&self) -> Result<UnixAddress, StreamError> {
-        match self.dg.local()? {
-            SocketAddress::Unix(u) => Ok(u),
-            SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix socket")),
-        }
+    #[doc(alias = "local_address")]
+    pub fn local_addr(&self) -> Result<UnixAddress, StreamError> {
+        unix_only(self.dg.local()?)
     }
 }
 
@@ -274,6 +272,37 @@ impl ConnectedUnixDatagramSocket {
     pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         self.dg.send(data).await
     }
+
+    /// The path this socket is bound to ([`UnixAddress::Unnamed`] when it was not bound).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::net::{create_connected_unix_datagram_socket, create_unix_datagram_socket, unix::UnixAddress};
+    /// let path = std::env::temp_dir().join(format!("anyio-doc-cdgram-addrs-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let server = create_unix_datagram_socket(Some(&path)).await?;
+    /// let client = create_connected_unix_datagram_socket(&path, None).await?;
+    /// assert_eq!(client.local_addr()?, UnixAddress::Unnamed);
+    /// assert_eq!(client.peer_addr()?, UnixAddress::Pathname(path.clone()));
+    /// # drop(server); std::fs::remove_file(&path)?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    #[doc(alias = "local_address")]
+    pub fn local_addr(&self) -> Result<UnixAddress, StreamError> {
+        unix_only(self.dg.local()?)
+    }
+
+    /// The path of the peer this socket is connected to.
+    ///
+    /// # Examples
+    ///
+    /// See [`local_addr`](Self::local_addr).
+    #[doc(alias = "remote_address")]
+    pub fn peer_addr(&self) -> Result<UnixAddress, StreamError> {
+        unix_only(self.dg.peer()?)
+    }
 }
 
 #[async_trait]
@@ -363,4 +392,11 @@ pub async fn create_connected_unix_datagram_socket(
         ))
     })?;
     Ok(ConnectedUnixDatagramSocket { dg: Datagram::new(socket)? })
+}
+
+fn unix_only(address: SocketAddress) -> Result<UnixAddress, StreamError> {
+    match address {
+        SocketAddress::Unix(u) => Ok(u),
+        SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix socket")),
+    }
 }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use crate::cancel::current::{current_arc, enter};
 use crate::cancel::node::{Node, SlotOutcome};
 use crate::cancel::{catches, CancelScope, InScope};
-use crate::error::{AsCancelled, CancelSource, Cancelled};
+use crate::error::{AnyError, AsCancelled, CancelSource, Cancelled};
 use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
 use crate::lowlevel::cancel_shielded_checkpoint;
 use crate::rt::{self, RuntimeHandle};
@@ -73,7 +73,54 @@ or use `try_spawn` to get the future back instead of a panic.";
 /// assert_eq!(r.unwrap(), Some(3));
 /// # });
 /// ```
-pub async fn task_group<T, E, B, Fut>(body: B) -> Result<Option<T>, GroupError<E>>
+///
+/// Tasks and the body fail with [`AnyError`], which every anyio error and any
+/// `std::error::Error` converts into with `?`, so a body or task ending in `Ok(())` needs no
+/// annotation. For a group whose tasks fail with an error type of your own, see
+/// [`TaskGroup::scope`].
+#[doc(alias = "create_task_group")]
+pub fn task_group<T, B, Fut>(body: B) -> impl Future<Output = Result<Option<T>, GroupError<AnyError>>>
+where
+    B: FnOnce(TaskGroup<AnyError>) -> Fut,
+    Fut: Future<Output = Result<T, AnyError>>,
+{
+    run_group(body)
+}
+
+impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
+    /// Runs `body` with a new task group whose tasks fail with `E`, as [`task_group`] does
+    /// with [`AnyError`]: the same rules, the same cancel safety. Name `E` on the closure's
+    /// argument.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`task_group`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::{streams::StreamError, TaskGroup};
+    ///
+    /// let r = TaskGroup::scope(|tg: TaskGroup<StreamError>| async move {
+    ///     tg.spawn(async { Err::<(), _>(StreamError::EndOfStream) });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(r.unwrap_err().into_errors(), vec![StreamError::EndOfStream]);
+    /// # });
+    /// ```
+    #[doc(alias = "create_task_group")]
+    pub fn scope<T, B, Fut>(body: B) -> impl Future<Output = Result<Option<T>, GroupError<E>>>
+    where
+        B: FnOnce(TaskGroup<E>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        run_group(body)
+    }
+}
+
+async fn run_group<T, E, B, Fut>(body: B) -> Result<Option<T>, GroupError<E>>
 where
     B: FnOnce(TaskGroup<E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
