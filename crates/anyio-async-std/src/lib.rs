@@ -1,4 +1,5 @@
-//! The async-std backend of anyio: adapts async-std's global runtime to
+//! The async-std backend of anyio: adapts async-std's global runtime, its `async-io` reactor
+//! and timers (through `anyio-async-io`) and the `blocking` thread pool to
 //! [`anyio_core::rt::Runtime`].
 //!
 //! async-std has been discontinued by its authors in favour of smol; it stays supported for
@@ -13,8 +14,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyio_core::adapters::{register_async_io, IoTimer};
-use anyio_core::rt::{self, BoxTask, Detector, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS};
+use anyio_async_io::{register_async_io, IoTimer};
+use anyio_core::rt::{
+    self, BlockingJob, BoxTask, Detector, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS,
+};
 
 /// async-std's global runtime, seen through anyio's backend seam.
 ///
@@ -35,6 +38,14 @@ impl Runtime for AsyncStdRuntime {
     fn spawn(&self, task: BoxTask) {
         // Dropping an async-std JoinHandle detaches the task.
         drop(async_std::task::spawn(task));
+    }
+
+    fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
+        // smol-rs's pool (what smol's and async-std's own `unblock` use): it grows and shrinks
+        // with demand, and a thread it cannot start leaves the job queued for a busy thread
+        // rather than panicking. Detached: the job reports its own outcome.
+        blocking::unblock(job).detach();
+        Ok(())
     }
 
     fn now(&self) -> Instant {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::Instant;
 
-use crate::rt::{self, BoxTask, Runtime, Timer};
+use crate::rt::{self, BlockingJob, BoxTask, Runtime, Timer};
 
 #[derive(Debug)]
 struct DocRuntime;
@@ -19,6 +19,9 @@ impl Runtime for DocRuntime {
     }
     fn spawn(&self, task: BoxTask) {
         std::thread::spawn(move || __doc_block_on(task));
+    }
+    fn spawn_blocking(&self, job: BlockingJob) -> std::io::Result<()> {
+        rt::spawn_blocking_thread(job)
     }
     fn now(&self) -> Instant {
         Instant::now()
@@ -63,10 +66,6 @@ fn wake_soon(cx: &Context<'_>) {
 
 #[cfg(unix)]
 impl rt::IoSource for PolledFd {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.0.as_fd()
-    }
     fn poll_io(
         &self,
         cx: &mut Context<'_>,

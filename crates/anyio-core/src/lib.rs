@@ -11,8 +11,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "async-io")]
-pub mod adapters;
 pub mod cancel;
 mod context;
 mod coop;

@@ -1,4 +1,5 @@
-//! The smol backend of anyio: adapts an `async-executor` executor and `async-io` timers to
+//! The smol backend of anyio: adapts an `async-executor` executor, the `async-io` reactor and
+//! timers (through `anyio-async-io`) and the `blocking` thread pool to
 //! [`anyio_core::rt::Runtime`].
 //!
 //! Users do not call this crate directly: enable the `smol` feature of `anyio`.
@@ -11,8 +12,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use anyio_core::adapters::{register_async_io, IoTimer};
-use anyio_core::rt::{self, BoxTask, Detector, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS};
+use anyio_async_io::{register_async_io, IoTimer};
+use anyio_core::rt::{
+    self, BlockingJob, BoxTask, Detector, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS,
+};
 use async_executor::Executor;
 
 /// A smol executor, seen through anyio's backend seam.
@@ -62,6 +65,14 @@ impl Runtime for SmolRuntime {
             },
             None => smol::spawn(task).detach(),
         }
+    }
+
+    fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
+        // smol-rs's pool (what smol's and async-std's own `unblock` use): it grows and shrinks
+        // with demand, and a thread it cannot start leaves the job queued for a busy thread
+        // rather than panicking. Detached: the job reports its own outcome.
+        blocking::unblock(job).detach();
+        Ok(())
     }
 
     fn now(&self) -> Instant {

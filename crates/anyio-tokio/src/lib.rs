@@ -7,14 +7,16 @@
 use std::future::Future;
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use anyio_core::rt::{
-    self, BoxTask, Detector, Interest, IoPhase, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS,
+    self, BlockingJob, BoxTask, Detector, Interest, IoPhase, IoSource, Runtime, RuntimeHandle, Timer,
+    DETECTORS,
 };
 use pin_project_lite::pin_project;
 use tokio::io::unix::AsyncFd;
@@ -49,6 +51,22 @@ impl Runtime for TokioRuntime {
         // Dropping the JoinHandle detaches the task; outcomes travel through anyio's own
         // completion records, never through tokio's JoinHandle.
         drop(self.handle.spawn(task));
+    }
+
+    fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
+        // tokio's blocking pool. It panics when the OS refuses a thread and no pool thread
+        // exists to take the job, after queueing it and releasing its locks; the seam promises
+        // an error instead (the queued job may still run once a thread starts; nobody waits
+        // for its result then). A runtime that is shutting down drops the job, which anyio
+        // notices.
+        catch_unwind(AssertUnwindSafe(|| drop(self.handle.spawn_blocking(job)))).map_err(|payload| {
+            let why = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("tokio could not start a blocking thread");
+            io::Error::other(why.to_string())
+        })
     }
 
     fn now(&self) -> Instant {
@@ -87,11 +105,25 @@ const INTEREST: tokio::io::Interest = tokio::io::Interest::READABLE.add(tokio::i
 #[derive(Debug)]
 struct TokioSource(AsyncFd<OwnedFd>);
 
-impl IoSource for TokioSource {
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.0.get_ref().as_fd()
+impl TokioSource {
+    fn poll_guard(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>>> {
+        match interest {
+            Interest::Readable => self.0.poll_read_ready(cx),
+            Interest::Writable => self.0.poll_write_ready(cx),
+            // `Interest` is non-exhaustive: a kind newer than this backend is refused.
+            other => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the tokio backend cannot wait for {other:?} readiness"),
+            ))),
+        }
     }
+}
 
+impl IoSource for TokioSource {
     fn poll_io(
         &self,
         cx: &mut Context<'_>,
@@ -106,10 +138,7 @@ impl IoSource for TokioSource {
         // second normally waits for a fresh event. Readiness tokio never clears (a hang-up) must
         // not turn into a loop that holds the thread, so after that the task yields instead.
         for _ in 0..2 {
-            let mut guard = ready!(match interest {
-                Interest::Readable => self.0.poll_read_ready(cx),
-                Interest::Writable => self.0.poll_write_ready(cx),
-            })?;
+            let mut guard = ready!(self.poll_guard(cx, interest))?;
             if let Ok(done) = guard.try_io(|_| op()) {
                 return Poll::Ready(done);
             }
@@ -127,10 +156,7 @@ impl IoSource for TokioSource {
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
-        let guard = ready!(match interest {
-            Interest::Readable => self.0.poll_read_ready(cx),
-            Interest::Writable => self.0.poll_write_ready(cx),
-        })?;
+        let guard = ready!(self.poll_guard(cx, interest))?;
         drop(guard);
         Poll::Ready(Ok(()))
     }
@@ -230,6 +256,9 @@ impl Runtime for LateHandle {
     }
     fn spawn(&self, task: BoxTask) {
         self.get().spawn(task)
+    }
+    fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
+        self.get().spawn_blocking(job)
     }
     fn now(&self) -> Instant {
         self.get().now()

@@ -1,4 +1,5 @@
-//! Asynchronous name resolution: `getaddrinfo` and `getnameinfo` on a helper thread.
+//! Asynchronous name resolution: `getaddrinfo` and `getnameinfo` on the runtime's blocking
+//! pool ([`Runtime::spawn_blocking`](crate::rt::Runtime::spawn_blocking)).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -7,8 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use socket2::SockAddr;
 
 use super::addr::AddressFamily;
-use super::blocking::run_blocking;
 use super::error::SocketError;
+use crate::rt::{run_blocking, BlockingError};
 
 /// The socket type an address is meant for.
 ///
@@ -173,17 +174,20 @@ pub struct AddrInfo {
     pub address: SocketAddr,
 }
 
-/// Looks up `host` (a name or a numeric address) with the system resolver, on a helper
-/// thread, like Python's `socket.getaddrinfo`. `port` fills the port of every result.
+/// Looks up `host` (a name or a numeric address) with the system resolver, on the runtime's
+/// blocking pool, like Python's `socket.getaddrinfo`. `port` fills the port of every result.
+/// A numeric address is answered at once, without the pool.
 ///
 /// # Errors
 ///
-/// [`SocketError::Resolve`] names the host and carries the resolver's message;
-/// [`SocketError::InvalidArgument`] for a host containing a NUL byte.
+/// [`SocketError::Resolve`] names the host and carries the resolver's message, or the I/O
+/// error of a blocking pool that could not run the lookup; [`SocketError::InvalidArgument`]
+/// for a host containing a NUL byte; [`SocketError::Cancelled`] when the task is cancelled.
 ///
 /// # Cancel safety
 ///
-/// Cancel safe: a cancelled lookup is abandoned; its thread finishes and drops the result.
+/// Cancel safe: a cancelled lookup returns at once and is abandoned, as AnyIO abandons it:
+/// the call runs to its end on the pool, which drops the result.
 ///
 /// # Examples
 ///
@@ -199,7 +203,7 @@ pub async fn getaddrinfo(
     port: Option<u16>,
     hints: AddrInfoHints,
 ) -> Result<Vec<AddrInfo>, SocketError> {
-    // Numeric addresses need no thread.
+    // Numeric addresses need no resolver, so no trip through the pool.
     if let Some(ip) = ip_literal(host) {
         crate::lowlevel::checkpoint_if_cancelled()?;
         let address = SocketAddr::new(ip, port.unwrap_or(0));
@@ -224,10 +228,19 @@ pub async fn getaddrinfo(
     }
     let c_host = CString::new(host)
         .map_err(|_| SocketError::InvalidArgument(format!("the host name {host:?} contains a NUL byte")))?;
-    let owned = host.to_string();
-    run_blocking("anyio-getaddrinfo", move || blocking_getaddrinfo(&c_host, port, hints))
-        .await?
-        .map_err(|source| SocketError::Resolve { host: owned, source })
+    let found = run_blocking(move || blocking_getaddrinfo(&c_host, port, hints)).await;
+    lookup_result(found)?.map_err(|source| SocketError::Resolve { host: host.to_string(), source })
+}
+
+/// A lookup's outcome with the pool's failures folded in: a lookup that could not run fails
+/// like one that ran and failed, and a panic (a bug) carries on in the caller.
+fn lookup_result<T>(found: Result<io::Result<T>, BlockingError>) -> Result<io::Result<T>, SocketError> {
+    match found {
+        Ok(r) => Ok(r),
+        Err(BlockingError::Cancelled(c)) => Err(SocketError::Cancelled(c)),
+        Err(BlockingError::NotRun(e)) => Ok(Err(e)),
+        Err(BlockingError::Panicked(payload)) => std::panic::resume_unwind(payload),
+    }
 }
 
 /// `host` as an IP address literal (an IPv6 one may be in brackets): no resolver needed.
@@ -296,16 +309,18 @@ fn gai_error(rc: libc::c_int) -> io::Error {
 }
 
 /// Translates `address` back into a host name and service name (Python's
-/// `socket.getnameinfo`), on a helper thread. `flags` are `NI_*` flags (`NI_NUMERICHOST`,
-/// `NI_NAMEREQD`, ...).
+/// `socket.getnameinfo`), on the runtime's blocking pool. `flags` are `NI_*` flags
+/// (`NI_NUMERICHOST`, `NI_NAMEREQD`, ...).
 ///
 /// # Errors
 ///
-/// [`SocketError::Resolve`] carrying the resolver's message.
+/// [`SocketError::Resolve`] carrying the resolver's message, or the I/O error of a blocking
+/// pool that could not run the lookup; [`SocketError::Cancelled`] when the task is cancelled.
 ///
 /// # Cancel safety
 ///
-/// Cancel safe: a cancelled lookup is abandoned.
+/// Cancel safe: a cancelled lookup returns at once and is abandoned: the call runs to its end
+/// on the pool, which drops the result.
 ///
 /// # Examples
 ///
@@ -316,9 +331,8 @@ fn gai_error(rc: libc::c_int) -> io::Error {
 /// # Ok::<_, anyio::net::SocketError>(()) }).unwrap();
 /// ```
 pub async fn getnameinfo(address: SocketAddr, flags: i32) -> Result<(String, String), SocketError> {
-    run_blocking("anyio-getnameinfo", move || blocking_getnameinfo(address, flags))
-        .await?
-        .map_err(|source| SocketError::Resolve { host: address.to_string(), source })
+    let found = run_blocking(move || blocking_getnameinfo(address, flags)).await;
+    lookup_result(found)?.map_err(|source| SocketError::Resolve { host: address.to_string(), source })
 }
 
 fn blocking_getnameinfo(address: SocketAddr, flags: i32) -> io::Result<(String, String)> {

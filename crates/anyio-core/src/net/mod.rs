@@ -6,7 +6,6 @@
 //! backends only supply the readiness. See `IoCore` for the protocol every operation follows.
 
 mod addr;
-mod blocking;
 pub mod dns;
 mod error;
 mod io;

@@ -1,21 +1,26 @@
-//! Adapters shared by backends whose runtimes share a reactor: smol and async-std both run
-//! their I/O and timers on `async-io`, so the adapter lives here once (feature `async-io`).
+//! anyio's seam ([`anyio_core::rt`]) over the `async-io` reactor, shared by the backends
+//! whose runtimes run their I/O and timers on it: smol and async-std. It lives in a crate of
+//! its own so that anyio-core depends on no runtime.
+//!
+//! Users do not call this crate directly; backend crates call [`register_async_io`] from
+//! `Runtime::register_io` and [`IoTimer::at`] from `Runtime::timer`.
+#![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use crate::rt::{Interest, IoPhase, IoSource, Timer};
+use anyio_core::rt::{Interest, IoPhase, IoSource, Timer};
 
 /// An `async-io` timer as an anyio [`Timer`].
 ///
 /// # Examples
 ///
 /// ```
-/// let timer = anyio_core::adapters::IoTimer::at(std::time::Instant::now());
+/// let timer = anyio_async_io::IoTimer::at(std::time::Instant::now());
 /// # drop(timer);
 /// ```
 #[derive(Debug)]
@@ -27,14 +32,14 @@ impl IoTimer {
     /// # Examples
     ///
     /// ```
-    /// # anyio::run(async {
     /// use std::time::{Duration, Instant};
-    /// use anyio_core::{adapters::IoTimer, rt::Timer};
+    /// use anyio::rt::Timer;
+    /// use anyio_async_io::IoTimer;
     /// let deadline = Instant::now() + Duration::from_millis(20);
     /// let mut timer = Box::pin(IoTimer::at(deadline));
-    /// std::future::poll_fn(|cx| timer.as_mut().poll_expired(cx)).await;
+    /// // async-io's reactor runs anywhere, so its own block_on is enough here.
+    /// async_io::block_on(std::future::poll_fn(|cx| timer.as_mut().poll_expired(cx)));
     /// assert!(Instant::now() >= deadline);
-    /// # });
     /// ```
     pub fn at(deadline: Instant) -> Self {
         IoTimer(async_io::Timer::at(deadline))
@@ -59,7 +64,7 @@ impl Timer for IoTimer {
 /// ```
 /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// a.set_nonblocking(true).unwrap();
-/// let source = anyio_core::adapters::register_async_io(a.into()).unwrap();
+/// let source = anyio_async_io::register_async_io(a.into()).unwrap();
 /// # drop(source);
 /// ```
 pub fn register_async_io(fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
@@ -70,10 +75,6 @@ pub fn register_async_io(fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
 struct AsyncIoSource(async_io::Async<OwnedFd>);
 
 impl IoSource for AsyncIoSource {
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.0.get_ref().as_fd()
-    }
-
     fn poll_io(
         &self,
         cx: &mut Context<'_>,
@@ -86,8 +87,8 @@ impl IoSource for AsyncIoSource {
         // for a second try that fails too: three system calls where two do (as async-io's own
         // `read_with` does, whose `Readable` future is new per wait). One that the core has
         // just tried goes straight to waiting: registering reports readiness that is already
-        // there, so nothing is lost.
-        if phase != IoPhase::Fresh {
+        // there, so nothing is lost. A phase this adapter does not know assumes nothing.
+        if matches!(phase, IoPhase::Resumed | IoPhase::Tried) {
             ready!(self.poll_ready(cx, interest))?;
         }
         // Otherwise try first: async-io reports an event only after a registration, so waiting
@@ -113,6 +114,12 @@ impl IoSource for AsyncIoSource {
         match interest {
             Interest::Readable => self.0.poll_readable(cx),
             Interest::Writable => self.0.poll_writable(cx),
+            other => Poll::Ready(Err(unsupported(other))),
         }
     }
+}
+
+/// The error for a readiness kind newer than this adapter (`Interest` is non-exhaustive).
+fn unsupported(interest: Interest) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, format!("async-io cannot wait for {interest:?} readiness"))
 }

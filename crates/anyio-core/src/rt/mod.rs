@@ -1,5 +1,5 @@
-//! The backend seam: the few things a runtime must supply (spawning, a clock, timers), and how
-//! the running code finds the runtime it is on.
+//! The backend seam: the few things a runtime must supply (spawning, a blocking pool, a clock,
+//! timers, a reactor), and how the running code finds the runtime it is on.
 //!
 //! Everything with semantics (cancel scopes, task groups, checkpoints) lives in this crate and
 //! only ever calls these traits, so it behaves the same on every backend by construction. A
@@ -18,8 +18,22 @@ use std::time::Instant;
 
 use crate::context;
 
+mod blocking;
+pub(crate) use blocking::{run_blocking, BlockingError};
+
 /// A boxed, sendable task as handed to [`Runtime::spawn`].
 pub type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A blocking call as handed to [`Runtime::spawn_blocking`]: it reports its own outcome (anyio
+/// wraps the caller's closure so that it never panics into the pool and always reports back).
+///
+/// # Examples
+///
+/// ```
+/// let job: anyio::rt::BlockingJob = Box::new(|| println!("blocking work"));
+/// job();
+/// ```
+pub type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
 
 /// A shared handle to a runtime.
 pub type RuntimeHandle = Arc<dyn Runtime>;
@@ -33,7 +47,7 @@ pub type RuntimeHandle = Arc<dyn Runtime>;
 /// ```
 /// use std::pin::Pin;
 /// use std::time::Instant;
-/// use anyio::rt::{BoxTask, Runtime, Timer};
+/// use anyio::rt::{BlockingJob, BoxTask, Runtime, Timer};
 ///
 /// #[derive(Debug)]
 /// struct ThreadPerTask;
@@ -42,6 +56,9 @@ pub type RuntimeHandle = Arc<dyn Runtime>;
 ///     fn name(&self) -> &'static str { "thread-per-task" }
 ///     fn spawn(&self, task: BoxTask) {
 ///         std::thread::spawn(move || anyio::run(task));
+///     }
+///     fn spawn_blocking(&self, job: BlockingJob) -> std::io::Result<()> {
+///         anyio::rt::spawn_blocking_thread(job)
 ///     }
 ///     fn now(&self) -> Instant { Instant::now() }
 ///     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
@@ -56,6 +73,18 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// Runs `task` to completion as an independent runtime task (in parallel with the caller on
     /// a multi-thread runtime). The task must keep running when nothing holds a handle to it.
     fn spawn(&self, task: BoxTask);
+
+    /// Runs `job` (a call that blocks its thread: a name lookup, file I/O) on the runtime's pool
+    /// of blocking threads, never on a thread that polls tasks. Returns at once; `job` reports
+    /// its own outcome. A runtime that is shutting down may drop `job` without running it
+    /// (anyio notices: the waiting task gets an error, not a hang).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the job cannot be started (no thread could be started, say). Never
+    /// a panic: the core turns the error into the failure of the operation that needed the
+    /// pool.
+    fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()>;
 
     /// The runtime's monotonic clock (tokio's paused test clock included).
     fn now(&self) -> Instant;
@@ -78,7 +107,25 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
 }
 
 /// Which readiness an I/O operation waits for.
+///
+/// Non-exhaustive, so the seam can grow (priority data, say) without breaking backends: a
+/// backend answers a kind it does not know with [`io::ErrorKind::Unsupported`].
+///
+/// # Examples
+///
+/// ```
+/// use anyio::rt::Interest;
+/// fn describe(interest: Interest) -> &'static str {
+///     match interest {
+///         Interest::Readable => "readable",
+///         Interest::Writable => "writable",
+///         _ => "something newer",
+///     }
+/// }
+/// assert_eq!(describe(Interest::Readable), "readable");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Interest {
     /// The descriptor has data to read, a connection to accept, or reached end of stream.
     Readable,
@@ -87,6 +134,9 @@ pub enum Interest {
 }
 
 /// Where an operation stands when [`IoSource::poll_io`] is called.
+///
+/// Non-exhaustive, so the core can report more about an operation later: a backend treats a
+/// phase it does not know like [`IoPhase::Fresh`] (nothing assumed).
 ///
 /// # Examples
 ///
@@ -101,6 +151,7 @@ pub enum Interest {
 /// assert!(!wait_first(IoPhase::Fresh));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IoPhase {
     /// Its first poll, nothing tried yet.
     Fresh,
@@ -117,9 +168,6 @@ pub enum IoPhase {
 /// knows when to retry one.
 #[cfg(unix)]
 pub trait IoSource: Send + Sync {
-    /// The registered descriptor.
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
-
     /// Runs `op` (a non-blocking system call) until it returns something other than
     /// [`io::ErrorKind::WouldBlock`], waiting for `interest` between attempts. `op` may be called
     /// at once, before any readiness was reported. `Pending` means `cx` is woken when the
@@ -340,6 +388,25 @@ impl Drop for EnterRuntime {
 /// ```
 pub fn thread_timer(deadline: Instant) -> Pin<Box<dyn Timer>> {
     Box::pin(ThreadTimer { deadline, armed: None })
+}
+
+/// Runs `job` on a new thread of its own, named `anyio-blocking`: [`Runtime::spawn_blocking`]
+/// for runtimes without a blocking pool (the documentation's toy runtime). The real backends
+/// use their runtime's pool, which reuses threads and bounds their number.
+///
+/// # Errors
+///
+/// The I/O error of a thread that could not be started; `job` is dropped unrun then.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// anyio::rt::spawn_blocking_thread(Box::new(move || tx.send(6 * 7).unwrap())).unwrap();
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// ```
+pub fn spawn_blocking_thread(job: BlockingJob) -> io::Result<()> {
+    std::thread::Builder::new().name("anyio-blocking".into()).spawn(job).map(drop)
 }
 
 /// Whether the sleeping thread has fired, and the waker to wake when it does.
