@@ -4,6 +4,7 @@
 //! and use `anyio::run`, or call anyio's API from inside any tokio runtime.
 #![deny(unsafe_code)]
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::num::NonZeroUsize;
@@ -214,10 +215,6 @@ pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
     // for its whole life (tasks polled there then find it without swapping it in per poll).
     let shared = Arc::new(LateHandle(OnceLock::new()));
     let handle: RuntimeHandle = shared.clone();
-    let on_start = {
-        let handle = handle.clone();
-        move || std::mem::forget(rt::enter(handle.clone()))
-    };
     let runtime = match flavor {
         Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
         Flavor::MultiThread(workers) => {
@@ -225,18 +222,52 @@ pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
             if let Some(n) = workers {
                 b.worker_threads(n.get());
             }
-            b.on_thread_start(on_start).enable_all().build()?
+            // Weak: tokio keeps this callback for the runtime's whole life in state that the
+            // handle itself keeps alive (through the tokio handle inside it), so a strong
+            // reference would be a cycle, and the runtime's state and descriptors would never
+            // be freed.
+            let weak = Arc::downgrade(&shared);
+            b.on_thread_start(move || {
+                if let Some(handle) = weak.upgrade() {
+                    enter_worker(handle);
+                }
+            })
+            .on_thread_stop(leave_worker)
+            .enable_all()
+            .build()?
         }
     };
     let _ = shared.0.set(TokioRuntime::new(runtime.handle().clone()));
+    drop(shared);
     let out = {
         let _rt = rt::enter(handle);
         anyio_core::__private::run_in_root(|| runtime.block_on(anyio_core::__private::main_task(fut)))
     };
     // Tasks still running (detached children of a dropped group) are dropped here; their
-    // wrappers report them cancelled.
+    // wrappers report them cancelled. Dropping the runtime also stops and joins its threads,
+    // each of which lets go of its handle first (`leave_worker`), so nothing of it remains.
     drop(runtime);
     Ok(out)
+}
+
+thread_local! {
+    /// On a worker thread of a runtime built by [`run`], the guard that keeps that runtime
+    /// current for the thread's whole life; `None` elsewhere.
+    static WORKER: RefCell<Option<rt::EnterRuntime>> = const { RefCell::new(None) };
+}
+
+/// Makes `handle` current on this (new) worker thread until [`leave_worker`].
+fn enter_worker(handle: Arc<LateHandle>) {
+    let guard = rt::enter(handle);
+    WORKER.with(|w| *w.borrow_mut() = Some(guard));
+}
+
+/// Drops the worker's guard while the thread still runs: its handle (and so the runtime's
+/// state) is released before the runtime's drop returns, which joins this thread.
+fn leave_worker() {
+    // Taken out first: the guard's drop touches other thread-locals, not this borrow.
+    let guard = WORKER.with(|w| w.borrow_mut().take());
+    drop(guard);
 }
 
 /// A [`TokioRuntime`] whose handle is filled in right after the runtime is built.
