@@ -15,9 +15,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyio::{
-    move_on_after, sleep, task_group, AnyError, TaskGroup, net::dns::AddrInfoHints,
+    move_on_after,
+    net::dns::AddrInfoHints,
     net::{getaddrinfo, getnameinfo, SocketError},
     rt::{BlockingJob, BoxTask, IoSource, Runtime, RuntimeHandle, Timer},
+    sleep, task_group, AnyError, TaskGroup,
 };
 use support::guarded_ok;
 
