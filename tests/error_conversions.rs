@@ -102,6 +102,11 @@ fn every_error_without_a_cancellation_converts_with_its_message() {
         converts(e);
     }
     converts(GroupError::Failed(vec![AnyError::msg("boom")]));
+    #[cfg(unix)]
+    converts(anyio::net::ServeError::Handler {
+        peer: Some(anyio::net::SocketAddress::Inet("127.0.0.1:5000".parse().unwrap())),
+        error: anyio::streams::StreamError::EndOfStream,
+    });
     converts(StartError::Failed(AnyError::msg("boom")));
     converts(StartError::<AnyError>::NotStarted);
     converts(StartError::<AnyError>::GroupClosed);

@@ -223,6 +223,7 @@ impl CancelScope {
     /// scope.set_shield(true);
     /// assert!(scope.shield());
     /// ```
+    #[doc(alias = "shield")]
     pub fn set_shield(&self, shield: bool) {
         self.node.set_shield(shield);
     }

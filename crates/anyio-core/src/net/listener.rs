@@ -410,6 +410,16 @@ impl<E: fmt::Display> fmt::Display for ServeError<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for ServeError<E> {}
 
+impl<E> From<ServeError<E>> for crate::error::AnyError
+where
+    E: fmt::Debug + fmt::Display + Send + Sync + 'static,
+{
+    /// For a hook that forwards reports to code working in `AnyError`.
+    fn from(e: ServeError<E>) -> Self {
+        crate::error::AnyError::other(e)
+    }
+}
+
 /// The error hook of [`ServeOptions`].
 type Hook<E> = Arc<dyn Fn(ServeError<E>) + Send + Sync>;
 

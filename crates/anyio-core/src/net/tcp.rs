@@ -56,6 +56,7 @@ pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
+#[doc(alias = "SocketStream")]
 pub struct TcpStream {
     sock: ByteSocket,
 }
@@ -651,6 +652,7 @@ async fn connect_one(address: SocketAddr, local: Option<SocketAddr>) -> Result<T
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
+#[doc(alias = "SocketListener")]
 pub struct TcpListener {
     core: IoCore,
 }

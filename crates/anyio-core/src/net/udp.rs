@@ -174,6 +174,7 @@ pub(crate) use datagram_common;
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
+#[doc(alias = "UDPSocket")]
 pub struct UdpSocket {
     dg: Datagram,
     /// Fixed at creation; checked on every `send_to` without a `getsockname` call.
@@ -304,6 +305,7 @@ impl ObjectSendStream<(Vec<u8>, SocketAddr)> for UdpSocket {
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
+#[doc(alias = "ConnectedUDPSocket")]
 pub struct ConnectedUdpSocket {
     dg: Datagram,
 }

@@ -41,6 +41,7 @@ pub use super::unix_datagram::{
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
+#[doc(alias = "UNIXSocketStream")]
 pub struct UnixStream {
     sock: ByteSocket,
 }
@@ -481,6 +482,7 @@ pub async fn connect_unix(path: impl AsRef<Path>) -> Result<UnixStream, SocketEr
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
+#[doc(alias = "UNIXListener")]
 pub struct UnixListener {
     core: IoCore,
 }

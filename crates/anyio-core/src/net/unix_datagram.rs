@@ -33,6 +33,7 @@ use super::udp::{datagram_common, Datagram};
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
+#[doc(alias = "UNIXDatagramSocket")]
 pub struct UnixDatagramSocket {
     dg: Datagram,
 }
@@ -167,6 +168,7 @@ impl ObjectSendStream<(Vec<u8>, PathBuf)> for UnixDatagramSocket {
 /// # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug)]
+#[doc(alias = "ConnectedUNIXDatagramSocket")]
 pub struct ConnectedUnixDatagramSocket {
     dg: Datagram,
 }

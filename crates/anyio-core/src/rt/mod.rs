@@ -251,8 +251,12 @@ or `#[anyio::main]`, inside a tokio runtime (`#[tokio::main]`), or enable anyio'
 /// # Examples
 ///
 /// ```
-/// // Outside any runtime and with no backend compiled into this doctest:
-/// assert!(anyio::rt::try_current().is_none());
+/// // Inside a run, the runtime that runs the code; outside, only a backend with a global
+/// // executor (smol, async-std) is found, when it is compiled in.
+/// anyio::run(async { assert!(anyio::rt::try_current().is_some()) });
+/// if let Some(rt) = anyio::rt::try_current() {
+///     assert!(["smol", "async-std"].contains(&rt.name()));
+/// }
 /// ```
 pub fn try_current() -> Option<RuntimeHandle> {
     if let Some(rt) = CURRENT.with(|c| c.borrow().clone()) {

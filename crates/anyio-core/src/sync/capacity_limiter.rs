@@ -266,6 +266,7 @@ impl CapacityLimiter {
     /// assert!(limiter.try_acquire().is_err());
     /// # drop(t);
     /// ```
+    #[doc(alias = "acquire_nowait")]
     pub fn try_acquire(&self) -> Result<CapacityToken<'_>, WouldBlock> {
         if self.permits.try_acquire() {
             lock(&self.shared).borrowed += 1;

@@ -129,6 +129,7 @@ impl Lock {
     /// assert!(lock.try_acquire().is_err());
     /// drop(g);
     /// ```
+    #[doc(alias = "acquire_nowait")]
     pub fn try_acquire(&self) -> Result<LockGuard<'_>, WouldBlock> {
         if self.permits.try_acquire() {
             Ok(self.guard(current_task_id()))

@@ -136,6 +136,7 @@ impl Semaphore {
     /// assert!(sem.try_acquire().is_err());
     /// # drop(p);
     /// ```
+    #[doc(alias = "acquire_nowait")]
     pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, WouldBlock> {
         if self.permits.try_acquire() {
             Ok(SemaphorePermit { sem: self })

@@ -107,7 +107,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     ///     Ok(())
     /// })
     /// .await;
-    /// assert_eq!(r.unwrap_err().into_errors(), vec![StreamError::EndOfStream]);
+    /// assert!(matches!(r.unwrap_err().into_errors()[..], [StreamError::EndOfStream]));
     /// # });
     /// ```
     #[doc(alias = "create_task_group")]
@@ -269,6 +269,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     /// assert_eq!(r.unwrap(), Some("done"));
     /// # });
     /// ```
+    #[doc(alias = "start_soon")]
     pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
@@ -756,6 +757,7 @@ pub(crate) enum StartFailure<E> {
 /// # });
 /// ```
 #[derive(Debug)]
+#[doc(alias = "ExceptionGroup")]
 pub enum GroupError<E> {
     /// Every failure of the group's tasks and body, in the order they happened (never empty).
     Failed(Vec<E>),

@@ -95,6 +95,7 @@ thread_local! {
 /// ```
 /// assert_eq!(anyio::task::current_task_id(), None); // not inside a task
 /// ```
+#[doc(alias = "get_current_task")]
 pub fn current_task_id() -> Option<TaskId> {
     TaskId::from_raw(context::with(|c| c.task.get()))
 }

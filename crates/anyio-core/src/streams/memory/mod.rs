@@ -164,8 +164,7 @@ impl<T> crate::streams::TypedAttributeProvider for MemoryObjectReceiveStream<T> 
 impl<T: Send + 'static> crate::streams::abc::AsyncResource for MemoryObjectSendStream<T> {
     /// Closes this handle (never fails, never waits).
     async fn aclose(&self) -> Result<(), crate::streams::StreamError> {
-        self.close();
-        Ok(())
+        Self::aclose(self).await
     }
 }
 
@@ -173,8 +172,7 @@ impl<T: Send + 'static> crate::streams::abc::AsyncResource for MemoryObjectSendS
 impl<T: Send + 'static> crate::streams::abc::AsyncResource for MemoryObjectReceiveStream<T> {
     /// Closes this handle (never fails, never waits).
     async fn aclose(&self) -> Result<(), crate::streams::StreamError> {
-        self.close();
-        Ok(())
+        Self::aclose(self).await
     }
 }
 

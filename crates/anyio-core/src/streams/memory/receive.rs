@@ -130,6 +130,28 @@ impl<T> MemoryObjectReceiveStream<T> {
         }
     }
 
+    /// Closes this handle, as [`close`](Self::close): the closing verb every anyio stream,
+    /// socket and listener has (AnyIO's `aclose`), so code that closes a resource reads the
+    /// same whatever the resource is. Never fails and never waits.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the handle is closed on the first poll, which completes at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let (tx, rx) = anyio::streams::memory::create_memory_object_stream::<u8>(0);
+    /// rx.aclose().await?;
+    /// assert!(rx.is_closed());
+    /// # Ok::<_, anyio::AnyError>(()) }).unwrap();
+    /// ```
+    pub async fn aclose(&self) -> Result<(), crate::streams::StreamError> {
+        self.close();
+        Ok(())
+    }
+
     /// Whether this handle was closed.
     ///
     /// ```
@@ -149,6 +171,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// let rx2 = rx.try_clone().unwrap();
     /// assert_eq!(rx2.statistics().open_receive_streams, 2);
     /// ```
+    #[doc(alias = "clone")]
     pub fn try_clone(&self) -> Result<Self, ClosedResourceError> {
         if !self.is_closed() && self.chan.add_receiver() {
             Ok(Self::new(self.chan.clone()))
