@@ -15,17 +15,16 @@ use pin_project_lite::pin_project;
 use crate::cancel::current::{current_arc, enter};
 use crate::cancel::node::{Node, SlotOutcome};
 use crate::cancel::{catches, CancelScope, InScope};
-use crate::error::{AsCancelled, CancelSource, Cancelled};
+use crate::error::{AnyError, AsCancelled, CancelSource, Cancelled};
 use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
 use crate::lowlevel::cancel_shielded_checkpoint;
 use crate::rt::{self, RuntimeHandle};
 
 use super::handle::TaskHandle;
 use super::id::{enter_child, enter_task, TaskId};
+use super::outcome::{Failure, Panic, StartFailure};
 use super::start::{StartShared, StartSink, TaskStatus};
 use super::StartError;
-
-pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 
 /// The message of the panic raised by [`TaskGroup::spawn`] on a closed group.
 const GROUP_CLOSED: &str = "anyio: this task group is closed (it has finished waiting for its \
@@ -410,11 +409,6 @@ struct GroupState<E> {
     waker: Option<Waker>,
 }
 
-pub(crate) enum Failure<E> {
-    Error(E),
-    Panic(Panic),
-}
-
 impl<E> GroupShared<E> {
     fn new() -> Self {
         Self {
@@ -701,12 +695,6 @@ impl<V, E> Drop for StartWaiter<V, E> {
     }
 }
 
-pub(crate) enum StartFailure<E> {
-    Failed(Failure<E>),
-    NotStarted,
-    Cancelled(Cancelled),
-}
-
 /// The error of [`task_group`]: the failures of its tasks and body, or the cancellation of an
 /// enclosing scope.
 ///
@@ -792,5 +780,22 @@ impl<E> AsCancelled for GroupError<E> {
             GroupError::Cancelled(c) => Some(c),
             GroupError::Failed(_) => None,
         }
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<GroupError<E>> for AnyError {
+    fn from(e: GroupError<E>) -> Self {
+        match e {
+            GroupError::Cancelled(c) => AnyError::from(c),
+            other => AnyError::wrap(other),
+        }
+    }
+}
+
+/// Drops the future that could not be spawned (it need not be `Send + Sync`), keeping the
+/// message.
+impl<F> From<GroupClosed<F>> for AnyError {
+    fn from(_: GroupClosed<F>) -> Self {
+        AnyError::wrap(GroupClosed(()))
     }
 }
