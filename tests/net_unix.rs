@@ -158,6 +158,27 @@ async fn file_descriptors_pass_between_processes_sockets_and_stay_usable() {
 }
 
 #[anyio::test]
+async fn receive_fds_takes_at_most_maxfds_and_marks_them_close_on_exec() {
+    guarded_ok(async {
+        let (a, b) = UnixStream::pair()?;
+        let file = tempfile_with(b"")?;
+        a.send_fds(b"fds", &[file.as_fd(), file.as_fd(), file.as_fd()]).await?;
+        let (msg, fds) = b.receive_fds(10, 1).await?;
+        assert_eq!(msg, b"fds");
+        assert_eq!(fds.len(), 1, "no more than maxfds descriptors");
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: F_GETFD on a descriptor this test owns reads its flags and changes nothing.
+            let flags = unsafe { libc::fcntl(fds[0].as_raw_fd(), libc::F_GETFD) };
+            assert!(flags >= 0 && flags & libc::FD_CLOEXEC != 0, "received descriptors are close-on-exec");
+        }
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
 async fn send_fds_and_receive_fds_reject_empty_arguments() {
     guarded_ok(async {
         let (a, b) = UnixStream::pair()?;

@@ -10,17 +10,17 @@
 use std::cell::Cell;
 use std::ptr;
 
-use crate::cancel::node::Node;
-
 /// The thread's current context.
 pub(crate) struct Ctx {
     /// The running anyio task's id, 0 outside anyio's tasks.
     pub(crate) task: Cell<u64>,
     /// Ready operations left in this poll of `task` (see `crate::coop`).
     pub(crate) budget: Cell<u32>,
-    /// The current cancel-scope node; null for the implicit, never-cancelled root. Non-null
-    /// only while the guard that set it lives, which borrows the node.
-    pub(crate) node: Cell<*const Node>,
+    /// The current cancel-scope node (a `*const cancel::node::Node`, type-erased so that this
+    /// module depends on nothing); null for the implicit, never-cancelled root. Non-null
+    /// only while the guard that set it lives, which borrows the node. Only
+    /// `cancel::current` and the task wrapper (`task::id`) read or write it.
+    pub(crate) node: Cell<*const ()>,
     /// The address of the runtime `crate::rt` entered on this thread (null if none), kept
     /// beside the owning handle so that "is it already current?" is one comparison.
     pub(crate) rt: Cell<*const ()>,

@@ -44,14 +44,13 @@ struct PolledFd(std::os::fd::OwnedFd);
 #[cfg(unix)]
 impl PolledFd {
     fn is_ready(&self, interest: rt::Interest) -> bool {
-        use std::os::fd::AsRawFd;
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let events = match interest {
-            rt::Interest::Readable => libc::POLLIN,
-            rt::Interest::Writable => libc::POLLOUT,
+            rt::Interest::Readable => PollFlags::IN,
+            rt::Interest::Writable => PollFlags::OUT,
         };
-        let mut p = libc::pollfd { fd: self.0.as_raw_fd(), events, revents: 0 };
-        // SAFETY: one valid pollfd, zero timeout; the descriptor is owned by `self`.
-        unsafe { libc::poll(&mut p, 1, 0) > 0 }
+        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+        poll(&mut [PollFd::new(&self.0, events)], Some(&zero)).is_ok_and(|n| n > 0)
     }
 }
 

@@ -260,12 +260,10 @@ pub(crate) fn find_cancelled<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a 
 /// The cancellation variant of anyio's own (non-generic) error types. Their `source()` also
 /// returns the `Cancelled`, so this is a shortcut, and a safeguard should a `source()` change;
 /// the generic ones (`SendError<T>`, `GroupError<E>`, `StartError<E>`) are reached through
-/// `source()` only, since a downcast needs a concrete type.
+/// `source()` only, since a downcast needs a concrete type, and so is `JoinError`, so that this
+/// module does not depend on `task` (tests/cancel_error_chain.rs covers each of them).
 fn anyio_cancellation<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a Cancelled> {
     if let Some(e) = e.downcast_ref::<AnyError>() {
-        return e.as_cancelled();
-    }
-    if let Some(e) = e.downcast_ref::<crate::task::JoinError>() {
         return e.as_cancelled();
     }
     if let Some(e) = e.downcast_ref::<crate::sync::CapacityLimiterError>() {
@@ -432,6 +430,12 @@ impl AnyError {
         Self { kind: AnyErrorKind::Other(boxed) }
     }
 
+    /// Wraps an error whose cancellation variant the caller has already converted: no chain
+    /// walk (the conversions of the other modules' error types into this one use it).
+    pub(crate) fn wrap(e: impl StdError + Send + Sync + 'static) -> Self {
+        Self { kind: AnyErrorKind::Other(Box::new(e)) }
+    }
+
     /// A plain message as an error.
     ///
     /// ```
@@ -533,33 +537,6 @@ impl From<std::io::Error> for AnyError {
     }
 }
 
-impl From<crate::task::JoinError> for AnyError {
-    fn from(e: crate::task::JoinError) -> Self {
-        match e {
-            crate::task::JoinError::Cancelled(c) => Self::from(c),
-            other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
-        }
-    }
-}
-
-impl<E: StdError + Send + Sync + 'static> From<crate::task::GroupError<E>> for AnyError {
-    fn from(e: crate::task::GroupError<E>) -> Self {
-        match e {
-            crate::task::GroupError::Cancelled(c) => Self::from(c),
-            other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
-        }
-    }
-}
-
-impl<E: StdError + Send + Sync + 'static> From<crate::task::StartError<E>> for AnyError {
-    fn from(e: crate::task::StartError<E>) -> Self {
-        match e {
-            crate::task::StartError::Cancelled(c) => Self::from(c),
-            other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
-        }
-    }
-}
-
 /// Impls for the error types that carry no cancellation: boxed, message kept.
 macro_rules! any_error_from {
     ($($t:ty),* $(,)?) => {$(
@@ -587,14 +564,6 @@ impl From<crate::sync::CapacityLimiterError> for AnyError {
             crate::sync::CapacityLimiterError::Cancelled(c) => Self::from(c),
             other => Self { kind: AnyErrorKind::Other(Box::new(other)) },
         }
-    }
-}
-
-/// Drops the future that could not be spawned (it need not be `Send + Sync`), keeping the
-/// message.
-impl<F> From<crate::task::GroupClosed<F>> for AnyError {
-    fn from(_: crate::task::GroupClosed<F>) -> Self {
-        Self { kind: AnyErrorKind::Other(Box::new(crate::task::GroupClosed(()))) }
     }
 }
 

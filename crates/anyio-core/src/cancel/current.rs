@@ -14,7 +14,7 @@ use crate::context;
 
 /// Makes `node` current until the guard drops (also while unwinding from a panic).
 pub(crate) fn enter(node: &Arc<Node>) -> Entered<'_> {
-    let prev = context::with(|c| c.node.replace(Arc::as_ptr(node)));
+    let prev = context::with(|c| c.node.replace(Arc::as_ptr(node).cast()));
     Entered { prev, _node: PhantomData, _not_send: PhantomData }
 }
 
@@ -25,7 +25,7 @@ pub(crate) fn enter_root() -> Entered<'static> {
 }
 
 pub(crate) struct Entered<'a> {
-    prev: *const Node,
+    prev: *const (),
     _node: PhantomData<&'a Node>,
     _not_send: PhantomData<*const ()>,
 }
@@ -39,9 +39,11 @@ impl Drop for Entered<'_> {
 /// Runs `f` with the current node (`None` = the root).
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
-    let p = context::with(|c| c.node.get());
-    // SAFETY: the context's node is non-null only between `enter(node)` (or the task
-    // wrapper's `context::enter_child`) and the drop of the returned guard, whose lifetime is
+    let p = context::with(|c| c.node.get()).cast::<Node>();
+    // SAFETY: every non-null pointer stored in the context's node is `Arc::as_ptr` of an
+    // `Arc<Node>` (only `enter` and the task wrapper's `task::id::enter_child` store one), so
+    // the cast restores its type. It is non-null only between `enter(node)` (or
+    // `enter_child`) and the drop of the returned guard, whose lifetime is
     // tied to a borrow of the `Arc<Node>`; guards are stack values that drop in LIFO order and
     // are never leaked, so the node outlives every read made while it is current. The
     // reference does not escape `f`.
@@ -96,7 +98,7 @@ pub(crate) fn register_current_after_check(
 
 /// A new strong reference to the current node, if any.
 pub(crate) fn current_arc() -> Option<Arc<Node>> {
-    let p = context::with(|c| c.node.get());
+    let p = context::with(|c| c.node.get()).cast::<Node>();
     if p.is_null() {
         return None;
     }

@@ -4,13 +4,18 @@
 
 use std::any::{Any, TypeId};
 use std::future::Future;
-use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rustix::net::{
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
 use socket2::{Domain, Socket, Type};
 
 use crate::streams::{AsyncResource, StreamError, TypedAttributeProvider};
@@ -265,14 +270,13 @@ impl UnixStream {
         if fds.is_empty() {
             return Err(StreamError::InvalidArgument("send_fds needs at least one file descriptor"));
         }
-        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
         let mut sent = 0;
         self.sock
             .core
             .io(Dir::Send, |s| {
                 // The descriptors travel with the first byte; the rest is an ordinary send.
                 if sent == 0 {
-                    sent = sendmsg_fds(s.as_raw_fd(), message, &raw)?;
+                    sent = sendmsg_fds(s, message, fds)?;
                 }
                 while sent < message.len() {
                     sent += s.send_with_flags(&message[sent..], SEND_FLAGS)?;
@@ -317,8 +321,7 @@ impl UnixStream {
             return Err(StreamError::InvalidArgument("receive_fds needs msglen and maxfds of at least 1"));
         }
         let mut buf = vec![0u8; msglen];
-        let (n, fds) =
-            self.sock.core.io(Dir::Receive, |s| recvmsg_fds(s.as_raw_fd(), &mut buf, maxfds)).await?;
+        let (n, fds) = self.sock.core.io(Dir::Receive, |s| recvmsg_fds(s, &mut buf, maxfds)).await?;
         if n == 0 && fds.is_empty() {
             return Err(StreamError::EndOfStream);
         }
@@ -334,78 +337,46 @@ fn unix(a: SocketAddress) -> Result<UnixAddress, StreamError> {
     }
 }
 
-/// The control buffer for `n` descriptors, aligned for `cmsghdr`.
-fn control_buffer(n: usize) -> Vec<u64> {
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let bytes = unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<RawFd>()) as u32) } as usize;
-    vec![0u64; bytes.div_ceil(8)]
+// Descriptor passing goes through rustix, whose ancillary-data buffers build and parse the
+// SCM_RIGHTS control messages safely (and close any received descriptor nobody claimed), so
+// this module needs no `unsafe` of its own.
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const FD_SEND_FLAGS: SendFlags = SendFlags::NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const FD_SEND_FLAGS: SendFlags = SendFlags::empty();
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+const FD_RECV_FLAGS: RecvFlags = RecvFlags::CMSG_CLOEXEC;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+const FD_RECV_FLAGS: RecvFlags = RecvFlags::empty();
+
+/// Sends `message` with `fds` attached (one SCM_RIGHTS message); returns the bytes sent.
+fn sendmsg_fds(sock: &Socket, message: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        // Only if the buffer were too small, which `cmsg_space!` rules out.
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors for one message"));
+    }
+    Ok(sendmsg(sock, &[IoSlice::new(message)], &mut control, FD_SEND_FLAGS)?)
 }
 
-fn sendmsg_fds(fd: RawFd, message: &[u8], fds: &[RawFd]) -> io::Result<usize> {
-    let mut control = control_buffer(fds.len());
-    let mut iov = libc::iovec { iov_base: message.as_ptr() as *mut libc::c_void, iov_len: message.len() };
-    // SAFETY: msghdr is a plain C struct; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = (control.len() * 8) as _;
-    let data_len = std::mem::size_of_val(fds);
-    // SAFETY: the control buffer is CMSG_SPACE(data_len) bytes, aligned for cmsghdr, so the
-    // first header and its data (CMSG_LEN(data_len) bytes) fit; `fds` is `data_len` bytes.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as _;
-        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), data_len);
-    }
-    // SAFETY: `msg` points at live buffers (`iov` -> `message`, `control`) for the call.
-    let n = unsafe { libc::sendmsg(fd, &msg, SEND_FLAGS) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
-fn recvmsg_fds(fd: RawFd, buf: &mut [u8], maxfds: usize) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut control = control_buffer(maxfds);
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: msghdr is a plain C struct; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = (control.len() * 8) as _;
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    let flags = libc::MSG_CMSG_CLOEXEC;
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    let flags = 0;
-    // SAFETY: `msg` points at live, writable buffers (`iov` -> `buf`, `control`) for the call.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+/// Receives into `buf` and up to `maxfds` descriptors; returns the bytes received and the
+/// descriptors, now owned by this process.
+fn recvmsg_fds(sock: &Socket, buf: &mut [u8], maxfds: usize) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(maxfds))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = recvmsg(sock, &mut [IoSliceMut::new(buf)], &mut control, FD_RECV_FLAGS)?;
     let mut fds = Vec::new();
-    // SAFETY: after a successful recvmsg the kernel filled `msg_controllen` bytes of `control`
-    // with well-formed headers; CMSG_FIRSTHDR/NXTHDR stay within them, and each SCM_RIGHTS
-    // payload is an array of descriptors now owned by this process.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg);
-                let len = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
-                for i in 0..len / std::mem::size_of::<RawFd>() {
-                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                    fds.push(OwnedFd::from_raw_fd(raw));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            fds.extend(received);
         }
     }
-    Ok((n as usize, fds))
+    // The buffer's alignment padding can leave room for more than asked: close the extras.
+    fds.truncate(maxfds);
+    Ok((msg.bytes, fds))
 }
 
 /// Connects to the Unix socket at `path` (AnyIO's `connect_unix`). A path starting with a NUL

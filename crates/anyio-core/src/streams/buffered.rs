@@ -345,7 +345,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The C library's `memchr`: for the short records this stream mostly splits (a line is
 /// found some 100 bytes into a 64 KiB buffer), glibc's fixed cost per call is about half the
 /// memchr crate's, which was 1.05M of the 2.15M instructions by which `receive_until` trailed
-/// tokio's `read_until` over 1 MiB of lines (callgrind).
+/// tokio's `read_until` over 1 MiB of lines (callgrind). Re-measured for issue 12: with
+/// `memchr::memchr` that case runs 22.5M instructions instead of 21.2M (the search itself
+/// 2.5M against glibc's 1.2M; the crate's `avx2::One` used directly, 22.9M), and wall-clock
+/// medians are 0-5 % slower; so the one `unsafe` call stays.
 #[inline]
 fn find_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
     // SAFETY: the pointer and length describe `haystack`, a live and initialised slice;

@@ -5,7 +5,6 @@ use std::fmt;
 use std::io;
 
 use crate::error::{AnyError, AsCancelled, BrokenResourceError, Cancelled, ClosedResourceError, EndOfStream};
-use crate::streams::memory::{ReceiveError, SendError};
 use crate::sync::BusyResourceError;
 
 /// Why a stream operation failed (AnyIO's stream exception taxonomy as one enum).
@@ -99,27 +98,6 @@ impl From<Cancelled> for StreamError {
 impl From<BusyResourceError> for StreamError {
     fn from(b: BusyResourceError) -> Self {
         StreamError::Busy(b)
-    }
-}
-
-impl From<ReceiveError> for StreamError {
-    fn from(e: ReceiveError) -> Self {
-        match e {
-            ReceiveError::Closed => StreamError::Closed,
-            ReceiveError::EndOfStream => StreamError::EndOfStream,
-            ReceiveError::Cancelled(c) => StreamError::Cancelled(c),
-        }
-    }
-}
-
-/// Drops the unsent item.
-impl<T> From<SendError<T>> for StreamError {
-    fn from(e: SendError<T>) -> Self {
-        match e {
-            SendError::Closed(_) => StreamError::Closed,
-            SendError::Broken(_) => StreamError::Broken(None),
-            SendError::Cancelled(_, c) => StreamError::Cancelled(c),
-        }
     }
 }
 

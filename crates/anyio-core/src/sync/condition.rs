@@ -1,14 +1,12 @@
 //! `Condition`: wait for a notification while holding a `Lock`.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use slab::Slab;
-
 use super::lock::{Lock, LockGuard};
+use super::waitq::WaitQueue;
 use crate::cancel::current::{current_arc, with_current};
 use crate::cancel::node::WaitRegistration;
 use crate::cancel::CancelScope;
@@ -49,13 +47,9 @@ use crate::loom::{lock, Mutex};
 /// ```
 pub struct Condition {
     lock: Lock,
-    waiters: Mutex<Waiters>,
-}
-
-#[derive(Default)]
-struct Waiters {
-    slab: Slab<(Option<Waker>, bool)>,
-    order: VecDeque<usize>,
+    /// Each waiter's waker. A notification pops the oldest waiter, so a waiter whose entry is
+    /// no longer queued has been notified.
+    waiters: Mutex<WaitQueue<Option<Waker>>>,
 }
 
 impl fmt::Debug for Condition {
@@ -87,7 +81,7 @@ impl Condition {
     /// assert!(!anyio::sync::Condition::new().lock().is_locked());
     /// ```
     pub fn new() -> Self {
-        Self { lock: Lock::new(), waiters: Mutex::new(Waiters::default()) }
+        Self { lock: Lock::new(), waiters: Mutex::new(WaitQueue::new()) }
     }
 
     /// The condition's lock.
@@ -134,10 +128,8 @@ impl Condition {
             let mut w = lock(&self.waiters);
             let mut out = Vec::new();
             for _ in 0..n {
-                let Some(key) = w.order.pop_front() else { break };
-                let entry = &mut w.slab[key];
-                entry.1 = true;
-                out.extend(entry.0.take());
+                let Some(key) = w.pop_front() else { break };
+                out.extend(w[key].take());
             }
             out
         };
@@ -234,7 +226,7 @@ impl Condition {
     }
 
     fn tasks_waiting(&self) -> usize {
-        lock(&self.waiters).order.len()
+        lock(&self.waiters).len()
     }
 
     /// Waiters and lock state.
@@ -281,17 +273,13 @@ impl<'a> ConditionWait<'a> {
     /// Leaves the notification queue; returns whether a notification had reached us.
     fn leave(&mut self) -> bool {
         let Some(key) = self.key.take() else { return false };
-        let entry = {
+        let (notified, waker) = {
             let mut w = lock(&self.cond.waiters);
-            let entry = w.slab.remove(key);
-            if !entry.1 {
-                if let Some(pos) = w.order.iter().position(|&k| k == key) {
-                    w.order.remove(pos);
-                }
-            }
-            entry
+            let notified = !w.is_linked(key);
+            (notified, w.remove(key))
         };
-        entry.1
+        drop(waker); // outside the lock: dropping a waker may run executor code
+        notified
     }
 
     fn reacquire(&mut self, result: Result<(), Cancelled>) {
@@ -325,23 +313,24 @@ impl<'a> Future for ConditionWait<'a> {
                     }
                     {
                         let mut w = lock(&this.cond.waiters);
-                        let key = w.slab.insert((Some(cx.waker().clone()), false));
-                        w.order.push_back(key);
-                        this.key = Some(key);
+                        this.key = Some(w.push_back(Some(cx.waker().clone())));
                     }
                     drop(guard.take()); // release the lock only once we are queued
                     this.state = WaitState::Waiting;
                 }
                 WaitState::Waiting => {
                     let key = this.key.expect("queued while waiting");
-                    let notified = {
+                    let (notified, old) = {
                         let mut w = lock(&this.cond.waiters);
-                        let entry = &mut w.slab[key];
-                        if !entry.1 && !entry.0.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
-                            entry.0 = Some(cx.waker().clone());
+                        let notified = !w.is_linked(key);
+                        let entry = &mut w[key];
+                        let mut old = None;
+                        if !notified && !entry.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
+                            old = entry.replace(cx.waker().clone());
                         }
-                        entry.1
+                        (notified, old)
                     };
+                    drop(old); // outside the lock, as in `leave`
                     if notified {
                         this.leave();
                         this.reg.clear();
@@ -381,18 +370,11 @@ impl Drop for ConditionWait<'_> {
     fn drop(&mut self) {
         // Dropped while queued: a notification that reached us goes to the next waiter.
         if self.leave() {
-            let wakers: Vec<Waker> = {
+            let waker = {
                 let mut w = lock(&self.cond.waiters);
-                match w.order.pop_front() {
-                    Some(key) => {
-                        let entry = &mut w.slab[key];
-                        entry.1 = true;
-                        entry.0.take().into_iter().collect()
-                    }
-                    None => Vec::new(),
-                }
+                w.pop_front().and_then(|key| w[key].take())
             };
-            for w in wakers {
+            if let Some(w) = waker {
                 w.wake();
             }
         }

@@ -4,13 +4,11 @@
 //! holds), and a waiter that was handed a permit but is cancelled or dropped before it noticed
 //! passes the permit on instead of losing it. Waiting is a checkpoint of the waiter's scope.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use slab::Slab;
-
+use super::waitq::WaitQueue;
 use crate::cancel::current::{register_current, with_current};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
@@ -26,25 +24,20 @@ struct State {
     available: usize,
     /// Permits removed while they were out (a lowered total): the next releases pay it off.
     debt: usize,
-    waiters: Slab<Waiter>,
-    order: VecDeque<usize>,
-}
-
-#[derive(Debug)]
-struct Waiter {
-    waker: Option<Waker>,
-    granted: bool,
+    /// Each waiter's waker. `release` pops the oldest waiter to grant it a permit, so a
+    /// waiter whose entry is no longer queued holds a permit.
+    waiters: WaitQueue<Option<Waker>>,
 }
 
 impl Permits {
     pub(crate) fn new(available: usize) -> Self {
-        Self { state: Mutex::new(State { available, debt: 0, waiters: Slab::new(), order: VecDeque::new() }) }
+        Self { state: Mutex::new(State { available, debt: 0, waiters: WaitQueue::new() }) }
     }
 
     /// Takes a permit if one is free and nobody waits for one.
     pub(crate) fn try_acquire(&self) -> bool {
         let mut st = lock(&self.state);
-        if st.available > 0 && st.order.is_empty() {
+        if st.available > 0 && st.waiters.is_empty() {
             st.available -= 1;
             true
         } else {
@@ -69,12 +62,8 @@ impl Permits {
                 st.debt -= 1;
                 return true;
             }
-            match st.order.pop_front() {
-                Some(key) => {
-                    let w = &mut st.waiters[key];
-                    w.granted = true;
-                    w.waker.take()
-                }
+            match st.waiters.pop_front() {
+                Some(key) => st.waiters[key].take(),
                 None if st.available >= max => return false,
                 None => {
                     st.available += 1;
@@ -108,7 +97,7 @@ impl Permits {
     }
 
     pub(crate) fn waiting(&self) -> usize {
-        lock(&self.state).order.len()
+        lock(&self.state).waiters.len()
     }
 
     pub(crate) fn acquire(&self) -> AcquirePermit<'_> {
@@ -130,19 +119,15 @@ impl AcquirePermit<'_> {
     /// ours, and the caller decides whether to keep it or pass it on.
     fn leave(&mut self) -> bool {
         let Some(key) = self.key.take() else { return false };
-        let w = {
+        let (granted, waker) = {
             let mut st = lock(&self.permits.state);
-            let w = st.waiters.remove(key);
-            if !w.granted {
-                if let Some(pos) = st.order.iter().position(|&k| k == key) {
-                    st.order.remove(pos);
-                }
-            }
-            w
+            let granted = !st.waiters.is_linked(key);
+            (granted, st.waiters.remove(key))
         };
         // The waker is dropped after the lock is released: dropping a waker may run executor
         // code that re-enters this pool.
-        w.granted
+        drop(waker);
+        granted
     }
 }
 
@@ -166,7 +151,7 @@ impl AcquirePermit<'_> {
         // A permit already handed to us wins over a cancellation: it must not be lost.
         if let Some(key) = this.key {
             let mut st = lock(&this.permits.state);
-            if st.waiters[key].granted {
+            if !st.waiters.is_linked(key) {
                 st.waiters.remove(key);
                 drop(st);
                 this.key = None;
@@ -185,26 +170,24 @@ impl AcquirePermit<'_> {
         match this.key {
             None => {
                 let mut st = lock(&this.permits.state);
-                if st.available > 0 && st.order.is_empty() {
+                if st.available > 0 && st.waiters.is_empty() {
                     st.available -= 1;
                     return Poll::Ready(Ok(()));
                 }
-                let key = st.waiters.insert(Waiter { waker: Some(cx.waker().clone()), granted: false });
-                st.order.push_back(key);
-                this.key = Some(key);
+                this.key = Some(st.waiters.push_back(Some(cx.waker().clone())));
             }
             Some(key) => {
                 let mut st = lock(&this.permits.state);
-                let w = &mut st.waiters[key];
-                if w.granted {
+                if !st.waiters.is_linked(key) {
                     st.waiters.remove(key);
                     drop(st);
                     this.key = None;
                     this.reg.clear();
                     return Poll::Ready(Ok(()));
                 }
-                if !w.waker.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
-                    let old = w.waker.replace(cx.waker().clone());
+                let w = &mut st.waiters[key];
+                if !w.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
+                    let old = w.replace(cx.waker().clone());
                     drop(st);
                     drop(old); // outside the lock, as in `leave`
                 }

@@ -10,6 +10,8 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
+use pin_project_lite::pin_project;
+
 use crate::cancel::current::{current_arc, enter};
 use crate::cancel::node::{Node, SlotOutcome};
 use crate::cancel::{catches, CancelScope, InScope};
@@ -20,10 +22,9 @@ use crate::rt::{self, RuntimeHandle};
 
 use super::handle::TaskHandle;
 use super::id::{enter_child, enter_task, TaskId};
+use super::outcome::{Failure, Panic, StartFailure};
 use super::start::{StartShared, StartSink, TaskStatus};
 use super::StartError;
-
-pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 
 /// The message of the panic raised by [`TaskGroup::spawn`] on a closed group.
 const GROUP_CLOSED: &str = "anyio: this task group is closed (it has finished waiting for its \
@@ -329,11 +330,13 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             }
         }
         let child = Child {
-            id: TaskId::next(),
-            node: node.clone(),
-            group: self.shared.clone(),
-            _value: PhantomData,
-            start,
+            task: ChildTask {
+                id: TaskId::next(),
+                node: node.clone(),
+                group: self.shared.clone(),
+                _value: PhantomData,
+                start,
+            },
             fut: Some(fut),
         };
         rt.spawn(Box::pin(child));
@@ -454,11 +457,6 @@ struct GroupState<E> {
     waker: Option<Waker>,
 }
 
-pub(crate) enum Failure<E> {
-    Error(E),
-    Panic(Panic),
-}
-
 impl<E> GroupShared<E> {
     fn new() -> Self {
         Self {
@@ -546,19 +544,20 @@ impl<E> Drop for DropGuard<E> {
     }
 }
 
-/// Catches a panic raised while polling the body, so the group can cancel and join its tasks
-/// before re-raising it.
-struct CatchUnwind<F> {
-    inner: F,
+pin_project! {
+    /// Catches a panic raised while polling the body, so the group can cancel and join its
+    /// tasks before re-raising it.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
 }
 
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Panic>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `inner` is structurally pinned: it is never moved out of `self` and is
-        // dropped in place with it.
-        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.inner) };
+        let inner = self.project().inner;
         match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
@@ -567,31 +566,43 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// A task of a group as handed to the runtime: polls the user's future inside the task's node
-/// with the group's runtime current, catches its panic, and reports its outcome.
-struct Child<T, E, F> {
+pin_project! {
+    /// A task of a group as handed to the runtime: polls the user's future inside the task's
+    /// node with the group's runtime current, catches its panic, and reports its outcome.
+    struct Child<T, E, F> {
+        task: ChildTask<T, E>,
+        // Boxed together with this wrapper by `Runtime::spawn`: one allocation for both.
+        // Dropped in place (set to `None`) inside the task's scope once it completes.
+        #[pin]
+        fut: Option<F>,
+    }
+
+    impl<T, E, F> PinnedDrop for Child<T, E, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.task.drop_unfinished(this.fut);
+        }
+    }
+}
+
+/// Everything of a [`Child`] but its future.
+struct ChildTask<T, E> {
     id: TaskId,
     node: Arc<Node>,
     group: Arc<GroupShared<E>>,
     _value: PhantomData<fn() -> T>,
     start: Option<Arc<dyn StartSink<E>>>,
-    // Boxed together with this wrapper by `Runtime::spawn`: one allocation for both.
-    fut: Option<F>,
 }
 
 impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future for Child<T, E, F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: `fut` is structurally pinned: it is only ever accessed through this pinned
-        // reference, never moved out (it is dropped in place by assigning `None` or by the
-        // wrapper's own drop), and `Child` has no `Unpin` impl that would allow moving it.
-        let this = unsafe { self.get_unchecked_mut() };
-        let Some(fut) = this.fut.as_mut() else {
+        let proj = self.project();
+        let (this, mut fut_slot) = (proj.task, proj.fut);
+        let Some(fut) = fut_slot.as_mut().as_pin_mut() else {
             return Poll::Ready(());
         };
-        // SAFETY: see above; `fut` lives inside the pinned `Child`.
-        let fut = unsafe { Pin::new_unchecked(fut) };
         let node = &this.node;
         // The group's runtime is set before any task is spawned (see `spawn_inner`).
         let rt = this.group.rt.get().expect("a group's runtime is set before its first task");
@@ -609,7 +620,7 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         };
         // Drop the future inside its task and scope before reporting, so its destructors run
         // first; a destructor that panics counts as the task panicking.
-        let dropped = catch_unwind(AssertUnwindSafe(|| this.fut = None));
+        let dropped = catch_unwind(AssertUnwindSafe(|| fut_slot.set(None)));
         drop(entered);
         if let Err(p) = dropped {
             outcome = Err(p);
@@ -620,7 +631,7 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
     }
 }
 
-impl<T: Send + 'static, E: AsCancelled, F> Child<T, E, F> {
+impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
     fn finish(&mut self, outcome: Result<Result<T, E>, Panic>) {
         let before_start = self.start.as_ref().is_some_and(|s| !s.is_started());
         let handle_outcome = match outcome {
@@ -664,9 +675,10 @@ impl<T: Send + 'static, E: AsCancelled, F> Child<T, E, F> {
     }
 }
 
-impl<T, E, F> Drop for Child<T, E, F> {
-    fn drop(&mut self) {
-        if self.fut.is_some() {
+impl<T, E> ChildTask<T, E> {
+    /// The `Child`'s drop: `fut` is its pinned future slot.
+    fn drop_unfinished<F>(&mut self, mut fut: Pin<&mut Option<F>>) {
+        if fut.is_some() {
             // The runtime dropped the task before it finished (it is shutting down): the task
             // counts as cancelled, and the group must not wait for it forever. The future is
             // dropped in place (it is pinned), inside its scope; a destructor that panics is
@@ -675,7 +687,7 @@ impl<T, E, F> Drop for Child<T, E, F> {
             let dropped = catch_unwind(AssertUnwindSafe(|| {
                 let _task = enter_task(self.id);
                 let _g = enter(&self.node);
-                self.fut = None;
+                fut.set(None);
             }));
             if let Some(s) = self.start.take() {
                 if !s.is_started() {
@@ -729,12 +741,6 @@ impl<V, E> Drop for StartWaiter<V, E> {
             self.node.cancel(CancelSource::ScopeDropped, None);
         }
     }
-}
-
-pub(crate) enum StartFailure<E> {
-    Failed(Failure<E>),
-    NotStarted,
-    Cancelled(Cancelled),
 }
 
 /// The error of [`task_group`]: the failures of its tasks and body, or the cancellation of an
@@ -823,5 +829,22 @@ impl<E> AsCancelled for GroupError<E> {
             GroupError::Cancelled(c) => Some(c),
             GroupError::Failed(_) => None,
         }
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<GroupError<E>> for AnyError {
+    fn from(e: GroupError<E>) -> Self {
+        match e {
+            GroupError::Cancelled(c) => AnyError::from(c),
+            other => AnyError::wrap(other),
+        }
+    }
+}
+
+/// Drops the future that could not be spawned (it need not be `Send + Sync`), keeping the
+/// message.
+impl<F> From<GroupClosed<F>> for AnyError {
+    fn from(_: GroupClosed<F>) -> Self {
+        AnyError::wrap(GroupClosed(()))
     }
 }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use crate::cancel::current::{check_current, current_arc};
 use crate::cancel::node::{Node, SlotOutcome, WaitRegistration};
-use crate::error::{AsCancelled, CancelSource, Cancelled};
+use crate::error::{AnyError, AsCancelled, CancelSource, Cancelled};
 use crate::loom::lock;
 
 /// What a task is doing, as reported by [`TaskHandle::state`].
@@ -237,6 +237,15 @@ impl AsCancelled for JoinError {
         match self {
             JoinError::Cancelled(c) => Some(c),
             _ => None,
+        }
+    }
+}
+
+impl From<JoinError> for AnyError {
+    fn from(e: JoinError) -> Self {
+        match e {
+            JoinError::Cancelled(c) => AnyError::from(c),
+            other => AnyError::wrap(other),
         }
     }
 }

@@ -118,7 +118,7 @@ pub(crate) fn enter_child(id: TaskId, node: &Arc<Node>) -> TaskEntered<'_> {
     let prev = context::with(|c| Prev {
         task: c.task.replace(id.as_u64()),
         budget: c.budget.replace(crate::coop::BUDGET),
-        node: c.node.replace(Arc::as_ptr(node)),
+        node: c.node.replace(Arc::as_ptr(node).cast()),
         rt: c.rt.get(),
     });
     TaskEntered { prev, _node: PhantomData }
@@ -129,7 +129,7 @@ pub(crate) fn enter_child(id: TaskId, node: &Arc<Node>) -> TaskEntered<'_> {
 struct Prev {
     task: u64,
     budget: u32,
-    node: *const Node,
+    node: *const (),
     rt: *const (),
 }
 

@@ -3,6 +3,7 @@
 mod group;
 mod handle;
 pub(crate) mod id;
+mod outcome;
 mod start;
 
 pub use group::{task_group, GroupClosed, GroupError, TaskGroup};

@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
-use super::group::{Failure, StartFailure};
+use super::outcome::{Failure, StartFailure};
 use crate::cancel::node::Node;
-use crate::error::{AsCancelled, Cancelled};
+use crate::error::{AnyError, AsCancelled, Cancelled};
 use crate::loom::{lock, Mutex};
 
 /// Passed to the task started by [`TaskGroup::start`](crate::task::TaskGroup::start); the task calls
@@ -246,6 +246,15 @@ impl<E> AsCancelled for StartError<E> {
         match self {
             StartError::Cancelled(c) => Some(c),
             _ => None,
+        }
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<StartError<E>> for AnyError {
+    fn from(e: StartError<E>) -> Self {
+        match e {
+            StartError::Cancelled(c) => AnyError::from(c),
+            other => AnyError::wrap(other),
         }
     }
 }

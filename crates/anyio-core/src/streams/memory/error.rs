@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::error::WouldBlock;
 use crate::error::{AnyError, AsCancelled, BrokenResourceError, Cancelled, ClosedResourceError, EndOfStream};
+use crate::streams::StreamError;
 
 /// Why [`MemoryObjectSendStream::send`](super::MemoryObjectSendStream::send) did not send. The
 /// item always comes back ([`into_inner`](Self::into_inner)): nothing is lost.
@@ -289,6 +290,29 @@ impl From<TryReceiveError> for AnyError {
             TryReceiveError::WouldBlock => AnyError::other(WouldBlock),
             TryReceiveError::Closed => AnyError::other(ClosedResourceError),
             TryReceiveError::EndOfStream => AnyError::other(EndOfStream),
+        }
+    }
+}
+
+// The conversions into the byte/object streams' error live here, beside the memory stream
+// errors, so that `streams::error` does not depend on this module.
+impl From<ReceiveError> for StreamError {
+    fn from(e: ReceiveError) -> Self {
+        match e {
+            ReceiveError::Closed => StreamError::Closed,
+            ReceiveError::EndOfStream => StreamError::EndOfStream,
+            ReceiveError::Cancelled(c) => StreamError::Cancelled(c),
+        }
+    }
+}
+
+/// Drops the unsent item.
+impl<T> From<SendError<T>> for StreamError {
+    fn from(e: SendError<T>) -> Self {
+        match e {
+            SendError::Closed(_) => StreamError::Closed,
+            SendError::Broken(_) => StreamError::Broken(None),
+            SendError::Cancelled(_, c) => StreamError::Cancelled(c),
         }
     }
 }

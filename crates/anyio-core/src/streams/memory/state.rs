@@ -1,22 +1,21 @@
 //! The state shared by every handle of one memory object stream, and the operations on it.
 //!
 //! One mutex guards the buffer and both wait queues, so every hand-off decision is made under a
-//! single lock and items cannot be lost or duplicated between the queues. Waiters live in a slab
-//! owned by the channel; an operation future holds only its key, so a wait costs no allocation
-//! once the slab has grown. Wakers, and items the channel drops, are dropped after the lock is
+//! single lock and items cannot be lost or duplicated between the queues. Waiters live in a
+//! [`WaitQueue`] owned by the channel; an operation future holds only its key, so a wait costs no
+//! allocation once the queue has grown, and a cancelled one leaves it in O(1). Wakers, and items the channel drops, are dropped after the lock is
 //! released: either may run user code that touches this channel again.
 
 use std::collections::VecDeque;
 use std::mem;
 use std::task::{Context, Poll, Waker};
 
-use slab::Slab;
-
 use crate::cancel::current::{check_current, current_arc};
 use crate::cancel::node::{Node, WaitRegistration};
 use crate::coop;
 use crate::error::Cancelled;
 use crate::loom::{lock, Mutex};
+use crate::sync::waitq::WaitQueue;
 use std::sync::Arc;
 
 pub(super) struct Chan<T> {
@@ -35,42 +34,42 @@ struct State<T> {
 
 /// Waiters of one side, FIFO.
 struct Queue<T> {
-    slab: Slab<Waiter<T>>,
-    order: VecDeque<usize>,
+    q: WaitQueue<Waiter<T>>,
 }
 
 /// A waiting sender or receiver.
 ///
-/// A sender's entry holds its item while `queued`; a receiver that takes it leaves `None` and
-/// dequeues it. A receiver's entry is empty while `queued`; a sender that serves it stores the
+/// A sender's entry holds its item while queued; a receiver that takes it leaves `None` and
+/// dequeues it. A receiver's entry is empty while queued; a sender that serves it stores the
 /// item and dequeues it. Closing the other side dequeues every entry as it is. So a dequeued
 /// entry is a resolved operation, whose outcome its owner reads on its next poll — or one that
 /// was skipped because its scope is cancelled (see `Queue::pop`).
 struct Waiter<T> {
     waker: Option<Waker>,
     item: Option<T>,
-    queued: bool,
     /// The cancel scope the operation waits in (`None` outside any scope).
     node: Option<Arc<Node>>,
 }
 
 impl<T> Queue<T> {
     fn new() -> Self {
-        Self { slab: Slab::new(), order: VecDeque::new() }
+        Self { q: WaitQueue::new() }
     }
 
     fn push(&mut self, waker: Waker, item: Option<T>, node: Option<Arc<Node>>) -> usize {
-        let key = self.slab.insert(Waiter { waker: Some(waker), item, queued: true, node });
-        self.order.push_back(key);
-        key
+        self.q.push_back(Waiter { waker: Some(waker), item, node })
     }
 
     fn requeue(&mut self, key: usize, waker: &Waker, node: Option<Arc<Node>>) -> Option<Arc<Node>> {
-        let w = &mut self.slab[key];
-        w.queued = true;
+        self.q.relink(key);
+        let w = &mut self.q[key];
         w.waker = Some(waker.clone());
-        self.order.push_back(key);
         std::mem::replace(&mut w.node, node)
+    }
+
+    /// Whether the entry is still queued (not resolved or skipped).
+    fn is_queued(&self, key: usize) -> bool {
+        self.q.is_linked(key)
     }
 
     /// Dequeues the oldest waiter whose scope is not cancelled, leaving its entry for its owner
@@ -79,49 +78,30 @@ impl<T> Queue<T> {
     /// cancellation has already woken them, and they return `Cancelled` having taken nothing.
     fn pop(&mut self) -> Option<&mut Waiter<T>> {
         loop {
-            let key = self.order.pop_front()?;
-            let cancelled = {
-                let w = &mut self.slab[key];
-                w.queued = false;
-                w.node.as_ref().is_some_and(|n| n.is_effectively_cancelled())
-            };
-            if !cancelled {
-                return Some(&mut self.slab[key]);
+            let key = self.q.pop_front()?;
+            if !self.q[key].node.as_ref().is_some_and(|n| n.is_effectively_cancelled()) {
+                return Some(&mut self.q[key]);
             }
         }
-    }
-
-    /// Dequeues the oldest waiter whatever its state.
-    fn pop_any(&mut self) -> Option<&mut Waiter<T>> {
-        let key = self.order.pop_front()?;
-        let w = &mut self.slab[key];
-        w.queued = false;
-        Some(w)
     }
 
     /// Removes an entry for good, unlinking it if it is still queued.
     fn remove(&mut self, key: usize) -> Waiter<T> {
-        let w = self.slab.remove(key);
-        if w.queued {
-            if let Some(pos) = self.order.iter().position(|&k| k == key) {
-                self.order.remove(pos);
-            }
-        }
-        w
+        self.q.remove(key)
     }
 
     /// Dequeues everyone (the other side is gone) and returns their wakers.
     fn release_all(&mut self) -> Vec<Waker> {
-        let mut wakers = Vec::with_capacity(self.order.len());
-        while let Some(w) = self.pop_any() {
-            wakers.extend(w.waker.take());
+        let mut wakers = Vec::with_capacity(self.q.len());
+        while let Some(key) = self.q.pop_front() {
+            wakers.extend(self.q[key].waker.take());
         }
         wakers
     }
 
     /// Stores a fresh waker if the task's waker changed.
     fn update_waker(&mut self, key: usize, waker: &Waker) -> Option<Waker> {
-        let w = &mut self.slab[key];
+        let w = &mut self.q[key];
         if w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
             None
         } else {
@@ -314,15 +294,15 @@ impl<T> Chan<T> {
             max: st.max,
             senders: st.senders,
             receivers: st.receivers,
-            waiting_send: st.send_q.order.len(),
-            waiting_receive: st.recv_q.order.len(),
+            waiting_send: st.send_q.q.len(),
+            waiting_receive: st.recv_q.q.len(),
         }
     }
 
     /// Whether a receiver can never get another item.
     pub(super) fn is_drained(&self) -> bool {
         let st = lock(&self.state);
-        st.senders == 0 && st.buf.is_empty() && st.send_q.order.is_empty()
+        st.senders == 0 && st.buf.is_empty() && st.send_q.q.is_empty()
     }
 
     pub(super) fn try_send(&self, item: T) -> Result<(), TrySendFail<T>> {
@@ -385,12 +365,13 @@ impl<T> Chan<T> {
             node = current_arc();
             let key = op.key.expect("checked above");
             let mut st = lock(&self.state);
-            let w = &st.send_q.slab[key];
-            if w.queued && cancelled.is_none() {
+            let queued = st.send_q.is_queued(key);
+            let w = &st.send_q.q[key];
+            if queued && cancelled.is_none() {
                 let old = st.send_q.update_waker(key, cx.waker());
                 drop(st);
                 drop(old);
-            } else if !w.queued && w.item.is_some() && cancelled.is_none() && st.receivers > 0 {
+            } else if !queued && w.item.is_some() && cancelled.is_none() && st.receivers > 0 {
                 // Skipped while its scope was cancelled, which it no longer is (a shield went
                 // up meanwhile): queue again.
                 let old = st.send_q.requeue(key, cx.waker(), node.clone());
@@ -432,10 +413,9 @@ impl<T> Chan<T> {
             Some(key) => {
                 let cancelled = check_current().err();
                 st = lock(&self.state);
-                let w = &mut st.recv_q.slab[key];
-                if let Some(item) = w.item.take() {
+                if let Some(item) = st.recv_q.q[key].item.take() {
                     // Handed over: ours, whatever happened to the scope meanwhile.
-                    let w = st.recv_q.slab.remove(key);
+                    let w = st.recv_q.remove(key);
                     drop(st);
                     drop(w);
                     op.key = None;
@@ -450,7 +430,7 @@ impl<T> Chan<T> {
                     op.reg.clear();
                     return Poll::Ready(Err(RecvFail::Cancelled(c)));
                 }
-                if w.queued {
+                if st.recv_q.is_queued(key) {
                     let old = st.recv_q.update_waker(key, cx.waker());
                     drop(st);
                     drop(old);
@@ -545,7 +525,7 @@ impl<T> Chan<T> {
         let wakers: Vec<Waker> = {
             let st = lock(&self.state);
             let q = if senders { &st.send_q } else { &st.recv_q };
-            q.order.iter().filter_map(|&k| q.slab[k].waker.clone()).collect()
+            q.q.iter().filter_map(|w| w.waker.clone()).collect()
         };
         wakers.into_iter().for_each(Waker::wake);
     }
