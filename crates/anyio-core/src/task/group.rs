@@ -101,7 +101,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     ///
     /// ```
     /// # anyio::run(async {
-    /// use anyio::{streams::StreamError, TaskGroup};
+    /// use anyio::{TaskGroup, streams::StreamError};
     ///
     /// let r = TaskGroup::scope(|tg: TaskGroup<StreamError>| async move {
     ///     tg.spawn(async { Err::<(), _>(StreamError::EndOfStream) });
