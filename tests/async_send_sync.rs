@@ -129,6 +129,24 @@ send_sync_unpin!(
     InvalidDuration,
 );
 
+// The runtime layer: what a program picks and what a backend author implements.
+mod runtime {
+    use super::*;
+    use anyio::rt::{Detector, EnterRuntime, Interest, IoPhase, RuntimeHandle};
+    use anyio::{Backend, RunError};
+
+    send_sync_unpin!(Backend, RunError, Detector, Interest, IoPhase, RuntimeHandle);
+
+    // The guard that makes a runtime current belongs to the thread that entered it: moving it
+    // to another thread would restore the wrong thread's runtime on drop.
+    #[test]
+    fn the_enter_guard_stays_on_its_thread() {
+        is_unpin::<EnterRuntime>();
+    }
+    assert_not_impl!(EnterRuntime, Send);
+    assert_not_impl!(EnterRuntime, Sync);
+}
+
 // anyio's own futures keep their waiter nodes and timers on the heap, so they are `Unpin`:
 // they can be polled through `&mut` and moved between polls. The wrappers of a user's future
 // are `Unpin` exactly when that future is.
@@ -190,7 +208,8 @@ mod net {
         tcp::{TcpConnectOptions, TcpListenerOptions},
         udp::UdpSocketOptions,
         unix::{UnixAddress, UnixListenerOptions},
-        AddressFamily, ConnectAttempt, ConnectedUdpSocket, ConnectedUnixDatagramSocket, MultiListener,
+        AddressFamily, ConnectAttempt, ConnectedUdpSocket, ConnectedUnixDatagramSocket, LocalAddress,
+        LocalPort, MultiListener, RawSocket, RemoteAddress, RemotePort, ServeError, ServeOptions,
         SocketAddress, SocketError, SocketFamily, TcpListener, TcpStream, UdpSocket, UnixDatagramSocket,
         UnixListener, UnixStream,
     };
@@ -221,5 +240,12 @@ mod net {
         UnixListenerOptions,
         BufferedByteStream<TcpStream>,
         TextStream<TcpStream>,
+        ServeOptions<AnyError>,
+        ServeError<AnyError>,
+        LocalAddress,
+        LocalPort,
+        RemoteAddress,
+        RemotePort,
+        RawSocket,
     );
 }

@@ -222,6 +222,54 @@ async fn an_accepted_connection_knows_its_peer_even_after_the_peer_reset_it() {
 }
 
 #[anyio::test]
+async fn a_panicking_handler_ends_only_its_connection_and_the_hook_hears_it() {
+    guarded_ok(async {
+        let listener = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;
+        let port = listener.extra::<LocalPort>()?;
+        let panics: Heard = Arc::default();
+        let p2 = panics.clone();
+        let options = ServeOptions::new().on_error(move |e: ServeError<AnyError>| {
+            if let ServeError::HandlerPanicked { peer, message } = e {
+                p2.lock().unwrap().push((peer, message));
+            }
+        });
+        group(async move |tg| {
+            tg.spawn(async move {
+                listener
+                    .serve_with(options, |client: TcpStream| async move {
+                        let first = client.receive(1).await?;
+                        if first == b"p" {
+                            panic!("handler bug");
+                        }
+                        echo(client).await
+                    })
+                    .await?;
+                Ok(())
+            });
+            let crasher = connect_tcp("127.0.0.1", port).await?;
+            let crasher_addr = crasher.local_addr()?;
+            crasher.send(b"p").await?;
+            loop {
+                if let Some((peer, message)) = panics.lock().unwrap().first() {
+                    assert_eq!(*peer, Some(SocketAddress::Inet(crasher_addr)));
+                    assert_eq!(message, "handler bug");
+                    break;
+                }
+                sleep(Duration::from_millis(2)).await?;
+            }
+            // The server still serves.
+            let ok = connect_tcp("127.0.0.1", port).await?;
+            ok.send(b"e").await?;
+            echo_ok(&ok, b"still here").await?;
+            tg.cancel();
+            Ok(())
+        })
+        .await
+    })
+    .await;
+}
+
+#[anyio::test]
 async fn fail_fast_keeps_anyios_rule_a_failing_handler_cancels_the_others_and_ends_serve() {
     guarded_ok(async {
         let listener = create_tcp_listener(TcpListenerOptions::new().local_host("127.0.0.1")).await?;

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use anyio_core::rt::{Interest, IoPhase, IoSource, Timer};
+use anyio_core::rt::{BlockingJob, Interest, IoPhase, IoSource, Timer};
 
 /// An `async-io` timer as an anyio [`Timer`].
 ///
@@ -69,6 +69,23 @@ impl Timer for IoTimer {
 /// ```
 pub fn register_async_io(fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
     Ok(Box::new(AsyncIoSource(async_io::Async::new_nonblocking(fd)?)))
+}
+
+/// Runs `job` on smol-rs's blocking pool (the body of `Runtime::spawn_blocking` for smol and
+/// async-std, whose own `unblock` uses the same pool). The pool grows and shrinks with demand,
+/// and a thread it cannot start leaves the job queued for a busy thread rather than
+/// panicking, so this never fails. Detached: the job reports its own outcome.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// anyio_async_io::spawn_blocking(Box::new(move || tx.send(6 * 7).unwrap())).unwrap();
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// ```
+pub fn spawn_blocking(job: BlockingJob) -> io::Result<()> {
+    blocking::unblock(job).detach();
+    Ok(())
 }
 
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! The async-std backend of anyio: adapts async-std's global runtime, its `async-io` reactor
 //! and timers (through `anyio-async-io`) and the `blocking` thread pool to
-//! [`anyio_core::rt::Runtime`].
+//! [`anyio::rt::Runtime`](anyio_core::rt::Runtime).
 //!
 //! async-std has been discontinued by its authors in favour of smol; it stays supported for
 //! the applications that still run on it. Users do not call this crate directly: enable the
@@ -25,7 +25,7 @@ use anyio_core::rt::{
 ///
 /// ```
 /// let rt = anyio_async_std::AsyncStdRuntime;
-/// assert_eq!(anyio_core::rt::Runtime::name(&rt), "async-std");
+/// assert_eq!(anyio::rt::Runtime::name(&rt), "async-std");
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStdRuntime;
@@ -41,11 +41,7 @@ impl Runtime for AsyncStdRuntime {
     }
 
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
-        // smol-rs's pool (what smol's and async-std's own `unblock` use): it grows and shrinks
-        // with demand, and a thread it cannot start leaves the job queued for a busy thread
-        // rather than panicking. Detached: the job reports its own outcome.
-        blocking::unblock(job).detach();
-        Ok(())
+        anyio_async_io::spawn_blocking(job)
     }
 
     fn now(&self) -> Instant {

@@ -1,6 +1,6 @@
 //! The smol backend of anyio: adapts an `async-executor` executor, the `async-io` reactor and
 //! timers (through `anyio-async-io`) and the `blocking` thread pool to
-//! [`anyio_core::rt::Runtime`].
+//! [`anyio::rt::Runtime`](anyio_core::rt::Runtime).
 //!
 //! Users do not call this crate directly: enable the `smol` feature of `anyio`.
 #![forbid(unsafe_code)]
@@ -23,10 +23,10 @@ use async_executor::Executor;
 /// # Examples
 ///
 /// ```
-/// use std::sync::{Arc, Weak};
+/// use std::sync::Arc;
 /// let ex = Arc::new(async_executor::Executor::new());
 /// let rt = anyio_smol::SmolRuntime::new(ex);
-/// assert_eq!(anyio_core::rt::Runtime::name(&rt), "smol");
+/// assert_eq!(anyio::rt::Runtime::name(&rt), "smol");
 /// ```
 #[derive(Debug, Clone)]
 pub struct SmolRuntime {
@@ -68,11 +68,7 @@ impl Runtime for SmolRuntime {
     }
 
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
-        // smol-rs's pool (what smol's and async-std's own `unblock` use): it grows and shrinks
-        // with demand, and a thread it cannot start leaves the job queued for a busy thread
-        // rather than panicking. Detached: the job reports its own outcome.
-        blocking::unblock(job).detach();
-        Ok(())
+        anyio_async_io::spawn_blocking(job)
     }
 
     fn now(&self) -> Instant {

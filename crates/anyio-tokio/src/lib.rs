@@ -1,4 +1,4 @@
-//! The tokio backend of anyio: adapts a tokio runtime to [`anyio_core::rt::Runtime`].
+//! The tokio backend of anyio: adapts a tokio runtime to [`anyio::rt::Runtime`](anyio_core::rt::Runtime).
 //!
 //! Users do not call this crate directly: enable the `tokio` feature of `anyio` (on by default)
 //! and use `anyio::run`, or call anyio's API from inside any tokio runtime.
@@ -29,7 +29,7 @@ use tokio::io::unix::AsyncFd;
 /// ```
 /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 /// let handle = anyio_tokio::TokioRuntime::new(rt.handle().clone());
-/// assert_eq!(anyio_core::rt::Runtime::name(&handle), "tokio");
+/// assert_eq!(anyio::rt::Runtime::name(&handle), "tokio");
 /// ```
 #[derive(Debug, Clone)]
 pub struct TokioRuntime {

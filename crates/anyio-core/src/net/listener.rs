@@ -16,7 +16,7 @@ use crate::error::AsCancelled;
 use crate::streams::{AsyncResource, StreamError, TypedAttributeExt, TypedAttributeProvider};
 
 use super::addr::{RemoteAddress, SocketAddress};
-use crate::task::{GroupError, TaskGroup};
+use crate::task::{CatchUnwind, GroupError, TaskGroup};
 
 /// Something that accepts incoming connections.
 ///
@@ -51,11 +51,11 @@ pub trait Listener: AsyncResource {
 
 /// `serve` on every [`Listener`].
 ///
-/// One connection's failure ends that connection, never the server: a handler's error goes to
-/// the error hook of [`ServeOptions`] with the peer's address (by default it is printed to
-/// standard error) and `serve` keeps accepting. A connection the client aborted before it was
-/// accepted is skipped, and running out of descriptors or memory (`EMFILE`, `ENFILE`,
-/// `ENOBUFS`, `ENOMEM`) pauses accepting with a growing delay (10 ms up to 1 s) instead of
+/// One connection's failure ends that connection, never the server: a handler's error or panic
+/// goes to the error hook of [`ServeOptions`] with the peer's address (by default it is
+/// printed to standard error) and `serve` keeps accepting. A connection the client aborted
+/// before it was accepted is skipped, and running out of descriptors or memory (`EMFILE`,
+/// `ENFILE`, `ENOBUFS`, `ENOMEM`, `ENOSPC`) pauses accepting with a growing delay (10 ms up to 1 s) instead of
 /// ending `serve`. AnyIO's rule, where the first failing handler cancels the others and ends
 /// `serve` with its error, is [`ServeOptions::fail_fast`].
 ///
@@ -269,16 +269,23 @@ pub trait ListenerExt: Listener + Sized {
                         // Taken now: once the handler has the stream, its address is its own.
                         let peer = stream.extra::<RemoteAddress>().ok();
                         let hook = options.on_error.clone();
-                        let fut = handler(stream);
+                        let fut = CatchUnwind { inner: handler(stream) };
                         tg.spawn(async move {
                             match fut.await {
                                 // Cancellation is not a failure of the connection: it goes on
                                 // to the group, which knows whose cancellation it is.
-                                Err(error) if error.as_cancelled().is_none() => {
+                                Ok(Err(error)) if error.as_cancelled().is_none() => {
                                     hook(ServeError::Handler { peer, error });
                                     Ok(())
                                 }
-                                r => r,
+                                Ok(r) => r,
+                                Err(panic) => {
+                                    hook(ServeError::HandlerPanicked {
+                                        peer,
+                                        message: panic_message(&*panic),
+                                    });
+                                    Ok(())
+                                }
                             }
                         });
                     }
@@ -300,6 +307,17 @@ pub trait ListenerExt: Listener + Sized {
                 }
             }
         }
+    }
+}
+
+/// The message of a panic payload, for [`ServeError::HandlerPanicked`].
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a payload that is not a string".to_owned()
     }
 }
 
@@ -382,8 +400,16 @@ pub enum ServeError<E> {
         /// The handler's error.
         error: E,
     },
+    /// A connection's handler panicked; only that connection ended. (With
+    /// [`ServeOptions::fail_fast`] a panic is re-raised by `serve`, as in any task group.)
+    HandlerPanicked {
+        /// The peer's address as it was when the connection was accepted, if known.
+        peer: Option<SocketAddress>,
+        /// The panic's message (its `&str` or `String` payload).
+        message: String,
+    },
     /// `accept` failed for lack of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`,
-    /// `ENOMEM`); `serve` pauses and accepts again, pausing twice as long after each further
+    /// `ENOMEM`, `ENOSPC`); `serve` pauses and accepts again, pausing twice as long after each further
     /// failure (up to 1 s). Reported once per episode: at the first failure after an accept
     /// that succeeded.
     AcceptBackoff {
@@ -401,6 +427,12 @@ impl<E: fmt::Display> fmt::Display for ServeError<E> {
                 write!(f, "connection from {peer} failed: {error}")
             }
             ServeError::Handler { peer: None, error } => write!(f, "connection failed: {error}"),
+            ServeError::HandlerPanicked { peer: Some(peer), message } => {
+                write!(f, "connection from {peer} panicked: {message}")
+            }
+            ServeError::HandlerPanicked { peer: None, message } => {
+                write!(f, "connection panicked: {message}")
+            }
             ServeError::AcceptBackoff { error, retry_in } => {
                 write!(f, "accepting connections failed: {error}; retrying in {retry_in:?}")
             }

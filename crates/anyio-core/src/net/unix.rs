@@ -330,7 +330,8 @@ impl UnixStream {
     }
 }
 
-fn unix(a: SocketAddress) -> Result<UnixAddress, StreamError> {
+/// The Unix address in `a`; an IP address here means the socket is not a Unix socket.
+pub(crate) fn unix(a: SocketAddress) -> Result<UnixAddress, StreamError> {
     match a {
         SocketAddress::Unix(u) => Ok(u),
         SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix socket")),

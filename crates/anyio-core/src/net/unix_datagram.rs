@@ -15,6 +15,7 @@ use crate::streams::{
 use super::addr::{unix_sockaddr, SocketAddress, UnixAddress};
 use super::error::SocketError;
 use super::udp::{datagram_common, Datagram};
+use super::unix::unix;
 
 /// An unconnected Unix datagram socket (AnyIO's `UNIXDatagramSocket`); as an object stream its
 /// items are `(datagram, sender)` packets.
@@ -134,7 +135,7 @@ impl UnixDatagramSocket {
     /// ```
     #[doc(alias = "local_address")]
     pub fn local_addr(&self) -> Result<UnixAddress, StreamError> {
-        unix_only(self.dg.local()?)
+        unix(self.dg.local()?)
     }
 }
 
@@ -293,7 +294,7 @@ impl ConnectedUnixDatagramSocket {
     /// ```
     #[doc(alias = "local_address")]
     pub fn local_addr(&self) -> Result<UnixAddress, StreamError> {
-        unix_only(self.dg.local()?)
+        unix(self.dg.local()?)
     }
 
     /// The path of the peer this socket is connected to.
@@ -303,7 +304,7 @@ impl ConnectedUnixDatagramSocket {
     /// See [`local_addr`](Self::local_addr).
     #[doc(alias = "remote_address")]
     pub fn peer_addr(&self) -> Result<UnixAddress, StreamError> {
-        unix_only(self.dg.peer()?)
+        unix(self.dg.peer()?)
     }
 }
 
@@ -394,11 +395,4 @@ pub async fn create_connected_unix_datagram_socket(
         ))
     })?;
     Ok(ConnectedUnixDatagramSocket { dg: Datagram::new(socket)? })
-}
-
-fn unix_only(address: SocketAddress) -> Result<UnixAddress, StreamError> {
-    match address {
-        SocketAddress::Unix(u) => Ok(u),
-        SocketAddress::Inet(_) => Err(StreamError::InvalidArgument("not a Unix socket")),
-    }
 }

@@ -546,10 +546,11 @@ impl<E> Drop for DropGuard<E> {
 
 pin_project! {
     /// Catches a panic raised while polling the body, so the group can cancel and join its
-    /// tasks before re-raising it.
-    struct CatchUnwind<F> {
+    /// tasks before re-raising it (and, in `serve`, so one connection's panic ends only that
+    /// connection).
+    pub(crate) struct CatchUnwind<F> {
         #[pin]
-        inner: F,
+        pub(crate) inner: F,
     }
 }
 

@@ -31,7 +31,9 @@ pub enum TaskState {
 
 /// A handle to a task spawned into a [`TaskGroup`](crate::task::TaskGroup). Awaiting it yields the
 /// task's value; the task's failure still goes to the group (a handle never swallows it).
-/// Dropping the handle does not affect the task.
+/// Dropping the handle does not affect the task. For that reason the handle is not
+/// `#[must_use]` (as tokio's `JoinHandle` is not): most spawns run a task for its effect and
+/// ignore the handle, and the group already waits for the task and reports its failure.
 ///
 /// # Examples
 ///

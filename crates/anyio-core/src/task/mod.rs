@@ -6,6 +6,7 @@ pub(crate) mod id;
 mod outcome;
 mod start;
 
+pub(crate) use group::CatchUnwind;
 pub use group::{task_group, GroupClosed, GroupError, TaskGroup};
 pub use handle::{JoinError, TaskHandle, TaskState};
 pub use id::{current_task_id, TaskId};
