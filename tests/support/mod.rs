@@ -9,25 +9,36 @@ use anyio::{fail_after, sleep, AnyError, Cancelled};
 
 /// Hang guard: generous, only fires if the behaviour under test is broken.
 pub(crate) const GUARD: Duration = Duration::from_secs(10);
+
+/// [`GUARD`], unless `ANYIO_TEST_GUARD_SECS` sets another: CI runs tests under valgrind, which
+/// is some 50 times slower and runs one thread at a time, so a test that spins through
+/// checkpoints there can take seconds without having lost a wake-up.
+pub(crate) fn guard_time() -> Duration {
+    std::env::var("ANYIO_TEST_GUARD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(GUARD, Duration::from_secs)
+}
 /// A deadline that is expected to fire; nothing asserts how precisely.
 pub(crate) const SHORT: Duration = Duration::from_millis(20);
 /// A deadline that must never fire during a test.
 pub(crate) const NEVER: Duration = Duration::from_secs(3600);
 
-/// Runs `fut` under a 10 s hang guard (an enclosing `fail_after` scope).
+/// Runs `fut` under a hang guard of [`guard_time`] (an enclosing `fail_after` scope).
 ///
 /// The guard's timer wakes the task when it fires, and a scope polls its body before its own
 /// timer, so a test whose wake-up was lost could still complete normally at that moment: a
 /// test that only finishes after half the guard's time is failed as a lost wake-up. Normal
 /// runs take milliseconds, so this is a hang check, not a timing assertion.
 pub(crate) async fn guarded<T>(fut: impl Future<Output = T>) -> T {
+    let guard = guard_time();
     let start = std::time::Instant::now();
-    let out = fail_after(GUARD, async { Ok::<_, AnyError>(fut.await) })
+    let out = fail_after(guard, async { Ok::<_, AnyError>(fut.await) })
         .await
-        .expect("hang guard: the test did not finish within 10 s");
+        .unwrap_or_else(|_| panic!("hang guard: the test did not finish within {guard:?}"));
     let took = start.elapsed();
     assert!(
-        took < GUARD / 2,
+        took < guard / 2,
         "finished only after {took:?}, when the hang guard woke it: a wake-up was lost"
     );
     out
