@@ -63,7 +63,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const ENVS: [&str; 2] = ["tokio-current-thread", "smol"];
+/// The flavours measured: every backend this bench is built with (async-std with
+/// `--features smol,async-std` or `--all-features`).
+const ENVS: &[&str] = &[
+    "tokio-current-thread",
+    "tokio-multi-thread(2)",
+    "smol",
+    #[cfg(feature = "async-std")]
+    "async-std",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -183,11 +191,27 @@ fn child(env: &str, side: &str) {
         ("tokio-current-thread", "ours") => {
             anyio::run_on(anyio::Backend::TokioCurrentThread, ours(listener)).unwrap();
         }
+        ("tokio-multi-thread(2)", "ours") => {
+            let workers = std::num::NonZeroUsize::new(2);
+            anyio::run_on(anyio::Backend::TokioMultiThread { workers }, ours(listener)).unwrap();
+        }
         ("smol", "ours") => {
             anyio::run_on(anyio::Backend::Smol, ours(listener)).unwrap();
         }
-        ("tokio-current-thread", "raw") => raw_tokio(listener),
+        #[cfg(feature = "async-std")]
+        ("async-std", "ours") => {
+            anyio::run_on(anyio::Backend::AsyncStd, ours(listener)).unwrap();
+        }
+        ("tokio-current-thread", "raw") => {
+            raw_tokio(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(), listener)
+        }
+        ("tokio-multi-thread(2)", "raw") => raw_tokio(
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap(),
+            listener,
+        ),
         ("smol", "raw") => raw_async_io(listener),
+        #[cfg(feature = "async-std")]
+        ("async-std", "raw") => raw_async_std(listener),
         _ => panic!("unknown env {env} or side {side}"),
     }
 }
@@ -207,9 +231,8 @@ async fn ours(listener: std::net::TcpListener) {
         .unwrap();
 }
 
-fn raw_tokio(listener: std::net::TcpListener) {
+fn raw_tokio(rt: tokio::runtime::Runtime, listener: std::net::TcpListener) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         loop {
@@ -256,6 +279,32 @@ fn raw_async_io(listener: std::net::TcpListener) {
             .detach();
         }
     }));
+}
+
+/// async-std's own sockets, a task per connection, the same loop.
+#[cfg(feature = "async-std")]
+fn raw_async_std(listener: std::net::TcpListener) {
+    use async_std::io::{ReadExt, WriteExt};
+    async_std::task::block_on(async {
+        let listener = async_std::net::TcpListener::from(listener);
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.set_nodelay(true).unwrap();
+            async_std::task::spawn(async move {
+                let mut buf = vec![0u8; 1024];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if socket.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
 }
 
 /// A field of /proc/self/status, in kB.
