@@ -1,11 +1,11 @@
 //! One server, two protocols: TCP and UDP echo on the same port, each protocol served by
 //! tasks of one task group. Try it with `tcp_echo_client --port 1234` and
-//! `udp_echo_client --port 1234` (or `nc 127.0.0.1 1234` and `nc -u 127.0.0.1 1234`):
+//! `udp_echo_client --port 1234` (or `nc -N 127.0.0.1 1234` and `nc -u 127.0.0.1 1234`):
 //!
 //! ```text
-//! cargo run --example dual_server -- --port 1234
-//! cargo run --example dual_server -- --port 1234 --max-connections 3
-//! ANYIO_BACKEND=smol cargo run --example dual_server --features smol -- --self-test
+//! cargo run --all-features --example dual_server -- --port 1234
+//! cargo run --all-features --example dual_server -- --port 1234 --max-connections 3
+//! ANYIO_BACKEND=smol cargo run --all-features --example dual_server -- --self-test
 //! ```
 //!
 //! anyio has no signal handling yet (AnyIO's `open_signal_receiver` is planned), so Ctrl+C

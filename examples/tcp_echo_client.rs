@@ -2,9 +2,9 @@
 //! message, and prints what comes back. It talks to `tcp_echo_server` or any echo server:
 //!
 //! ```text
-//! cargo run --example tcp_echo_client -- --port 1234 --message "Hello, world"
-//! cargo run --example tcp_echo_client -- --spawn-server
-//! ANYIO_BACKEND=async-std cargo run --example tcp_echo_client --features async-std -- --spawn-server
+//! cargo run --all-features --example tcp_echo_client -- --port 1234 --message "Hello, world"
+//! cargo run --all-features --example tcp_echo_client -- --spawn-server
+//! ANYIO_BACKEND=async-std cargo run --all-features --example tcp_echo_client -- --spawn-server
 //! ```
 //!
 //! `--spawn-server` starts `tcp_echo_server --port 0 --max-connections 4` as a child process

@@ -1,11 +1,11 @@
 //! A TCP echo server, after the server in AnyIO's networking tutorial ("Working with TCP
 //! sockets"): it sends back everything each client sends, until the client closes its side.
-//! Try it with `nc localhost 1234`, or with `tcp_echo_client`:
+//! Try it with `nc -N localhost 1234`, or with `tcp_echo_client`:
 //!
 //! ```text
-//! cargo run --example tcp_echo_server -- --port 1234
-//! ANYIO_BACKEND=smol cargo run --example tcp_echo_server --features smol -- --port 1234
-//! cargo run --example tcp_echo_server -- --port 0 --once --backend tokio-current-thread
+//! cargo run --all-features --example tcp_echo_server -- --port 1234
+//! ANYIO_BACKEND=smol cargo run --all-features --example tcp_echo_server -- --port 1234
+//! cargo run --all-features --example tcp_echo_server -- --port 0 --once --backend tokio-current-thread
 //! ```
 //!
 //! `--port 0` picks a free port; the first line printed is always "listening on port N".

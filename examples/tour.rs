@@ -2,10 +2,10 @@
 //! failure handling. It runs unchanged on every backend:
 //!
 //! ```text
-//! cargo run --example tour
-//! ANYIO_BACKEND=tokio-current-thread cargo run --example tour
-//! ANYIO_BACKEND=smol cargo run --example tour --features smol
-//! ANYIO_BACKEND=async-std cargo run --example tour --features async-std
+//! cargo run --all-features --example tour
+//! ANYIO_BACKEND=tokio-current-thread cargo run --all-features --example tour
+//! ANYIO_BACKEND=smol cargo run --all-features --example tour
+//! ANYIO_BACKEND=async-std cargo run --all-features --example tour
 //! ```
 
 use std::time::{Duration, Instant};

@@ -2,9 +2,9 @@
 //! to one peer (no address on each send) and only receives datagrams from it:
 //!
 //! ```text
-//! cargo run --example udp_echo_client -- --port 1234 --message "Hi there!"
-//! cargo run --example udp_echo_client -- --spawn-server
-//! ANYIO_BACKEND=smol cargo run --example udp_echo_client --features smol -- --spawn-server
+//! cargo run --all-features --example udp_echo_client -- --port 1234 --message "Hi there!"
+//! cargo run --all-features --example udp_echo_client -- --spawn-server
+//! ANYIO_BACKEND=smol cargo run --all-features --example udp_echo_client -- --spawn-server
 //! ```
 //!
 //! `--spawn-server` starts `udp_echo_server --port 0 --once` as a child process on the same

@@ -4,8 +4,8 @@
 //! or with `udp_echo_client`:
 //!
 //! ```text
-//! cargo run --example udp_echo_server -- --port 1234
-//! ANYIO_BACKEND=smol cargo run --example udp_echo_server --features smol -- --port 0 --once
+//! cargo run --all-features --example udp_echo_server -- --port 1234
+//! ANYIO_BACKEND=smol cargo run --all-features --example udp_echo_server -- --port 0 --once
 //! ```
 //!
 //! The first line printed is always "listening on port N". `--once` answers a single

@@ -2,9 +2,9 @@
 //! a host and port. It sends a few lines one at a time and reads each echo back:
 //!
 //! ```text
-//! cargo run --example unix_echo_client -- --path /tmp/anyio-echo.sock
-//! cargo run --example unix_echo_client -- --spawn-server
-//! ANYIO_BACKEND=smol cargo run --example unix_echo_client --features smol -- --spawn-server
+//! cargo run --all-features --example unix_echo_client -- --path /tmp/anyio-echo.sock
+//! cargo run --all-features --example unix_echo_client -- --spawn-server
+//! ANYIO_BACKEND=smol cargo run --all-features --example unix_echo_client -- --spawn-server
 //! ```
 //!
 //! `--spawn-server` starts `unix_echo_server --max-connections 3` on a fresh path as a child

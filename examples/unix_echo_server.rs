@@ -4,8 +4,8 @@
 //! `unix_echo_client`:
 //!
 //! ```text
-//! cargo run --example unix_echo_server -- --path /tmp/anyio-echo.sock
-//! ANYIO_BACKEND=smol cargo run --example unix_echo_server --features smol -- --once
+//! cargo run --all-features --example unix_echo_server -- --path /tmp/anyio-echo.sock
+//! ANYIO_BACKEND=smol cargo run --all-features --example unix_echo_server -- --once
 //! ```
 //!
 //! The first line printed is always "listening on PATH". `--once` serves a single client and

@@ -1,5 +1,6 @@
-//! A minimal thread-per-task runtime on which this crate's documentation examples run, so they
-//! need no backend. Not for production use: the real backends live in their own crates.
+//! A minimal thread-per-task runtime on which this crate's unit tests run, so they need no
+//! backend (anyio-core depends on none). Not for production use: the real backends live in
+//! their own crates.
 
 use std::future::Future;
 use std::pin::pin;
@@ -35,7 +36,7 @@ impl Runtime for DocRuntime {
     }
 }
 
-/// The documentation runtime's "reactor": it checks readiness with a zero-timeout `poll(2)`
+/// The test runtime's "reactor": it checks readiness with a zero-timeout `poll(2)`
 /// and otherwise retries a millisecond later. Fine for examples, useless for anything else.
 #[cfg(unix)]
 #[derive(Debug)]
@@ -100,9 +101,9 @@ impl Wake for ThreadWaker {
     }
 }
 
-/// Runs `fut` to completion on this thread with the documentation runtime current.
+/// Runs `fut` to completion on this thread with the test runtime current.
 #[doc(hidden)]
-pub fn __doc_block_on<F: Future>(fut: F) -> F::Output {
+pub(crate) fn __doc_block_on<F: Future>(fut: F) -> F::Output {
     let _rt = rt::enter(Arc::new(DocRuntime));
     crate::cancel::current::run_in_root(|| {
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));

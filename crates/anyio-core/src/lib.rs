@@ -6,14 +6,15 @@
 //! ([`rt`]) that a runtime adapter implements. Applications and libraries depend on the `anyio`
 //! facade, which re-exports these modules and picks a backend (tokio, smol, async-std).
 //!
-//! The examples in this crate's documentation run on a tiny thread-per-task runtime used only
-//! for documentation; with the facade they run unchanged on every backend.
+//! The examples in this crate's documentation are written against the facade (`anyio::`), as
+//! users read them, and run on its default backend.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cancel;
 mod context;
 mod coop;
+#[cfg(test)]
 mod doc_rt;
 pub mod error;
 mod loom;
@@ -27,8 +28,8 @@ pub mod sync;
 pub mod task;
 pub mod time;
 
-#[doc(hidden)]
-pub use doc_rt::__doc_block_on;
+#[cfg(test)]
+use doc_rt::__doc_block_on;
 
 /// Internals for the backend crates and the facade; not a stable API.
 #[doc(hidden)]
