@@ -22,8 +22,6 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyio::{
@@ -32,12 +30,12 @@ use anyio::{
     net::udp::UdpSocketOptions,
     net::{
         connect_tcp, create_connected_udp_socket, create_tcp_listener, create_udp_socket, AddressFamily,
-        ListenerExt, LocalPort, MultiListener, TcpListener, TcpStream, UdpSocket,
+        LocalPort, MultiListener, TcpListener, TcpStream, UdpSocket,
     },
     streams::{StreamError, TypedAttributeExt},
-    task_group, AnyError, CancelScope, TaskGroup,
+    task_group, AnyError, TaskGroup,
 };
-use support::{Args, Report};
+use support::{serve_up_to, Args, Report};
 
 /// The connections `support::rude::tcp_clients` makes.
 const RUDE_CLIENTS: usize = 3;
@@ -68,25 +66,7 @@ async fn udp_echo(udp: UdpSocket) -> Result<(), AnyError> {
 /// Serves TCP until `max` connections have ended (or forever), each echoed by a task of its
 /// own; a failing connection is reported and ends alone.
 async fn serve_tcp(listener: MultiListener<TcpListener>, max: Option<usize>) -> Result<(), AnyError> {
-    let Some(max) = max else {
-        listener.serve(tcp_echo).await?;
-        return Ok(());
-    };
-    let stop = CancelScope::new();
-    let ended = Arc::new(AtomicUsize::new(0));
-    let stopper = stop.clone();
-    stop.run(listener.serve(move |client| {
-        let (stop, ended) = (stopper.clone(), ended.clone());
-        async move {
-            let r = tcp_echo(client).await;
-            if ended.fetch_add(1, Ordering::SeqCst) + 1 == max {
-                stop.cancel();
-            }
-            r
-        }
-    }))
-    .await?;
-    Ok(())
+    serve_up_to(&listener, max, tcp_echo).await
 }
 
 /// Serves both protocols until `max` TCP connections have been served (or forever).

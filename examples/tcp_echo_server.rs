@@ -15,17 +15,14 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use anyio::{
     current_backend,
     net::tcp::TcpListenerOptions,
-    net::{create_tcp_listener, Listener, ListenerExt, LocalPort, RemoteAddress, TcpStream},
+    net::{create_tcp_listener, Listener, LocalPort, RemoteAddress, TcpStream},
     streams::{StreamError, TypedAttributeExt},
-    AnyError, CancelScope,
+    AnyError,
 };
-use support::{Args, Report};
+use support::{serve_up_to, Args, Report};
 
 const USAGE: &str =
     "tcp_echo_server [--port N (default 1234; 0: any free port)] [--once] [--max-connections N] [--backend NAME]";
@@ -66,29 +63,8 @@ async fn serve(port: u16, once: bool, max_connections: Option<usize>) -> Result<
     // serve() runs each connection's handler as a task of a task group until cancelled (stop
     // the program with Ctrl+C). A handler's error is printed with the client's address and
     // ends only that connection.
-    let Some(max) = max_connections else {
-        listener.serve(handle).await?;
-        return Ok(());
-    };
-    // `--max-connections N`: stop cleanly once N connections have ended, well or not.
-    let stop = CancelScope::new();
-    let ended = Arc::new(AtomicUsize::new(0));
-    let stopper = stop.clone();
-    let served = stop
-        .run(listener.serve(move |client| {
-            let (stop, ended) = (stopper.clone(), ended.clone());
-            async move {
-                let r = handle(client).await;
-                if ended.fetch_add(1, Ordering::SeqCst) + 1 == max {
-                    println!("served {max} connection(s): stopping");
-                    stop.cancel();
-                }
-                r
-            }
-        }))
-        .await?;
-    debug_assert!(served.is_none(), "serve only returns when cancelled");
-    Ok(())
+    // With `--max-connections N`, it stops cleanly once N connections have ended.
+    serve_up_to(&listener, max_connections, handle).await
 }
 
 fn main() -> Result<(), Report> {

@@ -15,17 +15,15 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use anyio::{
     current_backend,
-    net::{create_unix_listener, ListenerExt, UnixStream},
+    net::{create_unix_listener, UnixStream},
     streams::buffered::BufferedByteStream,
     streams::{ByteSendStream, ByteStream, StreamError},
-    AnyError, CancelScope,
+    AnyError,
 };
-use support::{Args, Report};
+use support::{serve_up_to, Args, Report};
 
 const USAGE: &str =
     "unix_echo_server [--path PATH (default /tmp/anyio-echo.sock)] [--once] [--max-connections N] [--backend NAME]";
@@ -67,28 +65,9 @@ async fn serve(path: &Path, once: bool, max_connections: Option<usize>) -> Resul
     if once {
         return handle(listener.accept().await?).await;
     }
-    let Some(max) = max_connections else {
-        // A handler's error is printed and ends only its own connection.
-        listener.serve(handle).await?;
-        return Ok(());
-    };
-    // `--max-connections N`: stop cleanly once N connections have ended, well or not.
-    let stop = CancelScope::new();
-    let ended = Arc::new(AtomicUsize::new(0));
-    let stopper = stop.clone();
-    stop.run(listener.serve(move |client| {
-        let (stop, ended) = (stopper.clone(), ended.clone());
-        async move {
-            let r = handle(client).await;
-            if ended.fetch_add(1, Ordering::SeqCst) + 1 == max {
-                println!("served {max} connection(s): stopping");
-                stop.cancel();
-            }
-            r
-        }
-    }))
-    .await?;
-    Ok(())
+    // A handler's error is printed and ends only its own connection; with
+    // `--max-connections N`, serving stops cleanly once N connections have ended.
+    serve_up_to(&listener, max_connections, handle).await
 }
 
 fn main() -> Result<(), Report> {

@@ -1,6 +1,7 @@
 //! Command-line plumbing shared by the networking examples: flags, the choice of backend,
 //! readable errors, and starting a server example as a child process for a client's
-//! `--spawn-server` self-test. None of it is anyio's API; the examples themselves show that.
+//! `--spawn-server` self-test, and `--max-connections`. None of it is anyio's API; the
+//! examples themselves show that.
 #![allow(dead_code)] // each example uses its own subset
 
 use std::fmt;
@@ -11,7 +12,50 @@ use std::str::FromStr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyio::{AnyError, Backend};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyio::net::ListenerExt;
+use anyio::streams::TypedAttributeProvider;
+use anyio::{AnyError, Backend, CancelScope};
+
+/// Serves `listener`, each connection handled by `handler` in a task of its own (a failing
+/// one is reported and ends alone). With `max` (`--max-connections N`), stops cleanly once
+/// `max` connections have ended, well or not; without, serves until cancelled.
+pub(crate) async fn serve_up_to<L, H, Fut>(
+    listener: &L,
+    max: Option<usize>,
+    mut handler: H,
+) -> Result<(), AnyError>
+where
+    L: ListenerExt + Sync,
+    L::Stream: TypedAttributeProvider,
+    H: FnMut(L::Stream) -> Fut + Send,
+    Fut: Future<Output = Result<(), AnyError>> + Send + 'static,
+{
+    let Some(max) = max else {
+        listener.serve(handler).await?;
+        return Ok(());
+    };
+    let stop = CancelScope::new();
+    let ended = Arc::new(AtomicUsize::new(0));
+    let stopper = stop.clone();
+    stop.run(listener.serve(move |client| {
+        let (stop, ended) = (stopper.clone(), ended.clone());
+        let connection = handler(client);
+        async move {
+            let r = connection.await;
+            if ended.fetch_add(1, Ordering::SeqCst) + 1 == max {
+                println!("served {max} connection(s): stopping");
+                stop.cancel();
+            }
+            r
+        }
+    }))
+    .await?;
+    Ok(())
+}
 
 /// The flags of one program, removed one by one as the program reads them.
 pub(crate) struct Args {
