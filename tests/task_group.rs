@@ -1125,3 +1125,35 @@ async fn a_panic_in_the_body_closure_itself_still_cancels_and_joins_the_tasks() 
     assert!(caught.is_err(), "the panic reaches the caller");
     assert!(joined.load(SeqCst), "the task was cancelled and joined before the panic surfaced");
 }
+
+#[anyio::test]
+async fn start_soon_runs_a_loop_bodied_task_without_a_type_annotation() {
+    // The proof is partly that this compiles: the task's body is a `loop` left only by `?`,
+    // and nothing names its value type.
+    let (tx, rx) = anyio::streams::memory::create_memory_object_stream::<u32>(4);
+    let sum = Arc::new(AtomicUsize::new(0));
+    let seen = sum.clone();
+    let r = guarded(async move {
+        Ok(task_group(|tg| async move {
+            let mut h = tg.start_soon(async move {
+                loop {
+                    let n = rx.receive().await?;
+                    seen.fetch_add(n as usize, SeqCst);
+                }
+            });
+            for n in 1..=4 {
+                tx.send(n).await?;
+            }
+            while sum.load(SeqCst) != 10 {
+                sleep(Duration::from_millis(1)).await?;
+            }
+            assert_eq!(h.state(), TaskState::Running, "the loop is still receiving");
+            h.cancel();
+            assert_eq!((&mut h).await, Err(JoinError::TaskCancelled));
+            Ok(h.state())
+        })
+        .await)
+    })
+    .await;
+    assert_eq!(r.ok().flatten(), Some(TaskState::Cancelled), "a cancelled task is not a failure");
+}

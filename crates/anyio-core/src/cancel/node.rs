@@ -21,6 +21,7 @@ use slab::Slab;
 
 use crate::error::{CancelReason, CancelSource, Cancelled};
 use crate::loom::{lock, AtomicU64, AtomicU8, AtomicUsize, Mutex, Ordering};
+use crate::task::slot::TaskSlot;
 
 const CANCELLED: u8 = 1;
 const SHIELD: u8 = 1 << 1;
@@ -62,10 +63,12 @@ pub(crate) struct Node {
     resident_data: AtomicUsize,
     resident_vtable: AtomicUsize,
     pub(crate) timing: Mutex<Timing>,
-    /// The outcome of the task this node belongs to, if it is a task's node (read by the
-    /// task's `TaskHandle`). Kept here so that spawning a task allocates one node, not a node
-    /// and a separate result cell.
-    pub(crate) task: Mutex<TaskSlot>,
+    /// Storage for the outcome of the task this node belongs to, if it is a task's node. The
+    /// task module owns the type and all its logic (`task/slot.rs`); the node only holds it
+    /// so that spawning a task allocates one node, not a node and a separate result cell: the
+    /// tree's links are `Arc<Node>`, so a task-owned structure holding the node could not be
+    /// linked without a hand-written reference count.
+    pub(crate) task: TaskSlot,
     /// Bumped (under the `timing` lock) on every deadline change, so the owner can tell
     /// "nothing changed" without locking.
     pub(crate) timing_generation: AtomicU64,
@@ -80,47 +83,6 @@ pub(crate) struct Timing {
     /// A relative timeout still to be resolved against the runtime's clock on entry.
     pub(crate) relative: Option<Duration>,
     pub(crate) owner: Option<Waker>,
-}
-
-/// How a task ended, as its handle reports it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum SlotOutcome {
-    #[default]
-    Running,
-    Done,
-    Failed,
-    Panicked,
-    Cancelled,
-    /// `Done`, and the value was taken by an await of the handle.
-    Taken,
-}
-
-/// A task's outcome and the waker of whoever awaits its handle.
-#[derive(Default)]
-pub(crate) struct TaskSlot {
-    pub(crate) outcome: SlotOutcome,
-    /// The task's value when `Done` (a `Box` of a zero-sized value does not allocate).
-    pub(crate) value: Option<Box<dyn std::any::Any + Send>>,
-    pub(crate) waker: Option<Waker>,
-    /// The handle was dropped: a value arriving later is dropped instead of stored.
-    pub(crate) detached: bool,
-}
-
-impl Node {
-    /// Records how the task of this node ended and wakes whoever awaits its handle.
-    pub(crate) fn complete_task(&self, outcome: SlotOutcome, value: Option<Box<dyn std::any::Any + Send>>) {
-        let (waker, unread) = {
-            let mut slot = lock(&self.task);
-            slot.outcome = outcome;
-            let unread = if slot.detached { value } else { std::mem::replace(&mut slot.value, value) };
-            (slot.waker.take(), unread)
-        };
-        // Dropped outside the lock: a value's destructor may do anything.
-        drop(unread);
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
 }
 
 impl std::fmt::Debug for Node {
@@ -146,7 +108,7 @@ impl Node {
             resident_vtable: AtomicUsize::new(0),
             timing: Mutex::new(Timing::default()),
             timing_generation: AtomicU64::new(0),
-            task: Mutex::new(TaskSlot::default()),
+            task: TaskSlot::default(),
         }
     }
 

@@ -12,8 +12,9 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
+use super::slot::SlotOutcome;
 use crate::cancel::current::{current_arc, enter};
-use crate::cancel::node::{Node, SlotOutcome};
+use crate::cancel::node::Node;
 use crate::cancel::{catches, CancelScope, InScope};
 use crate::error::{AnyError, AsCancelled, CancelSource, Cancelled};
 use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
@@ -270,7 +271,10 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     /// assert_eq!(r.unwrap(), Some("done"));
     /// # });
     /// ```
-    #[doc(alias = "start_soon")]
+    ///
+    /// A task run for its effect, whose body is a `loop` or only ever returns `Ok(())`, is
+    /// easier to write with [`start_soon`](Self::start_soon): its value type is fixed to `()`,
+    /// so nothing needs annotating.
     pub fn spawn<T, F>(&self, fut: F) -> TaskHandle<T>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
@@ -280,6 +284,51 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             Ok(h) => h,
             Err(_) => panic!("{GROUP_CLOSED}"),
         }
+    }
+
+    /// Spawns `fut`, a task run for its effect, as a task of the group (AnyIO's
+    /// `start_soon`). The same as [`spawn`](Self::spawn) with the value type fixed to `()`:
+    /// a task whose body is a `loop` that ends only through `?`, or that returns `Ok(())`,
+    /// then needs no type annotation (with `spawn`, Rust cannot tell what value such a task
+    /// would produce).
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Self::spawn): if the group is closed, or if no runtime can be found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use anyio::{sleep, task_group};
+    /// let ticks = Arc::new(AtomicU32::new(0));
+    /// let seen = ticks.clone();
+    /// task_group(|tg| async move {
+    ///     // A heartbeat: a loop that ends only when the group's cancellation reaches `?`.
+    ///     tg.start_soon(async move {
+    ///         loop {
+    ///             sleep(Duration::from_millis(5)).await?;
+    ///             seen.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     });
+    ///     while ticks.load(Ordering::Relaxed) < 3 {
+    ///         sleep(Duration::from_millis(1)).await?;
+    ///     }
+    ///     tg.cancel();
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn start_soon<F>(&self, fut: F) -> TaskHandle<()>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.spawn(fut)
     }
 
     /// Like [`spawn`](Self::spawn), but returns the future in [`GroupClosed`] if the group is
@@ -409,9 +458,9 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     ///
     /// ```
     /// # anyio::run(async {
-    /// use anyio::{task_group, AnyError, time::sleep_forever};
+    /// use anyio::{task_group, time::sleep_forever};
     /// let r = task_group(|tg| async move {
-    ///     tg.spawn(async { sleep_forever().await?; Ok::<(), AnyError>(()) });
+    ///     tg.start_soon(async { sleep_forever().await?; Ok(()) });
     ///     tg.cancel();
     ///     Ok(())
     /// })
@@ -670,7 +719,7 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
                 (SlotOutcome::Panicked, None)
             }
         };
-        self.node.complete_task(handle_outcome.0, handle_outcome.1);
+        self.node.task.complete(handle_outcome.0, handle_outcome.1);
         self.start = None;
         self.group.child_done();
     }
@@ -696,10 +745,10 @@ impl<T, E> ChildTask<T, E> {
                 }
             }
             match dropped {
-                Ok(()) => self.node.complete_task(SlotOutcome::Cancelled, None),
+                Ok(()) => self.node.task.complete(SlotOutcome::Cancelled, None),
                 Err(p) => {
                     self.group.record(Failure::Panic(p));
-                    self.node.complete_task(SlotOutcome::Panicked, None);
+                    self.node.task.complete(SlotOutcome::Panicked, None);
                 }
             }
             self.group.child_done();

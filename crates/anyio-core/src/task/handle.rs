@@ -8,10 +8,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::slot::{SlotOutcome, SlotPoll};
 use crate::cancel::current::{check_current, current_arc};
-use crate::cancel::node::{Node, SlotOutcome, WaitRegistration};
+use crate::cancel::node::{Node, WaitRegistration};
 use crate::error::{AnyError, AsCancelled, CancelSource, Cancelled};
-use crate::loom::lock;
 
 /// What a task is doing, as reported by [`TaskHandle::state`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,7 +74,7 @@ impl<T> TaskHandle<T> {
     /// # anyio::run(async {
     /// use anyio::{task_group, AnyError, task::JoinError, time::sleep_forever};
     /// task_group(|tg| async move {
-    ///     let mut h = tg.spawn(async { sleep_forever().await?; Ok::<(), AnyError>(()) });
+    ///     let mut h = tg.start_soon(async { sleep_forever().await?; Ok(()) });
     ///     h.cancel();
     ///     assert!(matches!((&mut h).await, Err(JoinError::TaskCancelled)));
     ///     Ok::<_, AnyError>(())
@@ -100,7 +100,7 @@ impl<T> TaskHandle<T> {
     /// # });
     /// ```
     pub fn state(&self) -> TaskState {
-        match lock(&self.node.task).outcome {
+        match self.node.task.outcome() {
             SlotOutcome::Running => TaskState::Running,
             SlotOutcome::Done | SlotOutcome::Taken => TaskState::Finished,
             SlotOutcome::Failed => TaskState::Failed,
@@ -143,27 +143,20 @@ impl<T: 'static> Future for TaskHandle<T> {
         // other outcome is reported after the cancellation, as AnyIO's `await handle` does,
         // so that code unwinding from a cancel never sees a sibling's outcome as a failure.
         let cancelled = check_current().err();
-        let out = {
-            let mut slot = lock(&this.node.task);
-            match (slot.outcome, cancelled) {
-                (SlotOutcome::Done, _) => {
-                    slot.outcome = SlotOutcome::Taken;
-                    let value = slot.value.take().expect("a finished task stores its value");
-                    let value = value.downcast::<T>().expect("a task handle reads its own task's value type");
-                    Some(Ok(*value))
-                }
-                (_, Some(c)) => Some(Err(JoinError::Cancelled(c))),
-                (SlotOutcome::Running, None) => {
-                    if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        slot.waker = Some(cx.waker().clone());
-                    }
-                    None
-                }
-                (SlotOutcome::Taken, None) => Some(Err(JoinError::AlreadyJoined)),
-                (SlotOutcome::Failed, None) => Some(Err(JoinError::Failed)),
-                (SlotOutcome::Panicked, None) => Some(Err(JoinError::Panicked)),
-                (SlotOutcome::Cancelled, None) => Some(Err(JoinError::TaskCancelled)),
+        let out = match (this.node.task.poll(cx.waker(), cancelled.is_none()), cancelled) {
+            (SlotPoll::Value(value), _) => {
+                let value = value.downcast::<T>().expect("a task handle reads its own task's value type");
+                Some(Ok(*value))
             }
+            (_, Some(c)) => Some(Err(JoinError::Cancelled(c))),
+            (SlotPoll::Pending, None) => None,
+            (SlotPoll::Ended(outcome), None) => Some(Err(match outcome {
+                SlotOutcome::Taken => JoinError::AlreadyJoined,
+                SlotOutcome::Failed => JoinError::Failed,
+                SlotOutcome::Panicked => JoinError::Panicked,
+                SlotOutcome::Cancelled => JoinError::TaskCancelled,
+                SlotOutcome::Running | SlotOutcome::Done => unreachable!("the slot reports these itself"),
+            })),
         };
         if let Some(out) = out {
             this.reg.clear();
@@ -181,16 +174,7 @@ impl<T: 'static> Future for TaskHandle<T> {
 
 impl<T> Drop for TaskHandle<T> {
     fn drop(&mut self) {
-        // Nobody can read the task's value any more: drop it now, and make the task drop it
-        // at once if it finishes later. A value kept in the task's node could otherwise hold
-        // that node (or its descendants) alive in a reference cycle.
-        let value = {
-            let mut slot = lock(&self.node.task);
-            slot.detached = true;
-            slot.waker = None;
-            slot.value.take()
-        };
-        drop(value);
+        self.node.task.detach();
     }
 }
 

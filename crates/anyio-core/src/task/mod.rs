@@ -4,6 +4,7 @@ mod group;
 mod handle;
 pub(crate) mod id;
 mod outcome;
+pub(crate) mod slot;
 mod start;
 
 pub(crate) use group::CatchUnwind;

@@ -1,0 +1,105 @@
+//! A task's outcome as its [`TaskHandle`](super::TaskHandle) reads it: how the task ended, its
+//! value until the handle takes it, and the waker of whoever awaits the handle.
+//!
+//! Stored inside the task's cancel node (see `cancel/node.rs`, field `task`) so that spawning
+//! allocates once; everything about it lives here.
+
+use std::any::Any;
+use std::task::Waker;
+
+use crate::loom::{lock, Mutex};
+
+/// How a task ended, as its handle reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum SlotOutcome {
+    #[default]
+    Running,
+    Done,
+    Failed,
+    Panicked,
+    Cancelled,
+    /// `Done`, and the value was taken by an await of the handle.
+    Taken,
+}
+
+/// A task's value, type-erased (a `Box` of a zero-sized value does not allocate).
+pub(crate) type SlotValue = Box<dyn Any + Send>;
+
+#[derive(Default)]
+struct SlotState {
+    outcome: SlotOutcome,
+    /// The task's value when `Done`.
+    value: Option<SlotValue>,
+    waker: Option<Waker>,
+    /// The handle was dropped: a value arriving later is dropped instead of stored.
+    detached: bool,
+}
+
+/// A task's outcome slot, written once by the task and read by its handle.
+#[derive(Default)]
+pub(crate) struct TaskSlot {
+    state: Mutex<SlotState>,
+}
+
+/// What a poll of the slot found.
+pub(crate) enum SlotPoll {
+    /// The task finished with a value; it is now taken.
+    Value(SlotValue),
+    /// The task ended without a value (or it was taken before): its outcome.
+    Ended(SlotOutcome),
+    /// Still running; the waker is registered.
+    Pending,
+}
+
+impl TaskSlot {
+    /// Records how the task ended and wakes whoever awaits its handle.
+    pub(crate) fn complete(&self, outcome: SlotOutcome, value: Option<SlotValue>) {
+        let (waker, unread) = {
+            let mut st = lock(&self.state);
+            st.outcome = outcome;
+            let unread = if st.detached { value } else { std::mem::replace(&mut st.value, value) };
+            (st.waker.take(), unread)
+        };
+        // Dropped outside the lock: a value's destructor may do anything.
+        drop(unread);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn outcome(&self) -> SlotOutcome {
+        lock(&self.state).outcome
+    }
+
+    /// Takes the value if there is one; otherwise reports the outcome, or (only when
+    /// `may_wait`) registers `waker` and reports `Pending` for a running task.
+    pub(crate) fn poll(&self, waker: &Waker, may_wait: bool) -> SlotPoll {
+        let mut st = lock(&self.state);
+        match st.outcome {
+            SlotOutcome::Done => {
+                st.outcome = SlotOutcome::Taken;
+                SlotPoll::Value(st.value.take().expect("a finished task stores its value"))
+            }
+            SlotOutcome::Running if may_wait => {
+                if !st.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    st.waker = Some(waker.clone());
+                }
+                SlotPoll::Pending
+            }
+            other => SlotPoll::Ended(other),
+        }
+    }
+
+    /// The handle is gone: nobody can read the value any more. Drops a stored value now and
+    /// makes a later one be dropped on arrival. (A value kept in the task's node could
+    /// otherwise hold that node, or its descendants, alive in a reference cycle.)
+    pub(crate) fn detach(&self) {
+        let value = {
+            let mut st = lock(&self.state);
+            st.detached = true;
+            st.waker = None;
+            st.value.take()
+        };
+        drop(value);
+    }
+}
