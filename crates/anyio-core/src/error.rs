@@ -345,6 +345,24 @@ pub struct TimeoutError {
     pub(crate) after: Option<std::time::Duration>,
 }
 
+impl TimeoutError {
+    /// The relative timeout that ran out, when the deadline was given as one (`fail_after`);
+    /// `None` for an absolute deadline (`fail_at`).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use std::time::Duration;
+    /// use anyio::{error::TimeoutError, fail_after, time::sleep_forever};
+    /// let r: Result<(), TimeoutError> =
+    ///     fail_after(Duration::ZERO, async { sleep_forever().await?; Ok(()) }).await;
+    /// assert_eq!(r.unwrap_err().after(), Some(Duration::ZERO));
+    /// # });
+    /// ```
+    pub fn after(&self) -> Option<std::time::Duration> {
+        self.after
+    }
+}
+
 impl fmt::Display for TimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.after {

@@ -56,6 +56,9 @@ use std::num::NonZeroUsize;
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use anyio_core::net;
 pub use anyio_core::{cancel, error, lowlevel, prelude, rt, streams, sync, task, time};
+/// TLS over any byte stream, on rustls (the `tls` feature): see the [`anyio_tls`] crate.
+#[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+pub use anyio_tls as tls;
 
 // What a first program uses, at the top level; everything else lives in its module.
 #[doc(no_inline)]

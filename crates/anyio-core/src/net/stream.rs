@@ -80,6 +80,18 @@ impl ByteSocket {
         Ok(())
     }
 
+    /// One `send(2)` of as much of `data` as the socket takes (waiting until it takes some).
+    pub(crate) fn send_some<'a>(
+        &'a self,
+        data: &'a [u8],
+    ) -> impl Future<Output = Result<usize, StreamError>> + Send + 'a {
+        StreamOp {
+            op: self.core.io(Dir::Send, move |s| s.send_with_flags(data, SEND_FLAGS)),
+            refuse: Refuse::IfSet(&self.eof_sent),
+            finish: Ok,
+        }
+    }
+
     pub(crate) fn send<'a>(
         &'a self,
         data: &'a [u8],
@@ -259,6 +271,12 @@ macro_rules! byte_stream_impls {
         impl $crate::streams::ByteSendStream for $ty {
             async fn send(&self, data: &[u8]) -> Result<(), $crate::streams::StreamError> {
                 self.sock.send(data).await
+            }
+
+            /// One write of what the socket takes now. Cancel safe: a cancelled call wrote
+            /// nothing.
+            async fn send_some(&self, data: &[u8]) -> Result<usize, $crate::streams::StreamError> {
+                self.sock.send_some(data).await
             }
         }
 

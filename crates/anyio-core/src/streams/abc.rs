@@ -189,6 +189,41 @@ pub trait ByteSendStream: AsyncResource {
     /// Implementations document theirs; a byte stream cancelled part-way may have sent part of
     /// `data`.
     async fn send(&self, data: &[u8]) -> Result<(), StreamError>;
+
+    /// Sends a prefix of `data` and returns its length: at least 1 byte when `data` is not
+    /// empty. A protocol layered on the stream that must know exactly what went out (TLS, so
+    /// that a cancelled send never leaves half a record on the wire) sends with this.
+    ///
+    /// The default sends all of `data` with [`send`](Self::send). Streams whose `send` can be
+    /// cancelled part-way (sockets) override it with a single write.
+    ///
+    /// # Cancel safety
+    ///
+    /// Where overridden (TCP and Unix sockets, and the wrappers that forward to them): cancel
+    /// safe, since a cancelled call sent nothing. The default is as cancel safe as `send`,
+    /// which is exact for streams that send a chunk whole or not at all (memory streams).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::{
+    ///     streams::{ByteSendStream, ChunkSendStream}, streams::memory::create_memory_object_stream,
+    /// };
+    ///
+    /// let (tx, rx) = create_memory_object_stream::<Vec<u8>>(2);
+    /// let tx = ChunkSendStream::new(tx);
+    /// let data = b"hello";
+    /// let mut sent = 0;
+    /// while sent < data.len() {
+    ///     sent += tx.send_some(&data[sent..]).await.unwrap();
+    /// }
+    /// assert_eq!(rx.try_receive().unwrap(), b"hello");
+    /// # });
+    /// ```
+    async fn send_some(&self, data: &[u8]) -> Result<usize, StreamError> {
+        self.send(data).await.map(|()| data.len())
+    }
 }
 
 /// A bidirectional byte stream with half-close (AnyIO's `ByteStream`).

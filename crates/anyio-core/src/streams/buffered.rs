@@ -552,6 +552,11 @@ impl<S: super::abc::ByteStream> super::abc::ByteSendStream for BufferedByteStrea
     async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         self.get_ref().send(data).await
     }
+
+    /// Cancel safe as the wrapped stream's.
+    async fn send_some(&self, data: &[u8]) -> Result<usize, StreamError> {
+        self.get_ref().send_some(data).await
+    }
 }
 
 #[async_trait]

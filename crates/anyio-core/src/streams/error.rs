@@ -45,6 +45,9 @@ pub enum StreamError {
     },
     /// Any other I/O error.
     Io(io::Error),
+    /// The stream cannot do this at all, or not in its current state (for example `send_eof`
+    /// on a TLS 1.2 connection); the message says what and why.
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for StreamError {
@@ -65,6 +68,7 @@ impl fmt::Display for StreamError {
                 "no delimiter within the first {max_bytes} bytes; raise max_bytes or check the input"
             ),
             StreamError::Io(e) => e.fmt(f),
+            StreamError::Unsupported(m) => write!(f, "unsupported: {m}"),
         }
     }
 }

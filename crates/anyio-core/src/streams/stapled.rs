@@ -227,6 +227,11 @@ impl<S: ByteSendStream, R: AsyncResource> ByteSendStream for StapledByteStream<S
     async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         self.send.send(data).await
     }
+
+    /// Cancel safe as the send half's.
+    async fn send_some(&self, data: &[u8]) -> Result<usize, StreamError> {
+        self.send.send_some(data).await
+    }
 }
 
 #[async_trait]

@@ -191,3 +191,36 @@ impl<T: Send + 'static> crate::streams::abc::ObjectReceiveStream<T> for MemoryOb
         MemoryObjectReceiveStream::receive(self).await.map_err(Into::into)
     }
 }
+
+/// One end of a connected pair of in-memory byte streams ([`memory_stream_pair`]).
+pub type MemoryByteStream = crate::streams::stapled::StapledByteStream<
+    crate::streams::ChunkSendStream<MemoryObjectSendStream<Vec<u8>>>,
+    crate::streams::ChunkReceiveStream<MemoryObjectReceiveStream<Vec<u8>>>,
+>;
+
+/// Two byte streams connected to each other in memory, like a socket pair (trio's
+/// `memory_stream_pair`): what one sends the other receives. Each direction buffers up to
+/// `max_chunks` sends before a sender waits. Useful to test a protocol, TLS included, without
+/// a network.
+///
+/// # Examples
+///
+/// ```
+/// # anyio::run(async {
+/// use anyio::streams::{memory::memory_stream_pair, ByteReceiveStream, ByteSendStream, ByteStream};
+/// let (a, b) = memory_stream_pair(4);
+/// a.send(b"ping").await.unwrap();
+/// assert_eq!(b.receive(10).await.unwrap(), b"ping");
+/// b.send_eof().await.unwrap();
+/// assert!(a.receive(10).await.is_err()); // end of stream
+/// # });
+/// ```
+pub fn memory_stream_pair(max_chunks: usize) -> (MemoryByteStream, MemoryByteStream) {
+    use crate::streams::{stapled::StapledByteStream, ChunkReceiveStream, ChunkSendStream};
+    let (a_tx, b_rx) = create_memory_object_stream::<Vec<u8>>(max_chunks);
+    let (b_tx, a_rx) = create_memory_object_stream::<Vec<u8>>(max_chunks);
+    (
+        StapledByteStream::new(ChunkSendStream::new(a_tx), ChunkReceiveStream::new(a_rx)),
+        StapledByteStream::new(ChunkSendStream::new(b_tx), ChunkReceiveStream::new(b_rx)),
+    )
+}

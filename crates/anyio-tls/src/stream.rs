@@ -1,0 +1,1062 @@
+//! [`TlsStream`]: TLS over any anyio byte stream, with rustls's connection state machine as the
+//! engine and our own stream operations as its I/O.
+//!
+//! How the parts fit (docs/design.md, "TLS"): one `std::sync::Mutex` holds the rustls
+//! connection and the buffers, and is never held across an await. Received transport bytes
+//! wait in `inbuf` and go to rustls one whole record at a time. Ciphertext leaves rustls into
+//! `out`, and only the holder of the `writer` lock writes it to the transport, with
+//! `send_some`, so that what went out is always known: a cancelled write puts the rest back
+//! and the next writer sends it first, so the wire never carries half a record followed by
+//! something else. A receive that finds output waiting (a KeyUpdate answer, an alert, a
+//! cancelled send's remainder) and the writer lock free writes it while it reads, never
+//! instead of reading, so neither direction waits for the other.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
+use std::time::Duration;
+
+use anyio_core::cancel::{fail_after, CancelScope};
+use anyio_core::lowlevel::checkpoint_if_cancelled;
+use anyio_core::streams::{
+    provide_attribute, AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, StreamError,
+    TypedAttributeProvider,
+};
+use anyio_core::sync::{Lock, ResourceGuard};
+use rustls::pki_types::ServerName as PkiServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ProtocolVersion, ServerConfig, ServerConnection};
+
+use crate::attrs::{
+    AlpnProtocol, ChannelBinding, CipherSuite, PeerCertificate, PeerCertificateChain, ServerName, ServerSide,
+    StandardCompatible, TlsVersion,
+};
+use crate::config::TlsConfig;
+use crate::error::{TlsError, TlsProtocolError};
+use crate::record::{front, Front};
+
+/// How much one transport read asks for: several full records, so that a bulk transfer makes
+/// few system calls.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long a failed handshake keeps trying to tell the peer why (its alert) before closing.
+const ALERT_GRACE: Duration = Duration::from_secs(1);
+
+/// Options of a TLS stream: AnyIO's `standard_compatible` and a handshake timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use anyio::tls::TlsOptions;
+/// let options = TlsOptions::new().standard_compatible(false).handshake_timeout(Some(Duration::from_secs(5)));
+/// assert!(!options.is_standard_compatible());
+/// ```
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    standard_compatible: bool,
+    handshake_timeout: Option<Duration>,
+    hostname: Option<String>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TlsOptions {
+    /// Standard compatible, no handshake timeout, the host name as given to the connecting
+    /// function.
+    pub fn new() -> Self {
+        Self { standard_compatible: true, handshake_timeout: None, hostname: None }
+    }
+
+    /// Whether the stream insists on the TLS closing handshake (default `true`, as AnyIO's):
+    /// a transport that ends without the peer's close_notify is then
+    /// [`StreamError::Broken`] (a truncation attack cannot pass for a clean end), and
+    /// [`aclose`](AsyncResource::aclose) waits for the peer's close_notify. `false` suits
+    /// protocols that frame their own messages (HTTP/1.1 with a length, HTTP/2): such an end
+    /// is then [`StreamError::EndOfStream`], and `aclose` only sends its close_notify.
+    pub fn standard_compatible(mut self, yes: bool) -> Self {
+        self.standard_compatible = yes;
+        self
+    }
+
+    /// Whether [`standard_compatible`](Self::standard_compatible) is on.
+    pub fn is_standard_compatible(&self) -> bool {
+        self.standard_compatible
+    }
+
+    /// The longest the handshake may take, or `None` (the default for streams) for no limit.
+    /// When it runs out the handshake fails with [`TlsError::Timeout`]; zero times out at
+    /// once.
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The name to verify the server by when it is not the host connected to
+    /// ([`connect_tls`](crate::connect_tls) only).
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = Some(hostname.into());
+        self
+    }
+
+    pub(crate) fn hostname_override(&self) -> Option<&str> {
+        self.hostname.as_deref()
+    }
+
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.handshake_timeout
+    }
+}
+
+/// What [`TlsStream::unwrap`] hands back once both sides closed TLS.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Unwrapped<S> {
+    /// The transport, open, positioned just after the peer's close_notify.
+    pub transport: S,
+    /// The bytes that arrived after the peer's close_notify, exactly: the start of whatever the
+    /// peer speaks on the transport next.
+    pub leftover: Vec<u8>,
+    /// Application data the peer sent before its close_notify that nobody had received yet
+    /// (kept, not dropped).
+    pub unread: Vec<u8>,
+}
+
+/// Why a stream is broken, kept so that every later operation can say so.
+#[derive(Clone, Debug)]
+enum Broken {
+    Tls(TlsProtocolError),
+    Transport(io::ErrorKind, String),
+}
+
+impl Broken {
+    fn error(&self) -> StreamError {
+        match self {
+            Broken::Tls(e) => e.stream_error(),
+            Broken::Transport(kind, m) => StreamError::Broken(Some(io::Error::new(*kind, m.clone()))),
+        }
+    }
+}
+
+struct State {
+    conn: Connection,
+    /// Ciphertext out of rustls not yet written to the transport: it goes first.
+    out: Vec<u8>,
+    /// Transport bytes not yet given to rustls, from `in_start` on.
+    inbuf: Vec<u8>,
+    in_start: usize,
+    transport_eof: bool,
+    /// The peer's close_notify arrived.
+    peer_closed: bool,
+    close_notify_sent: bool,
+    /// `aclose` was called.
+    closed: bool,
+    broken: Option<Broken>,
+}
+
+impl State {
+    fn has_output(&self) -> bool {
+        !self.out.is_empty() || self.conn.wants_write()
+    }
+
+    fn pending_input(&self) -> &[u8] {
+        &self.inbuf[self.in_start..]
+    }
+
+    /// Gives rustls the whole record of `len` bytes at the front of `inbuf` and processes it.
+    fn feed_record(&mut self, len: usize) -> Result<(), rustls::Error> {
+        let State { conn, inbuf, in_start, .. } = self;
+        let mut rec = &inbuf[*in_start..*in_start + len];
+        while !rec.is_empty() {
+            match conn.read_tls(&mut rec) {
+                // rustls takes nothing after the peer's close_notify; the bytes stay ours.
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Err(rustls::Error::General(e.to_string())),
+            }
+        }
+        *in_start += len - rec.len();
+        if *in_start == inbuf.len() {
+            inbuf.clear();
+            *in_start = 0;
+        }
+        let io = self.conn.process_new_packets()?;
+        if io.peer_has_closed() {
+            self.peer_closed = true;
+        }
+        Ok(())
+    }
+
+    fn append_input(&mut self, bytes: Vec<u8>) {
+        if self.in_start == self.inbuf.len() {
+            self.inbuf = bytes;
+            self.in_start = 0;
+        } else {
+            self.inbuf.drain(..self.in_start);
+            self.in_start = 0;
+            self.inbuf.extend_from_slice(&bytes);
+        }
+    }
+
+    fn check_can_send(&self) -> Result<(), StreamError> {
+        if self.closed || self.close_notify_sent {
+            return Err(StreamError::Closed);
+        }
+        if let Some(b) = &self.broken {
+            return Err(b.error());
+        }
+        Ok(())
+    }
+
+    fn break_with(&mut self, b: Broken) -> StreamError {
+        let e = b.error();
+        self.broken.get_or_insert(b);
+        e
+    }
+}
+
+/// A TLS connection over the byte stream `S` (AnyIO's `TLSStream`), both directions usable at
+/// once from different tasks through `&self`, like every anyio stream.
+///
+/// Made by [`connect`](Self::connect) (client), [`accept`](Self::accept) (server) or
+/// [`wrap`](Self::wrap) (either), each of which completes the handshake first. It is a
+/// [`ByteStream`]: [`send`](ByteSendStream::send), [`receive`](ByteReceiveStream::receive),
+/// [`send_eof`](ByteStream::send_eof) (TLS 1.3), [`aclose`](AsyncResource::aclose) (sends
+/// close_notify), and it answers the [TLS attributes](crate#attributes) and every attribute of
+/// its transport.
+///
+/// # Examples
+///
+/// A client and a server over an in-memory stream pair:
+///
+/// ```
+/// # anyio::run(async {
+/// use std::sync::Arc;
+/// use anyio::streams::{memory::memory_stream_pair, ByteReceiveStream, ByteSendStream};
+/// use anyio::tls::{TlsOptions, TlsStream};
+/// # let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+/// # let mut roots = anyio::tls::rustls::RootCertStore::empty();
+/// # roots.add(ck.cert.der().clone()).unwrap();
+/// # let client_config = std::sync::Arc::new(anyio::tls::client_config_with_roots(roots).unwrap());
+/// # let key = anyio::tls::rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+/// # let server_config = std::sync::Arc::new(anyio::tls::server_config(vec![ck.cert.der().clone()], key).unwrap());
+/// let (a, b) = memory_stream_pair(16);
+/// let (client, server) = futures::join!(
+///     TlsStream::connect(a, "localhost", client_config, TlsOptions::new()),
+///     TlsStream::accept(b, server_config, TlsOptions::new()),
+/// );
+/// let (client, server) = (client.unwrap(), server.unwrap());
+/// client.send(b"hello").await.unwrap();
+/// assert_eq!(server.receive(100).await.unwrap(), b"hello");
+/// # });
+/// ```
+pub struct TlsStream<S> {
+    transport: S,
+    state: Mutex<State>,
+    /// The right to write to the transport.
+    writer: Lock,
+    receiving: ResourceGuard,
+    sending: ResourceGuard,
+    server_side: bool,
+    standard_compatible: bool,
+    /// The client's server name (SNI), as it verified the server by.
+    sni: Option<String>,
+}
+
+impl<S> fmt::Debug for TlsStream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.lock();
+        f.debug_struct("TlsStream")
+            .field("server_side", &self.server_side)
+            .field("version", &st.conn.protocol_version())
+            .field("closed", &st.closed)
+            .field("broken", &st.broken.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> TlsStream<S> {
+    fn new(
+        transport: S,
+        conn: Connection,
+        server_side: bool,
+        options: &TlsOptions,
+        sni: Option<String>,
+    ) -> Self {
+        Self {
+            transport,
+            state: Mutex::new(State {
+                conn,
+                out: Vec::new(),
+                inbuf: Vec::new(),
+                in_start: 0,
+                transport_eof: false,
+                peer_closed: false,
+                close_notify_sent: false,
+                closed: false,
+                broken: None,
+            }),
+            writer: Lock::new(),
+            receiving: ResourceGuard::new("receiving from"),
+            sending: ResourceGuard::new("sending to"),
+            server_side,
+            standard_compatible: options.standard_compatible,
+            sni,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding it but rustls itself; its state is then broken anyway.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The transport, for reading its state (its attributes are also answered by the TLS
+    /// stream itself). Sending or receiving on it directly corrupts the TLS stream.
+    ///
+    /// ```no_run
+    /// # fn f(s: &anyio::tls::TlsStream<anyio::net::TcpStream>) {
+    /// let _peer = s.get_ref().peer_addr();
+    /// # }
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.transport
+    }
+
+    /// The negotiated TLS version.
+    ///
+    /// ```no_run
+    /// # fn f(s: &anyio::tls::TlsStream<anyio::net::TcpStream>) {
+    /// use anyio::tls::rustls::ProtocolVersion;
+    /// assert!(matches!(s.protocol_version(), ProtocolVersion::TLSv1_3 | ProtocolVersion::TLSv1_2));
+    /// # }
+    /// ```
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.lock().conn.protocol_version().unwrap_or(ProtocolVersion::Unknown(0))
+    }
+
+    fn ragged_eof(&self) -> StreamError {
+        if self.standard_compatible {
+            StreamError::Broken(Some(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the transport without a TLS close_notify",
+            )))
+        } else {
+            StreamError::EndOfStream
+        }
+    }
+
+    fn attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
+        let st = || self.lock();
+        provide_attribute::<AlpnProtocol>(key, || Some(st().conn.alpn_protocol().map(<[u8]>::to_vec)))
+            .or_else(|| {
+                provide_attribute::<CipherSuite>(key, || Some(st().conn.negotiated_cipher_suite()?.suite()))
+            })
+            .or_else(|| provide_attribute::<TlsVersion>(key, || st().conn.protocol_version()))
+            .or_else(|| provide_attribute::<ServerSide>(key, || Some(self.server_side)))
+            .or_else(|| provide_attribute::<StandardCompatible>(key, || Some(self.standard_compatible)))
+            .or_else(|| {
+                provide_attribute::<PeerCertificate>(key, || {
+                    Some(st().conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()))
+                })
+            })
+            .or_else(|| {
+                provide_attribute::<PeerCertificateChain>(key, || {
+                    Some(
+                        st().conn
+                            .peer_certificates()
+                            .map(|c| c.iter().map(|c| c.to_vec()).collect())
+                            .unwrap_or_default(),
+                    )
+                })
+            })
+            .or_else(|| {
+                provide_attribute::<ServerName>(key, || {
+                    Some(match &st().conn {
+                        Connection::Server(s) => s.server_name().map(str::to_owned),
+                        Connection::Client(_) => self.sni.clone(),
+                    })
+                })
+            })
+            .or_else(|| {
+                provide_attribute::<ChannelBinding>(key, || {
+                    st().conn
+                        .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+                        .ok()
+                        .map(Vec::from)
+                })
+            })
+    }
+}
+
+/// Closes `transport` without waiting: in a cancelled scope, so that a transport whose close
+/// would wait (another TLS layer's closing handshake) gives up at once (AnyIO's
+/// `aclose_forcefully`).
+async fn aclose_forcefully<S: AsyncResource>(transport: &S) {
+    let scope = CancelScope::new();
+    scope.cancel();
+    let _ = scope.run(async { transport.aclose().await }).await;
+}
+
+impl<S: ByteStream> TlsStream<S> {
+    /// Connects as a TLS client over `transport`, verifying the server by `hostname` (a DNS
+    /// name, or an IP address the certificate must name), and completes the handshake.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::InvalidHostname`] (checked before anything is sent), [`TlsError::Handshake`]
+    /// (an untrusted or mismatched certificate, no common version, ...),
+    /// [`TlsError::Transport`] (the transport failed or ended first), [`TlsError::Timeout`],
+    /// [`TlsError::Cancelled`]. On every error the transport is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling (or dropping) the handshake closes the transport: a half-done handshake
+    /// cannot be resumed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # anyio::run(async {
+    /// use std::sync::Arc;
+    /// use anyio::{net::connect_tcp, streams::ByteSendStream, tls::{client_config, TlsOptions, TlsStream}};
+    /// let tcp = connect_tcp("example.com", 443).await?;
+    /// let config = Arc::new(client_config()?);
+    /// let tls = TlsStream::connect(tcp, "example.com", config, TlsOptions::new()).await?;
+    /// tls.send(b"GET / HTTP/1.0\r\nHost: example.com\r\n\r\n").await?;
+    /// # Ok::<_, anyio::AnyError>(())
+    /// # });
+    /// ```
+    pub async fn connect(
+        transport: S,
+        hostname: &str,
+        config: Arc<ClientConfig>,
+        options: TlsOptions,
+    ) -> Result<Self, TlsError> {
+        let name = match PkiServerName::try_from(hostname.to_owned()) {
+            Ok(n) => n,
+            Err(_) => {
+                aclose_forcefully(&transport).await;
+                return Err(TlsError::InvalidHostname { hostname: hostname.to_owned() });
+            }
+        };
+        let sni = matches!(name, PkiServerName::DnsName(_)).then(|| hostname.to_owned());
+        let conn = match ClientConnection::new(config, name) {
+            Ok(c) => c,
+            Err(e) => {
+                aclose_forcefully(&transport).await;
+                return Err(TlsError::Config(e));
+            }
+        };
+        Self::new(transport, conn.into(), false, &options, sni).finish_handshake(options.timeout()).await
+    }
+
+    /// Accepts a TLS client over `transport` as the server and completes the handshake.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect): [`TlsError::Handshake`] (a client that speaks no TLS, a
+    /// missing client certificate where one is required, ...), [`TlsError::Transport`],
+    /// [`TlsError::Timeout`], [`TlsError::Cancelled`]. On every error the transport is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling (or dropping) the handshake closes the transport.
+    ///
+    /// # Examples
+    ///
+    /// See [`TlsStream`].
+    pub async fn accept(
+        transport: S,
+        config: Arc<ServerConfig>,
+        options: TlsOptions,
+    ) -> Result<Self, TlsError> {
+        let conn = match ServerConnection::new(config) {
+            Ok(c) => c,
+            Err(e) => {
+                aclose_forcefully(&transport).await;
+                return Err(TlsError::Config(e));
+            }
+        };
+        Self::new(transport, conn.into(), true, &options, None).finish_handshake(options.timeout()).await
+    }
+
+    /// AnyIO's `TLSStream.wrap`: the client side (with `hostname`) or the server side over
+    /// `transport`, with a configuration of that side.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::ConfigMismatch`] when `config` is of the other side;
+    /// [`TlsError::InvalidHostname`] when the client side has no host name; otherwise as
+    /// [`connect`](Self::connect) and [`accept`](Self::accept).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling (or dropping) the handshake closes the transport.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::streams::memory::memory_stream_pair;
+    /// use anyio::tls::{TlsError, TlsStream};
+    /// # let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    /// # let mut roots = anyio::tls::rustls::RootCertStore::empty();
+    /// # roots.add(ck.cert.der().clone()).unwrap();
+    /// # let client_config = std::sync::Arc::new(anyio::tls::client_config_with_roots(roots).unwrap());
+    /// # let key = anyio::tls::rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    /// # let server_config = std::sync::Arc::new(anyio::tls::server_config(vec![ck.cert.der().clone()], key).unwrap());
+    /// let (a, _b) = memory_stream_pair(4);
+    /// // A server configuration on the client side is refused before anything is sent.
+    /// let r = TlsStream::wrap(a, false, Some("localhost"), server_config, true).await;
+    /// assert!(matches!(r, Err(TlsError::ConfigMismatch { server_side: false })));
+    /// # });
+    /// ```
+    pub async fn wrap(
+        transport: S,
+        server_side: bool,
+        hostname: Option<&str>,
+        config: impl Into<TlsConfig>,
+        standard_compatible: bool,
+    ) -> Result<Self, TlsError> {
+        let options = TlsOptions::new().standard_compatible(standard_compatible);
+        match (server_side, config.into()) {
+            (true, TlsConfig::Server(c)) => Self::accept(transport, c, options).await,
+            (false, TlsConfig::Client(c)) => match hostname {
+                Some(h) => Self::connect(transport, h, c, options).await,
+                None => {
+                    aclose_forcefully(&transport).await;
+                    Err(TlsError::InvalidHostname { hostname: String::new() })
+                }
+            },
+            (server_side, _) => {
+                aclose_forcefully(&transport).await;
+                Err(TlsError::ConfigMismatch { server_side })
+            }
+        }
+    }
+
+    async fn finish_handshake(self, timeout: Option<Duration>) -> Result<Self, TlsError> {
+        let r = match timeout {
+            Some(t) => fail_after(t, self.handshake()).await,
+            None => self.handshake().await,
+        };
+        match r {
+            Ok(()) => Ok(self),
+            Err(e) => {
+                aclose_forcefully(&self.transport).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn handshake(&self) -> Result<(), TlsError> {
+        loop {
+            let (handshaking, failed) = {
+                let mut st = self.lock();
+                let mut failed = None;
+                while st.conn.is_handshaking() {
+                    match front(st.pending_input()) {
+                        Front::Record(n) => {
+                            if let Err(e) = st.feed_record(n) {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                        Front::Partial => break,
+                        Front::Invalid(m) => {
+                            failed = Some(rustls::Error::General(m));
+                            break;
+                        }
+                    }
+                }
+                (st.conn.is_handshaking(), failed)
+            };
+            if let Some(e) = failed {
+                // Tell the peer why (rustls queued an alert), briefly, then give up.
+                let _ = anyio_core::cancel::move_on_after(ALERT_GRACE, self.flush()).await;
+                return Err(TlsError::Handshake(e));
+            }
+            self.flush().await?;
+            if !handshaking {
+                return Ok(());
+            }
+            if self.lock().transport_eof {
+                return Err(TlsError::Transport(StreamError::Broken(Some(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the transport during the TLS handshake",
+                )))));
+            }
+            self.read_transport().await?;
+        }
+    }
+
+    /// Writes all ciphertext waiting (in `out`, then in rustls) to the transport. The caller
+    /// holds the writer lock (or has the stream to itself, during the handshake).
+    async fn flush(&self) -> Result<(), StreamError> {
+        loop {
+            let out = {
+                let mut st = self.lock();
+                if st.out.is_empty() {
+                    let State { conn, out, .. } = &mut *st;
+                    while conn.wants_write() {
+                        if let Err(e) = conn.write_tls(out) {
+                            return Err(StreamError::Broken(Some(e)));
+                        }
+                    }
+                }
+                if st.out.is_empty() {
+                    return Ok(());
+                }
+                std::mem::take(&mut st.out)
+            };
+            let mut unsent = Unsent { state: &self.state, out, sent: 0 };
+            while unsent.sent < unsent.out.len() {
+                match self.transport.send_some(&unsent.out[unsent.sent..]).await {
+                    Ok(n) => unsent.sent += n,
+                    Err(e @ StreamError::Cancelled(_)) => return Err(e),
+                    Err(e) => {
+                        let b = Broken::Transport(
+                            io::ErrorKind::BrokenPipe,
+                            format!("sending on the transport failed: {e}"),
+                        );
+                        self.lock().broken.get_or_insert(b);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads once from the transport into `inbuf` (or notes its end). If output is waiting
+    /// and nobody is writing, writes it meanwhile (see the module's comment).
+    async fn read_transport(&self) -> Result<(), StreamError> {
+        let has_output = self.lock().has_output();
+        let role = if has_output { self.writer.try_acquire().ok() } else { None };
+        let mut read = self.transport.receive(READ_CHUNK);
+        let got = match role {
+            None => read.await,
+            Some(role) => {
+                let mut role = Some(role);
+                let mut flush = Some(Box::pin(self.flush()));
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                        return Poll::Ready(r);
+                    }
+                    if let Some(f) = flush.as_mut() {
+                        if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                            flush = None;
+                            role = None;
+                            if let Err(e) = r {
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await
+            }
+        };
+        let mut st = self.lock();
+        match got {
+            Ok(bytes) => {
+                st.append_input(bytes);
+                Ok(())
+            }
+            Err(StreamError::EndOfStream) => {
+                st.transport_eof = true;
+                Ok(())
+            }
+            Err(e) => {
+                if !matches!(e, StreamError::Cancelled(_) | StreamError::Busy(_)) {
+                    let b = Broken::Transport(
+                        io::ErrorKind::ConnectionAborted,
+                        format!("receiving on the transport failed: {e}"),
+                    );
+                    st.broken.get_or_insert(b);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes received plaintext into `buf`, giving rustls whole records as needed; `None` when
+    /// the transport must be read first.
+    fn take_plaintext(&self, buf: &mut [u8], closing: bool) -> Result<Option<usize>, StreamError> {
+        let mut st = self.lock();
+        if st.closed && !closing {
+            return Err(StreamError::Closed);
+        }
+        loop {
+            match st.conn.reader().read(buf) {
+                Ok(0) => return Err(StreamError::EndOfStream),
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(StreamError::Broken(Some(e))),
+            }
+            if let Some(b) = &st.broken {
+                return Err(b.error());
+            }
+            match front(st.pending_input()) {
+                Front::Record(n) => {
+                    if let Err(e) = st.feed_record(n) {
+                        return Err(st.break_with(Broken::Tls(TlsProtocolError(e.to_string()))));
+                    }
+                }
+                Front::Partial if st.transport_eof => {
+                    if st.pending_input().is_empty() {
+                        return Err(self.ragged_eof());
+                    }
+                    let b = Broken::Tls(TlsProtocolError("the transport ended inside a TLS record".into()));
+                    return Err(st.break_with(b));
+                }
+                Front::Partial => return Ok(None),
+                Front::Invalid(m) => return Err(st.break_with(Broken::Tls(TlsProtocolError(m)))),
+            }
+        }
+    }
+
+    /// Asks the peer for new traffic keys and changes ours (a TLS 1.3 KeyUpdate): what is sent
+    /// from now on uses new keys. rustls does this by itself before a key wears out.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Unsupported`] on TLS 1.2; [`StreamError::Closed`] after `send_eof` or
+    /// `aclose`; the transport's errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the KeyUpdate is queued at once and goes out before anything sent later.
+    ///
+    /// ```no_run
+    /// # async fn f(s: anyio::tls::TlsStream<anyio::net::TcpStream>) -> Result<(), anyio::streams::StreamError> {
+    /// s.refresh_traffic_keys().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn refresh_traffic_keys(&self) -> Result<(), StreamError> {
+        let _role = self.writer.acquire().await?;
+        {
+            let mut st = self.lock();
+            st.check_can_send()?;
+            if st.conn.protocol_version() != Some(ProtocolVersion::TLSv1_3) {
+                return Err(StreamError::Unsupported("key updates need TLS 1.3"));
+            }
+            if let Err(e) = st.conn.refresh_traffic_keys() {
+                return Err(st.break_with(Broken::Tls(TlsProtocolError(e.to_string()))));
+            }
+        }
+        self.flush().await
+    }
+
+    fn encrypt(&self, data: &[u8]) -> Result<usize, StreamError> {
+        let mut st = self.lock();
+        st.check_can_send()?;
+        match io::Write::write(&mut st.conn.writer(), data) {
+            Ok(0) => {
+                Err(StreamError::Broken(Some(io::Error::other("rustls took no plaintext after a flush"))))
+            }
+            Ok(n) => Ok(n),
+            Err(e) => Err(StreamError::Broken(Some(e))),
+        }
+    }
+
+    /// Sends close_notify (once) and writes everything waiting.
+    async fn send_close_notify(&self) -> Result<(), StreamError> {
+        {
+            let mut st = self.lock();
+            if st.broken.is_some() {
+                return Ok(());
+            }
+            if !st.close_notify_sent {
+                st.conn.send_close_notify();
+                st.close_notify_sent = true;
+            }
+        }
+        self.flush().await
+    }
+
+    /// Receives until the peer's close_notify (or the transport's end), keeping or
+    /// dropping what arrives before it.
+    async fn await_close_notify(&self, mut keep: Option<&mut Vec<u8>>) -> Result<(), StreamError> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.take_plaintext(&mut chunk, true) {
+                Ok(Some(n)) => {
+                    if let Some(k) = keep.as_deref_mut() {
+                        k.extend_from_slice(&chunk[..n]);
+                    }
+                }
+                Ok(None) => self.read_transport().await?,
+                Err(StreamError::EndOfStream) if self.lock().peer_closed => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Ends TLS on this connection and hands back the transport (AnyIO's `unwrap`): sends
+    /// close_notify, waits for the peer's, and returns the transport with the bytes that
+    /// followed the peer's close_notify (a protocol such as STARTTLS's reverse goes on in
+    /// plain text from there). Application data that arrived before the peer's close_notify
+    /// and was not received is returned too, never dropped.
+    ///
+    /// Taking the stream by value means no other task can be using it.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] after `aclose`; [`StreamError::Broken`] if the transport ends
+    /// without the peer's close_notify (or [`StreamError::EndOfStream`] when not standard
+    /// compatible); the transport's errors. The transport is dropped on error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: the stream is consumed, so a cancelled unwrap drops it and closes the
+    /// transport.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::streams::{memory::memory_stream_pair, ByteReceiveStream, ByteSendStream};
+    /// use anyio::tls::{TlsOptions, TlsStream};
+    /// # let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    /// # let mut roots = anyio::tls::rustls::RootCertStore::empty();
+    /// # roots.add(ck.cert.der().clone()).unwrap();
+    /// # let client_config = std::sync::Arc::new(anyio::tls::client_config_with_roots(roots).unwrap());
+    /// # let key = anyio::tls::rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    /// # let server_config = std::sync::Arc::new(anyio::tls::server_config(vec![ck.cert.der().clone()], key).unwrap());
+    /// let (a, b) = memory_stream_pair(16);
+    /// let (client, server) = futures::join!(
+    ///     TlsStream::connect(a, "localhost", client_config, TlsOptions::new()),
+    ///     TlsStream::accept(b, server_config, TlsOptions::new()),
+    /// );
+    /// let (client, server) = (client.unwrap(), server.unwrap());
+    /// let (c, s) = futures::join!(client.unwrap(), server.unwrap());
+    /// let (c, s) = (c.unwrap(), s.unwrap());
+    /// c.transport.send(b"plain again").await.unwrap();
+    /// assert_eq!(s.transport.receive(100).await.unwrap(), b"plain again");
+    /// # });
+    /// ```
+    pub async fn unwrap(self) -> Result<Unwrapped<S>, StreamError> {
+        if self.lock().closed {
+            return Err(StreamError::Closed);
+        }
+        {
+            let _role = self.writer.acquire().await?;
+            self.send_close_notify().await?;
+        }
+        let mut unread = Vec::new();
+        self.await_close_notify(Some(&mut unread)).await?;
+        let TlsStream { transport, state, .. } = self;
+        let st = state.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok(Unwrapped { transport, leftover: st.inbuf[st.in_start..].to_vec(), unread })
+    }
+}
+
+/// Ciphertext being written by `flush`: whatever is not written when this drops (a cancelled
+/// or failed write) goes back to the front of the queue.
+struct Unsent<'a> {
+    state: &'a Mutex<State>,
+    out: Vec<u8>,
+    sent: usize,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if self.sent < self.out.len() {
+            let mut rest = std::mem::take(&mut self.out);
+            rest.drain(..self.sent);
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            // Only the writer takes from `out`, and it puts back before anyone else writes.
+            debug_assert!(st.out.is_empty());
+            rest.append(&mut st.out);
+            st.out = rest;
+        }
+    }
+}
+
+impl<S: TypedAttributeProvider> TypedAttributeProvider for TlsStream<S> {
+    fn extra_attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
+        self.attribute(key).or_else(|| self.transport.extra_attribute(key))
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ByteStream> AsyncResource for TlsStream<S> {
+    /// Closes the stream: sends close_notify, and (when
+    /// [standard compatible](TlsOptions::standard_compatible)) waits for the peer's, then
+    /// closes the transport. Operations in other tasks then fail with
+    /// [`StreamError::Closed`]. If another task is sending at that moment, close_notify is
+    /// skipped and the transport closed at once. Closing twice is fine.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in effect: cancelled, it stops waiting and closes the transport at once.
+    async fn aclose(&self) -> Result<(), StreamError> {
+        if std::mem::replace(&mut self.lock().closed, true) {
+            return Ok(());
+        }
+        let exchange = async {
+            let Ok(_role) = self.writer.try_acquire() else {
+                return Ok(());
+            };
+            self.send_close_notify().await?;
+            drop(_role);
+            let peer_closed = self.lock().peer_closed;
+            if self.standard_compatible && !peer_closed {
+                if let Ok(_busy) = self.receiving.enter() {
+                    match self.await_close_notify(None).await {
+                        // As AnyIO: a peer that vanished without its close_notify is no
+                        // failure of ours to close.
+                        Err(StreamError::Broken(_) | StreamError::EndOfStream) => {}
+                        r => r?,
+                    }
+                }
+            }
+            Ok::<(), StreamError>(())
+        };
+        match exchange.await {
+            Err(e @ StreamError::Cancelled(_)) => {
+                aclose_forcefully(&self.transport).await;
+                Err(e)
+            }
+            _ => self.transport.aclose().await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ByteStream> ByteReceiveStream for TlsStream<S> {
+    /// Receives decrypted bytes: as many as are ready, up to `buf.len()`, waiting for at least
+    /// one.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::EndOfStream`] after the peer's close_notify (and after a transport end
+    /// without it when not standard compatible); [`StreamError::Broken`] for a TLS failure or,
+    /// when standard compatible, a transport end without close_notify;
+    /// [`StreamError::Busy`] if another task is receiving; [`StreamError::Closed`] after
+    /// `aclose`; [`StreamError::InvalidArgument`] for an empty `buf`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing received is lost; it is returned by the next receive.
+    async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        if buf.is_empty() {
+            return Err(StreamError::InvalidArgument("the receive buffer must hold at least 1 byte"));
+        }
+        let _busy = self.receiving.enter()?;
+        checkpoint_if_cancelled()?;
+        loop {
+            if let Some(n) = self.take_plaintext(buf, false)? {
+                return Ok(n);
+            }
+            self.read_transport().await?;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ByteStream> ByteSendStream for TlsStream<S> {
+    /// Encrypts and sends all of `data`, in records of up to 16 KiB. An empty `data` sends no
+    /// record.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] after `send_eof` or `aclose`; [`StreamError::Busy`] if another
+    /// task is sending; [`StreamError::Broken`] once the stream failed; the transport's errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled send sent a prefix of `data`, and never part of a record: the record being
+    /// written when it was cancelled is finished, before anything else, by the stream's next
+    /// write (a later send, a receive, or `aclose`). The stream stays usable.
+    async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        let _busy = self.sending.enter()?;
+        self.lock().check_can_send()?;
+        checkpoint_if_cancelled()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let _role = self.writer.acquire().await?;
+        let mut pos = 0;
+        while pos < data.len() {
+            pos += self.encrypt(&data[pos..])?;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts a prefix of `data` (up to rustls's 64 KiB buffer) and returns its length once
+    /// it is committed to go out.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe for anyio cancellation: cancelled before the bytes are committed, it
+    /// returns the cancellation and sent nothing; cancelled while writing them out, it returns
+    /// their count (they go out with the stream's next write). Dropped while writing, the
+    /// count is lost but the bytes still go out.
+    async fn send_some(&self, data: &[u8]) -> Result<usize, StreamError> {
+        let _busy = self.sending.enter()?;
+        self.lock().check_can_send()?;
+        checkpoint_if_cancelled()?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let _role = self.writer.acquire().await?;
+        self.flush().await?;
+        let n = self.encrypt(data)?;
+        match self.flush().await {
+            Ok(()) | Err(StreamError::Cancelled(_)) => Ok(n),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ByteStream> ByteStream for TlsStream<S> {
+    /// Sends close_notify and keeps receiving: a half-close, which TLS 1.3 allows (RFC 8446
+    /// section 6.1) and AnyIO does not offer. Later sends fail with [`StreamError::Closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Unsupported`] on TLS 1.2, where close_notify closes both directions;
+    /// [`StreamError::Busy`] if another task is sending; the transport's errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the close_notify is queued at once and goes out with the next write.
+    async fn send_eof(&self) -> Result<(), StreamError> {
+        let _busy = self.sending.enter()?;
+        {
+            let st = self.lock();
+            if st.closed {
+                return Err(StreamError::Closed);
+            }
+            if st.conn.protocol_version() != Some(ProtocolVersion::TLSv1_3) {
+                return Err(StreamError::Unsupported(
+                    "send_eof needs TLS 1.3: in TLS 1.2 a close_notify closes both directions",
+                ));
+            }
+        }
+        let _role = self.writer.acquire().await?;
+        self.send_close_notify().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_default_to_standard_compatible_without_timeout() {
+        let o = TlsOptions::default();
+        assert!(o.is_standard_compatible());
+        assert_eq!(o.timeout(), None);
+        assert_eq!(o.hostname_override(), None);
+    }
+}
