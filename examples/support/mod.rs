@@ -175,7 +175,21 @@ impl Server {
             .into_iter()
             .filter_map(|(f, on)| on.then_some(f))
             .collect();
-            let status = Command::new(cargo)
+            // `cargo run` gives us the variables cargo sets for a crate (CARGO_PKG_NAME,
+            // CARGO_MANIFEST_DIR, ...). Some build scripts watch them (ring's, through
+            // rerun-if-env-changed): passed on to the nested cargo, they would make those rerun,
+            // and the next plain `cargo run` would rebuild everything above them once more.
+            let mut command = Command::new(cargo);
+            for (key, _) in std::env::vars_os() {
+                let k = key.to_string_lossy();
+                let set_for_crates = k.starts_with("CARGO_PKG_")
+                    || k.starts_with("CARGO_MANIFEST_")
+                    || ["CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"].contains(&&*k);
+                if set_for_crates {
+                    command.env_remove(&key);
+                }
+            }
+            let status = command
                 .args(["build", "-q", "--example", name, "--no-default-features", "--features"])
                 .arg(features.join(","))
                 .args(["--manifest-path", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")])
@@ -290,6 +304,57 @@ pub(crate) mod rude {
         c.aclose().await?;
         println!("self-test: a client left without reading its echo");
         Ok(3)
+    }
+
+    /// Connects to the TLS server at `127.0.0.1:port` four times and fails the handshake each
+    /// time, in the ways a TLS server meets most: a client that leaves right after connecting,
+    /// one that resets, one that speaks plain HTTP to it, and a TLS client that does not trust
+    /// its certificate. Each must end that connection only, reported by the server's handshake
+    /// hook. Returns how many connections it made.
+    pub(crate) async fn tls_clients(port: u16) -> Result<usize, AnyError> {
+        use std::sync::Arc;
+
+        use anyio::streams::StreamError;
+        use anyio::tls::{client_config_with_roots, connect_tls, rustls::RootCertStore, TlsError};
+
+        connect_tcp("127.0.0.1", port).await?.aclose().await?;
+        println!("self-test: a client left right after connecting");
+        drop(resetting(port)?);
+        println!("self-test: a client reset its connection right after connecting");
+
+        let c = connect_tcp("127.0.0.1", port).await?;
+        c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await?;
+        // The server must hang up on it at once (not wait for its handshake timeout): read
+        // until it does. Whatever it sends first can only be a TLS alert.
+        loop {
+            match c.receive(4096).await {
+                Ok(data) if data[0] == 0x15 => continue,
+                Ok(data) => {
+                    return Err(AnyError::msg(format!("the server answered plain HTTP with {data:?}")))
+                }
+                Err(StreamError::EndOfStream | StreamError::Broken(_)) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        c.aclose().await?;
+        println!("self-test: a client sent plain HTTP and was disconnected");
+
+        // A certificate of its own (named apart from the server's) as its only root: the
+        // server's certificate is signed by nothing it trusts.
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).map_err(AnyError::other)?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, "a CA the server does not use");
+        let key = rcgen::KeyPair::generate().map_err(AnyError::other)?;
+        let other = params.self_signed(&key).map_err(AnyError::other)?;
+        let mut roots = RootCertStore::empty();
+        roots.add(other.der().clone()).map_err(AnyError::other)?;
+        let config = Arc::new(client_config_with_roots(roots)?);
+        match connect_tls("127.0.0.1", port, config).await {
+            Err(TlsError::Handshake(e)) => println!("self-test: a client distrusted the certificate: {e}"),
+            Err(e) => return Err(e.into()),
+            Ok(_) => return Err(AnyError::msg("a client that trusts another certificate connected")),
+        }
+        Ok(4)
     }
 
     /// Connects to the Unix socket at `path` twice: leaves at once, and sends far more than

@@ -41,7 +41,8 @@ use crate::record::{front, Front};
 /// few system calls.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// How long a failed handshake keeps trying to tell the peer why (its alert) before closing.
+/// How long a failed handshake keeps trying to tell the peer why (its alert), and a
+/// non-standard-compatible `aclose` its close_notify, before closing the transport.
 const ALERT_GRACE: Duration = Duration::from_secs(1);
 
 /// Options of a TLS stream: AnyIO's `standard_compatible` and a handshake timeout.
@@ -542,9 +543,11 @@ impl<S: ByteStream> TlsStream<S> {
     }
 
     async fn finish_handshake(self, timeout: Option<Duration>) -> Result<Self, TlsError> {
+        // Boxed: the handshake's state machine is large, and a caller's future (TLS over TLS,
+        // a debug build) would otherwise carry it inline, through the stack, at every poll.
         let r = match timeout {
-            Some(t) => fail_after(t, self.handshake()).await,
-            None => self.handshake().await,
+            Some(t) => Box::pin(fail_after(t, self.handshake())).await,
+            None => Box::pin(self.handshake()).await,
         };
         match r {
             Ok(()) => Ok(self),
@@ -783,7 +786,9 @@ impl<S: ByteStream> TlsStream<S> {
     /// Receives until the peer's close_notify (or the transport's end), keeping or
     /// dropping what arrives before it.
     async fn await_close_notify(&self, mut keep: Option<&mut Vec<u8>>) -> Result<(), StreamError> {
-        let mut chunk = [0u8; 4096];
+        // On the heap: a buffer in the future would be copied through the stack each time a
+        // layer of TLS over TLS boxes its future.
+        let mut chunk = vec![0u8; 4096];
         loop {
             match self.take_plaintext(&mut chunk, true) {
                 Ok(Some(n)) => {
@@ -889,7 +894,8 @@ impl<S: TypedAttributeProvider> TypedAttributeProvider for TlsStream<S> {
 impl<S: ByteStream> AsyncResource for TlsStream<S> {
     /// Closes the stream: sends close_notify, and (when
     /// [standard compatible](TlsOptions::standard_compatible)) waits for the peer's, then
-    /// closes the transport. Operations in other tasks then fail with
+    /// closes the transport. When not standard compatible, close_notify is a courtesy: if the
+    /// peer has stopped reading it is given up after a second. Operations in other tasks then fail with
     /// [`StreamError::Closed`]. If another task is sending at that moment, close_notify is
     /// skipped and the transport closed at once. Closing twice is fine.
     ///
@@ -904,7 +910,13 @@ impl<S: ByteStream> AsyncResource for TlsStream<S> {
             let Ok(_role) = self.writer.try_acquire() else {
                 return Ok(());
             };
-            self.send_close_notify().await?;
+            if self.standard_compatible {
+                self.send_close_notify().await?;
+            } else {
+                // A courtesy the peer may not wait for: never held up by a peer that stopped
+                // reading (AnyIO sends none at all here).
+                let _ = anyio_core::cancel::move_on_after(ALERT_GRACE, self.send_close_notify()).await?;
+            }
             drop(_role);
             let peer_closed = self.lock().peer_closed;
             if self.standard_compatible && !peer_closed {

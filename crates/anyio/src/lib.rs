@@ -464,4 +464,7 @@ mod guide {
     struct Guide09LibraryVsApplication;
     #[doc = include_str!("../../../docs/guide/10-select-and-drop.md")]
     struct Guide10SelectAndDrop;
+    #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
+    #[doc = include_str!("../../../docs/guide/11-tls.md")]
+    struct Guide11Tls;
 }

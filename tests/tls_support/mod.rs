@@ -1,0 +1,199 @@
+//! Certificates and connected TLS pairs for the TLS tests: a throwaway CA made with rcgen per
+//! call, leaf certificates it signs, and client/server pairs over memory streams or TCP.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::sync::Arc;
+
+use anyio::net::{connect_tcp, TcpListener, TcpStream};
+use anyio::streams::memory::{memory_stream_pair, MemoryByteStream};
+use anyio::streams::ByteStream;
+use anyio::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use anyio::tls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use anyio::tls::{TlsOptions, TlsStream};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A certificate authority for one test.
+pub(crate) struct Pki {
+    issuer: Issuer<'static, KeyPair>,
+    ca: CertificateDer<'static>,
+}
+
+impl Pki {
+    pub(crate) fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "anyio test CA");
+        let key = KeyPair::generate().unwrap();
+        let ca = params.self_signed(&key).unwrap().der().clone();
+        Pki { issuer: Issuer::new(params, key), ca }
+    }
+
+    pub(crate) fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca.clone()
+    }
+
+    pub(crate) fn ca_pem(&self) -> String {
+        let b64 = base64_encode(&self.ca);
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        pem
+    }
+
+    /// A leaf certificate for `names` (DNS names or IP addresses), adjusted by `edit`.
+    pub(crate) fn leaf_with(
+        &self,
+        names: &[&str],
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("anyio test"));
+        edit(&mut params);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (vec![cert.der().clone()], PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+    }
+
+    pub(crate) fn leaf(&self, names: &[&str]) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        self.leaf_with(names, |_| {})
+    }
+
+    pub(crate) fn roots(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.clone()).unwrap();
+        roots
+    }
+
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        anyio::tls::client_config_with_roots(self.roots()).unwrap()
+    }
+
+    pub(crate) fn server_config(&self) -> ServerConfig {
+        let (chain, key) = self.leaf(&["localhost", "127.0.0.1", "::1"]);
+        anyio::tls::server_config(chain, key).unwrap()
+    }
+
+    /// A server configuration that requires a client certificate signed by this CA.
+    pub(crate) fn server_config_requiring_client_cert(&self) -> ServerConfig {
+        let (chain, key) = self.leaf(&["localhost"]);
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(self.roots()),
+            anyio::tls::crypto_provider(),
+        )
+        .build()
+        .unwrap();
+        ServerConfig::builder_with_provider(anyio::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap()
+    }
+
+    /// A client configuration presenting a certificate of this CA.
+    pub(crate) fn client_config_with_cert(&self, name: &str) -> ClientConfig {
+        let (chain, key) = self.leaf(&[name]);
+        ClientConfig::builder_with_provider(anyio::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(self.roots())
+            .with_client_auth_cert(chain, key)
+            .unwrap()
+    }
+}
+
+/// Only the versions given, for a client or server builder.
+pub(crate) fn only(
+    version: &'static rustls::SupportedProtocolVersion,
+) -> [&'static rustls::SupportedProtocolVersion; 1] {
+    [version]
+}
+
+/// A server configuration restricted to `versions`.
+pub(crate) fn server_config_versions(
+    pki: &Pki,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> ServerConfig {
+    let (chain, key) = pki.leaf(&["localhost"]);
+    ServerConfig::builder_with_provider(anyio::tls::crypto_provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
+}
+
+/// A client configuration restricted to `versions`.
+pub(crate) fn client_config_versions(
+    pki: &Pki,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> ClientConfig {
+    ClientConfig::builder_with_provider(anyio::tls::crypto_provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(pki.roots())
+        .with_no_client_auth()
+}
+
+/// A connected TCP pair over loopback: (client, accepted server side).
+pub(crate) async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = connect_tcp("127.0.0.1", listener.local_addr().unwrap().port()).await.unwrap();
+    let server = listener.accept().await.unwrap();
+    (client, server)
+}
+
+/// Memory streams buffering 16 chunks each way.
+pub(crate) fn memory_pair() -> (MemoryByteStream, MemoryByteStream) {
+    memory_stream_pair(16)
+}
+
+/// Client and server TLS streams over `a` and `b`, handshaken concurrently.
+pub(crate) async fn handshake<A: ByteStream, B: ByteStream>(
+    a: A,
+    b: B,
+    client: ClientConfig,
+    server: ServerConfig,
+    options: TlsOptions,
+) -> (TlsStream<A>, TlsStream<B>) {
+    let (c, s) = futures::join!(
+        TlsStream::connect(a, "localhost", Arc::new(client), options.clone()),
+        TlsStream::accept(b, Arc::new(server), options),
+    );
+    (c.expect("client handshake"), s.expect("server handshake"))
+}
+
+/// A TLS pair over TCP with a fresh CA (standard compatible).
+pub(crate) async fn tls_tcp_pair() -> (TlsStream<TcpStream>, TlsStream<TcpStream>) {
+    let pki = Pki::new();
+    let (a, b) = tcp_pair().await;
+    handshake(a, b, pki.client_config(), pki.server_config(), TlsOptions::new()).await
+}
+
+/// A TLS pair over memory streams with a fresh CA (standard compatible).
+pub(crate) async fn tls_memory_pair() -> (TlsStream<MemoryByteStream>, TlsStream<MemoryByteStream>) {
+    let pki = Pki::new();
+    let (a, b) = memory_pair();
+    handshake(a, b, pki.client_config(), pki.server_config(), TlsOptions::new()).await
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
