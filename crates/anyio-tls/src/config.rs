@@ -36,7 +36,10 @@ fn cfg_provider() -> Arc<CryptoProvider> {
 }
 
 #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
-compile_error!("anyio-tls needs a crypto provider: enable its `ring` or `aws-lc-rs` feature");
+compile_error!(
+    "anyio's TLS needs a crypto provider: enable anyio's `tls` (ring) or `tls-aws-lc-rs` feature \
+     (or anyio-tls's `ring` or `aws-lc-rs`) beside `tls-webpki-roots` / `tls-platform-verifier`"
+);
 
 /// A client configuration that trusts the root certificates the features provide: Mozilla's
 /// (`tls-webpki-roots`) or the operating system's verifier (`tls-platform-verifier`, preferred

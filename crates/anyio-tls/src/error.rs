@@ -29,6 +29,9 @@ pub enum TlsError {
     /// not match the host name, no protocol version or cipher suite in common, a required
     /// client certificate is missing, the peer sent something that is not TLS, ...
     Handshake(rustls::Error),
+    /// The peer sent bytes that are not TLS records (a plain-text client on a TLS port), or
+    /// a record larger than TLS allows; the reason says which.
+    NotTls(String),
     /// The transport failed or ended before the handshake finished (an end of stream during
     /// the handshake is always this, with [`StreamError::Broken`]).
     Transport(StreamError),
@@ -65,6 +68,7 @@ impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsError::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
+            TlsError::NotTls(m) => write!(f, "TLS handshake failed: {m}"),
             TlsError::Transport(e) => write!(f, "the transport failed during the TLS handshake: {e}"),
             TlsError::Timeout(d) => write!(f, "the TLS handshake did not finish within {d:?}"),
             TlsError::InvalidHostname { hostname } => write!(

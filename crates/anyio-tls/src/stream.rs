@@ -567,13 +567,13 @@ impl<S: ByteStream> TlsStream<S> {
                     match front(st.pending_input()) {
                         Front::Record(n) => {
                             if let Err(e) = st.feed_record(n) {
-                                failed = Some(e);
+                                failed = Some(TlsError::Handshake(e));
                                 break;
                             }
                         }
                         Front::Partial => break,
                         Front::Invalid(m) => {
-                            failed = Some(rustls::Error::General(m));
+                            failed = Some(TlsError::NotTls(m));
                             break;
                         }
                     }
@@ -583,7 +583,7 @@ impl<S: ByteStream> TlsStream<S> {
             if let Some(e) = failed {
                 // Tell the peer why (rustls queued an alert), briefly, then give up.
                 let _ = anyio_core::cancel::move_on_after(ALERT_GRACE, self.flush()).await;
-                return Err(TlsError::Handshake(e));
+                return Err(e);
             }
             self.flush().await?;
             if !handshaking {
