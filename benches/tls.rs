@@ -1,0 +1,235 @@
+//! TLS beside tokio-rustls on tokio current-thread, in the same run, ring on both sides
+//! (`cargo bench --bench tls --features smol [-- quick]`). Cases, over loopback TCP:
+//!
+//! - bulk: 64 MiB (16 MiB with `quick`) sent in 16 KiB sends, received into a 64 KiB buffer;
+//! - ping-pong: a 1 KiB message echoed 2,000 times (500) on one connection;
+//! - handshake: connect + TLS 1.3 handshake + close, 200 times (50).
+//!
+//! Each case runs in interleaved rounds (ours, twin, ours, twin, ...) and reports the median
+//! time of each and the ratio ours/twin (below 1: anyio is faster). The futures-rustls twin on
+//! smol is not measured yet.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyio::net::{connect_tcp, TcpListener};
+use anyio::streams::{AsyncResource, ByteReceiveStream, ByteSendStream};
+use anyio::tls::rustls::{self, pki_types::PrivateKeyDer, ClientConfig, RootCertStore, ServerConfig};
+use anyio::tls::{TlsOptions, TlsStream};
+use anyio::Backend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[allow(deprecated)] // ring's provider, as anyio's default: the same crypto on both sides
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn configs() -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).unwrap();
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()))
+        .unwrap();
+    (Arc::new(client), Arc::new(server))
+}
+
+#[derive(Clone, Copy)]
+enum Case {
+    Bulk(usize),
+    PingPong(usize),
+    Handshake(usize),
+}
+
+fn ours(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
+    anyio::run_on(Backend::TokioCurrentThread, async move {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connect = || {
+            let client = client.clone();
+            async move {
+                let tcp = connect_tcp("127.0.0.1", port).await.unwrap();
+                TlsStream::connect(tcp, "localhost", client, TlsOptions::new().standard_compatible(false)).await.unwrap()
+            }
+        };
+        let accept = || {
+            let server = server.clone();
+            let listener = &listener;
+            async move {
+                let tcp = listener.accept().await.unwrap();
+                TlsStream::accept(tcp, server, TlsOptions::new().standard_compatible(false)).await.unwrap()
+            }
+        };
+        match case {
+            Case::Handshake(n) => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let (c, s) = futures::join!(connect(), accept());
+                    let _ = futures::join!(c.aclose(), s.aclose());
+                }
+                start.elapsed()
+            }
+            Case::Bulk(total) => {
+                let (c, s) = futures::join!(connect(), accept());
+                let block = vec![7u8; 16 << 10];
+                let start = Instant::now();
+                let send = async {
+                    let mut sent = 0;
+                    while sent < total {
+                        c.send(&block).await.unwrap();
+                        sent += block.len();
+                    }
+                };
+                let recv = async {
+                    let mut buf = vec![0u8; 64 << 10];
+                    let mut got = 0;
+                    while got < total {
+                        got += s.receive_into(&mut buf).await.unwrap();
+                    }
+                };
+                futures::join!(send, recv);
+                start.elapsed()
+            }
+            Case::PingPong(rounds) => {
+                let (c, s) = futures::join!(connect(), accept());
+                let msg = vec![1u8; 1024];
+                let start = Instant::now();
+                let echo = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        let mut got = 0;
+                        while got < 1024 {
+                            got += s.receive_into(&mut buf[got..]).await.unwrap();
+                        }
+                        s.send(&buf).await.unwrap();
+                    }
+                };
+                let ping = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        c.send(&msg).await.unwrap();
+                        let mut got = 0;
+                        while got < 1024 {
+                            got += c.receive_into(&mut buf[got..]).await.unwrap();
+                        }
+                    }
+                };
+                futures::join!(echo, ping);
+                start.elapsed()
+            }
+        }
+    })
+    .unwrap()
+}
+
+fn twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connector = tokio_rustls::TlsConnector::from(client);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let connect = || async {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            connector.connect(name.clone(), tcp).await.unwrap()
+        };
+        let accept = || async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            acceptor.accept(tcp).await.unwrap()
+        };
+        match case {
+            Case::Handshake(n) => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let (mut c, mut s) = futures::join!(connect(), accept());
+                    let _ = futures::join!(c.shutdown(), s.shutdown());
+                }
+                start.elapsed()
+            }
+            Case::Bulk(total) => {
+                let (c, s) = futures::join!(connect(), accept());
+                let (mut c, mut s) = (c, s);
+                let block = vec![7u8; 16 << 10];
+                let start = Instant::now();
+                let send = async {
+                    let mut sent = 0;
+                    while sent < total {
+                        c.write_all(&block).await.unwrap();
+                        sent += block.len();
+                    }
+                    c.flush().await.unwrap();
+                };
+                let recv = async {
+                    let mut buf = vec![0u8; 64 << 10];
+                    let mut got = 0;
+                    while got < total {
+                        got += s.read(&mut buf).await.unwrap();
+                    }
+                };
+                futures::join!(send, recv);
+                start.elapsed()
+            }
+            Case::PingPong(rounds) => {
+                let (c, s) = futures::join!(connect(), accept());
+                let (mut c, mut s) = (c, s);
+                let msg = vec![1u8; 1024];
+                let start = Instant::now();
+                let echo = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        s.read_exact(&mut buf).await.unwrap();
+                        s.write_all(&buf).await.unwrap();
+                        s.flush().await.unwrap();
+                    }
+                };
+                let ping = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        c.write_all(&msg).await.unwrap();
+                        c.flush().await.unwrap();
+                        c.read_exact(&mut buf).await.unwrap();
+                    }
+                };
+                futures::join!(echo, ping);
+                start.elapsed()
+            }
+        }
+    })
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let (client, server) = configs();
+    let cases = [
+        ("bulk 16 KiB sends", if quick { Case::Bulk(16 << 20) } else { Case::Bulk(64 << 20) }),
+        ("ping-pong 1 KiB", if quick { Case::PingPong(500) } else { Case::PingPong(2000) }),
+        ("connect+handshake+close", if quick { Case::Handshake(50) } else { Case::Handshake(200) }),
+    ];
+    let rounds = if quick { 3 } else { 7 };
+    println!("{:<26} {:>12} {:>14} {:>7}", "case (tokio current-thread)", "anyio", "tokio-rustls", "ratio");
+    for (name, case) in cases {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            a.push(ours(case, client.clone(), server.clone()));
+            b.push(twin(case, client.clone(), server.clone()));
+        }
+        let (a, b) = (median(a), median(b));
+        println!("{name:<26} {a:>12.2?} {b:>14.2?} {:>7.2}", a.as_secs_f64() / b.as_secs_f64());
+    }
+}
