@@ -37,7 +37,10 @@ fn configs() -> (Arc<ClientConfig>, Arc<ServerConfig>) {
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![ck.cert.der().clone()], PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()))
+        .with_single_cert(
+            vec![ck.cert.der().clone()],
+            PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()),
+        )
         .unwrap();
     (Arc::new(client), Arc::new(server))
 }
@@ -57,7 +60,9 @@ fn ours(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Dur
             let client = client.clone();
             async move {
                 let tcp = connect_tcp("127.0.0.1", port).await.unwrap();
-                TlsStream::connect(tcp, "localhost", client, TlsOptions::new().standard_compatible(false)).await.unwrap()
+                TlsStream::connect(tcp, "localhost", client, TlsOptions::new().standard_compatible(false))
+                    .await
+                    .unwrap()
             }
         };
         let accept = || {
