@@ -16,6 +16,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 pub(crate) struct Pki {
     issuer: Issuer<'static, KeyPair>,
     ca: CertificateDer<'static>,
+    ca_pem: String,
 }
 
 impl Pki {
@@ -24,8 +25,8 @@ impl Pki {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, "anyio test CA");
         let key = KeyPair::generate().unwrap();
-        let ca = params.self_signed(&key).unwrap().der().clone();
-        Pki { issuer: Issuer::new(params, key), ca }
+        let cert = params.self_signed(&key).unwrap();
+        Pki { issuer: Issuer::new(params, key), ca: cert.der().clone(), ca_pem: cert.pem() }
     }
 
     pub(crate) fn ca_der(&self) -> CertificateDer<'static> {
@@ -33,14 +34,26 @@ impl Pki {
     }
 
     pub(crate) fn ca_pem(&self) -> String {
-        let b64 = base64_encode(&self.ca);
-        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-        pem
+        self.ca_pem.clone()
+    }
+
+    /// Writes the CA certificate and a server certificate and key for localhost and 127.0.0.1
+    /// as PEM files into a fresh directory; returns (ca, cert, key) paths.
+    pub(crate) fn write_pem_files(
+        &self,
+        tag: &str,
+    ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+        // One directory per call: the same test runs on several backends at once.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("anyio-tls-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (chain, key) = self.leaf(&["localhost", "127.0.0.1"]);
+        let (ca, cert, keyf) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&ca, self.ca_pem()).unwrap();
+        std::fs::write(&cert, pem("CERTIFICATE", &chain[0])).unwrap();
+        std::fs::write(&keyf, pem("PRIVATE KEY", key.secret_der())).unwrap();
+        (ca, cert, keyf)
     }
 
     /// A leaf certificate for `names` (DNS names or IP addresses), adjusted by `edit`.
@@ -179,6 +192,18 @@ pub(crate) async fn tls_memory_pair() -> (TlsStream<MemoryByteStream>, TlsStream
     let pki = Pki::new();
     let (a, b) = memory_pair();
     handshake(a, b, pki.client_config(), pki.server_config(), TlsOptions::new()).await
+}
+
+/// `der` as a PEM block with `label`.
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64_encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
 }
 
 fn base64_encode(data: &[u8]) -> String {

@@ -37,9 +37,14 @@ use crate::config::TlsConfig;
 use crate::error::{TlsError, TlsProtocolError};
 use crate::record::{front, Front};
 
-/// How much one transport read asks for: several full records, so that a bulk transfer makes
-/// few system calls.
-const READ_CHUNK: usize = 64 * 1024;
+/// The receive buffer's size: one full TLS 1.3 record (16 KiB of plaintext, 256 of expansion,
+/// a 5-byte header) fits, so a read makes one system call per record at most (rustls's own
+/// reads, which tokio-rustls uses, take 4 KiB). A larger TLS 1.2 record grows it for a while.
+const READ_BUFFER: usize = 16384 + 256 + 5;
+
+/// The send buffer kept between writes, when it is no larger than this: one full record's
+/// worth. A larger one (a send of more than a record) is freed once written.
+const KEEP_OUT_BUFFER: usize = 16384 + 256 + 5 + 64;
 
 /// How long a failed handshake keeps trying to tell the peer why (its alert), and a
 /// non-standard-compatible `aclose` its close_notify, before closing the transport.
@@ -149,9 +154,12 @@ struct State {
     conn: Connection,
     /// Ciphertext out of rustls not yet written to the transport: it goes first.
     out: Vec<u8>,
-    /// Transport bytes not yet given to rustls, from `in_start` on.
+    /// The receive buffer (all of it initialised): transport bytes not yet given to rustls
+    /// are `inbuf[in_start..in_end]`. Allocated on the first read; taken out while a read
+    /// fills it.
     inbuf: Vec<u8>,
     in_start: usize,
+    in_end: usize,
     transport_eof: bool,
     /// The peer's close_notify arrived.
     peer_closed: bool,
@@ -167,7 +175,7 @@ impl State {
     }
 
     fn pending_input(&self) -> &[u8] {
-        &self.inbuf[self.in_start..]
+        &self.inbuf[self.in_start..self.in_end]
     }
 
     /// Gives rustls the whole record of `len` bytes at the front of `inbuf` and processes it.
@@ -183,9 +191,9 @@ impl State {
             }
         }
         *in_start += len - rec.len();
-        if *in_start == inbuf.len() {
-            inbuf.clear();
+        if *in_start == self.in_end {
             *in_start = 0;
+            self.in_end = 0;
         }
         let io = self.conn.process_new_packets()?;
         if io.peer_has_closed() {
@@ -194,15 +202,32 @@ impl State {
         Ok(())
     }
 
-    fn append_input(&mut self, bytes: Vec<u8>) {
-        if self.in_start == self.inbuf.len() {
-            self.inbuf = bytes;
-            self.in_start = 0;
-        } else {
-            self.inbuf.drain(..self.in_start);
-            self.in_start = 0;
-            self.inbuf.extend_from_slice(&bytes);
+    /// Takes the receive buffer out for a read, with what is pending moved to its front and
+    /// room behind it for at least the rest of the record that is pending.
+    fn take_read_buffer(&mut self) -> ReadBuffer {
+        let mut buf = std::mem::take(&mut self.inbuf);
+        let pending = self.in_end - self.in_start;
+        buf.copy_within(self.in_start..self.in_end, 0);
+        let record = match front(&buf[..pending]) {
+            Front::Partial if pending >= crate::record::HEADER_LEN => {
+                crate::record::HEADER_LEN + u16::from_be_bytes([buf[3], buf[4]]) as usize
+            }
+            _ => 0,
+        };
+        let want = READ_BUFFER.max(record).max(pending + 1);
+        if buf.len() < want || (buf.len() > READ_BUFFER && want == READ_BUFFER) {
+            buf.resize(want, 0);
+            buf.shrink_to(want);
         }
+        self.in_start = 0;
+        self.in_end = 0;
+        ReadBuffer { buf, end: pending }
+    }
+
+    fn put_read_buffer(&mut self, b: ReadBuffer) {
+        self.inbuf = b.buf;
+        self.in_start = 0;
+        self.in_end = b.end;
     }
 
     fn check_can_send(&self) -> Result<(), StreamError> {
@@ -297,6 +322,7 @@ impl<S> TlsStream<S> {
                 out: Vec::new(),
                 inbuf: Vec::new(),
                 in_start: 0,
+                in_end: 0,
                 transport_eof: false,
                 peer_closed: false,
                 close_notify_sent: false,
@@ -639,49 +665,58 @@ impl<S: ByteStream> TlsStream<S> {
     /// Reads once from the transport into `inbuf` (or notes its end). If output is waiting
     /// and nobody is writing, writes it meanwhile (see the module's comment).
     async fn read_transport(&self) -> Result<(), StreamError> {
-        let has_output = self.lock().has_output();
+        let (has_output, buf) = {
+            let mut st = self.lock();
+            (st.has_output(), st.take_read_buffer())
+        };
+        // Given back on every path, a cancelled read included (it read nothing).
+        let mut buf = Lent { state: &self.state, buf: Some(buf) };
         let role = if has_output { self.writer.try_acquire().ok() } else { None };
-        let mut read = self.transport.receive(READ_CHUNK);
-        let got = match role {
-            None => read.await,
-            Some(role) => {
-                let mut role = Some(role);
-                let mut flush = Some(Box::pin(self.flush()));
-                poll_fn(|cx| {
-                    if let Poll::Ready(r) = read.as_mut().poll(cx) {
-                        return Poll::Ready(r);
-                    }
-                    if let Some(f) = flush.as_mut() {
-                        if let Poll::Ready(r) = f.as_mut().poll(cx) {
-                            flush = None;
-                            role = None;
-                            if let Err(e) = r {
-                                return Poll::Ready(Err(e));
+        let got = {
+            let b = buf.buf.as_mut().expect("lent until dropped");
+            let mut read = self.transport.receive_into(&mut b.buf[b.end..]);
+            match role {
+                None => read.await,
+                Some(role) => {
+                    let mut role = Some(role);
+                    let mut flush = Some(Box::pin(self.flush()));
+                    poll_fn(|cx| {
+                        if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                            return Poll::Ready(r);
+                        }
+                        if let Some(f) = flush.as_mut() {
+                            if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                                flush = None;
+                                role = None;
+                                if let Err(e) = r {
+                                    return Poll::Ready(Err(e));
+                                }
                             }
                         }
-                    }
-                    Poll::Pending
-                })
-                .await
+                        Poll::Pending
+                    })
+                    .await
+                }
             }
         };
-        let mut st = self.lock();
         match got {
-            Ok(bytes) => {
-                st.append_input(bytes);
+            Ok(n) => {
+                buf.buf.as_mut().expect("lent until dropped").end += n;
                 Ok(())
             }
             Err(StreamError::EndOfStream) => {
-                st.transport_eof = true;
+                drop(buf);
+                self.lock().transport_eof = true;
                 Ok(())
             }
             Err(e) => {
+                drop(buf);
                 if !matches!(e, StreamError::Cancelled(_) | StreamError::Busy(_)) {
                     let b = Broken::Transport(
                         io::ErrorKind::ConnectionAborted,
                         format!("receiving on the transport failed: {e}"),
                     );
-                    st.broken.get_or_insert(b);
+                    self.lock().broken.get_or_insert(b);
                 }
                 Err(e)
             }
@@ -858,12 +893,34 @@ impl<S: ByteStream> TlsStream<S> {
         self.await_close_notify(Some(&mut unread)).await?;
         let TlsStream { transport, state, .. } = self;
         let st = state.into_inner().unwrap_or_else(|p| p.into_inner());
-        Ok(Unwrapped { transport, leftover: st.inbuf[st.in_start..].to_vec(), unread })
+        Ok(Unwrapped { transport, leftover: st.pending_input().to_vec(), unread })
+    }
+}
+
+/// The receive buffer while a read fills it.
+struct ReadBuffer {
+    buf: Vec<u8>,
+    /// Bytes `..end` are pending input.
+    end: usize,
+}
+
+/// Puts the receive buffer back when the read is over, however it ended.
+struct Lent<'a> {
+    state: &'a Mutex<State>,
+    buf: Option<ReadBuffer>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).put_read_buffer(b);
+        }
     }
 }
 
 /// Ciphertext being written by `flush`: whatever is not written when this drops (a cancelled
-/// or failed write) goes back to the front of the queue.
+/// or failed write) goes back to the front of the queue; an emptied buffer of up to a record's
+/// size is kept for the next write.
 struct Unsent<'a> {
     state: &'a Mutex<State>,
     out: Vec<u8>,
@@ -880,6 +937,12 @@ impl Drop for Unsent<'_> {
             debug_assert!(st.out.is_empty());
             rest.append(&mut st.out);
             st.out = rest;
+        } else if self.out.capacity() <= KEEP_OUT_BUFFER {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.out.is_empty() {
+                self.out.clear();
+                st.out = std::mem::take(&mut self.out);
+            }
         }
     }
 }
