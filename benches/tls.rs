@@ -1,4 +1,5 @@
-//! TLS beside tokio-rustls on tokio current-thread, in the same run, ring on both sides
+//! TLS beside its twins in the same run, ring on both sides: tokio-rustls on tokio
+//! current-thread, futures-rustls (over async-io's `Async<TcpStream>`) on smol
 //! (`cargo bench --bench tls --features smol [-- quick]`). Cases, over loopback TCP:
 //!
 //! - bulk: 64 MiB (16 MiB with `quick`) sent in 16 KiB sends, received into a 64 KiB buffer;
@@ -6,8 +7,7 @@
 //! - handshake: connect + TLS 1.3 handshake + close, 200 times (50).
 //!
 //! Each case runs in interleaved rounds (ours, twin, ours, twin, ...) and reports the median
-//! time of each and the ratio ours/twin (below 1: anyio is faster). The futures-rustls twin on
-//! smol is not measured yet.
+//! time of each and the ratio ours/twin (below 1: anyio is faster).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,8 +52,8 @@ enum Case {
     Handshake(usize),
 }
 
-fn ours(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
-    anyio::run_on(Backend::TokioCurrentThread, async move {
+fn ours(backend: Backend, case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
+    anyio::run_on(backend, async move {
         let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let connect = || {
@@ -135,7 +135,7 @@ fn ours(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Dur
     .unwrap()
 }
 
-fn twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
+fn tokio_twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -213,6 +213,82 @@ fn twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Dur
     })
 }
 
+fn smol_twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
+    use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+    smol::block_on(async move {
+        let listener = smol::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
+        let port = listener.get_ref().local_addr().unwrap().port();
+        let connector = futures_rustls::TlsConnector::from(client);
+        let acceptor = futures_rustls::TlsAcceptor::from(server);
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let connect = || async {
+            let tcp = smol::Async::<std::net::TcpStream>::connect(([127, 0, 0, 1], port)).await.unwrap();
+            tcp.get_ref().set_nodelay(true).unwrap();
+            connector.connect(name.clone(), tcp).await.unwrap()
+        };
+        let accept = || async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.get_ref().set_nodelay(true).unwrap();
+            acceptor.accept(tcp).await.unwrap()
+        };
+        match case {
+            Case::Handshake(n) => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let (mut c, mut s) = futures::join!(connect(), accept());
+                    let _ = futures::join!(c.close(), s.close());
+                }
+                start.elapsed()
+            }
+            Case::Bulk(total) => {
+                let (mut c, mut s) = futures::join!(connect(), accept());
+                let block = vec![7u8; 16 << 10];
+                let start = Instant::now();
+                let send = async {
+                    let mut sent = 0;
+                    while sent < total {
+                        c.write_all(&block).await.unwrap();
+                        sent += block.len();
+                    }
+                    c.flush().await.unwrap();
+                };
+                let recv = async {
+                    let mut buf = vec![0u8; 64 << 10];
+                    let mut got = 0;
+                    while got < total {
+                        got += s.read(&mut buf).await.unwrap();
+                    }
+                };
+                futures::join!(send, recv);
+                start.elapsed()
+            }
+            Case::PingPong(rounds) => {
+                let (mut c, mut s) = futures::join!(connect(), accept());
+                let msg = vec![1u8; 1024];
+                let start = Instant::now();
+                let echo = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        s.read_exact(&mut buf).await.unwrap();
+                        s.write_all(&buf).await.unwrap();
+                        s.flush().await.unwrap();
+                    }
+                };
+                let ping = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        c.write_all(&msg).await.unwrap();
+                        c.flush().await.unwrap();
+                        c.read_exact(&mut buf).await.unwrap();
+                    }
+                };
+                futures::join!(echo, ping);
+                start.elapsed()
+            }
+        }
+    })
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -227,14 +303,21 @@ fn main() {
         ("connect+handshake+close", if quick { Case::Handshake(50) } else { Case::Handshake(200) }),
     ];
     let rounds = if quick { 3 } else { 7 };
-    println!("{:<26} {:>12} {:>14} {:>7}", "case (tokio current-thread)", "anyio", "tokio-rustls", "ratio");
-    for (name, case) in cases {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            a.push(ours(case, client.clone(), server.clone()));
-            b.push(twin(case, client.clone(), server.clone()));
+    type Twin = fn(Case, Arc<ClientConfig>, Arc<ServerConfig>) -> Duration;
+    let envs: [(&str, Backend, &str, Twin); 2] = [
+        ("tokio current-thread", Backend::TokioCurrentThread, "tokio-rustls", tokio_twin),
+        ("smol", Backend::Smol, "futures-rustls", smol_twin),
+    ];
+    for (env, backend, twin_name, twin) in envs {
+        println!("{:<26} {:>12} {:>14} {:>7}   ({env}; twin {twin_name})", "case", "anyio", "twin", "ratio");
+        for (name, case) in cases {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                a.push(ours(backend, case, client.clone(), server.clone()));
+                b.push(twin(case, client.clone(), server.clone()));
+            }
+            let (a, b) = (median(a), median(b));
+            println!("{name:<26} {a:>12.2?} {b:>14.2?} {:>7.2}", a.as_secs_f64() / b.as_secs_f64());
         }
-        let (a, b) = (median(a), median(b));
-        println!("{name:<26} {a:>12.2?} {b:>14.2?} {:>7.2}", a.as_secs_f64() / b.as_secs_f64());
     }
 }

@@ -14,7 +14,7 @@
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
@@ -42,9 +42,10 @@ use crate::record::{front, Front};
 /// reads, which tokio-rustls uses, take 4 KiB). A larger TLS 1.2 record grows it for a while.
 const READ_BUFFER: usize = 16384 + 256 + 5;
 
-/// The send buffer kept between writes, when it is no larger than this: one full record's
-/// worth. A larger one (a send of more than a record) is freed once written.
-const KEEP_OUT_BUFFER: usize = 16384 + 256 + 5 + 64;
+/// The send buffer kept between writes when it is no larger than this: enough for small
+/// messages (a request/response protocol allocates nothing per write), small enough that an
+/// idle stream holding it costs little. Larger ones are freed once written.
+const KEEP_OUT_BUFFER: usize = 4096;
 
 /// How long a failed handshake keeps trying to tell the peer why (its alert), and a
 /// non-standard-compatible `aclose` its close_notify, before closing the transport.
@@ -726,14 +727,43 @@ impl<S: ByteStream> TlsStream<S> {
     /// Takes received plaintext into `buf`, giving rustls whole records as needed; `None` when
     /// the transport must be read first.
     fn take_plaintext(&self, buf: &mut [u8], closing: bool) -> Result<Option<usize>, StreamError> {
+        self.take_plaintext_with(closing, |mut r| match r.read(buf) {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// [`take_plaintext`](Self::take_plaintext) into a new `Vec` of exactly what is ready (at
+    /// most `max` bytes, at most one record's worth).
+    fn take_plaintext_vec(&self, max: usize) -> Result<Option<Vec<u8>>, StreamError> {
+        self.take_plaintext_with(false, |mut r| {
+            let chunk = r.fill_buf()?;
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            let n = chunk.len().min(max);
+            let v = chunk[..n].to_vec();
+            r.consume(n);
+            Ok(Some(v))
+        })
+    }
+
+    /// Takes plaintext with `take` (which reports `None` for the peer's clean end and
+    /// `WouldBlock` for nothing yet), giving rustls whole records as needed.
+    fn take_plaintext_with<T>(
+        &self,
+        closing: bool,
+        mut take: impl FnMut(rustls::Reader<'_>) -> io::Result<Option<T>>,
+    ) -> Result<Option<T>, StreamError> {
         let mut st = self.lock();
         if st.closed && !closing {
             return Err(StreamError::Closed);
         }
         loop {
-            match st.conn.reader().read(buf) {
-                Ok(0) => return Err(StreamError::EndOfStream),
-                Ok(n) => return Ok(Some(n)),
+            match take(st.conn.reader()) {
+                Ok(None) => return Err(StreamError::EndOfStream),
+                Ok(Some(v)) => return Ok(Some(v)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(StreamError::Broken(Some(e))),
             }
@@ -1029,6 +1059,31 @@ impl<S: ByteStream> ByteReceiveStream for TlsStream<S> {
         loop {
             if let Some(n) = self.take_plaintext(buf, false)? {
                 return Ok(n);
+            }
+            self.read_transport().await?;
+        }
+    }
+
+    /// Receives up to `max_bytes` decrypted bytes into a new `Vec` of exactly the size that
+    /// arrived (at most one record's worth, 16 KiB): nothing is allocated while it waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`receive_into`](Self::receive_into); `max_bytes` 0 is
+    /// [`StreamError::InvalidArgument`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing received is lost.
+    async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        if max_bytes == 0 {
+            return Err(StreamError::InvalidArgument("max_bytes must be at least 1"));
+        }
+        let _busy = self.receiving.enter()?;
+        checkpoint_if_cancelled()?;
+        loop {
+            if let Some(v) = self.take_plaintext_vec(max_bytes)? {
+                return Ok(v);
             }
             self.read_transport().await?;
         }
