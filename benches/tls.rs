@@ -295,7 +295,13 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "quick");
+    // `side=ours` or `side=twin` runs one side alone (for profiling); any other word filters
+    // the cases by name.
+    let side = args.iter().find_map(|a| a.strip_prefix("side=")).map(str::to_owned);
+    let filters: Vec<&String> =
+        args.iter().filter(|a| *a != "quick" && !a.starts_with("side=") && !a.starts_with("--")).collect();
     let (client, server) = configs();
     let cases = [
         ("bulk 16 KiB sends", if quick { Case::Bulk(16 << 20) } else { Case::Bulk(64 << 20) }),
@@ -311,10 +317,24 @@ fn main() {
     for (env, backend, twin_name, twin) in envs {
         println!("{:<26} {:>12} {:>14} {:>7}   ({env}; twin {twin_name})", "case", "anyio", "twin", "ratio");
         for (name, case) in cases {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
+            if !filters.is_empty() && !filters.iter().any(|f| format!("{env} {name}").contains(f.as_str())) {
+                continue;
+            }
+            let (mut a, mut b) = (vec![Duration::ZERO], vec![Duration::ZERO]);
             for _ in 0..rounds {
-                a.push(ours(backend, case, client.clone(), server.clone()));
-                b.push(twin(case, client.clone(), server.clone()));
+                if side.as_deref() != Some("twin") {
+                    a.push(ours(backend, case, client.clone(), server.clone()));
+                }
+                if side.as_deref() != Some("ours") {
+                    b.push(twin(case, client.clone(), server.clone()));
+                }
+            }
+            a.remove(0);
+            b.remove(0);
+            if a.is_empty() || b.is_empty() {
+                let only = if a.is_empty() { median(b) } else { median(a) };
+                println!("{name:<26} {only:>12.2?} (one side only)");
+                continue;
             }
             let (a, b) = (median(a), median(b));
             println!("{name:<26} {a:>12.2?} {b:>14.2?} {:>7.2}", a.as_secs_f64() / b.as_secs_f64());

@@ -352,10 +352,11 @@ impl TimeoutError {
     /// ```
     /// # anyio::run(async {
     /// use std::time::Duration;
-    /// use anyio::{error::TimeoutError, fail_after, time::sleep_forever};
-    /// let r: Result<(), TimeoutError> =
+    /// use anyio::{error::TimeoutError, fail_after, time::sleep_forever, AnyError};
+    /// let r: Result<(), AnyError> =
     ///     fail_after(Duration::ZERO, async { sleep_forever().await?; Ok(()) }).await;
-    /// assert_eq!(r.unwrap_err().after(), Some(Duration::ZERO));
+    /// let e = r.unwrap_err();
+    /// assert_eq!(e.downcast_ref::<TimeoutError>().unwrap().after(), Some(Duration::ZERO));
     /// # });
     /// ```
     pub fn after(&self) -> Option<std::time::Duration> {
