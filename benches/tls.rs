@@ -1,10 +1,13 @@
 //! TLS beside its twins in the same run, ring on both sides: tokio-rustls on tokio
-//! current-thread, futures-rustls (over async-io's `Async<TcpStream>`) on smol
+//! current-thread, futures-rustls (over async-io's `Async<TcpStream>`, in an async-executor
+//! run by the calling thread, as anyio's smol backend runs) on smol
 //! (`cargo bench --bench tls --features smol [-- quick]`). Cases, over loopback TCP:
 //!
 //! - bulk: 64 MiB (16 MiB with `quick`) sent in 16 KiB sends, received into a 64 KiB buffer;
 //! - ping-pong: a 1 KiB message echoed 2,000 times (500) on one connection;
-//! - handshake: connect + TLS 1.3 handshake + close, 200 times (50).
+//! - handshake: connect + TLS 1.3 handshake + close, 200 times (50);
+//! - plain TCP ping-pong, the ping-pong without TLS in the same harness (anyio's sockets
+//!   against the runtime's own): the share of the TLS rows that is not TLS.
 //!
 //! Each case runs in interleaved rounds (ours, twin, ours, twin, ...) and reports the median
 //! time of each and the ratio ours/twin (below 1: anyio is faster).
@@ -50,6 +53,9 @@ enum Case {
     Bulk(usize),
     PingPong(usize),
     Handshake(usize),
+    /// The same ping-pong over plain TCP, in the same harness: what the sockets and the
+    /// runtime account for, so that the TLS rows can be read against it.
+    PlainPingPong(usize),
 }
 
 fn ours(backend: Backend, case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
@@ -80,6 +86,34 @@ fn ours(backend: Backend, case: Case, client: Arc<ClientConfig>, server: Arc<Ser
                     let (c, s) = futures::join!(connect(), accept());
                     let _ = futures::join!(c.aclose(), s.aclose());
                 }
+                start.elapsed()
+            }
+            Case::PlainPingPong(rounds) => {
+                let (c, s) = futures::join!(connect_tcp("127.0.0.1", port), listener.accept());
+                let (c, s) = (c.unwrap(), s.unwrap());
+                let msg = vec![1u8; 1024];
+                let start = Instant::now();
+                let echo = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        let mut got = 0;
+                        while got < 1024 {
+                            got += s.receive_into(&mut buf[got..]).await.unwrap();
+                        }
+                        s.send(&buf).await.unwrap();
+                    }
+                };
+                let ping = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        c.send(&msg).await.unwrap();
+                        let mut got = 0;
+                        while got < 1024 {
+                            got += c.receive_into(&mut buf[got..]).await.unwrap();
+                        }
+                    }
+                };
+                futures::join!(echo, ping);
                 start.elapsed()
             }
             Case::Bulk(total) => {
@@ -162,6 +196,31 @@ fn tokio_twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) 
                 }
                 start.elapsed()
             }
+            Case::PlainPingPong(rounds) => {
+                let (c, s) =
+                    futures::join!(tokio::net::TcpStream::connect(("127.0.0.1", port)), listener.accept());
+                let (mut c, (mut s, _)) = (c.unwrap(), s.unwrap());
+                c.set_nodelay(true).unwrap();
+                s.set_nodelay(true).unwrap();
+                let msg = vec![1u8; 1024];
+                let start = Instant::now();
+                let echo = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        s.read_exact(&mut buf).await.unwrap();
+                        s.write_all(&buf).await.unwrap();
+                    }
+                };
+                let ping = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        c.write_all(&msg).await.unwrap();
+                        c.read_exact(&mut buf).await.unwrap();
+                    }
+                };
+                futures::join!(echo, ping);
+                start.elapsed()
+            }
             Case::Bulk(total) => {
                 let (c, s) = futures::join!(connect(), accept());
                 let (mut c, mut s) = (c, s);
@@ -215,7 +274,10 @@ fn tokio_twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) 
 
 fn smol_twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
     use futures::{AsyncReadExt as _, AsyncWriteExt as _};
-    smol::block_on(async move {
+    // Driven as anyio's smol backend drives its main future (and as benches/net.rs drives its
+    // smol twins): an executor run by the calling thread under async-io's block_on.
+    let ex = async_executor::Executor::new();
+    async_io::block_on(ex.run(async move {
         let listener = smol::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
         let port = listener.get_ref().local_addr().unwrap().port();
         let connector = futures_rustls::TlsConnector::from(client);
@@ -238,6 +300,33 @@ fn smol_twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -
                     let (mut c, mut s) = futures::join!(connect(), accept());
                     let _ = futures::join!(c.close(), s.close());
                 }
+                start.elapsed()
+            }
+            Case::PlainPingPong(rounds) => {
+                let (c, s) = futures::join!(
+                    smol::Async::<std::net::TcpStream>::connect(([127, 0, 0, 1], port)),
+                    listener.accept()
+                );
+                let (mut c, (mut s, _)) = (c.unwrap(), s.unwrap());
+                c.get_ref().set_nodelay(true).unwrap();
+                s.get_ref().set_nodelay(true).unwrap();
+                let msg = vec![1u8; 1024];
+                let start = Instant::now();
+                let echo = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        s.read_exact(&mut buf).await.unwrap();
+                        s.write_all(&buf).await.unwrap();
+                    }
+                };
+                let ping = async {
+                    let mut buf = vec![0u8; 1024];
+                    for _ in 0..rounds {
+                        c.write_all(&msg).await.unwrap();
+                        c.read_exact(&mut buf).await.unwrap();
+                    }
+                };
+                futures::join!(echo, ping);
                 start.elapsed()
             }
             Case::Bulk(total) => {
@@ -286,7 +375,7 @@ fn smol_twin(case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -
                 start.elapsed()
             }
         }
-    })
+    }))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -307,6 +396,10 @@ fn main() {
         ("bulk 16 KiB sends", if quick { Case::Bulk(16 << 20) } else { Case::Bulk(64 << 20) }),
         ("ping-pong 1 KiB", if quick { Case::PingPong(500) } else { Case::PingPong(2000) }),
         ("connect+handshake+close", if quick { Case::Handshake(50) } else { Case::Handshake(200) }),
+        (
+            "plain TCP ping-pong 1 KiB",
+            if quick { Case::PlainPingPong(500) } else { Case::PlainPingPong(2000) },
+        ),
     ];
     let rounds = if quick { 3 } else { 7 };
     type Twin = fn(Case, Arc<ClientConfig>, Arc<ServerConfig>) -> Duration;
