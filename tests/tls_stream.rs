@@ -508,3 +508,97 @@ async fn tokio_rustls_works_over_anyio_sockets() {
     })
     .await;
 }
+
+/// A transport that counts its closes (trio's "closes the transport once").
+struct CountingClose<S> {
+    inner: S,
+    closes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S: anyio::streams::TypedAttributeProvider> anyio::streams::TypedAttributeProvider for CountingClose<S> {}
+
+#[anyio::async_trait]
+impl<S: ByteStream> AsyncResource for CountingClose<S> {
+    async fn aclose(&self) -> Result<(), StreamError> {
+        self.closes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.aclose().await
+    }
+}
+
+#[anyio::async_trait]
+impl<S: ByteStream> ByteReceiveStream for CountingClose<S> {
+    async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        self.inner.receive_into(buf).await
+    }
+}
+
+#[anyio::async_trait]
+impl<S: ByteStream> ByteSendStream for CountingClose<S> {
+    async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.inner.send(data).await
+    }
+}
+
+#[anyio::async_trait]
+impl<S: ByteStream> ByteStream for CountingClose<S> {
+    async fn send_eof(&self) -> Result<(), StreamError> {
+        self.inner.send_eof().await
+    }
+}
+
+#[anyio::test]
+async fn aclose_closes_the_transport_exactly_once_however_often_it_is_called() {
+    guarded_ok(async {
+        let pki = Pki::new();
+        let (a, b) = memory_pair();
+        let closes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let a = CountingClose { inner: a, closes: closes.clone() };
+        let (c, s) = handshake(
+            a,
+            b,
+            pki.client_config(),
+            pki.server_config(),
+            TlsOptions::new().standard_compatible(false),
+        )
+        .await;
+        c.aclose().await?;
+        c.aclose().await?;
+        assert_eq!(closes.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(matches!(c.send(b"x").await, Err(StreamError::Closed)));
+        assert!(matches!(c.receive(1).await, Err(StreamError::Closed)));
+        assert!(matches!(s.receive(10).await, Err(StreamError::EndOfStream)), "the peer saw close_notify");
+        Ok(())
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn a_transport_that_fails_midway_through_a_send_breaks_the_stream_for_good() {
+    guarded_ok(async {
+        let (c, s) = tls_tcp_pair().await;
+        let (c, s) = (Arc::new(c), Arc::new(s));
+        let big = pattern(16 << 20, 4);
+        let r = task_group(|tg| {
+            let (c, s) = (c.clone(), s.clone());
+            async move {
+                tg.start_soon(async move {
+                    // The peer reads a little, then its transport goes away mid-transfer.
+                    s.receive(1024).await?;
+                    s.get_ref().aclose().await?;
+                    Ok(())
+                });
+                Ok(c.send(&big).await)
+            }
+        })
+        .await?;
+        let first = r.expect("the body finished");
+        assert!(first.is_err(), "a send whose peer vanished cannot succeed");
+        let again = c.send(b"more").await;
+        assert!(
+            matches!(again, Err(StreamError::Broken(_))),
+            "later sends report the broken stream: {again:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
