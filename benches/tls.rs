@@ -17,36 +17,14 @@ use std::time::{Duration, Instant};
 
 use anyio::net::{connect_tcp, TcpListener};
 use anyio::streams::{AsyncResource, ByteReceiveStream, ByteSendStream};
-use anyio::tls::rustls::{self, pki_types::PrivateKeyDer, ClientConfig, RootCertStore, ServerConfig};
+use anyio::tls::rustls::{self, ClientConfig, ServerConfig};
 use anyio::tls::{TlsOptions, TlsStream};
 use anyio::Backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[allow(deprecated)] // ring's provider, as anyio's default: the same crypto on both sides
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn configs() -> (Arc<ClientConfig>, Arc<ServerConfig>) {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let mut roots = RootCertStore::empty();
-    roots.add(ck.cert.der().clone()).unwrap();
-    let client = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let server = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![ck.cert.der().clone()],
-            PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()),
-        )
-        .unwrap();
-    (Arc::new(client), Arc::new(server))
-}
+#[path = "common/tls.rs"]
+mod tls;
+use tls::configs;
 
 #[derive(Clone, Copy)]
 enum Case {

@@ -11,87 +11,25 @@
 //! `cargo bench --bench tls_idle --features smol [-- quick]`. Heap is counted by a global
 //! allocator (live bytes and their peak), so the figures are exact and repeatable.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyio::net::{connect_tcp, TcpListener};
 use anyio::streams::{AsyncResource, ByteReceiveStream, ByteSendStream};
-use anyio::tls::rustls::{self, pki_types::PrivateKeyDer, ClientConfig, RootCertStore, ServerConfig};
+use anyio::tls::rustls::{self, ClientConfig, ServerConfig};
 use anyio::tls::{TlsOptions, TlsStream};
 use anyio::{task_group, AnyError, Backend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` unchanged; the counters are only bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is `System`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as above.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let live =
-                    LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
-                PEAK.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
+#[path = "common/heap.rs"]
+mod heap;
+#[path = "common/tls.rs"]
+mod tls;
+use heap::{live, peak, reset_peak};
+use tls::configs;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-#[allow(deprecated)] // ring's provider, as anyio's default
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn configs() -> (Arc<ClientConfig>, Arc<ServerConfig>) {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let mut roots = RootCertStore::empty();
-    roots.add(ck.cert.der().clone()).unwrap();
-    let client = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let server = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![ck.cert.der().clone()],
-            PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()),
-        )
-        .unwrap();
-    (Arc::new(client), Arc::new(server))
-}
-
-fn live() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
+static GLOBAL: heap::Counting = heap::Counting;
 
 /// Heap per connection while idle, ours.
 fn ours_idle(n: usize, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> usize {
@@ -200,7 +138,7 @@ fn ours_bulk_peak(total: usize, client: Arc<ClientConfig>, server: Arc<ServerCon
         let block = vec![7u8; 1 << 20];
         let mut buf = vec![0u8; 64 << 10];
         let base = live();
-        PEAK.store(base, Ordering::Relaxed);
+        reset_peak();
         futures::join!(
             async {
                 let mut sent = 0;
@@ -216,7 +154,7 @@ fn ours_bulk_peak(total: usize, client: Arc<ClientConfig>, server: Arc<ServerCon
                 }
             }
         );
-        let rise = PEAK.load(Ordering::Relaxed) - base;
+        let rise = peak() - base;
         let _ = futures::join!(c.aclose(), s.aclose());
         rise
     })
@@ -245,7 +183,7 @@ fn twin_bulk_peak(total: usize, client: Arc<ClientConfig>, server: Arc<ServerCon
         let block = vec![7u8; 1 << 20];
         let mut buf = vec![0u8; 64 << 10];
         let base = live();
-        PEAK.store(base, Ordering::Relaxed);
+        reset_peak();
         futures::join!(
             async {
                 let mut sent = 0;
@@ -262,7 +200,7 @@ fn twin_bulk_peak(total: usize, client: Arc<ClientConfig>, server: Arc<ServerCon
                 }
             }
         );
-        PEAK.load(Ordering::Relaxed) - base
+        peak() - base
     })
 }
 
