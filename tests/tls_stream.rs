@@ -21,7 +21,7 @@ use anyio::{move_on_after, net::RemoteAddress, task_group, AnyError};
 use support::{guarded_ok, pattern};
 use tls_support::{
     client_config_versions, handshake, memory_pair, server_config_versions, tcp_pair, tls_memory_pair,
-    tls_tcp_pair, Pki,
+    tls_tcp_pair, try_memory_handshake, Pki,
 };
 
 async fn receive_all<S: ByteReceiveStream>(s: &S, n: usize) -> Result<Vec<u8>, StreamError> {
@@ -285,11 +285,7 @@ async fn attributes_describe_the_connection_and_forward_the_transports() {
 }
 
 async fn client_error(pki: &Pki, hostname: &str, server: rustls::ServerConfig) -> TlsError {
-    let (a, b) = memory_pair();
-    let (c, _s) = futures::join!(
-        TlsStream::connect(a, hostname, Arc::new(pki.client_config()), TlsOptions::new()),
-        TlsStream::accept(b, Arc::new(server), TlsOptions::new()),
-    );
+    let (c, _s) = try_memory_handshake(hostname, pki.client_config(), server).await;
     c.expect_err("the client must refuse this server")
 }
 
@@ -312,19 +308,13 @@ async fn certificate_failures_are_handshake_errors() {
         let e = client_error(&pki, "localhost", anyio::tls::server_config(chain, key)?).await;
         assert!(matches!(e, TlsError::Handshake(rustls::Error::InvalidCertificate(_))), "{e}");
         // An IP-address certificate verifies by IP address.
-        let (a, b) = memory_pair();
-        let (c, s) = futures::join!(
-            TlsStream::connect(a, "127.0.0.1", Arc::new(pki.client_config()), TlsOptions::new()),
-            TlsStream::accept(b, Arc::new(pki.server_config()), TlsOptions::new()),
-        );
+        let (c, s) = try_memory_handshake("127.0.0.1", pki.client_config(), pki.server_config()).await;
         let (c, _s) = (c?, s?);
         assert_eq!(c.extra::<ServerName>()?, None, "an IP address is not sent as SNI");
         // A server that requires a client certificate, and a client without one.
-        let (a, b) = memory_pair();
-        let (_c, s) = futures::join!(
-            TlsStream::connect(a, "localhost", Arc::new(pki.client_config()), TlsOptions::new()),
-            TlsStream::accept(b, Arc::new(pki.server_config_requiring_client_cert()), TlsOptions::new()),
-        );
+        let (_c, s) =
+            try_memory_handshake("localhost", pki.client_config(), pki.server_config_requiring_client_cert())
+                .await;
         assert!(matches!(s, Err(TlsError::Handshake(_))), "{s:?}");
         Ok(())
     })
@@ -353,20 +343,12 @@ async fn tls12_only_and_tls13_only_peers() {
             assert_eq!(s.receive(10).await?, b"v");
         }
         // No version in common.
-        let (a, b) = memory_pair();
-        let (c, s) = futures::join!(
-            TlsStream::connect(
-                a,
-                "localhost",
-                Arc::new(client_config_versions(&pki, &[&rustls::version::TLS13])),
-                TlsOptions::new()
-            ),
-            TlsStream::accept(
-                b,
-                Arc::new(server_config_versions(&pki, &[&rustls::version::TLS12])),
-                TlsOptions::new()
-            ),
-        );
+        let (c, s) = try_memory_handshake(
+            "localhost",
+            client_config_versions(&pki, &[&rustls::version::TLS13]),
+            server_config_versions(&pki, &[&rustls::version::TLS12]),
+        )
+        .await;
         assert!(c.is_err() && s.is_err());
         Ok(())
     })
@@ -388,11 +370,8 @@ async fn bad_setup_gets_typed_errors_and_closes_the_transport() {
         }
         // An A-label (IDNA) name is taken as given.
         let (chain, key) = pki.leaf(&["xn--bcher-kva.example"]);
-        let (a, b) = memory_pair();
-        let (c, s) = futures::join!(
-            TlsStream::connect(a, "xn--bcher-kva.example", Arc::new(pki.client_config()), TlsOptions::new()),
-            TlsStream::accept(b, Arc::new(anyio::tls::server_config(chain, key)?), TlsOptions::new()),
-        );
+        let server = anyio::tls::server_config(chain, key)?;
+        let (c, s) = try_memory_handshake("xn--bcher-kva.example", pki.client_config(), server).await;
         assert!(c.is_ok() && s.is_ok());
         // The wrong side's configuration.
         let (a, _b) = memory_pair();

@@ -9,7 +9,7 @@ use anyio::streams::memory::{memory_stream_pair, MemoryByteStream};
 use anyio::streams::ByteStream;
 use anyio::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use anyio::tls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
-use anyio::tls::{TlsOptions, TlsStream};
+use anyio::tls::{TlsError, TlsOptions, TlsStream};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// A certificate authority for one test.
@@ -48,26 +48,36 @@ impl Pki {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("anyio-tls-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (chain, key) = self.leaf(&["localhost", "127.0.0.1"]);
+        let (leaf, key) = self.issue(&["localhost", "127.0.0.1"], |_| {});
         let (ca, cert, keyf) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&ca, self.ca_pem()).unwrap();
-        std::fs::write(&cert, pem("CERTIFICATE", &chain[0])).unwrap();
-        std::fs::write(&keyf, pem("PRIVATE KEY", key.secret_der())).unwrap();
+        std::fs::write(&cert, leaf.pem()).unwrap();
+        std::fs::write(&keyf, key.serialize_pem()).unwrap();
         (ca, cert, keyf)
     }
 
-    /// A leaf certificate for `names` (DNS names or IP addresses), adjusted by `edit`.
-    pub(crate) fn leaf_with(
+    /// A leaf certificate for `names` (DNS names or IP addresses), adjusted by `edit`, and its
+    /// key, as rcgen made them.
+    fn issue(
         &self,
         names: &[&str],
         edit: impl FnOnce(&mut CertificateParams),
-    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    ) -> (rcgen::Certificate, KeyPair) {
         let mut params =
             CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("anyio test"));
         edit(&mut params);
         let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (params.signed_by(&key, &self.issuer).unwrap(), key)
+    }
+
+    /// A leaf certificate chain and key for `names`, adjusted by `edit`.
+    pub(crate) fn leaf_with(
+        &self,
+        names: &[&str],
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let (cert, key) = self.issue(names, edit);
         (vec![cert.der().clone()], PrivateKeyDer::Pkcs8(key.serialize_der().into()))
     }
 
@@ -165,7 +175,38 @@ pub(crate) fn memory_pair() -> (MemoryByteStream, MemoryByteStream) {
     memory_stream_pair(16)
 }
 
-/// Client and server TLS streams over `a` and `b`, handshaken concurrently.
+/// Client (verifying the server as `hostname`) and server TLS handshakes over `a` and `b`,
+/// run concurrently, each with its own outcome.
+pub(crate) async fn try_handshake<A: ByteStream, B: ByteStream>(
+    a: A,
+    b: B,
+    hostname: &str,
+    client: ClientConfig,
+    server: ServerConfig,
+    options: TlsOptions,
+) -> (Result<TlsStream<A>, TlsError>, Result<TlsStream<B>, TlsError>) {
+    // Boxed: the two handshakes' state is large, and the generic stream checks over TLS over
+    // TLS nest it deep in futures that debug builds copy through the stack.
+    Box::pin(async {
+        futures::join!(
+            TlsStream::connect(a, hostname, Arc::new(client), options.clone()),
+            TlsStream::accept(b, Arc::new(server), options),
+        )
+    })
+    .await
+}
+
+/// [`try_handshake`] over a fresh memory pair.
+pub(crate) async fn try_memory_handshake(
+    hostname: &str,
+    client: ClientConfig,
+    server: ServerConfig,
+) -> (Result<TlsStream<MemoryByteStream>, TlsError>, Result<TlsStream<MemoryByteStream>, TlsError>) {
+    let (a, b) = memory_pair();
+    try_handshake(a, b, hostname, client, server, TlsOptions::new()).await
+}
+
+/// Client and server TLS streams over `a` and `b` for "localhost", handshaken concurrently.
 pub(crate) async fn handshake<A: ByteStream, B: ByteStream>(
     a: A,
     b: B,
@@ -173,10 +214,7 @@ pub(crate) async fn handshake<A: ByteStream, B: ByteStream>(
     server: ServerConfig,
     options: TlsOptions,
 ) -> (TlsStream<A>, TlsStream<B>) {
-    let (c, s) = futures::join!(
-        TlsStream::connect(a, "localhost", Arc::new(client), options.clone()),
-        TlsStream::accept(b, Arc::new(server), options),
-    );
+    let (c, s) = try_handshake(a, b, "localhost", client, server, options).await;
     (c.expect("client handshake"), s.expect("server handshake"))
 }
 
@@ -192,33 +230,4 @@ pub(crate) async fn tls_memory_pair() -> (TlsStream<MemoryByteStream>, TlsStream
     let pki = Pki::new();
     let (a, b) = memory_pair();
     handshake(a, b, pki.client_config(), pki.server_config(), TlsOptions::new()).await
-}
-
-/// `der` as a PEM block with `label`.
-pub(crate) fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64_encode(der);
-    let mut pem = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap());
-        pem.push('\n');
-    }
-    pem.push_str(&format!("-----END {label}-----\n"));
-    pem
-}
-
-fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

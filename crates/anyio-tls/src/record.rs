@@ -38,7 +38,7 @@ pub(crate) fn front(buf: &[u8]) -> Front {
     if buf.len() < HEADER_LEN {
         return Front::Partial;
     }
-    let body = u16::from_be_bytes([buf[3], buf[4]]) as usize;
+    let body = body_len(buf);
     if body > MAX_BODY_LEN {
         return Front::Invalid(format!(
             "the peer sent an oversized TLS record ({body} bytes, at most {MAX_BODY_LEN})"
@@ -49,6 +49,16 @@ pub(crate) fn front(buf: &[u8]) -> Front {
     } else {
         Front::Record(HEADER_LEN + body)
     }
+}
+
+/// The body length a record header announces; `buf` holds at least the header.
+fn body_len(buf: &[u8]) -> usize {
+    u16::from_be_bytes([buf[3], buf[4]]) as usize
+}
+
+/// How long the record at the front of `buf` is in all, once its header has arrived.
+pub(crate) fn announced_len(buf: &[u8]) -> Option<usize> {
+    (buf.len() >= HEADER_LEN).then(|| HEADER_LEN + body_len(buf))
 }
 
 #[cfg(test)]

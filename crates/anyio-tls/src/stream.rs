@@ -210,9 +210,7 @@ impl State {
         let pending = self.in_end - self.in_start;
         buf.copy_within(self.in_start..self.in_end, 0);
         let record = match front(&buf[..pending]) {
-            Front::Partial if pending >= crate::record::HEADER_LEN => {
-                crate::record::HEADER_LEN + u16::from_be_bytes([buf[3], buf[4]]) as usize
-            }
+            Front::Partial => crate::record::announced_len(&buf[..pending]).unwrap_or(0),
             _ => 0,
         };
         let want = READ_BUFFER.max(record).max(pending + 1);
