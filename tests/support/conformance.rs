@@ -170,12 +170,9 @@ async fn group(body: impl AsyncFnOnce(TaskGroup<AnyError>) -> Result<(), AnyErro
 
 /// trio's `aclose_forcefully`: `aclose` in an already cancelled scope, which must still close.
 pub(crate) async fn aclose_forcefully<T: AsyncResource + ?Sized>(resource: &T) -> Result<(), AnyError> {
-    let scope = CancelScope::new();
-    scope.cancel();
-    match scope.run(resource.aclose()).await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(AnyError::msg(format!("aclose in a cancelled scope failed: {e}"))),
-    }
+    anyio::streams::aclose_forcefully(resource)
+        .await
+        .map_err(|e| AnyError::msg(format!("aclose in a cancelled scope failed: {e}")))
 }
 
 /// Closes both sides normally; both must succeed.

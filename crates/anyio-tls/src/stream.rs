@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
 
-use anyio_core::cancel::{fail_after, CancelScope};
+use anyio_core::cancel::fail_after;
 use anyio_core::lowlevel::checkpoint_if_cancelled;
 use anyio_core::streams::{
-    provide_attribute, AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, StreamError,
-    TypedAttributeProvider,
+    aclose_forcefully, provide_attribute, AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream,
+    StreamError, TypedAttributeProvider,
 };
 use anyio_core::sync::{Lock, ResourceGuard};
 use rustls::pki_types::ServerName as PkiServerName;
@@ -420,15 +420,6 @@ impl<S> TlsStream<S> {
     }
 }
 
-/// Closes `transport` without waiting: in a cancelled scope, so that a transport whose close
-/// would wait (another TLS layer's closing handshake) gives up at once (AnyIO's
-/// `aclose_forcefully`).
-async fn aclose_forcefully<S: AsyncResource>(transport: &S) {
-    let scope = CancelScope::new();
-    scope.cancel();
-    let _ = scope.run(async { transport.aclose().await }).await;
-}
-
 impl<S: ByteStream> TlsStream<S> {
     /// Connects as a TLS client over `transport`, verifying the server by `hostname` (a DNS
     /// name, or an IP address the certificate must name), and completes the handshake.
@@ -467,7 +458,7 @@ impl<S: ByteStream> TlsStream<S> {
         let name = match PkiServerName::try_from(hostname.to_owned()) {
             Ok(n) => n,
             Err(_) => {
-                aclose_forcefully(&transport).await;
+                let _ = aclose_forcefully(&transport).await;
                 return Err(TlsError::InvalidHostname { hostname: hostname.to_owned() });
             }
         };
@@ -475,7 +466,7 @@ impl<S: ByteStream> TlsStream<S> {
         let conn = match ClientConnection::new(config, name) {
             Ok(c) => c,
             Err(e) => {
-                aclose_forcefully(&transport).await;
+                let _ = aclose_forcefully(&transport).await;
                 return Err(TlsError::Config(e));
             }
         };
@@ -505,7 +496,7 @@ impl<S: ByteStream> TlsStream<S> {
         let conn = match ServerConnection::new(config) {
             Ok(c) => c,
             Err(e) => {
-                aclose_forcefully(&transport).await;
+                let _ = aclose_forcefully(&transport).await;
                 return Err(TlsError::Config(e));
             }
         };
@@ -556,12 +547,12 @@ impl<S: ByteStream> TlsStream<S> {
             (false, TlsConfig::Client(c)) => match hostname {
                 Some(h) => Self::connect(transport, h, c, options).await,
                 None => {
-                    aclose_forcefully(&transport).await;
+                    let _ = aclose_forcefully(&transport).await;
                     Err(TlsError::InvalidHostname { hostname: String::new() })
                 }
             },
             (server_side, _) => {
-                aclose_forcefully(&transport).await;
+                let _ = aclose_forcefully(&transport).await;
                 Err(TlsError::ConfigMismatch { server_side })
             }
         }
@@ -577,7 +568,7 @@ impl<S: ByteStream> TlsStream<S> {
         match r {
             Ok(()) => Ok(self),
             Err(e) => {
-                aclose_forcefully(&self.transport).await;
+                let _ = aclose_forcefully(&self.transport).await;
                 Err(e)
             }
         }
@@ -1024,7 +1015,7 @@ impl<S: ByteStream> AsyncResource for TlsStream<S> {
         };
         match exchange.await {
             Err(e @ StreamError::Cancelled(_)) => {
-                aclose_forcefully(&self.transport).await;
+                let _ = aclose_forcefully(&self.transport).await;
                 Err(e)
             }
             _ => self.transport.aclose().await,

@@ -10,6 +10,35 @@ use async_trait::async_trait;
 
 use super::error::StreamError;
 
+/// Closes `resource` without waiting (AnyIO's `aclose_forcefully`): its `aclose` runs in a
+/// cancel scope that is already cancelled, so a close that would wait (a TLS closing handshake,
+/// flushing to a peer that stopped reading) gives up at once and only releases the resource.
+///
+/// # Errors
+///
+/// What `aclose` reports other than the scope's own cancellation; the cancellation of an
+/// enclosing scope.
+///
+/// # Cancel safety
+///
+/// Cancel safe: it never waits.
+///
+/// # Examples
+///
+/// ```
+/// # anyio::run(async {
+/// use anyio::streams::{aclose_forcefully, memory::memory_stream_pair, ByteReceiveStream};
+/// let (a, b) = memory_stream_pair(1);
+/// aclose_forcefully(&a).await.unwrap();
+/// assert!(b.receive(1).await.is_err()); // the peer sees the end
+/// # });
+/// ```
+pub async fn aclose_forcefully<R: AsyncResource + ?Sized>(resource: &R) -> Result<(), StreamError> {
+    let scope = crate::cancel::CancelScope::new();
+    scope.cancel();
+    scope.run(resource.aclose()).await.map(drop)
+}
+
 /// Something that must be closed asynchronously (AnyIO's `AsyncResource.aclose`). Closing is
 /// idempotent; operations on a closed resource fail with [`StreamError::Closed`].
 ///

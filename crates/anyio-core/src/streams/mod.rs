@@ -14,8 +14,8 @@ pub mod stapled;
 pub mod text;
 
 pub use abc::{
-    AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ObjectReceiveStream, ObjectSendStream,
-    ObjectStream,
+    aclose_forcefully, AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, ObjectReceiveStream,
+    ObjectSendStream, ObjectStream,
 };
 pub use attrs::{
     provide_attribute, TypedAttribute, TypedAttributeExt, TypedAttributeLookupError, TypedAttributeProvider,
