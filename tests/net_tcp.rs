@@ -1203,3 +1203,78 @@ async fn tokio_io_write_all_read_exact_and_shutdown_work_on_tcp_streams() {
     })
     .await;
 }
+
+#[anyio::test]
+async fn try_send_vectored_sends_at_once_until_the_socket_buffer_is_full_then_returns_none() {
+    use anyio::streams::ByteSendStream as _;
+    guarded_ok(async {
+        let (c, s) = pair().await;
+        let sent = c.try_send_vectored(&[io::IoSlice::new(b"ab"), io::IoSlice::new(b"cde")])?;
+        assert_eq!(sent, Some(5), "an empty socket buffer takes a small write whole");
+        let mut buf = [0u8; 5];
+        let mut got = 0;
+        while got < 5 {
+            got += s.receive_into(&mut buf[got..]).await?;
+        }
+        assert_eq!(&buf, b"abcde");
+        // With nobody reading, the buffers fill up, and then the socket takes nothing.
+        let chunk = vec![7u8; 1 << 16];
+        let mut total = 0usize;
+        while let Some(n) = c.try_send_vectored(&[io::IoSlice::new(&chunk)])? {
+            total += n;
+            assert!(total < 1 << 30, "a socket that never fills up");
+        }
+        assert!(total > 0);
+        // Everything it reported sent arrives, in order.
+        let mut seen = 0usize;
+        let mut rbuf = vec![0u8; 1 << 16];
+        while seen < total {
+            let n = s.receive_into(&mut rbuf).await?;
+            assert!(rbuf[..n].iter().all(|&b| b == 7));
+            seen += n;
+        }
+        assert_eq!(seen, total);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn try_send_vectored_after_send_eof_is_closed() {
+    use anyio::streams::ByteSendStream as _;
+    guarded_ok(async {
+        let (c, _s) = pair().await;
+        c.send_eof().await?;
+        assert!(matches!(c.try_send_vectored(&[io::IoSlice::new(b"x")]), Err(StreamError::Closed)));
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn a_receive_after_a_short_read_waits_for_data_that_arrives_later() {
+    // A read shorter than its buffer marks the socket drained, and the next read waits for
+    // readiness before it tries: data that comes later must still wake it, each time.
+    guarded_ok(async {
+        let (c, s) = pair().await;
+        let mut buf = [0u8; 64];
+        for round in 0..20u8 {
+            c.send(&[round; 3]).await?;
+            let n = s.receive_into(&mut buf).await?;
+            assert_eq!(&buf[..n], &[round; 3][..n]);
+            let mut got = n;
+            while got < 3 {
+                got += s.receive_into(&mut buf[got..]).await?;
+            }
+            // The peer writes only after the receiver is already waiting.
+            let (r, ()) = futures::join!(s.receive_into(&mut buf), async {
+                sleep(Duration::from_millis(2)).await.unwrap();
+                c.send(&[round + 100]).await.unwrap();
+            });
+            assert_eq!(r?, 1);
+            assert_eq!(buf[0], round + 100);
+        }
+        Ok(())
+    })
+    .await
+}

@@ -97,7 +97,7 @@ impl IoSource for AsyncIoSource {
         cx: &mut Context<'_>,
         interest: Interest,
         phase: IoPhase,
-        op: &mut dyn FnMut() -> io::Result<()>,
+        op: &mut dyn FnMut() -> io::Result<bool>,
     ) -> Poll<io::Result<()>> {
         // An operation that waited consumes its event first. Otherwise the event would stay
         // recorded and make the next operation's wait return at once, after a try that fails,
@@ -112,9 +112,11 @@ impl IoSource for AsyncIoSource {
         // first would cost a reactor round trip for every operation that could have gone
         // through. At most two tries per poll, then yield: never a loop that holds the thread.
         for _ in 0..2 {
+            // Drained or not, the next operation hears of it through its phase (the core
+            // skips the try that would fail): async-io caches no readiness to clear.
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
+                done => return Poll::Ready(done.map(drop)),
             }
             ready!(self.poll_ready(cx, interest))?;
         }

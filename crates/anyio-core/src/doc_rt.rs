@@ -71,14 +71,14 @@ impl rt::IoSource for PolledFd {
         cx: &mut Context<'_>,
         _interest: rt::Interest,
         _phase: rt::IoPhase,
-        op: &mut dyn FnMut() -> std::io::Result<()>,
+        op: &mut dyn FnMut() -> std::io::Result<bool>,
     ) -> Poll<std::io::Result<()>> {
         match op() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 wake_soon(cx);
                 Poll::Pending
             }
-            done => Poll::Ready(done),
+            done => Poll::Ready(done.map(drop)),
         }
     }
     fn poll_ready(&self, cx: &mut Context<'_>, interest: rt::Interest) -> Poll<std::io::Result<()>> {

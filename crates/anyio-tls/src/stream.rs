@@ -622,7 +622,25 @@ impl<S: ByteStream> TlsStream<S> {
             let out = {
                 let mut st = self.lock();
                 if st.out.is_empty() {
-                    let State { conn, out, .. } = &mut *st;
+                    let State { conn, out, broken, .. } = &mut *st;
+                    // Records go straight from rustls into the transport while it takes them
+                    // without waiting; what it does not take is copied out to wait for it.
+                    let mut direct = Direct { transport: &self.transport, failed: None };
+                    while conn.wants_write() {
+                        match conn.write_tls(&mut direct) {
+                            Ok(_) => {}
+                            Err(_) if direct.failed.is_some() => {
+                                let e = direct.failed.take().expect("checked");
+                                let b = Broken::Transport(
+                                    io::ErrorKind::BrokenPipe,
+                                    format!("sending on the transport failed: {e}"),
+                                );
+                                broken.get_or_insert(b);
+                                return Err(e);
+                            }
+                            Err(_) => break,
+                        }
+                    }
                     while conn.wants_write() {
                         if let Err(e) = conn.write_tls(out) {
                             return Err(StreamError::Broken(Some(e)));
@@ -913,6 +931,36 @@ impl<S: ByteStream> TlsStream<S> {
         let TlsStream { transport, state, .. } = self;
         let st = state.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(Unwrapped { transport, leftover: st.pending_input().to_vec(), unread })
+    }
+}
+
+/// rustls's output written straight into the transport with
+/// [`try_send_vectored`](ByteSendStream::try_send_vectored): `WouldBlock` when it would have to
+/// wait (or cannot send without waiting), and the transport's failure kept in `failed`.
+struct Direct<'a, S> {
+    transport: &'a S,
+    failed: Option<StreamError>,
+}
+
+impl<S: ByteSendStream> io::Write for Direct<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self.transport.try_send_vectored(bufs) {
+            Ok(Some(n)) if n > 0 => Ok(n),
+            // Zero is "nothing taken", never progress: wait as for `None`.
+            Ok(_) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(e) => {
+                self.failed = Some(e);
+                Err(io::Error::other("the transport failed"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

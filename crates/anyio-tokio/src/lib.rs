@@ -133,7 +133,7 @@ impl IoSource for TokioSource {
         // it never has a stale event to skip; and a try the core made before asking proves
         // nothing about readiness reported since, so `Tried` is handled like the others.
         _phase: IoPhase,
-        op: &mut dyn FnMut() -> io::Result<()>,
+        op: &mut dyn FnMut() -> io::Result<bool>,
     ) -> Poll<io::Result<()>> {
         // Two tries per poll: `try_io` clears the cached readiness when `op` would block, so the
         // second normally waits for a fresh event. Readiness tokio never clears (a hang-up) must
@@ -141,7 +141,12 @@ impl IoSource for TokioSource {
         for _ in 0..2 {
             let mut guard = ready!(self.poll_guard(cx, interest))?;
             if let Ok(done) = guard.try_io(|_| op()) {
-                return Poll::Ready(done);
+                if let Ok(true) = done {
+                    // A short read: clear the readiness this read was made under (tokio's
+                    // ticks keep any event that came after it), as tokio's sockets do.
+                    guard.clear_ready();
+                }
+                return Poll::Ready(done.map(drop));
             }
         }
         cx.waker().wake_by_ref();

@@ -57,6 +57,9 @@ pub(crate) struct IoCore {
     /// Per direction, whether the source lets an operation try its system call before asking
     /// for readiness (`IoSource::eager`).
     eager: [bool; 2],
+    /// Per direction, whether the last operation drained the socket (a short stream read): the
+    /// next one then waits for readiness before its first try, which would fail.
+    drained: [AtomicBool; 2],
 }
 
 impl std::fmt::Debug for IoCore {
@@ -92,6 +95,7 @@ impl IoCore {
             closed: AtomicBool::new(false),
             guards: [ResourceGuard::new(actions[0]), ResourceGuard::new(actions[1])],
             blocked: [AtomicWaker::new(), AtomicWaker::new()],
+            drained: [AtomicBool::new(false), AtomicBool::new(false)],
             sock,
         })
     }
@@ -114,6 +118,23 @@ impl IoCore {
         f(&self.sock).map_err(OpError::Io)
     }
 
+    /// Runs the non-blocking system call `f` once, now, as an operation in direction `dir`
+    /// (refused with `Busy` while another task's operation in that direction is in progress):
+    /// `Ok(None)` when it would block. The reactor is not told: a readiness it still reports
+    /// costs the next waiting operation one extra try, nothing more.
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Dir,
+        f: impl FnOnce(&Socket) -> io::Result<R>,
+    ) -> Result<Option<R>, OpError> {
+        let _in_use = self.guards[dir as usize].enter().map_err(OpError::Busy)?;
+        match self.with_socket(f) {
+            Ok(r) => Ok(Some(r)),
+            Err(OpError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Closes the socket: later operations fail with `Closed`, and so do operations blocked
     /// in other tasks right now, which are woken. Idempotent.
     pub(crate) fn close(&self) {
@@ -129,11 +150,21 @@ impl IoCore {
 
     /// Runs the non-blocking system call `f` until it does not return `WouldBlock`, waiting for
     /// readiness in direction `dir` between attempts.
-    pub(crate) fn io<R, F>(&self, dir: Dir, f: F) -> IoOp<'_, IoAttempt<F>>
+    pub(crate) fn io<R, F>(&self, dir: Dir, f: F) -> IoOp<'_, IoAttempt<F, NeverDrains<R>>>
     where
         F: FnMut(&Socket) -> io::Result<R> + Unpin,
     {
-        IoOp::new(self, dir, IoAttempt(f))
+        IoOp::new(self, dir, IoAttempt(f, |_| false))
+    }
+
+    /// As [`io`](Self::io) for a stream read: `drained` tells from its result whether it
+    /// emptied the socket (returned less than its buffer), so that the next read waits first.
+    pub(crate) fn read_io<R, F, D>(&self, f: F, drained: D) -> IoOp<'_, IoAttempt<F, D>>
+    where
+        F: FnMut(&Socket) -> io::Result<R> + Unpin,
+        D: Fn(&R) -> bool + Unpin,
+    {
+        IoOp::new(self, Dir::Receive, IoAttempt(f, drained))
     }
 
     /// Waits until the reactor reports readiness in direction `dir` (the first wait after
@@ -162,16 +193,25 @@ impl IoCore {
             let Some(src) = guard.as_deref() else {
                 return Poll::Ready(Err(OpError::Closed));
             };
-            let phase = if wait.waiting {
-                IoPhase::Resumed
+            let (phase, try_first) = if wait.waiting {
+                (IoPhase::Resumed, false)
+            } else if self.drained[dir as usize].swap(false, Ordering::Relaxed) {
+                // The last read emptied the socket: a try now would fail, as if made. Wait.
+                (IoPhase::Tried, false)
             } else if budgeted && self.eager[dir as usize] {
-                IoPhase::Tried
+                (IoPhase::Tried, true)
             } else {
-                IoPhase::Fresh
+                (IoPhase::Fresh, false)
             };
-            if let Poll::Ready(done) = attempt.poll_once(src, &self.sock, cx, dir, phase) {
+            if let Poll::Ready(done) = attempt.poll_once(src, &self.sock, cx, dir, phase, try_first) {
                 wait.reg.clear();
                 wait.waiting = false;
+                let done = done.map(|(r, drained)| {
+                    if drained {
+                        self.drained[dir as usize].store(true, Ordering::Relaxed);
+                    }
+                    r
+                });
                 return Poll::Ready(done.map_err(OpError::Io));
             }
         }
@@ -195,8 +235,9 @@ impl IoCore {
         cx: &mut Context<'_>,
         wait: &mut OpWait,
         mut f: impl FnMut(&Socket) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
     ) -> Poll<Result<R, OpError>> {
-        self.poll_attempt(dir, cx, wait, &mut IoAttempt(&mut f), false)
+        self.poll_attempt(dir, cx, wait, &mut IoAttempt(&mut f, drained), false)
     }
 }
 
@@ -225,8 +266,9 @@ impl OpWait {
 /// What one poll of an operation tries on the registered source.
 pub(crate) trait Attempt {
     type Output;
-    /// `phase` is `Tried` when the attempt may try its system call once before asking the
-    /// source (`IoSource::eager`); the source then hears `Tried` only if that try would block.
+    /// `try_first`: the attempt may try its system call once before asking the source
+    /// (`IoSource::eager`), which then hears `phase` (`Tried`) only if that try would block.
+    /// The result comes with whether the operation drained the socket (a short stream read).
     fn poll_once(
         &mut self,
         src: &dyn IoSource,
@@ -234,13 +276,18 @@ pub(crate) trait Attempt {
         cx: &mut Context<'_>,
         dir: Dir,
         phase: IoPhase,
-    ) -> Poll<io::Result<Self::Output>>;
+        try_first: bool,
+    ) -> Poll<io::Result<(Self::Output, bool)>>;
 }
 
-/// A non-blocking system call, run through the source's readiness loop.
-pub(crate) struct IoAttempt<F>(F);
+/// The drain test of an operation that never drains a socket (anything but a stream read).
+pub(crate) type NeverDrains<R> = fn(&R) -> bool;
 
-impl<R, F: FnMut(&Socket) -> io::Result<R>> Attempt for IoAttempt<F> {
+/// A non-blocking system call, run through the source's readiness loop, and the test of its
+/// result for a drained socket.
+pub(crate) struct IoAttempt<F, D>(F, D);
+
+impl<R, F: FnMut(&Socket) -> io::Result<R>, D: Fn(&R) -> bool> Attempt for IoAttempt<F, D> {
     type Output = R;
 
     fn poll_once(
@@ -250,18 +297,26 @@ impl<R, F: FnMut(&Socket) -> io::Result<R>> Attempt for IoAttempt<F> {
         cx: &mut Context<'_>,
         dir: Dir,
         phase: IoPhase,
-    ) -> Poll<io::Result<R>> {
-        let f = &mut self.0;
-        if phase == IoPhase::Tried {
+        try_first: bool,
+    ) -> Poll<io::Result<(R, bool)>> {
+        let IoAttempt(f, drained) = self;
+        if try_first {
             match f(sock) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
+                done => {
+                    return Poll::Ready(done.map(|r| {
+                        let d = drained(&r);
+                        (r, d)
+                    }))
+                }
             }
         }
         let mut out = None;
         let mut op = || {
-            out = Some(f(sock)?);
-            Ok(())
+            let r = f(sock)?;
+            let d = drained(&r);
+            out = Some((r, d));
+            Ok(d)
         };
         match src.poll_io(cx, dir.interest(), phase, &mut op) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(out.take().expect("set by a successful op"))),
@@ -284,8 +339,9 @@ impl Attempt for ReadyAttempt {
         cx: &mut Context<'_>,
         dir: Dir,
         _phase: IoPhase,
-    ) -> Poll<io::Result<()>> {
-        src.poll_ready(cx, dir.interest())
+        _try_first: bool,
+    ) -> Poll<io::Result<((), bool)>> {
+        src.poll_ready(cx, dir.interest()).map(|r| r.map(|()| ((), false)))
     }
 }
 

@@ -51,8 +51,10 @@ impl ByteSocket {
         } else {
             Refuse::No
         };
+        let want = buf.len();
         StreamOp {
-            op: self.core.io(Dir::Receive, move |s| (&*s).read(buf)),
+            // A read shorter than the buffer emptied the socket (`n == 0` is the end).
+            op: self.core.read_io(move |s| (&*s).read(buf), move |&n| n > 0 && n < want),
             refuse,
             finish: |n| if n == 0 { Err(StreamError::EndOfStream) } else { Ok(n) },
         }
@@ -66,7 +68,10 @@ impl ByteSocket {
         // per call would be held by every idle connection for as long as it waits (64 KiB
         // each), and one of the right size needs the size first.
         let cap = max_bytes.min(MAX_RECEIVE);
-        let (buf, ()) = self.core.io(Dir::Receive, |s| recv_to_vec(cap, |b| Ok((s.recv(b)?, ())))).await?;
+        let (buf, ()) = self
+            .core
+            .read_io(|s| recv_to_vec(cap, |b| Ok((s.recv(b)?, ()))), |(v, ())| !v.is_empty() && v.len() < cap)
+            .await?;
         if buf.is_empty() {
             return Err(StreamError::EndOfStream);
         }
@@ -90,6 +95,12 @@ impl ByteSocket {
             refuse: Refuse::IfSet(&self.eof_sent),
             finish: Ok,
         }
+    }
+
+    /// One vectored `send(2)` now, or `None` if the socket's buffer is full.
+    pub(crate) fn try_send_vectored(&self, bufs: &[io::IoSlice<'_>]) -> Result<Option<usize>, StreamError> {
+        self.check_eof()?;
+        Ok(self.core.try_io(Dir::Send, |s| s.send_vectored_with_flags(bufs, SEND_FLAGS))?)
     }
 
     pub(crate) fn send<'a>(
@@ -151,13 +162,15 @@ impl ByteSocket {
 
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let Self { core, compat, .. } = self;
-        core.poll_io(Dir::Receive, cx, &mut compat[0], |s| (&*s).read(buf)).map_err(compat_error)
+        let want = buf.len();
+        core.poll_io(Dir::Receive, cx, &mut compat[0], |s| (&*s).read(buf), |&n| n > 0 && n < want)
+            .map_err(compat_error)
     }
 
     pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.check_eof().map_err(compat_error)?;
         let Self { core, compat, .. } = self;
-        core.poll_io(Dir::Send, cx, &mut compat[1], |s| s.send_with_flags(buf, SEND_FLAGS))
+        core.poll_io(Dir::Send, cx, &mut compat[1], |s| s.send_with_flags(buf, SEND_FLAGS), |_| false)
             .map_err(compat_error)
     }
 
@@ -277,6 +290,14 @@ macro_rules! byte_stream_impls {
             /// nothing.
             async fn send_some(&self, data: &[u8]) -> Result<usize, $crate::streams::StreamError> {
                 self.sock.send_some(data).await
+            }
+
+            /// One vectored write of what the socket's buffer takes now.
+            fn try_send_vectored(
+                &self,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> Result<Option<usize>, $crate::streams::StreamError> {
+                self.sock.try_send_vectored(bufs)
             }
         }
 

@@ -181,12 +181,18 @@ pub trait IoSource: Send + Sync {
     /// backend that clears readiness only when `op` would block after readiness was reported
     /// (tokio) must not clear on the strength of a try made before it asked, and may treat
     /// every phase alike.
+    ///
+    /// `op` returns `Ok(true)` when it drained the descriptor: a stream read that returned
+    /// less than its buffer held, so the kernel had nothing more at that moment. A backend
+    /// that caches readiness (tokio) clears it then, as tokio's own sockets do after a short
+    /// read, so that the next read waits for a fresh event instead of first failing a system
+    /// call. Any data that arrives later raises a new event, so nothing is missed.
     fn poll_io(
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
         phase: IoPhase,
-        op: &mut dyn FnMut() -> io::Result<()>,
+        op: &mut dyn FnMut() -> io::Result<bool>,
     ) -> Poll<io::Result<()>>;
 
     /// Whether the core may run an operation's system call once before its first

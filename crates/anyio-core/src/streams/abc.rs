@@ -253,6 +253,49 @@ pub trait ByteSendStream: AsyncResource {
     async fn send_some(&self, data: &[u8]) -> Result<usize, StreamError> {
         self.send(data).await.map(|()| data.len())
     }
+
+    /// Sends a prefix of `bufs` (taken in order, as one byte string) if the stream takes it
+    /// at once, and returns its length; `Ok(None)` when it would have to wait, or has no
+    /// way to send without waiting. Never waits.
+    ///
+    /// It is the path for a layer that produces its output into a callback: TLS writes each
+    /// record straight from its engine's buffers into the socket with it, and falls back to
+    /// copying and [`send_some`](Self::send_some) on `None`. The default returns `None`;
+    /// TCP and Unix sockets (and the wrappers that forward to them) override it with one
+    /// vectored write.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_some`](Self::send_some); [`StreamError::Busy`] while another task's send
+    /// is in progress.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use std::io::IoSlice;
+    /// use anyio::net::{connect_tcp, TcpListener};
+    /// use anyio::streams::{ByteReceiveStream, ByteSendStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    /// let port = listener.local_addr().unwrap().port();
+    /// let (client, server) = futures::join!(connect_tcp("127.0.0.1", port), listener.accept());
+    /// let (client, server) = (client.unwrap(), server.unwrap());
+    /// // An empty socket buffer takes a few bytes at once.
+    /// let sent = client.try_send_vectored(&[IoSlice::new(b"he"), IoSlice::new(b"llo")]).unwrap();
+    /// assert_eq!(sent, Some(5));
+    /// let mut buf = [0u8; 5];
+    /// let mut got = 0;
+    /// while got < 5 {
+    ///     got += server.receive_into(&mut buf[got..]).await.unwrap();
+    /// }
+    /// assert_eq!(&buf, b"hello");
+    /// # });
+    /// ```
+    fn try_send_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> Result<Option<usize>, StreamError> {
+        let _ = bufs;
+        Ok(None)
+    }
 }
 
 /// A bidirectional byte stream with half-close (AnyIO's `ByteStream`).

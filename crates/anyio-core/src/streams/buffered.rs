@@ -557,6 +557,11 @@ impl<S: super::abc::ByteStream> super::abc::ByteSendStream for BufferedByteStrea
     async fn send_some(&self, data: &[u8]) -> Result<usize, StreamError> {
         self.get_ref().send_some(data).await
     }
+
+    /// Forwards to the wrapped stream's.
+    fn try_send_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> Result<Option<usize>, StreamError> {
+        self.get_ref().try_send_vectored(bufs)
+    }
 }
 
 #[async_trait]

@@ -232,6 +232,11 @@ impl<S: ByteSendStream, R: AsyncResource> ByteSendStream for StapledByteStream<S
     async fn send_some(&self, data: &[u8]) -> Result<usize, StreamError> {
         self.send.send_some(data).await
     }
+
+    /// Forwards to the wrapped stream's.
+    fn try_send_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> Result<Option<usize>, StreamError> {
+        self.send.try_send_vectored(bufs)
+    }
 }
 
 #[async_trait]
