@@ -119,6 +119,22 @@ fn every_error_without_a_cancellation_converts_with_its_message() {
     #[cfg(unix)]
     converts(anyio::net::SocketError::InvalidArgument("port 0".into()));
     converts(AnyError::msg("already one"));
+    converts(anyio::lowlevel::RunFinishedError);
+    converts(anyio::lowlevel::RunVarError::NotSet { name: "v" });
+    converts(anyio::lowlevel::RunVarError::WrongToken { name: "v" });
+    converts(anyio::to_thread::RunSyncError::NoThread(std::io::Error::other("no threads left")));
+    converts(anyio::from_thread::FromThreadError::NotInWorker);
+    converts(anyio::from_thread::FromThreadError::WouldBlockRuntime);
+    converts(anyio::from_thread::FromThreadError::RunFinished(anyio::lowlevel::RunFinishedError));
+    for e in [
+        anyio::from_thread::PortalError::Stopped,
+        anyio::from_thread::PortalError::WouldBlockRuntime,
+        anyio::from_thread::PortalError::Cancelled,
+        anyio::from_thread::PortalError::NotStarted,
+        anyio::from_thread::PortalError::Failed(AnyError::msg("boom")),
+    ] {
+        converts(e);
+    }
 }
 
 #[test]
@@ -148,6 +164,8 @@ async fn every_cancellation_variant_converts_into_a_cancellation() {
     converts_cancelled(ReceiveError::Cancelled(c.clone()), &c);
     converts_cancelled(SendError::Cancelled(Rc::new(1), c.clone()), &c);
     converts_cancelled(std::io::Error::other(c.clone()), &c);
+    converts_cancelled(anyio::to_thread::RunSyncError::Cancelled(c.clone()), &c);
+    converts_cancelled(anyio::from_thread::FromThreadError::Cancelled(c.clone()), &c);
     #[cfg(unix)]
     converts_cancelled(anyio::net::SocketError::Cancelled(c.clone()), &c);
 }

@@ -24,11 +24,29 @@ use anyio_core::rt::{
 /// # Examples
 ///
 /// ```
-/// let rt = anyio_async_std::AsyncStdRuntime;
+/// let rt = anyio_async_std::AsyncStdRuntime::new();
 /// assert_eq!(anyio::rt::Runtime::name(&rt), "async-std");
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AsyncStdRuntime;
+#[derive(Debug, Clone, Copy)]
+pub struct AsyncStdRuntime {
+    /// async-std has one global runtime, but each `anyio::run` on it is a run of its own
+    /// (`Runtime::id`): fresh per value made by `new`, 0 for the one code outside a run finds.
+    id: u64,
+}
+
+impl AsyncStdRuntime {
+    /// A handle to async-std's runtime that is a run of its own for anyio.
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self { id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) }
+    }
+}
+
+impl Default for AsyncStdRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Runtime for AsyncStdRuntime {
     fn name(&self) -> &'static str {
@@ -42,6 +60,10 @@ impl Runtime for AsyncStdRuntime {
 
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
         anyio_async_io::spawn_blocking(job)
+    }
+
+    fn id(&self) -> u64 {
+        self.id
     }
 
     fn now(&self) -> Instant {
@@ -60,7 +82,7 @@ impl Runtime for AsyncStdRuntime {
 
 fn shared() -> RuntimeHandle {
     static SHARED: std::sync::OnceLock<RuntimeHandle> = std::sync::OnceLock::new();
-    SHARED.get_or_init(|| Arc::new(AsyncStdRuntime)).clone()
+    SHARED.get_or_init(|| Arc::new(AsyncStdRuntime { id: 0 })).clone()
 }
 
 fn detect_task() -> Option<RuntimeHandle> {
@@ -72,11 +94,17 @@ fn detect_global() -> Option<RuntimeHandle> {
 }
 
 #[linkme::distributed_slice(DETECTORS)]
-static ASYNC_STD_TASK: Detector = Detector { name: "async-std", exact: true, detect: detect_task, rank: 1 };
+static ASYNC_STD_TASK: Detector =
+    Detector { name: "async-std", exact: true, detect: detect_task, rank: 1, polling: in_task };
 
 #[linkme::distributed_slice(DETECTORS)]
 static ASYNC_STD_GLOBAL: Detector =
-    Detector { name: "async-std", exact: false, detect: detect_global, rank: 1 };
+    Detector { name: "async-std", exact: false, detect: detect_global, rank: 1, polling: rt::never_polling };
+
+/// Inside an async-std task (its `spawn_blocking` threads run none).
+fn in_task() -> bool {
+    async_std::task::try_current().is_some()
+}
 
 /// Runs `fut` to completion with async-std's `block_on`, with anyio's root scope and this
 /// runtime current.
@@ -87,6 +115,6 @@ static ASYNC_STD_GLOBAL: Detector =
 /// assert_eq!(anyio_async_std::run(async { 6 * 7 }), 42);
 /// ```
 pub fn run<F: Future>(fut: F) -> F::Output {
-    let _rt = rt::enter(shared());
+    let _rt = rt::enter(Arc::new(AsyncStdRuntime::new()));
     anyio_core::__private::run_in_root(|| async_std::task::block_on(anyio_core::__private::main_task(fut)))
 }

@@ -575,6 +575,9 @@ any_error_from!(
     crate::error::BusyResourceError,
     crate::sync::SemaphoreError,
     crate::time::InvalidDuration,
+    crate::lowlevel::RunFinishedError,
+    crate::lowlevel::RunVarError,
+    crate::from_thread::PortalError,
 );
 
 impl From<crate::sync::CapacityLimiterError> for AnyError {

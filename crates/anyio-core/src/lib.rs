@@ -17,6 +17,7 @@ mod coop;
 #[cfg(test)]
 mod doc_rt;
 pub mod error;
+pub mod from_thread;
 mod loom;
 pub mod lowlevel;
 #[cfg(unix)]
@@ -26,7 +27,9 @@ pub mod rt;
 pub mod streams;
 pub mod sync;
 pub mod task;
+mod thread;
 pub mod time;
+pub mod to_thread;
 
 #[cfg(test)]
 use doc_rt::__doc_block_on;

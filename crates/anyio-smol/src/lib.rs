@@ -33,19 +33,23 @@ pub struct SmolRuntime {
     // Weak: tasks hold the runtime handle, and a strong reference would keep the executor
     // (and so the tasks themselves) alive forever after `run` returns.
     executor: Option<Weak<Executor<'static>>>,
+    /// Fresh per executor (`Runtime::id`); 0 for the global executor.
+    id: u64,
 }
 
 impl SmolRuntime {
     /// Spawns onto `executor`, which the caller must keep running (and alive: once it is
     /// dropped, new tasks are dropped at once, as on a runtime that has shut down).
     pub fn new(executor: Arc<Executor<'static>>) -> Self {
-        Self { executor: Some(Arc::downgrade(&executor)) }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { executor: Some(Arc::downgrade(&executor)), id }
     }
 
     /// Spawns onto smol's global executor (`smol::spawn`), which runs its own threads and so
     /// works from any thread, inside `smol::block_on` included.
     pub fn global() -> Self {
-        Self { executor: None }
+        Self { executor: None, id: 0 }
     }
 }
 
@@ -71,6 +75,10 @@ impl Runtime for SmolRuntime {
         anyio_async_io::spawn_blocking(job)
     }
 
+    fn id(&self) -> u64 {
+        self.id
+    }
+
     fn now(&self) -> Instant {
         Instant::now()
     }
@@ -90,7 +98,8 @@ fn detect_global() -> Option<RuntimeHandle> {
 }
 
 #[linkme::distributed_slice(DETECTORS)]
-static SMOL_DETECTOR: Detector = Detector { name: "smol", exact: false, detect: detect_global, rank: 0 };
+static SMOL_DETECTOR: Detector =
+    Detector { name: "smol", exact: false, detect: detect_global, rank: 0, polling: rt::never_polling };
 
 /// Runs `fut` to completion on a fresh smol executor driven by the calling thread (plus
 /// `extra_threads` more threads running the same executor), with anyio's root scope and this

@@ -79,6 +79,19 @@ impl Runtime for TokioRuntime {
         Box::pin(TokioTimer { sleep: tokio::time::sleep_until(deadline.into()) })
     }
 
+    fn id(&self) -> u64 {
+        // tokio's runtime id: the same for every handle to the runtime, never reused.
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.handle.id().hash(&mut h);
+        h.finish()
+    }
+
+    fn enter_thread(&self, f: &mut dyn FnMut()) {
+        let _enter = self.handle.enter();
+        f()
+    }
+
     fn register_io(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
         let _enter = self.handle.enter();
         // SAFETY: an `OwnedFd` is an open descriptor that only closes when it drops, and the
@@ -191,7 +204,42 @@ fn detect() -> Option<RuntimeHandle> {
 }
 
 #[linkme::distributed_slice(DETECTORS)]
-static TOKIO_DETECTOR: Detector = Detector { name: "tokio", exact: true, detect, rank: 0 };
+static TOKIO_DETECTOR: Detector = Detector { name: "tokio", exact: true, detect, rank: 0, polling: in_task };
+
+/// Whether this thread drives tokio: a worker polling a task, or a `block_on`. tokio's handle
+/// is current on its `spawn_blocking` threads too (where a task id is set as well), and those
+/// may block; tokio tells them apart only by whether it lets the thread block on a future (it
+/// refuses, by panicking, inside a runtime context). So that is the test, made only where a
+/// handle is current, with the refusal's panic message kept off stderr.
+fn in_task() -> bool {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return false;
+    };
+    quiet_panics(|| catch_unwind(AssertUnwindSafe(|| handle.block_on(std::future::ready(()))))).is_err()
+}
+
+thread_local! {
+    /// Set while `in_task` probes: the panic hook stays silent on this thread.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with panics on this thread kept off stderr (the hook installed once wraps the one
+/// in place then, and passes every other panic to it).
+fn quiet_panics<R>(f: impl FnOnce() -> R) -> R {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info)
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let out = f();
+    QUIET.with(|q| q.set(was));
+    out
+}
 
 /// Which tokio scheduler [`run`] builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,5 +352,11 @@ impl Runtime for LateHandle {
     }
     fn register_io(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
         self.get().register_io(fd)
+    }
+    fn id(&self) -> u64 {
+        self.get().id()
+    }
+    fn enter_thread(&self, f: &mut dyn FnMut()) {
+        self.get().enter_thread(f)
     }
 }

@@ -55,7 +55,23 @@ use std::num::NonZeroUsize;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use anyio_core::net;
-pub use anyio_core::{cancel, error, lowlevel, prelude, rt, streams, sync, task, time};
+pub use anyio_core::{cancel, error, lowlevel, prelude, rt, streams, sync, task, time, to_thread};
+
+mod portal_thread;
+
+/// Calling into a run from other threads (AnyIO's `anyio.from_thread`): from `to_thread`
+/// workers, with an [`EventLoopToken`](crate::lowlevel::EventLoopToken), or through a
+/// [`BlockingPortal`](from_thread::BlockingPortal), which [`start_blocking_portal`] gives a
+/// runtime thread of its own.
+///
+/// [`start_blocking_portal`]: from_thread::start_blocking_portal
+pub mod from_thread {
+    pub use anyio_core::from_thread::*;
+
+    pub use crate::portal_thread::{
+        start_blocking_portal, BlockingPortalProvider, PortalLease, PortalThread,
+    };
+}
 /// TLS over any byte stream, on rustls (the `tls` feature): see the [`anyio_tls`] crate.
 #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
 pub use anyio_tls as tls;
@@ -334,7 +350,7 @@ pub fn run_on<F: Future>(backend: Backend, fut: F) -> Result<F::Output, RunError
     }
     // Refuse to block a thread that already runs async code, anyio's or a foreign runtime's
     // (tokio would panic, the others would silently stall the outer runtime).
-    if anyio_core::rt::is_entered() || anyio_core::rt::inside_foreign_runtime() {
+    if anyio_core::rt::is_polling() {
         return Err(RunError::AlreadyRunning);
     }
     dispatch(backend, fut)
@@ -467,4 +483,6 @@ mod guide {
     #[cfg(any(feature = "tls", feature = "tls-aws-lc-rs"))]
     #[doc = include_str!("../../../docs/guide/11-tls.md")]
     struct Guide11Tls;
+    #[doc = include_str!("../../../docs/guide/12-threads.md")]
+    struct Guide12Threads;
 }

@@ -124,7 +124,13 @@ pub(crate) fn check_current() -> Result<(), crate::error::Cancelled> {
 /// Runs `f` with the implicit root scope current: runners call this around `block_on` so the
 /// main future never inherits a scope from whatever polled the runner (see docs/design.md).
 /// A closure, not a guard, so that no caller can make the restore happen out of order.
+///
+/// It also marks the thread as running a runner (see `rt::is_polling`) and, when `f` returns,
+/// ends the run's [`RunVar`](crate::lowlevel::RunVar) values and [`EventLoopToken`]s.
+///
+/// [`EventLoopToken`]: crate::lowlevel::EventLoopToken
 pub fn run_in_root<R>(f: impl FnOnce() -> R) -> R {
     let _g = enter_root();
+    let _run = crate::rt::run_state::RunGuard::begin();
     f()
 }

@@ -19,6 +19,7 @@ use std::time::Instant;
 use crate::context;
 
 mod blocking;
+pub(crate) mod run_state;
 pub(crate) use blocking::{run_blocking, BlockingError};
 
 /// A boxed, sendable task as handed to [`Runtime::spawn`].
@@ -91,6 +92,21 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
 
     /// A timer that fires at `deadline` (at once if it is already past).
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>>;
+
+    /// A number that identifies this runtime for as long as it runs (AnyIO's event loop, the
+    /// key of [`RunVar`](crate::lowlevel::RunVar)): the same for every handle to it, from
+    /// any thread, and never reused by another runtime of this backend in the process. The
+    /// default is the handle's address, right for a runtime behind one `Arc` for its life.
+    fn id(&self) -> u64 {
+        (self as *const Self).cast::<()>() as usize as u64
+    }
+
+    /// Runs `f` on a thread that is not the runtime's (an anyio worker thread) with the
+    /// runtime's own context entered, so that code there can use the backend's APIs directly
+    /// (tokio: its handle is entered). The default just runs `f`.
+    fn enter_thread(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 
     /// Registers `fd` (already in non-blocking mode) with the runtime's reactor for both
     /// readiness directions. The source owns the descriptor from then on: dropping it
@@ -233,6 +249,20 @@ pub struct Detector {
     /// Among global executors, lower ranks are preferred when `ANYIO_BACKEND` names none of
     /// them (smol 0, async-std 1: smol is async-std's successor).
     pub rank: u8,
+    /// Whether this thread is polling one of this backend's tasks right now (tokio: inside a
+    /// task; not on its blocking threads, where its handle is current too). Blocking such a
+    /// thread would stall the runtime, so `anyio::run` and the blocking `from_thread` calls
+    /// refuse there, and only there.
+    pub polling: fn() -> bool,
+}
+
+/// A [`Detector::polling`] for a backend whose threads never poll tasks of their own.
+///
+/// ```
+/// assert!(!anyio::rt::never_polling());
+/// ```
+pub fn never_polling() -> bool {
+    false
 }
 
 /// The detectors of every backend compiled in.
@@ -347,14 +377,28 @@ pub(crate) fn handle_addr(rt: &RuntimeHandle) -> *const () {
     Arc::as_ptr(rt).cast::<()>()
 }
 
-/// Whether the calling code runs inside a runtime that an exact [`Detector`] recognises (a
-/// tokio runtime, an async-std task), whoever started it.
+/// Whether this thread is polling a task of a runtime a [`Detector`] recognises (a tokio task,
+/// an async-std task), whoever started it: a thread that must not block. A runtime's blocking
+/// threads (tokio's `spawn_blocking`, anyio's workers) may.
 ///
 /// ```
 /// assert!(!anyio::rt::inside_foreign_runtime());
 /// ```
 pub fn inside_foreign_runtime() -> bool {
-    DETECTORS.iter().any(|d| d.exact && (d.detect)().is_some())
+    DETECTORS.iter().any(|d| (d.polling)())
+}
+
+/// Whether this thread must not block: it runs an anyio runner (`anyio::run`'s `block_on`),
+/// is polling an anyio task, or is polling a task of a runtime a [`Detector`] recognises. A
+/// runtime's blocking threads and anyio's worker threads may block, even where a runtime's
+/// handle is current.
+///
+/// ```
+/// assert!(!anyio::rt::is_polling());
+/// anyio::run(async { assert!(anyio::rt::is_polling()) });
+/// ```
+pub fn is_polling() -> bool {
+    run_state::in_runner() || context::with(|c| c.task.get() != 0) || inside_foreign_runtime()
 }
 
 /// Whether anyio entered a runtime on this thread (used to refuse nested `run` calls).

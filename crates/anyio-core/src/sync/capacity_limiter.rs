@@ -276,6 +276,42 @@ impl CapacityLimiter {
         }
     }
 
+    /// As [`acquire`](Self::acquire), for a token that holds the limiter by reference count
+    /// and can be sent to another thread.
+    ///
+    /// # Errors
+    ///
+    /// [`CapacityLimiterError::Cancelled`] if the scope is cancelled while waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire): a cancelled wait takes nothing.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use std::sync::Arc;
+    /// let limiter = Arc::new(anyio::sync::CapacityLimiter::new(1));
+    /// let token = limiter.acquire_owned().await.unwrap();
+    /// std::thread::spawn(move || drop(token)).join().unwrap();
+    /// assert_eq!(limiter.borrowed_tokens(), 0);
+    /// # });
+    /// ```
+    pub async fn acquire_owned(self: &Arc<Self>) -> Result<OwnedCapacityToken, CapacityLimiterError> {
+        let token = self.acquire().await?;
+        Ok(token.into_owned(self.clone()))
+    }
+
+    fn give_back(&self, borrower: Option<Arc<dyn BorrowerKey>>) {
+        {
+            let mut st = lock(&self.shared);
+            st.borrowed -= 1;
+        }
+        if let Some(b) = borrower {
+            self.forget_borrower(&b);
+        }
+        self.permits.release();
+    }
+
     fn forget_borrower(&self, key: &Arc<dyn BorrowerKey>) {
         let mut st = lock(&self.shared);
         if let Some(pos) = st.borrowers.iter().position(|b| Arc::ptr_eq(b, key)) {
@@ -351,13 +387,39 @@ impl fmt::Debug for CapacityToken<'_> {
 
 impl Drop for CapacityToken<'_> {
     fn drop(&mut self) {
-        {
-            let mut st = lock(&self.limiter.shared);
-            st.borrowed -= 1;
-        }
-        if let Some(b) = self.borrower.take() {
-            self.limiter.forget_borrower(&b);
-        }
-        self.limiter.permits.release();
+        self.limiter.give_back(self.borrower.take());
+    }
+}
+
+impl CapacityToken<'_> {
+    /// The same token, holding `limiter` (the one it came from) by reference count instead of
+    /// by borrow, so that it can move to another thread.
+    fn into_owned(mut self, limiter: Arc<CapacityLimiter>) -> OwnedCapacityToken {
+        debug_assert!(std::ptr::eq(self.limiter, &*limiter));
+        let borrower = self.borrower.take();
+        // Nothing left to release: the token lives on in the owned one.
+        std::mem::forget(self);
+        OwnedCapacityToken { limiter, borrower }
+    }
+}
+
+/// A token of a [`CapacityLimiter`] that owns a reference to its limiter, so that it can be
+/// sent to another thread (what `to_thread::run_sync` hands its worker); dropping it gives the
+/// token back.
+#[must_use = "the token is given back as soon as it is dropped"]
+pub struct OwnedCapacityToken {
+    limiter: Arc<CapacityLimiter>,
+    borrower: Option<Arc<dyn BorrowerKey>>,
+}
+
+impl fmt::Debug for OwnedCapacityToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedCapacityToken").field("named", &self.borrower.is_some()).finish()
+    }
+}
+
+impl Drop for OwnedCapacityToken {
+    fn drop(&mut self) {
+        self.limiter.give_back(self.borrower.take());
     }
 }

@@ -20,6 +20,7 @@ pub(crate) mod waitq;
 
 pub use capacity_limiter::{
     CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken, LimiterAcquire,
+    OwnedCapacityToken,
 };
 pub use condition::{Condition, ConditionStatistics, ConditionWait};
 pub use event::{Event, EventStatistics, EventWait};

@@ -1,0 +1,88 @@
+//! anyio's own pool of worker threads, the same on every backend: a job goes to the most
+//! recently idled worker (LIFO, so a few warm threads do the work), or to a new thread when
+//! none is idle; a worker idle for [`IDLE_TIMEOUT`] exits. The number of threads is bounded by
+//! the callers' limiters, not here. Threads are detached: a run ends without waiting for jobs
+//! it abandoned.
+
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// A job for a worker.
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// How long a worker waits for its next job before it exits.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The name of every worker thread.
+pub(crate) const THREAD_NAME: &str = "anyio-worker";
+
+/// An idle worker's mailbox.
+#[derive(Default)]
+struct Idle {
+    job: Mutex<Option<Job>>,
+    ready: Condvar,
+}
+
+/// The idle workers, most recently idled last.
+static IDLE: Mutex<Vec<Arc<Idle>>> = Mutex::new(Vec::new());
+
+/// Runs `job` on an idle worker, or on a new one.
+///
+/// # Errors
+///
+/// The error of a thread the system would not start (`job` is dropped unrun).
+pub(crate) fn submit(job: Job) -> io::Result<()> {
+    let idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    match idle {
+        Some(w) => {
+            *w.job.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
+            w.ready.notify_one();
+            Ok(())
+        }
+        None => std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || worker(job)).map(drop),
+    }
+}
+
+fn worker(first: Job) {
+    let mut job = first;
+    loop {
+        job();
+        match wait_for_job() {
+            Some(next) => job = next,
+            None => return,
+        }
+    }
+}
+
+/// Parks this worker as idle until a job comes, or returns `None` once it has been idle for
+/// [`IDLE_TIMEOUT`] (and is off the idle list).
+fn wait_for_job() -> Option<Job> {
+    let me = Arc::new(Idle::default());
+    IDLE.lock().unwrap_or_else(PoisonError::into_inner).push(me.clone());
+    let deadline = Instant::now() + IDLE_TIMEOUT;
+    let mut slot = me.job.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        if let Some(job) = slot.take() {
+            return Some(job);
+        }
+        let now = Instant::now();
+        if now < deadline {
+            slot = me.ready.wait_timeout(slot, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+            continue;
+        }
+        // Time to go, unless a submitter has just taken this worker off the list: then its
+        // job is on the way (the submitter pops first and fills the slot after).
+        drop(slot);
+        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pos) = idle.iter().position(|w| Arc::ptr_eq(w, &me)) {
+            idle.remove(pos);
+            return None;
+        }
+        drop(idle);
+        slot = me.job.lock().unwrap_or_else(PoisonError::into_inner);
+        while slot.is_none() {
+            slot = me.ready.wait(slot).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
