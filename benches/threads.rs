@@ -4,9 +4,9 @@
 //!   `blocking::unblock(..).await` on smol (each runtime's own pool);
 //! - 10,000 jobs at once through the default limiter (40 threads), against the twin pool
 //!   gated by a 40-permit semaphore (tokio's, async-lock's);
-//! - `portal.call` round trip from a plain thread into a portal's run, against tokio's
-//!   `Handle::block_on` from a plain thread: of a future (which runs on the calling thread)
-//!   and of a spawned task (a round trip into the runtime's workers, as the portal's is).
+//! - from a plain thread into a portal's run: `portal.block_on` (the future runs on the
+//!   calling thread) against tokio's `Handle::block_on(fut)`, and `portal.call` (a task of the
+//!   run, a round trip to its threads) against `Handle::block_on(handle.spawn(fut))`.
 
 mod common;
 
@@ -68,7 +68,9 @@ fn many_jobs(n: u64) -> TwinCase {
                                 let sem = sem.clone();
                                 raw.spawn(async move {
                                     let _p = sem.acquire_owned().await.unwrap();
-                                    tokio::task::spawn_blocking(move || std::hint::black_box(i)).await.unwrap();
+                                    tokio::task::spawn_blocking(move || std::hint::black_box(i))
+                                        .await
+                                        .unwrap();
                                 })
                             })
                             .collect();
@@ -128,22 +130,31 @@ fn portal_round_trip(args: &Args) {
         }
         t.elapsed()
     };
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let ours_here = || {
+        let t = Instant::now();
+        for _ in 0..n {
+            assert_eq!(portal.block_on(async { 1 }).unwrap(), 1);
+        }
+        t.elapsed()
+    };
+    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     ours();
+    ours_here();
     block_on();
     block_on_spawn();
     for _ in 0..rounds {
         a.push(ours());
+        d.push(ours_here());
         b.push(block_on());
         c.push(block_on_spawn());
     }
     let per = |d: Duration| d.as_nanos() as f64 / n as f64;
-    let (a, b, c) = (per(median(a)), per(median(b)), per(median(c)));
-    println!("{:<22} {:<58} {:<32} {:>10.1} {:>10.1} {:>7.2}", "plain thread", "portal.call round trip", "Handle::block_on(fut)", a, b, a / b);
-    println!(
-        "{:<22} {:<58} {:<32} {:>10.1} {:>10.1} {:>7.2}",
-        "plain thread", "portal.call round trip", "Handle::block_on(spawn(fut))", a, c, a / c
-    );
+    let (a, b, c, d) = (per(median(a)), per(median(b)), per(median(c)), per(median(d)));
+    let row = |case: &str, twin: &str, o: f64, t: f64| {
+        println!("{:<22} {:<58} {:<32} {:>10.1} {:>10.1} {:>7.2}", "plain thread", case, twin, o, t, o / t)
+    };
+    row("portal.block_on (on the calling thread)", "Handle::block_on(fut)", d, b);
+    row("portal.call round trip (a task of the run)", "Handle::block_on(spawn(fut))", a, c);
     portal.stop(false);
 }
 

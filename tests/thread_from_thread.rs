@@ -293,9 +293,12 @@ fn the_blocking_call_from_a_plain_thread_needs_a_token_and_a_live_run() {
 #[test]
 fn from_thread_in_a_tokio_spawn_blocking_thread_without_a_token_is_a_typed_error() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let r = rt.block_on(tokio::task::spawn_blocking(|| {
-        (from_thread::run_sync(|| 1).map_err(|e| e.to_string()), from_thread::check_cancelled().is_err())
-    }));
+    let r = rt.block_on(async {
+        tokio::task::spawn_blocking(|| {
+            (from_thread::run_sync(|| 1).map_err(|e| e.to_string()), from_thread::check_cancelled().is_err())
+        })
+        .await
+    });
     let (run, checked) = r.unwrap();
     let msg = run.unwrap_err();
     assert!(msg.contains("worker thread") && msg.contains("EventLoopToken"), "{msg}");

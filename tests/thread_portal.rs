@@ -260,3 +260,29 @@ fn a_provider_shares_one_portal_among_leases_and_stops_it_after_the_last() {
     let c = provider.lease().unwrap();
     assert_eq!(c.call_sync(|| 3).unwrap(), 3, "a new lease starts a new portal");
 }
+
+#[test]
+fn block_on_runs_the_future_on_the_calling_thread_in_the_portal_scope() {
+    for backend in Backend::compiled() {
+        let portal = start_blocking_portal(backend).unwrap();
+        let me = std::thread::current().id();
+        let (there, name) = portal
+            .block_on(async {
+                sleep(Duration::from_millis(1)).await.unwrap();
+                (std::thread::current().id(), anyio::current_backend())
+            })
+            .unwrap();
+        assert_eq!(there, me, "{backend}: ran on the calling thread");
+        assert!(backend.to_string().starts_with(name.unwrap()), "{backend}");
+        // Stopping the portal with cancel_remaining cancels a future blocked in block_on.
+        std::thread::scope(|s| {
+            let p = &*portal;
+            let waiter = s.spawn(move || p.block_on(async { sleep_forever().await }).unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+            p.stop_blocking(true).unwrap();
+            let r = waiter.join().unwrap();
+            assert!(r.is_err(), "{backend}: the blocked future saw the cancellation");
+        });
+        assert!(matches!(portal.block_on(async { 1 }), Err(PortalError::Stopped)));
+    }
+}

@@ -13,10 +13,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::pin::pin;
+use std::panic::resume_unwind;
 use std::sync::Arc;
-use std::task::Poll;
 
 mod portal;
 
@@ -26,7 +24,7 @@ use crate::cancel::node::Node;
 use crate::error::{AsCancelled, Cancelled};
 use crate::lowlevel::{EventLoopToken, RunFinishedError};
 use crate::rt::run_state::RunState;
-use crate::thread::{worker_ctx, Completer, Hosted, Outcome, Shared};
+use crate::thread::{catch_panic, worker_ctx, Completer, Hosted, Outcome, Shared};
 
 /// Why a `from_thread` call did not run its work.
 #[derive(Debug)]
@@ -253,14 +251,7 @@ where
     let completer = Completer(Some(shared.clone()));
     let task = async move {
         // A panic goes back to the waiting thread, not into the runtime.
-        let mut fut = pin!(async move { f().await });
-        let out = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        })
-        .await;
-        completer.complete(out);
+        completer.complete(catch_panic(f()).await);
     };
     run.rt.spawn(Box::pin(Hosted::new(run.rt.clone(), scope, task)));
     Ok(shared)

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::resume_unwind;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,7 +20,7 @@ use crate::error::{AnyError, Cancelled};
 use crate::rt::run_state::{current_run, RunState};
 use crate::streams::AsyncResource;
 use crate::task::{task_group, StartError, TaskGroup, TaskStatus};
-use crate::thread::{Completer, Outcome, Shared};
+use crate::thread::{catch_panic, Completer, Outcome, Shared};
 
 /// What `start_task`'s helper reports: the started value, or why there is none.
 type Started<V> = Result<V, StartError<AnyError>>;
@@ -38,7 +38,9 @@ struct Inner {
     run: Arc<RunState>,
     queue: Mutex<Queue>,
     /// The serving task group's scope, once it runs (to cancel what is left on `stop`).
-    group: Mutex<Option<CancelScope>>,
+    group: std::sync::OnceLock<CancelScope>,
+    /// Set by `close`: read without the queue's lock by `block_on`.
+    closed: AtomicBool,
     cancel_remaining: AtomicBool,
     /// Completed when the portal has stopped serving and every task of it has finished.
     finished: Arc<Shared<()>>,
@@ -160,7 +162,8 @@ impl BlockingPortal {
             inner: Arc::new(Inner {
                 run,
                 queue: Mutex::new(Queue { items: VecDeque::new(), closed: false, waker: None }),
-                group: Mutex::new(None),
+                group: std::sync::OnceLock::new(),
+                closed: AtomicBool::new(false),
                 cancel_remaining: AtomicBool::new(false),
                 finished: Shared::new(),
             }),
@@ -191,7 +194,11 @@ impl BlockingPortal {
         let inner = self.inner.clone();
         let done = Completer(Some(inner.finished.clone()));
         let r = task_group(|tg| async move {
-            *inner.group.lock().unwrap_or_else(PoisonError::into_inner) = Some(tg.cancel_scope());
+            let _ = inner.group.set(tg.cancel_scope());
+            // A stop with `cancel_remaining` that came before the group existed.
+            if inner.cancel_remaining.load(Ordering::Acquire) {
+                tg.cancel();
+            }
             while let Some(request) = next_request(&inner).await {
                 request(&tg);
             }
@@ -213,10 +220,11 @@ impl BlockingPortal {
     fn close(&self, cancel_remaining: bool) {
         if cancel_remaining {
             self.inner.cancel_remaining.store(true, Ordering::Release);
-            if let Some(scope) = self.inner.group.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            if let Some(scope) = self.inner.group.get() {
                 scope.cancel();
             }
         }
+        self.inner.closed.store(true, Ordering::Release);
         let waker = {
             let mut q = self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
             q.closed = true;
@@ -235,7 +243,7 @@ impl BlockingPortal {
     /// # });
     /// ```
     pub fn is_stopped(&self) -> bool {
-        self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner).closed || self.inner.run.is_finished()
+        self.inner.closed.load(Ordering::Acquire) || self.inner.run.is_finished()
     }
 
     /// Stops the portal from async code (AnyIO's `stop`): no new calls are taken; with
@@ -344,6 +352,56 @@ impl BlockingPortal {
             return Err(PortalError::WouldBlockRuntime);
         }
         self.start_task_soon(f)?.wait()
+    }
+
+    /// Runs the future on this thread, blocking it, inside the portal's run: its runtime is
+    /// current and the future is in the portal's cancel scope (so stopping the portal with
+    /// `cancel_remaining` cancels it), as tokio's `Handle::block_on` runs a future. Unlike
+    /// [`call`](Self::call), nothing crosses to the run's own threads, which makes it much
+    /// cheaper for short calls; the future is not a task of the portal, so a stop without
+    /// `cancel_remaining` does not wait for it. A panic in it unwinds here.
+    ///
+    /// # Errors
+    ///
+    /// [`PortalError::Stopped`] if the portal is stopped; [`PortalError::WouldBlockRuntime`]
+    /// on a thread that polls tasks.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// # anyio::from_thread::blocking_portal(|portal| async move {
+    /// let t = std::thread::spawn(move || {
+    ///     portal.block_on(async {
+    ///         anyio::sleep(std::time::Duration::from_millis(1)).await.unwrap();
+    ///         anyio::current_backend()
+    ///     })
+    /// });
+    /// # let b = anyio::to_thread::run_sync(move || t.join().unwrap()).await.unwrap().unwrap();
+    /// # assert_eq!(b, anyio::current_backend());
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
+    pub fn block_on<F: Future>(&self, fut: F) -> Result<F::Output, PortalError> {
+        if crate::rt::is_polling() {
+            return Err(PortalError::WouldBlockRuntime);
+        }
+        if self.is_stopped() {
+            return Err(PortalError::Stopped);
+        }
+        let _entered = crate::rt::enter(self.inner.run.rt.clone());
+        let id = crate::task::id::TaskId::next();
+        let mut fut = pin!(fut);
+        Ok(crate::thread::block_on_here(|cx| match self.inner.group.get() {
+            // In the portal's own scope: what cancels the portal's tasks cancels this.
+            Some(scope) => {
+                let _task = crate::task::id::enter_child(id, &scope.node);
+                fut.as_mut().poll(cx)
+            }
+            None => {
+                let _task = crate::task::id::enter_task(id);
+                let _root = crate::cancel::current::enter_root();
+                fut.as_mut().poll(cx)
+            }
+        }))
     }
 
     /// Runs `f` in the run (as a task of the portal) and blocks until it returns.
@@ -524,17 +582,6 @@ impl BlockingPortal {
     pub fn wrap_async_resource<R: AsyncResource + 'static>(&self, resource: R) -> PortalResource<R> {
         PortalResource { resource: Some(Arc::new(resource)), portal: self.clone() }
     }
-}
-
-/// Polls `fut`, catching a panic into the outcome.
-async fn catch_panic<F: Future>(fut: F) -> Outcome<F::Output> {
-    let mut fut = pin!(fut);
-    poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-        Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-        Err(panic) => Poll::Ready(Err(panic)),
-    })
-    .await
 }
 
 /// The next request, or `None` once the portal is closed and drained.

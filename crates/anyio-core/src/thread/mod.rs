@@ -170,6 +170,46 @@ impl<T> Drop for Completer<T> {
     }
 }
 
+/// Polls `fut`, catching a panic into the outcome (so that it travels to whoever waits for
+/// the value instead of unwinding into the runtime).
+pub(crate) async fn catch_panic<F: Future>(fut: F) -> Outcome<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    })
+    .await
+}
+
+/// Calls `poll` on this thread until it is ready, parking the thread while it waits.
+pub(crate) fn block_on_here<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    thread_local! {
+        // One waker per thread, made once: blocking again allocates nothing.
+        static WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    }
+    let waker = WAKER.with(Waker::clone);
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = poll(&mut cx) {
+            return v;
+        }
+        // A wake before this park makes it return at once (the token is kept).
+        std::thread::park();
+    }
+}
+
 /// A future from another thread, run as an anyio task of the runtime `rt`: its own task id,
 /// inside `scope` (a child of that node, so cancelling the scope cancels it) or the root.
 pub(crate) struct Hosted<F> {
