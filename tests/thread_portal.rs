@@ -139,7 +139,7 @@ async fn a_stopped_portal_refuses_calls_with_a_typed_error() {
 }
 
 #[anyio::test]
-async fn stop_without_cancelling_waits_for_tasks_and_with_cancelling_cancels_them() {
+async fn stop_without_cancelling_lets_tasks_finish_and_with_cancelling_cancels_them() {
     let finished = Arc::new(AtomicBool::new(false));
     let f = finished.clone();
     blocking_portal(|portal| async move {
@@ -151,14 +151,16 @@ async fn stop_without_cancelling_waits_for_tasks_and_with_cancelling_cancels_the
             }));
         })
         .await;
+        // No new calls from here; the running task is left to finish.
         portal.stop(false).await.unwrap();
-        assert!(finished.load(SeqCst), "stop(false) waited for the task");
+        assert!(portal.is_stopped());
     })
     .await
     .unwrap();
+    assert!(finished.load(SeqCst), "blocking_portal waited for the task stop(false) left running");
 
     let started = Instant::now();
-    blocking_portal(|portal| async move {
+    let fut = blocking_portal(|portal| async move {
         let p = portal.clone();
         let fut = on_a_thread(move || {
             p.start_task_soon(|| async {
@@ -169,13 +171,49 @@ async fn stop_without_cancelling_waits_for_tasks_and_with_cancelling_cancels_the
         })
         .await;
         portal.stop(true).await.unwrap();
-        assert!(fut.is_done());
-        let r = on_a_thread(move || fut.wait()).await;
-        assert!(matches!(r, Err(PortalError::Cancelled)), "{r:?}");
+        fut
     })
     .await
     .unwrap();
+    assert!(fut.is_done(), "the cancelled task had finished when blocking_portal returned");
+    assert!(matches!(fut.wait(), Err(PortalError::Cancelled)));
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[anyio::test]
+async fn a_portal_whose_body_fails_closes_and_its_callers_are_told() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(blocking_portal(
+        |portal| async move {
+            tx.send(portal.clone()).unwrap();
+            panic!("the body fails");
+        },
+    )))
+    .await;
+    assert!(r.is_err(), "the body's panic is resumed");
+    let portal = rx.recv().unwrap();
+    assert!(portal.is_stopped());
+    let r = on_a_thread(move || portal.call_sync(|| 1)).await;
+    assert!(matches!(r, Err(PortalError::Stopped)), "{r:?}");
+}
+
+#[anyio::test]
+async fn a_panic_before_the_first_await_of_a_portal_call_is_resumed_in_the_caller() {
+    blocking_portal(|portal| async move {
+        let p = portal.clone();
+        let caught = on_a_thread(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                p.call(|| -> std::future::Ready<u8> { panic!("before any await") })
+            }))
+            .is_err()
+        })
+        .await;
+        assert!(caught);
+        // The portal still serves.
+        assert_eq!(on_a_thread(move || portal.call_sync(|| 2)).await.unwrap(), 2);
+    })
+    .await
+    .unwrap();
 }
 
 #[anyio::test]
@@ -277,11 +315,15 @@ fn block_on_runs_the_future_on_the_calling_thread_in_the_portal_scope() {
         // Stopping the portal with cancel_remaining cancels a future blocked in block_on.
         std::thread::scope(|s| {
             let p = &*portal;
-            let waiter = s.spawn(move || p.block_on(async { sleep_forever().await }).unwrap());
+            let waiter = s.spawn(move || p.block_on(async { sleep_forever().await }));
             std::thread::sleep(Duration::from_millis(20));
             p.stop_blocking(true).unwrap();
-            let r = waiter.join().unwrap();
-            assert!(r.is_err(), "{backend}: the blocked future saw the cancellation");
+            // The future sees the cancellation, or the run ends first and says so: either
+            // way the blocked thread is released.
+            match waiter.join().unwrap() {
+                Ok(r) => assert!(r.is_err(), "{backend}: the blocked future saw the cancellation"),
+                Err(e) => assert!(matches!(e, PortalError::Stopped), "{backend}: {e}"),
+            }
         });
         assert!(matches!(portal.block_on(async { 1 }), Err(PortalError::Stopped)));
     }

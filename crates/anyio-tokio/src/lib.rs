@@ -215,6 +215,11 @@ fn in_task() -> bool {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return false;
     };
+    // Where the probe cannot run (a build that aborts on panic, a thread already unwinding),
+    // a task id is the best tokio offers: it also refuses `spawn_blocking` closures.
+    if cfg!(panic = "abort") || std::thread::panicking() {
+        return tokio::task::try_id().is_some();
+    }
     quiet_panics(|| catch_unwind(AssertUnwindSafe(|| handle.block_on(std::future::ready(()))))).is_err()
 }
 

@@ -251,7 +251,8 @@ where
     let completer = Completer(Some(shared.clone()));
     let task = async move {
         // A panic goes back to the waiting thread, not into the runtime.
-        completer.complete(catch_panic(f()).await);
+        // `f` itself runs inside the catch too: a panic before its first await is caught.
+        completer.complete(catch_panic(async move { f().await }).await);
     };
     run.rt.spawn(Box::pin(Hosted::new(run.rt.clone(), scope, task)));
     Ok(shared)

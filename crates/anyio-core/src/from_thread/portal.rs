@@ -143,11 +143,13 @@ where
 {
     let portal = BlockingPortal::new_in(current_run());
     let serving = portal.clone();
+    // However this ends (the body returns, panics, or the future is dropped), the portal
+    // closes, so neither `serve` nor a thread waiting on a call is left waiting for ever.
+    let _shut = ShutOnDrop(portal.clone());
     let out = task_group(|tg| async move {
         tg.start_soon(async move { serving.serve().await });
-        let out = body(portal.clone()).await;
-        portal.close(false);
-        Ok(out)
+        let _close = CloseOnDrop(portal.clone());
+        Ok(body(portal.clone()).await)
     })
     .await
     .map_err(|e| {
@@ -193,13 +195,15 @@ impl BlockingPortal {
     pub async fn serve(&self) -> Result<(), AnyError> {
         let inner = self.inner.clone();
         let done = Completer(Some(inner.finished.clone()));
+        let _shut = ShutOnDrop(self.clone());
         let r = task_group(|tg| async move {
             let _ = inner.group.set(tg.cancel_scope());
             // A stop with `cancel_remaining` that came before the group existed.
             if inner.cancel_remaining.load(Ordering::Acquire) {
                 tg.cancel();
             }
-            while let Some(request) = next_request(&inner).await {
+            // Ends when the portal closes, or when the serving task is cancelled.
+            while let Some(request) = next_request(&inner).await? {
                 request(&tg);
             }
             if inner.cancel_remaining.load(Ordering::Acquire) {
@@ -209,15 +213,26 @@ impl BlockingPortal {
         })
         .await;
         // Stopped from inside (the caller's scope was cancelled): nothing more is taken.
-        self.close(false);
+        self.shut();
         done.complete(());
         r.map(drop).map_err(|e| {
             e.into_errors().into_iter().next().unwrap_or_else(|| AnyError::other(PortalError::Stopped))
         })
     }
 
-    /// Closes the portal to new requests; with `cancel_remaining`, cancels its running tasks.
+    /// Closes the portal to new requests; with `cancel_remaining`, cancels its running tasks
+    /// and drops the requests queued but not started (their callers hear `Cancelled`).
+    /// Without, queued requests are still served.
     fn close(&self, cancel_remaining: bool) {
+        self.close_with(cancel_remaining, cancel_remaining);
+    }
+
+    /// Closes the portal once nothing will serve it any more: queued requests are dropped.
+    fn shut(&self) {
+        self.close_with(false, true);
+    }
+
+    fn close_with(&self, cancel_remaining: bool, drop_queued: bool) {
         if cancel_remaining {
             self.inner.cancel_remaining.store(true, Ordering::Release);
             if let Some(scope) = self.inner.group.get() {
@@ -225,11 +240,14 @@ impl BlockingPortal {
             }
         }
         self.inner.closed.store(true, Ordering::Release);
-        let waker = {
+        let (waker, unstarted) = {
             let mut q = self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
             q.closed = true;
-            q.waker.take()
+            let unstarted = if drop_queued { std::mem::take(&mut q.items) } else { VecDeque::new() };
+            (q.waker.take(), unstarted)
         };
+        // Dropped outside the lock: each completes its caller's cell empty.
+        drop(unstarted);
         if let Some(w) = waker {
             w.wake();
         }
@@ -246,17 +264,18 @@ impl BlockingPortal {
         self.inner.closed.load(Ordering::Acquire) || self.inner.run.is_finished()
     }
 
-    /// Stops the portal from async code (AnyIO's `stop`): no new calls are taken; with
-    /// `cancel_remaining`, the tasks still running are cancelled; then waits until they
-    /// have all finished.
+    /// Stops the portal from async code (AnyIO's `stop`): no new calls are taken, and with
+    /// `cancel_remaining` the tasks still running are cancelled. It does not wait for them
+    /// (a portal task may call it): [`blocking_portal`] waits for them when its body returns,
+    /// and [`stop_blocking`](Self::stop_blocking) waits from a thread.
     ///
     /// # Errors
     ///
-    /// [`Cancelled`] if the caller is cancelled while waiting (the portal stays stopped).
+    /// None today; the `Result` leaves room for a checkpoint.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: the portal is stopped at once; only the wait is given up.
+    /// Cancel safe: the portal is stopped at once.
     ///
     /// ```
     /// # anyio::run(async {
@@ -268,15 +287,7 @@ impl BlockingPortal {
     /// ```
     pub async fn stop(&self, cancel_remaining: bool) -> Result<(), Cancelled> {
         self.close(cancel_remaining);
-        let mut reg = crate::cancel::node::WaitRegistration::new();
-        poll_fn(|cx| {
-            if self.inner.finished.poll_done(cx).is_ready() {
-                return Poll::Ready(Ok(()));
-            }
-            crate::cancel::current::register_current(&mut reg, cx.waker())?;
-            Poll::Pending
-        })
-        .await
+        Ok(())
     }
 
     /// Stops the portal from a thread and blocks until its tasks have finished (AnyIO's
@@ -390,18 +401,27 @@ impl BlockingPortal {
         let _entered = crate::rt::enter(self.inner.run.rt.clone());
         let id = crate::task::id::TaskId::next();
         let mut fut = pin!(fut);
-        Ok(crate::thread::block_on_here(|cx| match self.inner.group.get() {
-            // In the portal's own scope: what cancels the portal's tasks cancels this.
-            Some(scope) => {
-                let _task = crate::task::id::enter_child(id, &scope.node);
-                fut.as_mut().poll(cx)
+        let run = &self.inner.run;
+        let group = &self.inner.group;
+        crate::thread::block_on_here(|cx| {
+            // A run that ended under the call cannot drive it any further.
+            if run.is_finished() {
+                return Poll::Ready(Err(PortalError::Stopped));
             }
-            None => {
-                let _task = crate::task::id::enter_task(id);
-                let _root = crate::cancel::current::enter_root();
-                fut.as_mut().poll(cx)
-            }
-        }))
+            let polled = match group.get() {
+                // In the portal's own scope: what cancels the portal's tasks cancels this.
+                Some(scope) => {
+                    let _task = crate::task::id::enter_child(id, &scope.node);
+                    fut.as_mut().poll(cx)
+                }
+                None => {
+                    let _task = crate::task::id::enter_task(id);
+                    let _root = crate::cancel::current::enter_root();
+                    fut.as_mut().poll(cx)
+                }
+            };
+            polled.map(Ok)
+        })
     }
 
     /// Runs `f` in the run (as a task of the portal) and blocks until it returns.
@@ -456,7 +476,9 @@ impl BlockingPortal {
         let task_scope = scope.clone();
         self.submit(Box::new(move |tg| {
             tg.start_soon(async move {
-                let out = task_scope.run(async move { Ok::<_, Cancelled>(catch_panic(f()).await) }).await;
+                let out = task_scope
+                    .run(async move { Ok::<_, Cancelled>(catch_panic(async move { f().await }).await) })
+                    .await;
                 match out {
                     // A task that ends while cancelled (its own scope, or the portal stopping
                     // with `cancel_remaining`) counts as cancelled, whatever it returned.
@@ -584,20 +606,43 @@ impl BlockingPortal {
     }
 }
 
-/// The next request, or `None` once the portal is closed and drained.
-async fn next_request(inner: &Inner) -> Option<Request> {
+/// The next request, `None` once the portal is closed, or the serving task's cancellation.
+async fn next_request(inner: &Inner) -> Result<Option<Request>, Cancelled> {
+    let mut reg = crate::cancel::node::WaitRegistration::new();
     poll_fn(|cx| {
-        let mut q = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(r) = q.items.pop_front() {
-            return Poll::Ready(Some(r));
+        {
+            let mut q = inner.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            // What was asked before the portal closed is still served.
+            if let Some(r) = q.items.pop_front() {
+                return Poll::Ready(Ok(Some(r)));
+            }
+            if q.closed {
+                return Poll::Ready(Ok(None));
+            }
+            q.waker = Some(cx.waker().clone());
         }
-        if q.closed {
-            return Poll::Ready(None);
-        }
-        q.waker = Some(cx.waker().clone());
+        crate::cancel::current::register_current(&mut reg, cx.waker())?;
         Poll::Pending
     })
     .await
+}
+
+/// Closes a portal when dropped (its body ended: what is queued is still served).
+struct CloseOnDrop(BlockingPortal);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(false);
+    }
+}
+
+/// Shuts a portal when dropped (nothing serves it any more: what is queued is dropped).
+struct ShutOnDrop(BlockingPortal);
+
+impl Drop for ShutOnDrop {
+    fn drop(&mut self) {
+        self.0.shut();
+    }
 }
 
 /// A task started through a portal, seen from a thread (AnyIO's portal futures, which are

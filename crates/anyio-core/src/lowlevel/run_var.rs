@@ -9,11 +9,13 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::rt::run_state::{key_of, RunKey};
 
-type Values = HashMap<(RunKey, u64), Box<dyn Any + Send + Sync>>;
+/// Values are shared (`Arc`) so that a value is cloned, and dropped, outside the lock: a
+/// `Clone` or `Drop` of the user's may use run variables itself.
+type Values = HashMap<(RunKey, u64), Arc<dyn Any + Send + Sync>>;
 
 static VALUES: Mutex<Option<Values>> = Mutex::new(None);
 static NEXT_VAR: AtomicU64 = AtomicU64::new(1);
@@ -181,9 +183,9 @@ impl<T: Clone + Send + Sync + 'static> RunVar<T> {
     /// ```
     pub fn get(&self) -> Result<T, RunVarError> {
         let key = (Self::run(), self.var_id());
-        let found = with_values(|v| v.get(&key).and_then(|b| b.downcast_ref::<T>()).cloned());
-        match (found, self.default) {
-            (Some(v), _) => Ok(v),
+        let found = with_values(|v| v.get(&key).cloned());
+        match (found.as_deref().and_then(|a| a.downcast_ref::<T>()), self.default) {
+            (Some(v), _) => Ok(v.clone()),
             (None, Some(d)) => Ok(d()),
             (None, None) => Err(RunVarError::NotSet { name: self.name }),
         }
@@ -220,18 +222,25 @@ impl<T: Clone + Send + Sync + 'static> RunVar<T> {
     /// ```
     pub fn get_or_init(&self, init: impl FnOnce() -> T) -> T {
         let key = (Self::run(), self.var_id());
-        if let Some(v) = with_values(|v| v.get(&key).and_then(|b| b.downcast_ref::<T>()).cloned()) {
-            return v;
-        }
-        // Made outside the lock (it may use run variables itself); the first to store wins.
-        let fresh: Box<dyn Any + Send + Sync> = Box::new(init());
-        with_values(|v| {
-            v.entry(key)
-                .or_insert(fresh)
-                .downcast_ref::<T>()
-                .expect("a run variable holds values of its own type")
-                .clone()
-        })
+        let found = with_values(|v| v.get(&key).cloned());
+        let shared = match found {
+            Some(a) => a,
+            None => {
+                // Made outside the lock (it may use run variables itself); the first to store
+                // wins, and a losing value is dropped outside the lock too.
+                let fresh: Arc<dyn Any + Send + Sync> = Arc::new(init());
+                let (kept, lost) = with_values(|v| match v.get(&key) {
+                    Some(a) => (a.clone(), Some(fresh)),
+                    None => {
+                        v.insert(key, fresh.clone());
+                        (fresh, None)
+                    }
+                });
+                drop(lost);
+                kept
+            }
+        };
+        shared.downcast_ref::<T>().expect("a run variable holds values of its own type").clone()
     }
 
     /// Sets the value in the current run and returns a token holding the previous one.
@@ -250,8 +259,8 @@ impl<T: Clone + Send + Sync + 'static> RunVar<T> {
     pub fn set(&self, value: T) -> RunVarToken<T> {
         let run = Self::run();
         let var = self.var_id();
-        let previous = with_values(|v| v.insert((run, var), Box::new(value)));
-        let previous = previous.and_then(|b| b.downcast::<T>().ok()).map(|b| *b);
+        let previous = with_values(|v| v.insert((run, var), Arc::new(value)));
+        let previous = previous.and_then(|a| a.downcast_ref::<T>().cloned());
         RunVarToken { var, run, previous }
     }
 
@@ -284,7 +293,7 @@ impl<T: Clone + Send + Sync + 'static> RunVar<T> {
         }
         let key = (run, token.var);
         let replaced = with_values(|v| match token.previous {
-            Some(p) => v.insert(key, Box::new(p)),
+            Some(p) => v.insert(key, Arc::new(p)),
             None => v.remove(&key),
         });
         drop(replaced);

@@ -398,7 +398,12 @@ pub fn inside_foreign_runtime() -> bool {
 /// anyio::run(async { assert!(anyio::rt::is_polling()) });
 /// ```
 pub fn is_polling() -> bool {
-    run_state::in_runner() || context::with(|c| c.task.get() != 0) || inside_foreign_runtime()
+    if run_state::in_runner() || context::with(|c| c.task.get() != 0) {
+        return true;
+    }
+    // anyio's own workers poll no task of any runtime (and so need no backend's test; tokio's
+    // handle is entered on them).
+    !crate::thread::pool::is_worker_thread() && inside_foreign_runtime()
 }
 
 /// Whether anyio entered a runtime on this thread (used to refuse nested `run` calls).

@@ -36,8 +36,7 @@ impl RunState {
     }
 }
 
-/// Every run alive (and every foreign runtime seen), newest last. Short: one entry per
-/// runtime running at once.
+/// Every run anyio started that is alive, newest last: one entry per run at once.
 static RUNS: Mutex<Vec<Arc<RunState>>> = Mutex::new(Vec::new());
 
 thread_local! {
@@ -58,13 +57,14 @@ pub(crate) fn in_runner() -> bool {
 pub(crate) fn current_run() -> Arc<RunState> {
     let rt = super::current();
     let key = key_of(&rt);
-    let mut runs = RUNS.lock().unwrap_or_else(PoisonError::into_inner);
+    let runs = RUNS.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(r) = runs.iter().rev().find(|r| r.key == key && !r.is_finished()) {
         return r.clone();
     }
-    let state = Arc::new(RunState { key, rt, finished: AtomicBool::new(false) });
-    runs.push(state.clone());
-    state
+    drop(runs);
+    // A runtime anyio did not start: a state of its own for this caller, not kept here (it
+    // holds the runtime's handle, and nothing would ever tell when that runtime ends).
+    Arc::new(RunState { key, rt, finished: AtomicBool::new(false) })
 }
 
 /// Held by a runner around its `block_on` (through `run_in_root`): registers the run, and ends

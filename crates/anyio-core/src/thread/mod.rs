@@ -120,18 +120,6 @@ impl<T> Shared<T> {
         Poll::Pending
     }
 
-    /// `Ready` once filled, leaving the value in place.
-    pub(crate) fn poll_done(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.done {
-            return Poll::Ready(());
-        }
-        if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            s.waker = Some(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-
     /// Blocks this thread until filled, leaving the value in place.
     pub(crate) fn wait_done(&self) {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);

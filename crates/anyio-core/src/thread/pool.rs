@@ -44,7 +44,17 @@ pub(crate) fn submit(job: Job) -> io::Result<()> {
     }
 }
 
+thread_local! {
+    static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is one of the pool's workers (which never poll tasks).
+pub(crate) fn is_worker_thread() -> bool {
+    IS_WORKER.with(std::cell::Cell::get)
+}
+
 fn worker(first: Job) {
+    IS_WORKER.with(|w| w.set(true));
     let mut job = first;
     loop {
         job();
