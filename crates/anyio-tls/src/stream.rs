@@ -42,6 +42,11 @@ use crate::record::{front, Front};
 /// reads, which tokio-rustls uses, take 4 KiB). A larger TLS 1.2 record grows it for a while.
 const READ_BUFFER: usize = 16384 + 256 + 5;
 
+/// The receive buffer's size while the stream waits after a read that emptied the transport:
+/// an idle stream (or one that trades small messages) then holds 4 KiB, not a record's worth;
+/// a record announced larger grows it back for the rest of the record.
+const SMALL_READ: usize = 4096;
+
 /// The send buffer kept between writes when it is no larger than this: enough for small
 /// messages (a request/response protocol allocates nothing per write), small enough that an
 /// idle stream holding it costs little. Larger ones are freed once written.
@@ -168,6 +173,9 @@ struct State {
     /// `aclose` was called.
     closed: bool,
     broken: Option<Broken>,
+    /// The last read from the transport came back shorter than the room it had: the
+    /// transport was drained, and the stream is likely to wait now (see `SMALL_READ`).
+    last_read_short: bool,
 }
 
 impl State {
@@ -213,17 +221,22 @@ impl State {
             Front::Partial => crate::record::announced_len(&buf[..pending]).unwrap_or(0),
             _ => 0,
         };
-        let want = READ_BUFFER.max(record).max(pending + 1);
-        if buf.len() < want || (buf.len() > READ_BUFFER && want == READ_BUFFER) {
+        let base = if self.last_read_short && pending == 0 { SMALL_READ } else { READ_BUFFER };
+        let want = base.max(record).max(pending + 1);
+        // Grown when short of a record; shrunk back to the base when larger than needed.
+        let oversized =
+            buf.len() > want && (want == SMALL_READ || (buf.len() > READ_BUFFER && want == READ_BUFFER));
+        if buf.len() < want || oversized {
             buf.resize(want, 0);
             buf.shrink_to(want);
         }
         self.in_start = 0;
         self.in_end = 0;
-        ReadBuffer { buf, end: pending }
+        ReadBuffer { buf, end: pending, short: false }
     }
 
     fn put_read_buffer(&mut self, b: ReadBuffer) {
+        self.last_read_short = b.short;
         self.inbuf = b.buf;
         self.in_start = 0;
         self.in_end = b.end;
@@ -327,6 +340,7 @@ impl<S> TlsStream<S> {
                 close_notify_sent: false,
                 closed: false,
                 broken: None,
+                last_read_short: false,
             }),
             writer: Lock::new(),
             receiving: ResourceGuard::new("receiving from"),
@@ -709,7 +723,9 @@ impl<S: ByteStream> TlsStream<S> {
         };
         match got {
             Ok(n) => {
-                buf.buf.as_mut().expect("lent until dropped").end += n;
+                let b = buf.buf.as_mut().expect("lent until dropped");
+                b.short = n < b.buf.len() - b.end;
+                b.end += n;
                 Ok(())
             }
             Err(StreamError::EndOfStream) => {
@@ -969,6 +985,8 @@ struct ReadBuffer {
     buf: Vec<u8>,
     /// Bytes `..end` are pending input.
     end: usize,
+    /// The read came back shorter than the room it had (see `State::last_read_short`).
+    short: bool,
 }
 
 /// Puts the receive buffer back when the read is over, however it ended.
