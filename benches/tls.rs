@@ -36,6 +36,39 @@ enum Case {
     PlainPingPong(usize),
 }
 
+/// Times `rounds` 1 KiB round trips from `c` to the echoing `s`. A macro, not a generic
+/// function: each stream type keeps its own method resolution (a socket's inherent methods,
+/// unboxed), as the raw twins do.
+macro_rules! ping_pong {
+    ($c:expr, $s:expr, $rounds:expr) => {{
+        let (c, s, rounds) = (&$c, &$s, $rounds);
+        let msg = vec![1u8; 1024];
+        let start = Instant::now();
+        let echo = async {
+            let mut buf = vec![0u8; 1024];
+            for _ in 0..rounds {
+                let mut got = 0;
+                while got < 1024 {
+                    got += s.receive_into(&mut buf[got..]).await.unwrap();
+                }
+                s.send(&buf).await.unwrap();
+            }
+        };
+        let ping = async {
+            let mut buf = vec![0u8; 1024];
+            for _ in 0..rounds {
+                c.send(&msg).await.unwrap();
+                let mut got = 0;
+                while got < 1024 {
+                    got += c.receive_into(&mut buf[got..]).await.unwrap();
+                }
+            }
+        };
+        futures::join!(echo, ping);
+        start.elapsed()
+    }};
+}
+
 fn ours(backend: Backend, case: Case, client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Duration {
     anyio::run_on(backend, async move {
         let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -69,30 +102,7 @@ fn ours(backend: Backend, case: Case, client: Arc<ClientConfig>, server: Arc<Ser
             Case::PlainPingPong(rounds) => {
                 let (c, s) = futures::join!(connect_tcp("127.0.0.1", port), listener.accept());
                 let (c, s) = (c.unwrap(), s.unwrap());
-                let msg = vec![1u8; 1024];
-                let start = Instant::now();
-                let echo = async {
-                    let mut buf = vec![0u8; 1024];
-                    for _ in 0..rounds {
-                        let mut got = 0;
-                        while got < 1024 {
-                            got += s.receive_into(&mut buf[got..]).await.unwrap();
-                        }
-                        s.send(&buf).await.unwrap();
-                    }
-                };
-                let ping = async {
-                    let mut buf = vec![0u8; 1024];
-                    for _ in 0..rounds {
-                        c.send(&msg).await.unwrap();
-                        let mut got = 0;
-                        while got < 1024 {
-                            got += c.receive_into(&mut buf[got..]).await.unwrap();
-                        }
-                    }
-                };
-                futures::join!(echo, ping);
-                start.elapsed()
+                ping_pong!(c, s, rounds)
             }
             Case::Bulk(total) => {
                 let (c, s) = futures::join!(connect(), accept());
@@ -117,30 +127,7 @@ fn ours(backend: Backend, case: Case, client: Arc<ClientConfig>, server: Arc<Ser
             }
             Case::PingPong(rounds) => {
                 let (c, s) = futures::join!(connect(), accept());
-                let msg = vec![1u8; 1024];
-                let start = Instant::now();
-                let echo = async {
-                    let mut buf = vec![0u8; 1024];
-                    for _ in 0..rounds {
-                        let mut got = 0;
-                        while got < 1024 {
-                            got += s.receive_into(&mut buf[got..]).await.unwrap();
-                        }
-                        s.send(&buf).await.unwrap();
-                    }
-                };
-                let ping = async {
-                    let mut buf = vec![0u8; 1024];
-                    for _ in 0..rounds {
-                        c.send(&msg).await.unwrap();
-                        let mut got = 0;
-                        while got < 1024 {
-                            got += c.receive_into(&mut buf[got..]).await.unwrap();
-                        }
-                    }
-                };
-                futures::join!(echo, ping);
-                start.elapsed()
+                ping_pong!(c, s, rounds)
             }
         }
     })

@@ -1,9 +1,10 @@
 //! Running a blocking call on the current runtime's blocking pool while the task waits,
-//! cancellably: the body of name resolution today and of `to_thread::run_sync` later.
+//! cancellably: the body of name resolution. (`to_thread::run_sync` runs on anyio's own
+//! pool instead, whose behaviour is the same on every backend.)
 //!
-//! The result travels back through a oneshot built on a mutex and a `Waker`, so nothing here
-//! knows which runtime runs the pool. A cancelled wait abandons the call, which runs to its end
-//! on the pool; its result is then dropped there. That is AnyIO's `to_thread.run_sync` with
+//! The result travels back through the one-shot cell `to_thread` uses too (`thread::Shared`),
+//! so nothing here knows which runtime runs the pool. A cancelled wait abandons the call,
+//! which runs to its end on the pool; its result is then dropped there. That is AnyIO's `to_thread.run_sync` with
 //! `abandon_on_cancel=True` (what AnyIO uses for `getaddrinfo`): a thread cannot be
 //! interrupted, and waiting for it would make cancellation only as prompt as the call.
 
@@ -12,13 +13,13 @@ use std::future::poll_fn;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 
 use super::BlockingJob;
 use crate::cancel::current::{check_current, register_current};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
-use crate::loom::{lock, Mutex};
+use crate::thread::{Completer, Outcome, Shared};
 
 /// Why [`run_blocking`] returned without the closure's value.
 #[derive(Debug)]
@@ -31,70 +32,6 @@ pub(crate) enum BlockingError {
     NotRun(io::Error),
     /// The closure panicked; the payload, for the caller to resume or report.
     Panicked(Box<dyn Any + Send>),
-}
-
-/// What the pool thread reports: the closure's value or its panic.
-type Outcome<T> = Result<T, Box<dyn Any + Send>>;
-
-struct State<T> {
-    /// Set once, by the sender, with or without an outcome (none: dropped unrun).
-    done: bool,
-    outcome: Option<Outcome<T>>,
-    waker: Option<Waker>,
-}
-
-/// The pool side of the oneshot. Dropping it unsent (the runtime dropped the job) still
-/// completes the channel, so the waiting task never hangs.
-struct Sender<T>(Option<Arc<Mutex<State<T>>>>);
-
-impl<T> Sender<T> {
-    fn send(mut self, outcome: Outcome<T>) {
-        self.complete(Some(outcome));
-    }
-
-    fn complete(&mut self, outcome: Option<Outcome<T>>) {
-        let Some(shared) = self.0.take() else { return };
-        let waker = {
-            let mut s = lock(&shared);
-            s.done = true;
-            s.outcome = outcome;
-            s.waker.take()
-        };
-        // Woken outside the lock: a waker may run arbitrary code.
-        if let Some(w) = waker {
-            w.wake();
-        }
-        // If the receiver is gone (a cancelled wait), this was the last reference and the
-        // outcome is dropped here, on the pool thread.
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.complete(None);
-    }
-}
-
-/// The waiting side of the oneshot.
-struct Receiver<T>(Arc<Mutex<State<T>>>);
-
-impl<T> Receiver<T> {
-    /// `Ready(None)` when the sender was dropped without sending.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcome<T>>> {
-        let mut s = lock(&self.0);
-        if s.done {
-            return Poll::Ready(s.outcome.take());
-        }
-        if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            s.waker = Some(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-}
-
-fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
-    let shared = Arc::new(Mutex::new(State { done: false, outcome: None, waker: None }));
-    (Sender(Some(shared.clone())), Receiver(shared))
 }
 
 /// Runs `f` on the current runtime's blocking pool ([`Runtime::spawn_blocking`]) and waits for
@@ -117,15 +54,17 @@ where
     T: Send + 'static,
 {
     check_current().map_err(BlockingError::Cancelled)?;
-    let (tx, mut rx) = oneshot();
+    let rx: Arc<Shared<Outcome<T>>> = Shared::new();
+    // Completes the cell empty if the runtime drops the job unrun, so the wait never hangs.
+    let tx = Completer(Some(rx.clone()));
     // The closure is unwind-safe to the caller: its state is dropped on the pool thread, and
     // only the payload comes back.
-    let job: BlockingJob = Box::new(move || tx.send(catch_unwind(AssertUnwindSafe(f))));
+    let job: BlockingJob = Box::new(move || tx.complete(catch_unwind(AssertUnwindSafe(f))));
     super::with_current(|rt| rt.spawn_blocking(job)).map_err(BlockingError::NotRun)?;
     let mut reg = WaitRegistration::new();
     poll_fn(|cx| {
         // The outcome first: a call that finished is not thrown away for a late cancellation.
-        if let Poll::Ready(out) = rx.poll_recv(cx) {
+        if let Poll::Ready(out) = rx.poll(cx) {
             return Poll::Ready(match out {
                 Some(Ok(v)) => Ok(v),
                 Some(Err(payload)) => Err(BlockingError::Panicked(payload)),
