@@ -23,7 +23,11 @@ pub mod lowlevel;
 #[cfg(unix)]
 pub mod net;
 pub mod prelude;
+#[cfg(unix)]
+pub mod process;
 pub mod rt;
+#[cfg(unix)]
+pub mod signal;
 pub mod streams;
 pub mod sync;
 pub mod task;

@@ -7,7 +7,9 @@ use quote::{format_ident, quote};
 use syn::{parse_macro_input, ItemFn};
 
 /// Marks the async `main` function of a binary: it runs on the default backend (or the one
-/// `ANYIO_BACKEND` names) through `anyio::run`.
+/// `ANYIO_BACKEND` names) through `anyio::run_interruptible`: on Unix the first Ctrl+C
+/// (SIGINT) cancels the main task, cleanup runs, and the process exits with status 130; a
+/// second Ctrl+C during that cleanup ends it at once.
 ///
 /// ```ignore
 /// #[anyio::main]
@@ -39,7 +41,7 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis fn #name() #output {
-            ::anyio::run(async move #body)
+            ::anyio::__private::run_main(async move #body)
         }
     }
     .into()

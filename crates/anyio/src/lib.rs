@@ -56,6 +56,9 @@ use std::num::NonZeroUsize;
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use anyio_core::net;
 pub use anyio_core::{cancel, error, lowlevel, prelude, rt, streams, sync, task, time, to_thread};
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub use anyio_core::{process, signal};
 
 mod portal_thread;
 
@@ -329,6 +332,27 @@ pub fn run<F: Future>(fut: F) -> F::Output {
     run_on(backend, fut).unwrap_or_else(|e| panic!("anyio::run: {e}"))
 }
 
+/// As [`run`], with the first SIGINT (Ctrl+C) turned into cancellation of `fut`'s scope (see
+/// [`signal::interruptible`]): every task unwinds through its cleanup, and the result is
+/// [`signal::Interrupted`]. A second SIGINT during that cleanup ends the process at once.
+/// `#[anyio::main]` runs the main function this way and exits with status 130 when
+/// interrupted.
+///
+/// # Panics
+///
+/// As [`run`].
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(anyio::run_interruptible(async { 7 }), Ok(7));
+/// ```
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub fn run_interruptible<F: Future>(fut: F) -> Result<F::Output, signal::Interrupted> {
+    run(signal::interruptible(fut))
+}
+
 /// Runs `fut` to completion on `backend`.
 ///
 /// # Errors
@@ -397,6 +421,21 @@ pub mod __private {
     use super::*;
 
     pub use anyio_core::__private::main_task;
+
+    /// What `#[anyio::main]` runs: [`run_interruptible`](crate::run_interruptible), and on an
+    /// interruption the message and exit status 130 a shell shows for a process SIGINT ended.
+    pub fn run_main<F: Future>(fut: F) -> F::Output {
+        #[cfg(unix)]
+        match crate::run_interruptible(fut) {
+            Ok(out) => out,
+            Err(interrupted) => {
+                eprintln!("{interrupted}");
+                std::process::exit(crate::signal::Interrupted::EXIT_STATUS)
+            }
+        }
+        #[cfg(not(unix))]
+        crate::run(fut)
+    }
 
     /// Runs one test body on one backend, naming the backend if it panics.
     pub fn run_test<F: Future>(backend: Backend, test_name: &str, fut: F) -> F::Output {

@@ -11,7 +11,7 @@ pub(crate) mod current;
 #[cfg(all(test, loom))]
 mod loom_tests;
 pub(crate) mod node;
-mod scope;
+pub(crate) mod scope;
 mod timeout;
 
 pub use cancellable::{cancellable, Cancellable, CancellableExt};

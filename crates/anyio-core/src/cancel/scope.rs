@@ -268,6 +268,12 @@ impl CancelScope {
         Scoped { inner: InScope::new(self.node.clone(), body) }
     }
 
+    /// Runs `body` inside this scope and returns its output as it is: no catching, for bodies
+    /// whose output is not a `Result` (an application's main future).
+    pub(crate) fn run_uncaught<F: Future>(&self, body: F) -> InScope<F> {
+        InScope::new(self.node.clone(), body)
+    }
+
     /// Whether code running in this scope right now would see a cancellation (it or an
     /// enclosing scope up to a shield is cancelled).
     ///

@@ -7,8 +7,8 @@
 
 mod addr;
 pub mod dns;
-mod error;
-mod io;
+pub(crate) mod error;
+pub(crate) mod io;
 mod listener;
 mod stream;
 pub mod tcp;

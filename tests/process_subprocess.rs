@@ -1,0 +1,543 @@
+//! Child processes on every backend: AnyIO's tests/test_subprocesses.py behaviours (shell and
+//! exec, check, terminate, max_bytes, cwd, env, new session, files, inherit, cancellation,
+//! closed streams, user and group, closing early and while reading, wait with stdout held open
+//! elsewhere, close with a blocked child) and what the issue adds: 10 MiB on stdout and stderr
+//! at once, 1 MiB through `cat`, 100 concurrent processes, no zombies, typed bad input.
+//! CI runs this file twice: with pidfds, and with `ANYIO_CHILD_WATCHER=sigchld`.
+#![cfg(unix)]
+
+use std::time::{Duration, Instant};
+
+use anyio::{
+    cancel::CancelScope,
+    move_on_after,
+    process::{open_process, run_process, CommandLine, ProcessError, ProcessOptions, Stdio},
+    sleep,
+    streams::{AsyncResource, ByteReceiveStream, ByteSendStream, StreamError},
+    task_group, AnyError,
+};
+
+mod support;
+use support::guarded_ok;
+
+/// Whether `pid` still exists as a process or an unreaped zombie (`kill(pid, 0)` succeeds for
+/// both; ESRCH means it was reaped).
+/// A path in the temporary directory that no other test (or run) uses.
+fn temp_path(what: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("anyio-{what}-{}-{n}", std::process::id()))
+}
+
+fn pid_exists(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// Waits (up to the hang guard) until `pid` is gone for good: reaped, not a zombie.
+async fn wait_gone(pid: u32) -> Result<(), AnyError> {
+    while pid_exists(pid) {
+        sleep(Duration::from_millis(10)).await?;
+    }
+    Ok(())
+}
+
+async fn read_to_end(s: &impl ByteReceiveStream) -> Result<Vec<u8>, StreamError> {
+    let mut all = Vec::new();
+    loop {
+        match s.receive(65536).await {
+            Ok(chunk) => all.extend(chunk),
+            Err(StreamError::EndOfStream) => return Ok(all),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[anyio::test]
+async fn run_process_runs_a_shell_line_and_an_argument_vector() {
+    guarded_ok(async {
+        let shell = run_process("echo $((6 * 7))", ProcessOptions::new()).await?;
+        assert_eq!(shell.stdout, b"42\n");
+        let exec = run_process(["echo", "$((6 * 7))"], ProcessOptions::new()).await?;
+        assert_eq!(exec.stdout, b"$((6 * 7))\n", "an argument vector involves no shell");
+        assert_eq!(exec.returncode, 0);
+        assert_eq!(exec.args, CommandLine::argv(["echo", "$((6 * 7))"]));
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn check_turns_a_failure_into_an_error_with_everything_captured() {
+    guarded_ok(async {
+        let cmd = "echo out; echo err >&2; exit 3";
+        let err = run_process(cmd, ProcessOptions::new()).await.unwrap_err();
+        let ProcessError::Failed(done) = &err else { panic!("expected Failed, got {err:?}") };
+        assert_eq!((done.returncode, &done.stdout[..], &done.stderr[..]), (3, &b"out\n"[..], &b"err\n"[..]));
+        assert!(err.to_string().contains("non-zero exit status 3"), "{err}");
+        let done = run_process(cmd, ProcessOptions::new().check(false)).await?;
+        assert_eq!(done.returncode, 3);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn run_process_feeds_input_and_closes_stdin() {
+    guarded_ok(async {
+        let done = run_process(["tr", "a-z", "A-Z"], ProcessOptions::new().input(b"hello".to_vec())).await?;
+        assert_eq!(done.stdout, b"HELLO");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn terminate_kill_and_send_signal_end_the_child_with_a_negative_returncode() {
+    guarded_ok(async {
+        for (how, sig) in [(0, libc::SIGTERM), (1, libc::SIGKILL), (2, libc::SIGUSR1)] {
+            let p = open_process(["sleep", "30"], ProcessOptions::new()).await?;
+            assert_eq!(p.returncode(), None);
+            match how {
+                0 => p.terminate()?,
+                1 => p.kill()?,
+                _ => p.send_signal(anyio::signal::Signal::SIGUSR1)?,
+            }
+            assert_eq!(p.wait().await?, -sig);
+            assert_eq!(p.returncode(), Some(-sig));
+            // Exited and reaped: signalling it again is a no-op, never a stray signal.
+            p.kill()?;
+            p.terminate()?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn receive_refuses_a_max_bytes_of_zero() {
+    guarded_ok(async {
+        let p = open_process(["true"], ProcessOptions::new()).await?;
+        let err = p.stdout().unwrap().receive(0).await.unwrap_err();
+        assert!(matches!(err, StreamError::InvalidArgument(_)), "{err:?}");
+        p.aclose().await?;
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn cwd_sets_the_working_directory_and_a_missing_one_is_named() {
+    guarded_ok(async {
+        let dir = std::env::temp_dir().canonicalize()?;
+        let done = run_process(["pwd"], ProcessOptions::new().cwd(&dir)).await?;
+        assert_eq!(String::from_utf8_lossy(&done.stdout).trim(), dir.to_string_lossy());
+        let missing = dir.join("anyio-no-such-directory");
+        let err = run_process(["pwd"], ProcessOptions::new().cwd(&missing)).await.unwrap_err();
+        assert!(matches!(&err, ProcessError::Cwd { cwd, .. } if *cwd == missing), "{err:?}");
+        assert!(err.to_string().contains("anyio-no-such-directory"), "{err}");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn env_extends_or_replaces_the_environment() {
+    guarded_ok(async {
+        let extended = run_process("echo $ANYIO_X-$HOME", ProcessOptions::new().env("ANYIO_X", "x")).await?;
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(String::from_utf8_lossy(&extended.stdout).trim(), format!("x-{home}"));
+        let replaced =
+            run_process(["/usr/bin/env"], ProcessOptions::new().env_clear().env("ANYIO_ONLY", "1")).await?;
+        assert_eq!(replaced.stdout, b"ANYIO_ONLY=1\n");
+        let removed = run_process("echo \"[$HOME]\"", ProcessOptions::new().env_remove("HOME")).await?;
+        assert_eq!(removed.stdout, b"[]\n");
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(target_os = "linux")]
+#[anyio::test]
+async fn start_new_session_makes_the_child_a_session_leader() {
+    guarded_ok(async {
+        // Field 6 of /proc/PID/stat is the session id; a session leader's is its own pid.
+        let cmd = "echo $$; cut -d' ' -f6 /proc/$$/stat";
+        let out = |d: anyio::process::CompletedProcess| {
+            let s = String::from_utf8(d.stdout).unwrap();
+            let v: Vec<String> = s.lines().map(str::to_owned).collect();
+            (v[0].clone(), v[1].clone())
+        };
+        let (pid, sid) = out(run_process(cmd, ProcessOptions::new().start_new_session(true)).await?);
+        assert_eq!(pid, sid);
+        let (pid, sid) = out(run_process(cmd, ProcessOptions::new()).await?);
+        assert_ne!(pid, sid);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn stdout_can_go_to_a_file_with_stderr_merged_into_it() {
+    guarded_ok(async {
+        let path = temp_path("proc");
+        let file = std::fs::File::create(&path)?;
+        let done = run_process(
+            "echo to-out; echo to-err >&2",
+            ProcessOptions::new().stdout(Stdio::File(file)).stderr(Stdio::Stdout),
+        )
+        .await?;
+        assert!(done.stdout.is_empty() && done.stderr.is_empty());
+        assert_eq!(std::fs::read(&path)?, b"to-out\nto-err\n");
+        std::fs::remove_file(&path)?;
+        // Merged into a pipe, too.
+        let done = run_process("echo a; echo b >&2", ProcessOptions::new().stderr(Stdio::Stdout)).await?;
+        assert_eq!(done.stdout, b"a\nb\n");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn inherited_and_null_streams_have_no_pipe() {
+    guarded_ok(async {
+        let p = open_process(
+            ["true"],
+            ProcessOptions::new().stdin(Stdio::Null).stdout(Stdio::Null).stderr(Stdio::Inherit),
+        )
+        .await?;
+        assert!(p.stdin().is_none() && p.stdout().is_none() && p.stderr().is_none());
+        assert_eq!(p.wait().await?, 0);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn cancelling_run_process_kills_the_child_promptly_and_leaves_no_process() {
+    guarded_ok(async {
+        let pidfile = temp_path("pid");
+        let cmd = format!("echo $$ > {}; exec sleep 10", pidfile.display());
+        let started = Instant::now();
+        let r = move_on_after(Duration::from_millis(100), async {
+            run_process(cmd.as_str(), ProcessOptions::new()).await?;
+            Ok::<_, AnyError>(())
+        })
+        .await?;
+        assert_eq!(r, None, "cancelled");
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        let pid: u32 = std::fs::read_to_string(&pidfile)?.trim().parse().unwrap();
+        std::fs::remove_file(&pidfile)?;
+        assert!(!pid_exists(pid), "the child was killed and reaped before run_process returned");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn a_cancelled_aclose_kills_the_child_and_closes_its_streams() {
+    guarded_ok(async {
+        let p = open_process(["sleep", "10"], ProcessOptions::new()).await?;
+        let pid = p.pid();
+        let r = move_on_after(Duration::from_millis(50), async {
+            p.aclose().await?;
+            Ok::<_, AnyError>(())
+        })
+        .await?;
+        assert_eq!(r, None);
+        assert!(!pid_exists(pid), "killed and reaped");
+        assert_eq!(p.returncode(), Some(-libc::SIGKILL));
+        assert!(matches!(p.stdin().unwrap().send(b"x").await, Err(StreamError::Closed)));
+        assert!(matches!(p.stdout().unwrap().receive(1).await, Err(StreamError::Closed)));
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn operations_after_a_stream_is_closed_fail_with_closed() {
+    guarded_ok(async {
+        let p = open_process(["cat"], ProcessOptions::new()).await?;
+        let stdin = p.stdin().unwrap();
+        stdin.send_eof().await?;
+        assert!(matches!(stdin.send(b"late").await, Err(StreamError::Closed)));
+        let out = p.stdout().unwrap();
+        out.aclose().await?;
+        assert!(matches!(out.receive(10).await, Err(StreamError::Closed)));
+        assert_eq!(p.wait().await?, 0);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn user_and_group_arguments_are_applied() {
+    guarded_ok(async {
+        // SAFETY: getuid/getgid cannot fail and have no effects.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let done =
+            run_process("id -u; id -g", ProcessOptions::new().user(uid).group(gid).umask(0o077)).await?;
+        assert_eq!(String::from_utf8_lossy(&done.stdout), format!("{uid}\n{gid}\n"));
+        let done = run_process("umask", ProcessOptions::new().umask(0o027)).await?;
+        assert_eq!(String::from_utf8_lossy(&done.stdout).trim(), "0027");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn closing_early_and_closing_while_a_task_reads() {
+    guarded_ok(async {
+        // Closing at once, before the child did anything.
+        let p = open_process(["cat"], ProcessOptions::new()).await?;
+        assert_eq!(p.aclose().await?, 0);
+
+        // Closing stdout while another task waits on it: the reader ends with Closed.
+        let mut p = open_process(["sleep", "10"], ProcessOptions::new()).await?;
+        let out = std::sync::Arc::new(p.take_stdout().unwrap());
+        task_group(|tg| {
+            let out = out.clone();
+            async move {
+                let reader = tg.spawn({
+                    let out = out.clone();
+                    async move { Ok(out.receive(10).await) }
+                });
+                sleep(Duration::from_millis(20)).await?;
+                out.aclose().await?;
+                assert!(matches!(reader.await.unwrap(), Err(StreamError::Closed)));
+                Ok(())
+            }
+        })
+        .await?;
+        p.kill()?;
+        assert_eq!(p.wait().await?, -libc::SIGKILL);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn wait_sees_the_exit_while_a_grandchild_holds_stdout_open() {
+    guarded_ok(async {
+        // The shell exits at once; its background `sleep` keeps the stdout pipe open.
+        let p = open_process("sleep 30 & echo $!", ProcessOptions::new()).await?;
+        assert_eq!(p.wait().await?, 0);
+        let out = p.stdout().unwrap();
+        let grandchild: i32 = String::from_utf8(out.receive(64).await?).unwrap().trim().parse().unwrap();
+        // No end of file yet: the pipe is still open, and wait did not depend on it.
+        let still_open = move_on_after(Duration::from_millis(50), async {
+            out.receive(64).await?;
+            Ok::<_, AnyError>(())
+        })
+        .await?;
+        assert_eq!(still_open, None);
+        // SAFETY: signalling the grandchild we started; `kill` has no memory effects.
+        unsafe { libc::kill(grandchild, libc::SIGKILL) };
+        assert!(matches!(out.receive(64).await, Err(StreamError::EndOfStream)));
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn aclose_of_a_child_blocked_on_stdin_closes_it_and_waits() {
+    guarded_ok(async {
+        let p = open_process(["cat"], ProcessOptions::new().stdout(Stdio::Null)).await?;
+        p.stdin().unwrap().send(b"partial").await?;
+        // cat is blocked reading stdin; aclose closes it, so cat sees end of file and exits.
+        assert_eq!(p.aclose().await?, 0);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn ten_mib_on_stdout_and_stderr_at_once_do_not_deadlock() {
+    guarded_ok(async {
+        let cmd = "head -c 10485760 /dev/zero & head -c 10485760 /dev/zero >&2; wait";
+        let done = run_process(cmd, ProcessOptions::new()).await?;
+        assert_eq!((done.stdout.len(), done.stderr.len()), (10 << 20, 10 << 20));
+        assert!(done.stdout.iter().chain(&done.stderr).all(|&b| b == 0));
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn one_mib_round_trips_through_cat() {
+    guarded_ok(async {
+        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut p = open_process(["cat"], ProcessOptions::new()).await?;
+        let stdin = p.take_stdin().unwrap();
+        let stdout = p.take_stdout().unwrap();
+        let sent = data.clone();
+        let got = task_group(|tg| async move {
+            tg.start_soon(async move {
+                for chunk in sent.chunks(100_000) {
+                    stdin.send(chunk).await?;
+                }
+                stdin.send_eof().await?;
+                Ok(())
+            });
+            Ok(read_to_end(&stdout).await?)
+        })
+        .await?
+        .unwrap();
+        assert!(got == data, "cat returned {} bytes, not the same 1 MiB", got.len());
+        assert_eq!(p.wait().await?, 0);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn a_hundred_concurrent_short_processes() {
+    guarded_ok(async {
+        let results = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        task_group(|tg| {
+            let results = results.clone();
+            async move {
+                for i in 0..100 {
+                    let results = results.clone();
+                    tg.start_soon(async move {
+                        let done =
+                            run_process(["sh", "-c", &format!("echo {i}")], ProcessOptions::new()).await?;
+                        results
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8(done.stdout).unwrap().trim().parse::<u32>().unwrap());
+                        Ok(())
+                    });
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        let mut got = results.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, (0..100).collect::<Vec<u32>>());
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn several_tasks_can_wait_for_one_process() {
+    guarded_ok(async {
+        let p = std::sync::Arc::new(open_process(["sleep", "0.2"], ProcessOptions::new()).await?);
+        task_group(|tg| {
+            let p = p.clone();
+            async move {
+                for _ in 0..3 {
+                    let p = p.clone();
+                    tg.start_soon(async move {
+                        assert_eq!(p.wait().await?, 0);
+                        Ok(())
+                    });
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn a_cancelled_wait_keeps_the_child_and_a_later_wait_gets_its_status() {
+    guarded_ok(async {
+        let p = open_process("sleep 0.3; exit 5", ProcessOptions::new()).await?;
+        let r = move_on_after(Duration::from_millis(20), async {
+            p.wait().await?;
+            Ok::<_, AnyError>(())
+        })
+        .await?;
+        assert_eq!(r, None);
+        assert_eq!(p.returncode(), None);
+        assert_eq!(p.wait().await?, 5);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn a_dropped_process_is_reaped_when_it_exits() {
+    guarded_ok(async {
+        let p = open_process(["sleep", "0.2"], ProcessOptions::new()).await?;
+        let pid = p.pid();
+        drop(p);
+        // Still running at first; once it exits the reaper collects it: no zombie is left.
+        wait_gone(pid).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn bad_input_gets_typed_errors() {
+    guarded_ok(async {
+        let empty: [&str; 0] = [];
+        let e = open_process(empty, ProcessOptions::new()).await.unwrap_err();
+        assert!(matches!(&e, ProcessError::InvalidArgument(m) if m.contains("empty")), "{e:?}");
+        let e = open_process(["echo", "a\0b"], ProcessOptions::new()).await.unwrap_err();
+        assert!(matches!(&e, ProcessError::InvalidArgument(m) if m.contains("NUL")), "{e:?}");
+        let e = run_process(["cat"], ProcessOptions::new().input(b"x".to_vec()).stdin(Stdio::Null))
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, ProcessError::InvalidArgument(m) if m.contains("input")), "{e:?}");
+        let e = open_process(["cat"], ProcessOptions::new().input(b"x".to_vec())).await.unwrap_err();
+        assert!(matches!(e, ProcessError::InvalidArgument(_)), "{e:?}");
+        let e = open_process(["true"], ProcessOptions::new().stdout(Stdio::Stdout)).await.unwrap_err();
+        assert!(matches!(e, ProcessError::InvalidArgument(_)), "{e:?}");
+        let e = open_process(["anyio-missing-program"], ProcessOptions::new()).await.unwrap_err();
+        assert!(matches!(&e, ProcessError::NotFound { program, .. } if program == "anyio-missing-program"));
+        assert!(e.to_string().contains("anyio-missing-program"), "{e}");
+        let e = open_process(["true"], ProcessOptions::new().pass_fds([9999])).await.unwrap_err();
+        assert!(matches!(e, ProcessError::Spawn { .. }), "{e:?}");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn pass_fds_hands_a_descriptor_to_the_child() {
+    guarded_ok(async {
+        let path = temp_path("passfd");
+        let file = std::fs::File::create(&path)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        run_process(format!("echo passed > /dev/fd/{fd}"), ProcessOptions::new().pass_fds([fd])).await?;
+        drop(file);
+        assert_eq!(std::fs::read(&path)?, b"passed\n");
+        std::fs::remove_file(&path)?;
+        // Without pass_fds the descriptor is closed in the child. (`/dev/fd/N`, because dash
+        // redirects only descriptors 0 to 9.)
+        let file = std::fs::File::create(&path)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let done =
+            run_process(format!("echo leaked > /dev/fd/{fd}"), ProcessOptions::new().check(false)).await?;
+        assert_ne!(done.returncode, 0);
+        drop(file);
+        std::fs::remove_file(&path)?;
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn cancelling_from_a_shielded_scope_boundary_still_reaps() {
+    guarded_ok(async {
+        // A cancelled scope around open_process: nothing is started at all.
+        let scope = CancelScope::new();
+        scope.cancel();
+        let r = scope
+            .run(async {
+                let p = open_process(["sleep", "10"], ProcessOptions::new()).await?;
+                Ok::<_, AnyError>(p.pid())
+            })
+            .await?;
+        assert_eq!(r, None);
+        Ok(())
+    })
+    .await
+}
