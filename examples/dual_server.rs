@@ -160,7 +160,7 @@ fn main() -> Result<(), Report> {
         // Unattended: a deadline, so that a broken build fails CI instead of hanging it.
         anyio::run(fail_after(Duration::from_secs(10), run(port, max_connections, true)))?;
     } else {
-        anyio::run(run(port, max_connections, false))?;
+        anyio::run(support::until_stopped(run(port, max_connections, false)))?;
     }
     Ok(())
 }

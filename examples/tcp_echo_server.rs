@@ -74,5 +74,5 @@ fn main() -> Result<(), Report> {
     let max_connections = args.option("--max-connections")?;
     args.finish()?;
     // AnyIO's `run(main)`: the backend comes from ANYIO_BACKEND (or --backend).
-    Ok(anyio::run(serve(port, once, max_connections))?)
+    Ok(anyio::run(support::until_stopped(serve(port, once, max_connections)))?)
 }

@@ -169,5 +169,5 @@ fn main() -> Result<(), Report> {
         _ => return Err(usage("--cert and --key go together")),
     };
     // AnyIO's `run(main)`: the backend comes from ANYIO_BACKEND (or --backend).
-    Ok(anyio::run(serve(host, port, identity, once))?)
+    Ok(anyio::run(support::until_stopped(serve(host, port, identity, once)))?)
 }

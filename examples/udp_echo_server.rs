@@ -45,5 +45,5 @@ fn main() -> Result<(), Report> {
     let port = args.value("--port", 1234)?;
     let once = args.flag("--once");
     args.finish()?;
-    Ok(anyio::run(serve(port, once))?)
+    Ok(anyio::run(support::until_stopped(serve(port, once)))?)
 }

@@ -76,7 +76,7 @@ fn main() -> Result<(), Report> {
     let once = args.flag("--once");
     let max_connections = args.option("--max-connections")?;
     args.finish()?;
-    let result = anyio::run(serve(&path, once, max_connections));
+    let result = anyio::run(support::until_stopped(serve(&path, once, max_connections)));
     // As AnyIO notes, the listener does not remove its socket file: we do.
     let _ = std::fs::remove_file(&path);
     Ok(result?)

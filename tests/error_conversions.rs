@@ -126,6 +126,28 @@ fn every_error_without_a_cancellation_converts_with_its_message() {
     converts(anyio::from_thread::FromThreadError::NotInWorker);
     converts(anyio::from_thread::FromThreadError::WouldBlockRuntime);
     converts(anyio::from_thread::FromThreadError::RunFinished(anyio::lowlevel::RunFinishedError));
+    #[cfg(unix)]
+    {
+        use anyio::process::ProcessError;
+        use anyio::signal::{Interrupted, Signal, SignalError};
+        converts(SignalError::Empty);
+        converts(SignalError::Invalid(0));
+        converts(SignalError::Forbidden(Signal::SIGKILL));
+        converts(SignalError::Io(std::io::Error::other("no pipe")));
+        converts(Interrupted::new());
+        converts(ProcessError::InvalidArgument("empty".into()));
+        converts(ProcessError::NotFound { program: "x".into(), source: std::io::ErrorKind::NotFound.into() });
+        converts(ProcessError::Cwd { cwd: "/nope".into(), source: std::io::ErrorKind::NotFound.into() });
+        converts(ProcessError::Spawn { program: "x".into(), source: std::io::Error::other("EAGAIN") });
+        converts(ProcessError::Stream(StreamError::Closed));
+        converts(ProcessError::Io(std::io::Error::other("ECHILD")));
+        converts(ProcessError::Failed(Box::new(anyio::process::CompletedProcess {
+            args: anyio::process::CommandLine::shell("exit 3"),
+            returncode: 3,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        })));
+    }
     for e in [
         anyio::from_thread::PortalError::Stopped,
         anyio::from_thread::PortalError::WouldBlockRuntime,
@@ -168,6 +190,12 @@ async fn every_cancellation_variant_converts_into_a_cancellation() {
     converts_cancelled(anyio::from_thread::FromThreadError::Cancelled(c.clone()), &c);
     #[cfg(unix)]
     converts_cancelled(anyio::net::SocketError::Cancelled(c.clone()), &c);
+    #[cfg(unix)]
+    converts_cancelled(anyio::signal::SignalError::Cancelled(c.clone()), &c);
+    #[cfg(unix)]
+    converts_cancelled(anyio::process::ProcessError::Cancelled(c.clone()), &c);
+    #[cfg(unix)]
+    converts_cancelled(anyio::process::ProcessError::Stream(StreamError::Cancelled(c.clone())), &c);
 }
 
 #[anyio::test]

@@ -20,6 +20,34 @@ use anyio::net::ListenerExt;
 use anyio::streams::TypedAttributeProvider;
 use anyio::{AnyError, Backend, CancelScope};
 
+/// Runs `serve` until it ends by itself or the process gets SIGINT (Ctrl+C) or SIGTERM: then
+/// `serve` is cancelled, so its tasks unwind through their cleanup (the servers close their
+/// listeners, the Unix one removes its socket file), and this returns `Ok`, so the program
+/// exits with 0 instead of being killed. `examples/signals.rs` shows the same at full length.
+#[cfg(unix)]
+pub(crate) async fn until_stopped(serve: impl Future<Output = Result<(), AnyError>>) -> Result<(), AnyError> {
+    use anyio::signal::{open_signal_receiver, Signal};
+    let mut signals = open_signal_receiver(&[Signal::SIGINT, Signal::SIGTERM])?;
+    let stopped = anyio::task_group(|tg| async move {
+        let stop = tg.cancel_scope();
+        tg.start_soon(async move {
+            let sig = signals.receive().await?;
+            println!("{sig}: stopping");
+            stop.cancel();
+            Ok(())
+        });
+        let r = serve.await;
+        // Served to the end (--once, --max-connections): stop waiting for signals.
+        tg.cancel();
+        r
+    })
+    .await?;
+    if stopped.is_none() {
+        println!("stopped cleanly");
+    }
+    Ok(())
+}
+
 /// Serves `listener`, each connection handled by `handler` in a task of its own (a failing
 /// one is reported and ends alone). With `max` (`--max-connections N`), stops cleanly once
 /// `max` connections have ended, well or not; without, serves until cancelled.

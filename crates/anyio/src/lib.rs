@@ -524,4 +524,10 @@ mod guide {
     struct Guide11Tls;
     #[doc = include_str!("../../../docs/guide/12-threads.md")]
     struct Guide12Threads;
+    #[cfg(unix)]
+    #[doc = include_str!("../../../docs/guide/13-subprocesses.md")]
+    struct Guide13Subprocesses;
+    #[cfg(unix)]
+    #[doc = include_str!("../../../docs/guide/14-signals.md")]
+    struct Guide14Signals;
 }

@@ -125,6 +125,13 @@ impl From<Cancelled> for ProcessError {
     }
 }
 
+/// For `?` on [`Process::send_signal`](super::Process::send_signal) and friends.
+impl From<io::Error> for ProcessError {
+    fn from(e: io::Error) -> Self {
+        ProcessError::Io(e)
+    }
+}
+
 impl From<StreamError> for ProcessError {
     fn from(e: StreamError) -> Self {
         match e {
@@ -137,7 +144,7 @@ impl From<StreamError> for ProcessError {
 impl From<ProcessError> for AnyError {
     fn from(e: ProcessError) -> Self {
         match e {
-            ProcessError::Cancelled(c) => AnyError::from(c),
+            ProcessError::Cancelled(c) | ProcessError::Stream(StreamError::Cancelled(c)) => AnyError::from(c),
             other => AnyError::other(other),
         }
     }

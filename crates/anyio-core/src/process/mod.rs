@@ -297,8 +297,8 @@ fn install_pre_exec(cmd: &mut std::process::Command, options: &ProcessOptions) {
     }
     let step = |r: libc::c_int| if r == -1 { Err(io::Error::last_os_error()) } else { Ok(()) };
     let hook = move || -> io::Result<()> {
-        // SAFETY (for each call below): all are async-signal-safe system calls on plain values
-        // prepared before the fork; nothing allocates or takes a lock.
+        // SAFETY: every call below is an async-signal-safe system call on plain values prepared
+        // before the fork (`last_os_error` only reads errno); nothing allocates or locks.
         unsafe {
             if new_session {
                 step(libc::setsid())?;
