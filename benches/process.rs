@@ -178,18 +178,10 @@ fn signal_latency(args: &Args) {
         return;
     }
     let n = 20_000 / args.scale() as usize;
-    let ours = anyio::run_on(anyio::Backend::TokioCurrentThread, async move {
-        let mut rx = anyio::signal::open_signal_receiver(&[anyio::signal::Signal::SIGUSR1]).unwrap();
-        let mut samples = Vec::with_capacity(n);
-        for _ in 0..n {
-            let t = Instant::now();
-            raise_usr1();
-            rx.receive().await.unwrap();
-            samples.push(t.elapsed());
-        }
-        samples
-    })
-    .unwrap();
+    // tokio's first: its signal driver registers SIGUSR1 through signal-hook-registry for
+    // good, so our receiver finds that handler installed and leaves it in place when it closes.
+    // (The other order would restore SIGUSR1's default disposition under tokio's registration;
+    // see the signal guide chapter.)
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let twin = rt.block_on(async move {
         let mut rx = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).unwrap();
@@ -202,6 +194,18 @@ fn signal_latency(args: &Args) {
         }
         samples
     });
+    let ours = anyio::run_on(anyio::Backend::TokioCurrentThread, async move {
+        let mut rx = anyio::signal::open_signal_receiver(&[anyio::signal::Signal::SIGUSR1]).unwrap();
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            raise_usr1();
+            rx.receive().await.unwrap();
+            samples.push(t.elapsed());
+        }
+        samples
+    })
+    .unwrap();
     let (o50, o99) = percentiles(ours);
     let (t50, t99) = percentiles(twin);
     println!(
