@@ -3,7 +3,8 @@
 //!
 //! - spawn `true` and wait for it (standard streams to /dev/null), against `tokio::process` on
 //!   tokio and `async-process` on smol;
-//! - 256 MiB through `cat` (one task writes stdin, the other reads stdout), against the same;
+//! - 256 MiB through `cat` (one task writes stdin, the other reads stdout), against the same,
+//!   with the kernel's pipe size and with `pipe_size(256 KiB)` (the twins keep the default);
 //! - a signal delivered to a receiver's next item: p50 and p99 of `raise(SIGUSR1)` to
 //!   `receive()` returning, ours and tokio's `signal::unix` (the target: p50 < 50 us).
 
@@ -58,13 +59,21 @@ fn spawn_true(n: u64) -> TwinCase {
 
 const CHUNK: usize = 64 * 1024;
 
-fn through_cat(mib: u64) -> TwinCase {
+fn through_cat(mib: u64, pipe_size: Option<usize>) -> TwinCase {
     let total = (mib as usize) << 20;
+    let label = match pipe_size {
+        None => String::new(),
+        Some(s) => format!(", pipe_size({} KiB)", s >> 10),
+    };
     TwinCase {
-        name: format!("{mib} MiB through `cat` (per MiB)"),
+        name: format!("{mib} MiB through `cat` (per MiB){label}"),
         ops: mib,
         ours: workload(move |_| async move {
-            let mut p = open_process(["cat"], ProcessOptions::new().stderr(Stdio::Null)).await.unwrap();
+            let mut options = ProcessOptions::new().stderr(Stdio::Null);
+            if let Some(size) = pipe_size {
+                options = options.pipe_size(size);
+            }
+            let mut p = open_process(["cat"], options).await.unwrap();
             let (stdin, stdout) = (p.take_stdin().unwrap(), p.take_stdout().unwrap());
             let got = anyio::task_group(|tg| async move {
                 tg.start_soon(async move {
@@ -231,7 +240,11 @@ fn signal_latency(args: &Args) {
 fn main() {
     let args = Args::parse();
     let scale = args.scale();
-    let cases = vec![spawn_true(400 / scale), through_cat(256 / scale)];
+    let cases = vec![
+        spawn_true(400 / scale),
+        through_cat(256 / scale, None),
+        through_cat(256 / scale, Some(256 << 10)),
+    ];
     run_twin_cases(&args, &cases, Unit::NsPerOp);
     signal_latency(&args);
 }

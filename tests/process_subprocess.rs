@@ -541,3 +541,18 @@ async fn cancelling_from_a_shielded_scope_boundary_still_reaps() {
     })
     .await
 }
+
+#[cfg(target_os = "linux")]
+#[anyio::test]
+async fn pipe_size_enlarges_the_pipes_and_an_impossible_size_is_refused() {
+    guarded_ok(async {
+        let data = vec![b'z'; 1 << 20];
+        let done =
+            run_process(["cat"], ProcessOptions::new().pipe_size(256 << 10).input(data.clone())).await?;
+        assert!(done.stdout == data);
+        let e = open_process(["true"], ProcessOptions::new().pipe_size(1 << 40)).await.unwrap_err();
+        assert!(matches!(&e, ProcessError::InvalidArgument(m) if m.contains("pipe-max-size")), "{e:?}");
+        Ok(())
+    })
+    .await
+}

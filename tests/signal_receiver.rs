@@ -309,9 +309,14 @@ async fn run_child(
     Ok(p.exit_status().unwrap())
 }
 
+/// The `ANYIO_BACKEND` name of the backend (and tokio flavour) this test runs on.
 fn current_backend_name() -> String {
     match anyio::current_backend() {
-        Some("tokio") => "tokio-current-thread".into(),
+        #[cfg(feature = "tokio")]
+        Some("tokio") => match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => "tokio-current-thread".into(),
+            _ => "tokio".into(),
+        },
         Some(other) => other.into(),
         None => "tokio".into(),
     }

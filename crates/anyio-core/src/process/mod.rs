@@ -121,7 +121,11 @@ impl ChildIo {
 }
 
 /// The child's end and, for a pipe, ours (`ours_reads`: the child writes, we read).
-fn child_end(stdio: Stdio, ours_reads: bool) -> Result<(ChildIo, Option<OwnedFd>), ProcessError> {
+fn child_end(
+    stdio: Stdio,
+    ours_reads: bool,
+    pipe_size: Option<usize>,
+) -> Result<(ChildIo, Option<OwnedFd>), ProcessError> {
     Ok(match stdio {
         Stdio::Pipe => {
             // Both ends close-on-exec (the child gets a dup2 copy without the flag); the
@@ -130,6 +134,9 @@ fn child_end(stdio: Stdio, ours_reads: bool) -> Result<(ChildIo, Option<OwnedFd>
             for fd in [&r, &w] {
                 rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
                     .map_err(|e| ProcessError::Io(e.into()))?;
+            }
+            if let Some(size) = pipe_size {
+                set_pipe_size(&r, size)?;
             }
             if ours_reads {
                 (ChildIo::Fd(w), Some(r))
@@ -143,6 +150,26 @@ fn child_end(stdio: Stdio, ours_reads: bool) -> Result<(ChildIo, Option<OwnedFd>
         Stdio::Fd(fd) => (ChildIo::Fd(fd), None),
         Stdio::Stdout => return Err(invalid("Stdio::Stdout is only for stderr (merging it into stdout)")),
     })
+}
+
+/// Sets a pipe's capacity (Linux; elsewhere the option does nothing).
+fn set_pipe_size(fd: &OwnedFd, size: usize) -> Result<(), ProcessError> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let size_c = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+        // SAFETY: F_SETPIPE_SZ on a pipe we own changes its capacity; no memory is passed.
+        let r = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::F_SETPIPE_SZ, size_c) };
+        if r == -1 {
+            let e = io::Error::last_os_error();
+            return Err(invalid(format!(
+                "cannot make the pipes {size} bytes large: {e} (the most an unprivileged process may ask \
+                 for is in /proc/sys/fs/pipe-max-size)"
+            )));
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (fd, size);
+    Ok(())
 }
 
 /// Starts a process (AnyIO's `open_process`): `command` is an argument vector or a shell line
@@ -213,11 +240,12 @@ fn spawn(args: CommandLine, mut options: ProcessOptions) -> Result<Process, Proc
 
     let mut cmd = std::process::Command::new(program);
     cmd.args(&argv[1..]);
-    let (stdin, ours_in) = child_end(options.stdin.take().unwrap_or(Stdio::Pipe), false)?;
-    let (stdout, ours_out) = child_end(options.stdout.take().unwrap_or(Stdio::Pipe), true)?;
+    let size = options.pipe_size;
+    let (stdin, ours_in) = child_end(options.stdin.take().unwrap_or(Stdio::Pipe), false, size)?;
+    let (stdout, ours_out) = child_end(options.stdout.take().unwrap_or(Stdio::Pipe), true, size)?;
     let (stderr, ours_err) = match options.stderr.take().unwrap_or(Stdio::Pipe) {
         Stdio::Stdout => (stdout.duplicate().map_err(ProcessError::Io)?, None),
-        other => child_end(other, true)?,
+        other => child_end(other, true, size)?,
     };
     cmd.stdin(stdin.into_std()).stdout(stdout.into_std()).stderr(stderr.into_std());
     if let Some(cwd) = &options.cwd {
