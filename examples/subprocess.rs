@@ -30,8 +30,12 @@ const USAGE: &str =
     "subprocess [--first SHELL-LINE] [--second SHELL-LINE] [--timeout SECONDS (default 10)] [--backend NAME]";
 
 /// Copies everything from `from` (the first command's stdout) into `to` (the second's stdin),
-/// then closes `to` so the second command sees end of file. Returns the bytes carried.
-async fn carry(from: &impl ByteReceiveStream, to: &anyio::process::PipeSendStream) -> Result<u64, AnyError> {
+/// then closes `to` so the second command sees end of file. Returns the bytes carried, and
+/// whether the second command stopped reading early.
+async fn carry(
+    from: &impl ByteReceiveStream,
+    to: &anyio::process::PipeSendStream,
+) -> Result<(u64, bool), AnyError> {
     let mut carried = 0;
     loop {
         match from.receive(65536).await {
@@ -41,7 +45,7 @@ async fn carry(from: &impl ByteReceiveStream, to: &anyio::process::PipeSendStrea
                     Ok(()) => {}
                     // The second command exited without reading everything (`head`, say):
                     // not an error of the pipeline's, so stop carrying.
-                    Err(StreamError::Broken(_)) => break,
+                    Err(StreamError::Broken(_)) => return Ok((carried, true)),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -50,7 +54,7 @@ async fn carry(from: &impl ByteReceiveStream, to: &anyio::process::PipeSendStrea
         }
     }
     to.send_eof().await?;
-    Ok(carried)
+    Ok((carried, false))
 }
 
 /// Reads a stream to its end.
@@ -65,10 +69,13 @@ async fn read_all(from: &impl ByteReceiveStream) -> Result<Vec<u8>, AnyError> {
     }
 }
 
-/// Waits for a process and turns a failure into an error naming it.
-async fn succeeded(p: &Process) -> Result<(), AnyError> {
+/// Waits for a process and turns a failure into an error naming it. `pipe_closed`: its
+/// reader stopped early, so dying by SIGPIPE is how it was meant to end (as in a shell): the
+/// process itself (-13), or its shell reporting it (128 + 13).
+async fn succeeded(p: &Process, pipe_closed: bool) -> Result<(), AnyError> {
     match p.wait().await? {
         0 => Ok(()),
+        code if pipe_closed && (code == -libc::SIGPIPE || code == 128 + libc::SIGPIPE) => Ok(()),
         code => Err(AnyError::msg(format!("'{}' failed with return code {code}", p.args()))),
     }
 }
@@ -88,17 +95,18 @@ async fn pipeline(first: String, second: String, timeout: Duration) -> Result<()
     };
     let (a_out, b_in, b_out) = (a.take_stdout().unwrap(), b.take_stdin().unwrap(), b.take_stdout().unwrap());
     let run = fail_after(timeout, async {
-        task_group(|tg| async move {
+        let closed_early = task_group(|tg| async move {
             let carried = tg.spawn(async move { carry(&a_out, &b_in).await });
             let output = read_all(&b_out).await?;
-            let carried = carried.await?;
+            let (carried, closed_early) = carried.await?;
             print!("{}", String::from_utf8_lossy(&output));
             eprintln!("({carried} bytes through the pipe)");
-            Ok(())
+            Ok(closed_early)
         })
-        .await?;
-        succeeded(&a).await?;
-        succeeded(&b).await
+        .await?
+        .unwrap_or(false);
+        succeeded(&a, closed_early).await?;
+        succeeded(&b, false).await
     })
     .await;
     if run.is_err() {

@@ -217,18 +217,63 @@ async fn inherited_and_null_streams_have_no_pipe() {
 async fn cancelling_run_process_kills_the_child_promptly_and_leaves_no_process() {
     guarded_ok(async {
         let pidfile = temp_path("pid");
-        let cmd = format!("echo $$ > {}; exec sleep 10", pidfile.display());
-        let started = Instant::now();
-        let r = move_on_after(Duration::from_millis(100), async {
-            run_process(cmd.as_str(), ProcessOptions::new()).await?;
-            Ok::<_, AnyError>(())
+        // Written whole (renamed into place), so the file exists only with the pid in it.
+        let cmd = format!("echo $$ > {0}.tmp && mv {0}.tmp {0}; exec sleep 10", pidfile.display());
+        let cancelled_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+        task_group(|tg| {
+            let (cancelled_at, pidfile) = (cancelled_at.clone(), pidfile.clone());
+            async move {
+                let scope = CancelScope::new();
+                let stop = scope.clone();
+                // Cancel 100 ms after the child runs, however long a loaded machine takes to
+                // start it.
+                tg.start_soon(async move {
+                    while !pidfile.exists() {
+                        sleep(Duration::from_millis(5)).await?;
+                    }
+                    sleep(Duration::from_millis(100)).await?;
+                    *cancelled_at.lock().unwrap() = Some(Instant::now());
+                    stop.cancel();
+                    Ok(())
+                });
+                let r = scope
+                    .run(async {
+                        run_process(cmd.as_str(), ProcessOptions::new()).await?;
+                        Ok::<_, AnyError>(())
+                    })
+                    .await?;
+                assert_eq!(r, None, "cancelled");
+                Ok(())
+            }
         })
         .await?;
-        assert_eq!(r, None, "cancelled");
-        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        let took = cancelled_at.lock().unwrap().expect("cancelled").elapsed();
+        assert!(took < Duration::from_secs(5), "returned {took:?} after the cancellation");
         let pid: u32 = std::fs::read_to_string(&pidfile)?.trim().parse().unwrap();
         std::fs::remove_file(&pidfile)?;
         assert!(!pid_exists(pid), "the child was killed and reaped before run_process returned");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn a_dropped_run_process_future_kills_its_child() {
+    guarded_ok(async {
+        let pidfile = temp_path("droppid");
+        let cmd = format!("echo $$ > {0}.tmp && mv {0}.tmp {0}; exec sleep 10", pidfile.display());
+        {
+            let fut = std::pin::pin!(run_process(cmd.as_str(), ProcessOptions::new()));
+            let mut fut = fut;
+            // Poll it until the child runs, then drop it unfinished (as a lost select! would).
+            while !pidfile.exists() {
+                let _ = futures::poll!(fut.as_mut());
+                sleep(Duration::from_millis(5)).await?;
+            }
+        }
+        let pid: u32 = std::fs::read_to_string(&pidfile)?.trim().parse().unwrap();
+        std::fs::remove_file(&pidfile)?;
+        wait_gone(pid).await?;
         Ok(())
     })
     .await
@@ -550,7 +595,7 @@ async fn pipe_size_enlarges_the_pipes_and_an_impossible_size_is_refused() {
         let done =
             run_process(["cat"], ProcessOptions::new().pipe_size(256 << 10).input(data.clone())).await?;
         assert!(done.stdout == data);
-        let e = open_process(["true"], ProcessOptions::new().pipe_size(1 << 40)).await.unwrap_err();
+        let e = open_process(["true"], ProcessOptions::new().pipe_size(usize::MAX)).await.unwrap_err();
         assert!(matches!(&e, ProcessError::InvalidArgument(m) if m.contains("pipe-max-size")), "{e:?}");
         Ok(())
     })

@@ -241,7 +241,8 @@ impl Process {
                 })?
             }
             None => {
-                let mut sigchld = SignalReceiver::subscribe(&[libc::SIGCHLD]).map_err(ProcessError::Io)?;
+                let mut sigchld =
+                    SignalReceiver::subscribe(&[libc::SIGCHLD], false).map_err(ProcessError::Io)?;
                 loop {
                     // After subscribing: an exit before it is seen here, one after it wakes us.
                     if let Some(status) = self.try_reap()? {

@@ -120,6 +120,26 @@ impl ChildIo {
     }
 }
 
+/// A pipe with both ends close-on-exec (the child gets a `dup2` copy without the flag) and
+/// blocking (ours is made non-blocking when registered). Atomically where the system can: a
+/// child spawned by another thread between `pipe` and `fcntl` would inherit both ends and
+/// hold them open for its whole life (a reader would never see end of file).
+fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // macOS has no pipe2; std's own pipes have the same window there.
+        let (r, w) = rustix::pipe::pipe()?;
+        for fd in [&r, &w] {
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+        }
+        Ok((r, w))
+    }
+}
+
 /// The child's end and, for a pipe, ours (`ours_reads`: the child writes, we read).
 fn child_end(
     stdio: Stdio,
@@ -128,13 +148,7 @@ fn child_end(
 ) -> Result<(ChildIo, Option<OwnedFd>), ProcessError> {
     Ok(match stdio {
         Stdio::Pipe => {
-            // Both ends close-on-exec (the child gets a dup2 copy without the flag); the
-            // child's end stays blocking, ours is made non-blocking when registered.
-            let (r, w) = rustix::pipe::pipe().map_err(|e| ProcessError::Io(e.into()))?;
-            for fd in [&r, &w] {
-                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
-                    .map_err(|e| ProcessError::Io(e.into()))?;
-            }
+            let (r, w) = cloexec_pipe().map_err(ProcessError::Io)?;
             if let Some(size) = pipe_size {
                 set_pipe_size(&r, size)?;
             }
@@ -265,6 +279,9 @@ fn spawn(args: CommandLine, mut options: ProcessOptions) -> Result<Process, Proc
     let child = cmd.spawn().map_err(|e| spawn_error(e, program, &options))?;
     drop(cmd); // closes the child's ends of the pipes here
     let pid = child.id();
+    // From here the child is killed and handed to the reaper unless `Process` takes it, even
+    // if registering below panics (tokio's `AsyncFd` does, on a runtime without I/O).
+    let mut child = ChildGuard(Some(child));
     // From here on the child exists: failures below must not leave it unreaped.
     let registered = (|| -> io::Result<_> {
         let pidfd =
@@ -274,13 +291,31 @@ fn spawn(args: CommandLine, mut options: ProcessOptions) -> Result<Process, Proc
         let stderr = ours_err.map(PipeReceiveStream::new).transpose()?;
         Ok((pidfd, (stdin, stdout, stderr)))
     })();
-    match registered {
-        Ok((pidfd, stdio)) => Ok(Process::new(args, child, pidfd, stdio)),
-        Err(e) => {
-            let mut child = child;
+    let (pidfd, stdio) = registered.map_err(ProcessError::Io)?;
+    Ok(Process::new(args, child.0.take().expect("still guarded"), pidfd, stdio))
+}
+
+/// A child not yet owned by a `Process`: killed and handed to the reaper if dropped.
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
             let _ = child.kill();
             reaper::adopt(child);
-            Err(ProcessError::Io(e))
+        }
+    }
+}
+
+/// Kills the process when dropped unless disarmed: a `run_process` future dropped before it
+/// finished (it lost a `select!`) must not leave its child running unseen. The `Process`
+/// dropped after it hands the killed child to the reaper.
+struct KillOnDrop<'a>(&'a Process, bool);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            let _ = self.0.kill();
         }
     }
 }
@@ -372,7 +407,8 @@ fn install_pre_exec(cmd: &mut std::process::Command, options: &ProcessOptions) {
 ///
 /// # Cancel safety
 ///
-/// Cancellation kills the child, reaps it (shielded) and returns promptly.
+/// Cancellation kills the child, reaps it (shielded) and returns promptly. A future dropped
+/// before it finished kills the child too, which is then reaped in the background.
 ///
 /// # Examples
 ///
@@ -403,6 +439,7 @@ pub async fn run_process(
     let stdin = process.take_stdin();
     let stdout = process.take_stdout();
     let stderr = process.take_stderr();
+    let mut armed = KillOnDrop(&process, true);
     let captured = TaskGroup::scope(|tg: TaskGroup<ProcessError>| async move {
         let out = tg.spawn(read_all(stdout));
         let err = tg.spawn(read_all(stderr));
@@ -444,6 +481,7 @@ pub async fn run_process(
             return Err(e);
         }
     };
+    armed.1 = false;
     let done = CompletedProcess { args: process.args().clone(), returncode, stdout, stderr };
     if check {
         done.check_returncode()?;

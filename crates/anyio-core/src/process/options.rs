@@ -344,8 +344,10 @@ impl ProcessOptions {
         self
     }
 
-    /// Descriptors the child inherits, under the same numbers (everything else is closed on
-    /// exec). They must stay open until `open_process` returns.
+    /// Descriptors the child inherits, under the same numbers. They must stay open until
+    /// `open_process` returns. Other descriptors are closed on exec if they are close-on-exec,
+    /// which everything Rust's std and anyio open is; a descriptor a C library opened without
+    /// the flag is inherited too (unlike Python's `close_fds`).
     ///
     /// ```
     /// let _ = anyio::process::ProcessOptions::new().pass_fds([3]);
@@ -355,7 +357,10 @@ impl ProcessOptions {
         self
     }
 
-    /// Runs the child as user id `uid` (needs the privilege to switch).
+    /// Runs the child as user id `uid` (needs the privilege to switch). As in Python, only the
+    /// user changes: the group and the supplementary groups stay this process's unless
+    /// [`group`](Self::group) and [`extra_groups`](Self::extra_groups) are given too (a root
+    /// parent dropping privileges should give all three).
     ///
     /// ```
     /// let _ = anyio::process::ProcessOptions::new().user(1000);

@@ -146,7 +146,8 @@ impl ByteReceiveStream for PipeReceiveStream {
 ///
 /// A [`ByteSendStream`]; [`send_eof`](Self::send_eof) closes it so the child reads end of file.
 /// A child that exited (or closed its stdin) makes sends fail with
-/// [`StreamError::Broken`].
+/// [`StreamError::Broken`], as long as SIGPIPE is ignored, which Rust programs do from the
+/// start; in a process that restored SIGPIPE's default, such a write kills the process.
 ///
 /// # Examples
 ///

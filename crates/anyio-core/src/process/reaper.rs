@@ -73,7 +73,7 @@ pub(crate) fn adopt(mut child: Child) {
 /// The reaper thread: waits for SIGCHLD (or a second, in case a child exited before it was
 /// adopted), reaps whatever exited, and ends when nothing is left.
 fn reap_orphans() {
-    let sub = crate::signal::registry::subscribe(&[libc::SIGCHLD]).ok();
+    let sub = crate::signal::registry::subscribe(&[libc::SIGCHLD], false).ok();
     loop {
         {
             let mut orphans = ORPHANS.lock().unwrap_or_else(PoisonError::into_inner);

@@ -61,8 +61,10 @@ impl From<Interrupted> for AnyError {
 /// during a cleanup that hangs ends the process at once.
 ///
 /// `#[anyio::main]` wraps the main function in this; a library's own [`anyio::run`] calls do
-/// not, unless asked (`anyio::run_interruptible`). If SIGINT is ignored when the body starts (a
-/// process started in the background by `nohup`, say), nothing is caught.
+/// not, unless asked (`anyio::run_interruptible`). Only a SIGINT with its default disposition
+/// when the body starts is caught: if it is ignored (a process started in the background by
+/// `nohup`, say) or already has a handler (another library's, or a receiver of yours), nothing
+/// is caught here and that handler stays in charge.
 ///
 /// [`anyio::run`]: https://docs.rs/anyio/latest/anyio/fn.run.html
 ///
@@ -119,7 +121,7 @@ impl<F: Future> Future for Interruptible<F> {
             if default {
                 // Without a reactor (or descriptors) there is nothing to catch SIGINT with,
                 // and the body runs as it would have without us.
-                *this.receiver = SignalReceiver::subscribe(&[libc::SIGINT]).ok();
+                *this.receiver = SignalReceiver::subscribe(&[libc::SIGINT], true).ok();
             }
         }
         if let Some(rx) = this.receiver.as_mut() {

@@ -338,7 +338,7 @@ fn check_signals(signals: &[Signal]) -> Result<Vec<libc::c_int>, SignalError> {
 /// ```
 pub fn open_signal_receiver(signals: &[Signal]) -> Result<SignalReceiver, SignalError> {
     let raw = check_signals(signals)?;
-    SignalReceiver::subscribe(&raw).map_err(SignalError::Io)
+    SignalReceiver::subscribe(&raw, true).map_err(SignalError::Io)
 }
 
 /// Signals as they arrive: see [`open_signal_receiver`]. Also a
@@ -347,8 +347,10 @@ pub fn open_signal_receiver(signals: &[Signal]) -> Result<SignalReceiver, Signal
 /// Dropping it unsubscribes; the last receiver of a signal to go restores the signal's earlier
 /// disposition.
 pub struct SignalReceiver {
-    core: IoCore,
+    // Declared (so dropped) first: the actions are unregistered before the reading end closes,
+    // so a handler never writes to a channel nobody can read.
     sub: registry::Subscription,
+    core: IoCore,
     queue: VecDeque<Signal>,
     wait: OpWait,
 }
@@ -363,9 +365,10 @@ impl fmt::Debug for SignalReceiver {
 }
 
 impl SignalReceiver {
-    /// Subscribes to raw, already checked signal numbers (the core's SIGCHLD watcher too).
-    pub(crate) fn subscribe(raw: &[libc::c_int]) -> io::Result<SignalReceiver> {
-        let (sub, read) = registry::subscribe(raw)?;
+    /// Subscribes to raw, already checked signal numbers (the core's SIGCHLD watcher too, with
+    /// `restore` off: see `registry::restores`).
+    pub(crate) fn subscribe(raw: &[libc::c_int], restore: bool) -> io::Result<SignalReceiver> {
+        let (sub, read) = registry::subscribe(raw, restore)?;
         let core = IoCore::new_nonblocking(read, ["receiving signals from", "writing to"])?;
         Ok(SignalReceiver { core, sub, queue: VecDeque::new(), wait: OpWait::new() })
     }
@@ -403,8 +406,15 @@ impl SignalReceiver {
     /// The poll form of [`receive`](Self::receive).
     pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Signal, SignalError>> {
         crate::cancel::current::check_current()?;
-        if let Some(sig) = self.queue.pop_front() {
-            return Poll::Ready(Ok(sig));
+        if !self.queue.is_empty() {
+            // Signals that arrived again while an earlier delivery still waits in the queue
+            // are that delivery (trio's ordered dict holds each signal once); new ones queue.
+            for sig in self.sub.shared.take_pending() {
+                if !self.queue.contains(&Signal(sig)) {
+                    self.queue.push_back(Signal(sig));
+                }
+            }
+            return Poll::Ready(Ok(self.queue.pop_front().expect("not empty")));
         }
         let shared = &self.sub.shared;
         let got = self.core.poll_io(

@@ -71,6 +71,20 @@ impl Shared {
         }
         // SAFETY: the descriptor stays open for as long as this `Shared` lives, and the
         // registry drops an action (and its `Arc`) only after no handler runs it any more.
+        // `send` with MSG_NOSIGNAL cannot raise SIGPIPE should the reading end already be
+        // closed (a receiver being dropped while a signal arrives).
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        unsafe {
+            libc::send(
+                self.write.as_raw_fd(),
+                [0u8].as_ptr().cast(),
+                1,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            );
+        }
+        // SAFETY: as above; here the reading end is always closed after the action is gone
+        // (see `SignalReceiver`'s field order), so no SIGPIPE either.
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         unsafe {
             libc::write(self.write.as_raw_fd(), [0u8].as_ptr().cast(), 1);
         }
@@ -107,6 +121,7 @@ pub(crate) fn drain(fd: RawFd) {
 pub(crate) struct Subscription {
     pub(crate) shared: Arc<Shared>,
     ids: Vec<(libc::c_int, SigId)>,
+    restore: bool,
 }
 
 impl Subscription {
@@ -123,14 +138,16 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
-/// A pipe with both ends close-on-exec and non-blocking.
-pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+/// A pipe with both ends close-on-exec and non-blocking (the wake channel where there is no
+/// MSG_NOSIGNAL).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    #[cfg(target_os = "freebsd")]
     {
         use rustix::pipe::PipeFlags;
         Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?)
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    #[cfg(not(target_os = "freebsd"))]
     {
         let (r, w) = rustix::pipe::pipe()?;
         for fd in [&r, &w] {
@@ -141,13 +158,35 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
 }
 
+/// The channel a subscription's actions wake its reader through: a socket pair on Linux, so the
+/// handler can write with MSG_NOSIGNAL; a pipe elsewhere. Both ends non-blocking, close-on-exec.
+fn wake_channel() -> io::Result<(OwnedFd, OwnedFd)> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+        let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+        Ok(socketpair(AddressFamily::UNIX, SocketType::STREAM, flags, None)?)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        pipe()
+    }
+}
+
+/// Whether anyio puts a signal's earlier disposition back when its last subscription ends. Not
+/// for signals whose default is to be ignored (nothing is gained by restoring it, and another
+/// library's later registration would be silenced), and never for anyio's own SIGCHLD watchers.
+fn restores(sig: libc::c_int, restore: bool) -> bool {
+    restore && ![libc::SIGCHLD, libc::SIGURG, libc::SIGWINCH, libc::SIGCONT].contains(&sig)
+}
+
 /// Subscribes to `signals` (valid, catchable and distinct: the caller checked). Returns the
-/// subscription and the pipe's read end.
-pub(crate) fn subscribe(signals: &[libc::c_int]) -> io::Result<(Subscription, OwnedFd)> {
-    let (read, write) = pipe()?;
+/// subscription and the wake channel's reading end. `restore`: see [`restores`].
+pub(crate) fn subscribe(signals: &[libc::c_int], restore: bool) -> io::Result<(Subscription, OwnedFd)> {
+    let (read, write) = wake_channel()?;
     let shared =
         Arc::new(Shared { write, stamps: signals.iter().map(|&s| (s, AtomicU64::new(0))).collect() });
-    let mut sub = Subscription { shared, ids: Vec::with_capacity(signals.len()) };
+    let mut sub = Subscription { shared, ids: Vec::with_capacity(signals.len()), restore };
     let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
     for (index, &sig) in signals.iter().enumerate() {
         let slot = match slots.entry(sig) {
@@ -194,7 +233,7 @@ impl Drop for Subscription {
         for (sig, id) in self.ids.drain(..) {
             if let Some(slot) = slots.get_mut(&sig) {
                 slot.users -= 1;
-                if slot.users == 0 {
+                if slot.users == 0 && restores(sig, self.restore) {
                     if let (Some(ours), Ok(now)) = (&slot.ours, disposition(sig)) {
                         // Only if the registry's handler is still the one in force, and it was
                         // not already in force before us (another library's registry user).
