@@ -18,6 +18,8 @@ mod coop;
 mod doc_rt;
 pub mod error;
 pub mod from_thread;
+#[cfg(unix)]
+pub mod fs;
 mod loom;
 pub mod lowlevel;
 #[cfg(unix)]

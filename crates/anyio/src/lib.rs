@@ -58,7 +58,7 @@ pub use anyio_core::net;
 pub use anyio_core::{cancel, error, lowlevel, prelude, rt, streams, sync, task, time, to_thread};
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
-pub use anyio_core::{process, signal};
+pub use anyio_core::{fs, process, signal};
 
 mod portal_thread;
 

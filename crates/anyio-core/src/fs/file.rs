@@ -1,0 +1,768 @@
+//! `AsyncFile`: a `std::fs::File` whose every operation runs on a worker thread.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path as StdPath, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_core::Stream;
+
+use super::{blocking, FsError};
+use crate::sync::{CapacityLimiter, CapacityLimiterError, OwnedCapacityToken};
+
+/// How to open a file: std's [`std::fs::OpenOptions`], plus Python's mode strings
+/// ([`from_mode`](Self::from_mode)) for code ported from AnyIO.
+///
+/// # Examples
+///
+/// ```
+/// use anyio::fs::OpenOptions;
+/// let append = OpenOptions::from_mode("a").unwrap();
+/// let mut same = OpenOptions::new();
+/// same.append(true).create(true);
+/// # let _ = (append, same);
+/// assert!(OpenOptions::from_mode("q").is_err());
+/// ```
+#[derive(Clone, Debug)]
+pub struct OpenOptions(pub(crate) std::fs::OpenOptions);
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenOptions {
+    /// Nothing set yet (as `std::fs::OpenOptions::new`): set at least read or write.
+    ///
+    /// ```
+    /// let mut o = anyio::fs::OpenOptions::new();
+    /// o.read(true);
+    /// ```
+    pub fn new() -> Self {
+        OpenOptions(std::fs::OpenOptions::new())
+    }
+
+    /// Python's `open` modes: `r`, `w`, `a`, `x`, each optionally with `+` (read and write),
+    /// and `b` or `t` (ignored: files hold bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::InvalidArgument`] for any other mode.
+    ///
+    /// ```
+    /// assert!(anyio::fs::OpenOptions::from_mode("rb+").is_ok());
+    /// ```
+    pub fn from_mode(mode: &str) -> Result<Self, FsError> {
+        let bad = || {
+            FsError::InvalidArgument(format!("invalid open mode {mode:?}: use r, w, a or x, with + and b"))
+        };
+        let mut o = std::fs::OpenOptions::new();
+        let plus = mode.contains('+');
+        let base: Vec<char> = mode.chars().filter(|c| !matches!(c, '+' | 'b' | 't')).collect();
+        if base.len() != 1 || mode.chars().filter(|&c| c == '+').count() > 1 {
+            return Err(bad());
+        }
+        match base[0] {
+            'r' => o.read(true).write(plus),
+            'w' => o.write(true).create(true).truncate(true).read(plus),
+            'a' => o.append(true).create(true).read(plus),
+            'x' => o.write(true).create_new(true).read(plus),
+            _ => return Err(bad()),
+        };
+        Ok(OpenOptions(o))
+    }
+
+    /// Open for reading.
+    pub fn read(&mut self, yes: bool) -> &mut Self {
+        self.0.read(yes);
+        self
+    }
+
+    /// Open for writing.
+    pub fn write(&mut self, yes: bool) -> &mut Self {
+        self.0.write(yes);
+        self
+    }
+
+    /// Every write goes to the end.
+    pub fn append(&mut self, yes: bool) -> &mut Self {
+        self.0.append(yes);
+        self
+    }
+
+    /// Empty the file when opening it.
+    pub fn truncate(&mut self, yes: bool) -> &mut Self {
+        self.0.truncate(yes);
+        self
+    }
+
+    /// Create the file if it does not exist.
+    pub fn create(&mut self, yes: bool) -> &mut Self {
+        self.0.create(yes);
+        self
+    }
+
+    /// Create the file, failing if it exists.
+    pub fn create_new(&mut self, yes: bool) -> &mut Self {
+        self.0.create_new(yes);
+        self
+    }
+}
+
+impl From<std::fs::OpenOptions> for OpenOptions {
+    fn from(o: std::fs::OpenOptions) -> Self {
+        OpenOptions(o)
+    }
+}
+
+/// Opens a file (AnyIO's `open_file`) on a worker thread.
+///
+/// # Errors
+///
+/// [`FsError::Io`] naming the path: missing file, no permission, or a directory (refused
+/// with `IsADirectory`, as Python does, although the system would open one for reading).
+///
+/// # Cancel safety
+///
+/// Not abandoned once started (opening may create the file): a cancelled call still finishes
+/// and returns the file; the next checkpoint raises the cancellation.
+///
+/// # Examples
+///
+/// ```
+/// # anyio::run(async {
+/// use anyio::fs::{open_file, OpenOptions};
+/// let err = open_file("/no/such/file", OpenOptions::from_mode("r")?).await.unwrap_err();
+/// assert_eq!(err.kind(), Some(std::io::ErrorKind::NotFound));
+/// # Ok::<_, anyio::fs::FsError>(())
+/// # }).unwrap();
+/// ```
+pub async fn open_file(path: impl AsRef<StdPath>, options: OpenOptions) -> Result<AsyncFile, FsError> {
+    let path = path.as_ref().to_path_buf();
+    let p = path.clone();
+    let file = blocking("open", Some(&path), false, None, move || {
+        let file = options.0.open(&p)?;
+        if file.metadata()?.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+        }
+        Ok(file)
+    })
+    .await?;
+    Ok(AsyncFile::new(file, Some(path)))
+}
+
+/// Wraps an open `std::fs::File` (AnyIO's `wrap_file`).
+///
+/// ```
+/// # anyio::run(async {
+/// let f = anyio::fs::wrap_file(tempfile_for_doc());
+/// f.write_all(b"x").await?;
+/// # Ok::<_, anyio::fs::FsError>(())
+/// # }).unwrap();
+/// # fn tempfile_for_doc() -> std::fs::File {
+/// #     std::fs::File::create(std::env::temp_dir().join(format!("anyio-wrap-{}", std::process::id()))).unwrap()
+/// # }
+/// ```
+pub fn wrap_file(file: File) -> AsyncFile {
+    AsyncFile::new(file, None)
+}
+
+struct FileState {
+    /// `None` once closed, and while an operation's worker has it.
+    file: Option<File>,
+    /// Bytes already read from the file but not yet returned: a read whose caller went away
+    /// leaves them here, and the next read returns them first. The file's position is past
+    /// them, which seeks and writes account for.
+    pending: Vec<u8>,
+}
+
+struct FileInner {
+    path: Option<PathBuf>,
+    /// The descriptor number, for the streams' typed attribute (meaningful until closed).
+    fd: std::os::fd::RawFd,
+    closed: std::sync::atomic::AtomicBool,
+    state: Mutex<FileState>,
+    /// One operation at a time, in order; its token is held by the worker until the
+    /// operation is over, even if the caller went away.
+    turn: Arc<CapacityLimiter>,
+    limiter: Mutex<Option<Arc<CapacityLimiter>>>,
+}
+
+impl FileInner {
+    fn state(&self) -> MutexGuard<'_, FileState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A file whose operations run on worker threads (AnyIO's `AsyncFile`).
+///
+/// Made by [`open_file`], [`wrap_file`] or [`Path::open`](super::Path::open). Operations take
+/// `&self` and run one at a time in the order they were called, so a file can be shared
+/// between tasks (in an `Arc`).
+///
+/// # Examples
+///
+/// ```
+/// # anyio::run(async {
+/// use std::io::SeekFrom;
+/// use anyio::fs::{open_file, OpenOptions};
+/// let path = std::env::temp_dir().join(format!("anyio-file-doc-{}", std::process::id()));
+/// let f = open_file(&path, OpenOptions::from_mode("w+")?).await?;
+/// f.write_all(b"0123456789").await?;
+/// f.seek(SeekFrom::Start(3)).await?;
+/// assert_eq!(f.read(4).await?, b"3456");
+/// assert_eq!(f.tell().await?, 7);
+/// f.close().await?;
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<_, anyio::fs::FsError>(())
+/// # }).unwrap();
+/// ```
+pub struct AsyncFile {
+    inner: Arc<FileInner>,
+}
+
+impl fmt::Debug for AsyncFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncFile").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+/// The most one read asks the system for when the caller gives no size.
+const CHUNK: usize = 64 * 1024;
+
+impl AsyncFile {
+    pub(crate) fn new(file: File, path: Option<PathBuf>) -> Self {
+        AsyncFile {
+            inner: Arc::new(FileInner {
+                path,
+                fd: std::os::fd::AsRawFd::as_raw_fd(&file),
+                closed: std::sync::atomic::AtomicBool::new(false),
+                state: Mutex::new(FileState { file: Some(file), pending: Vec::new() }),
+                turn: Arc::new(CapacityLimiter::new(1)),
+                limiter: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Runs this file's operations under `limiter` instead of the run's default thread
+    /// limiter (a limiter of 1 serialises them with every other user of that limiter).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use std::sync::Arc;
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/null").unwrap())
+    ///     .with_limiter(Arc::new(anyio::sync::CapacityLimiter::new(1)));
+    /// assert_eq!(f.read(10).await?, b"");
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn with_limiter(self, limiter: Arc<CapacityLimiter>) -> Self {
+        *self.inner.limiter.lock().unwrap_or_else(PoisonError::into_inner) = Some(limiter);
+        self
+    }
+
+    /// The path it was opened with ([`wrap_file`]: `None`).
+    ///
+    /// ```
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/null").unwrap());
+    /// assert!(f.path().is_none());
+    /// ```
+    pub fn path(&self) -> Option<&StdPath> {
+        self.inner.path.as_deref()
+    }
+
+    /// Runs `f` on the file on a worker, as this file's next operation in turn.
+    async fn op<T: Send + 'static>(
+        &self,
+        name: &'static str,
+        f: impl FnOnce(&mut File, &mut Vec<u8>) -> io::Result<T> + Send + 'static,
+    ) -> Result<T, FsError> {
+        self.op_in_turn(name, f).await.map(|(v, _turn)| v)
+    }
+
+    /// As [`op`](Self::op), returning the turn with the value: the caller holds it while it
+    /// takes what the worker left in `pending` (if the caller went away, the value and the
+    /// turn are dropped on the worker, and the bytes stay for the next read).
+    async fn op_in_turn<T: Send + 'static>(
+        &self,
+        name: &'static str,
+        f: impl FnOnce(&mut File, &mut Vec<u8>) -> io::Result<T> + Send + 'static,
+    ) -> Result<(T, OwnedCapacityToken), FsError> {
+        let turn = self.turn().await?;
+        if self.is_closed() {
+            return Err(FsError::Closed);
+        }
+        let inner = self.inner.clone();
+        let limiter = self.limiter();
+        let r = blocking(name, self.path(), false, limiter, move || {
+            // Out of the lock for the system call, so that nothing on a runtime thread ever
+            // waits for one; the turn keeps every other operation away meanwhile.
+            let (file, mut pending) = {
+                let mut st = inner.state();
+                (st.file.take(), std::mem::take(&mut st.pending))
+            };
+            let Some(mut file) = file else { return Err(io::Error::other(FsError::Closed)) };
+            let r = f(&mut file, &mut pending);
+            let mut st = inner.state();
+            st.file = Some(file);
+            st.pending = pending;
+            Ok((r?, turn))
+        })
+        .await;
+        match r {
+            Err(FsError::Io { source, .. }) if source.get_ref().is_some_and(|e| e.is::<FsError>()) => {
+                Err(FsError::Closed)
+            }
+            other => other,
+        }
+    }
+
+    fn limiter(&self) -> Option<Arc<CapacityLimiter>> {
+        self.inner.limiter.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Waits for this file's turn.
+    async fn turn(&self) -> Result<OwnedCapacityToken, FsError> {
+        match self.inner.turn.acquire_owned().await {
+            Ok(t) => Ok(t),
+            Err(CapacityLimiterError::Cancelled(c)) => Err(FsError::Cancelled(c)),
+            Err(other) => unreachable!("an anonymous borrower cannot already hold a token: {other}"),
+        }
+    }
+
+    /// Takes up to `max` bytes read earlier for a caller that went away (see the module docs).
+    /// Only in turn: an operation's worker holds them meanwhile.
+    fn take_pending(&self, max: usize) -> Option<Vec<u8>> {
+        let mut st = self.inner.state();
+        if st.pending.is_empty() {
+            return None;
+        }
+        let n = max.min(st.pending.len());
+        Some(st.pending.drain(..n).collect())
+    }
+
+    /// Reads up to `max_bytes` (fewer only at the end of the file); empty at the end (Python's
+    /// `read(n)`).
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Io`] naming the path, [`FsError::Closed`], [`FsError::Cancelled`] before it
+    /// started, [`FsError::InvalidArgument`] for a `max_bytes` of 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a read cancelled or dropped while its worker runs keeps what the worker
+    /// read, and the next read returns it first.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/zero").unwrap());
+    /// assert_eq!(f.read(3).await?, vec![0, 0, 0]);
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn read(&self, max_bytes: usize) -> Result<Vec<u8>, FsError> {
+        if max_bytes == 0 {
+            return Err(FsError::InvalidArgument("max_bytes must be at least 1".into()));
+        }
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        {
+            let _turn = self.turn().await?;
+            if let Some(data) = self.take_pending(max_bytes) {
+                return Ok(data);
+            }
+        }
+        // The worker leaves what it read in `pending`, and this takes it back: if the caller
+        // is gone by then, it stays for the next read.
+        let ((), _turn) = self
+            .op_in_turn("read", move |file, pending| {
+                let mut buf = Vec::with_capacity(max_bytes.min(8 << 20));
+                file.take(max_bytes as u64).read_to_end(&mut buf)?;
+                pending.append(&mut buf);
+                Ok(())
+            })
+            .await?;
+        Ok(self.take_pending(max_bytes).unwrap_or_default())
+    }
+
+    /// Reads into `buf`; returns how many bytes (0 at the end of the file).
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/zero").unwrap());
+    /// let mut buf = [1u8; 4];
+    /// assert_eq!(f.read_into(&mut buf).await?, 4);
+    /// assert_eq!(buf, [0; 4]);
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    #[doc(alias = "readinto")]
+    pub async fn read_into(&self, buf: &mut [u8]) -> Result<usize, FsError> {
+        if buf.is_empty() {
+            return Err(FsError::InvalidArgument("the buffer must hold at least 1 byte".into()));
+        }
+        let data = self.read(buf.len()).await?;
+        buf[..data.len()].copy_from_slice(&data);
+        Ok(data.len())
+    }
+
+    /// Reads everything from the current position to the end.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/null").unwrap());
+    /// assert!(f.read_to_end().await?.is_empty());
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn read_to_end(&self) -> Result<Vec<u8>, FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        let ((), _turn) = self
+            .op_in_turn("read", |file, pending| {
+                file.read_to_end(pending)?;
+                Ok(())
+            })
+            .await?;
+        Ok(self.take_pending(usize::MAX).unwrap_or_default())
+    }
+
+    /// Reads everything from the current position to the end as UTF-8 text.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read), and [`FsError::Io`] with `InvalidData` if it is not UTF-8.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/null").unwrap());
+    /// assert_eq!(f.read_to_string().await?, "");
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn read_to_string(&self) -> Result<String, FsError> {
+        let bytes = self.read_to_end().await?;
+        String::from_utf8(bytes)
+            .map_err(|e| FsError::io("decode", self.path(), io::Error::new(io::ErrorKind::InvalidData, e)))
+    }
+
+    /// Writes all of `data`, returning once the system has it (AnyIO's meaning: no
+    /// write-behind whose error would surface later).
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Io`] naming the path (a full disk: `StorageFull`), [`FsError::Closed`],
+    /// [`FsError::Cancelled`] before it started.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not abandoned once started: a cancelled write still completes and returns; the next
+    /// checkpoint raises the cancellation.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap());
+    /// f.write_all(b"gone").await?;
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    #[doc(alias = "write")]
+    pub async fn write_all(&self, data: &[u8]) -> Result<(), FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        let data = data.to_vec();
+        self.op("write", move |file, pending| {
+            unread(file, pending)?;
+            file.write_all(&data)
+        })
+        .await
+    }
+
+    /// Moves the position (as `std::io::Seek`); returns the new one.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/zero").unwrap());
+    /// assert_eq!(f.seek(std::io::SeekFrom::Start(10)).await?, 10);
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn seek(&self, pos: SeekFrom) -> Result<u64, FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        self.op("seek", move |file, pending| {
+            unread(file, pending)?;
+            file.seek(pos)
+        })
+        .await
+    }
+
+    /// The current position, counting bytes read for a caller that went away as not read.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it changes nothing.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/null").unwrap());
+    /// assert_eq!(f.tell().await?, 0);
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    #[doc(alias = "stream_position")]
+    pub async fn tell(&self) -> Result<u64, FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        self.op("tell", |file, pending| Ok(file.stream_position()? - pending.len() as u64)).await
+    }
+
+    /// Flushes what the process buffers (nothing, for a plain file: writes are not buffered
+    /// here) — see [`sync_all`](Self::sync_all) for the disk.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap());
+    /// f.flush().await?;
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn flush(&self) -> Result<(), FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        self.op("flush", |file, _| file.flush()).await
+    }
+
+    /// Waits until the data and metadata are on the disk (`fsync`).
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let path = std::env::temp_dir().join(format!("anyio-sync-{}", std::process::id()));
+    /// let f = anyio::fs::wrap_file(std::fs::File::create(&path).unwrap());
+    /// f.write_all(b"durable").await?;
+    /// f.sync_all().await?;
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn sync_all(&self) -> Result<(), FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        self.op("sync", |file, _| file.sync_all()).await
+    }
+
+    /// Waits until the data is on the disk (`fdatasync`).
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write_all`](Self::write_all).
+    pub async fn sync_data(&self) -> Result<(), FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        self.op("sync", |file, _| file.sync_data()).await
+    }
+
+    /// Truncates or extends the file to `size` bytes (Python's `truncate(size)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let path = std::env::temp_dir().join(format!("anyio-setlen-{}", std::process::id()));
+    /// let f = anyio::fs::wrap_file(std::fs::File::create(&path).unwrap());
+    /// f.set_len(100).await?;
+    /// assert_eq!(f.metadata().await?.len(), 100);
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    #[doc(alias = "truncate")]
+    pub async fn set_len(&self, size: u64) -> Result<(), FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        self.op("truncate", move |file, _| file.set_len(size)).await
+    }
+
+    /// The file's metadata (`fstat`).
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](Self::write_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it changes nothing.
+    pub async fn metadata(&self) -> Result<std::fs::Metadata, FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        self.op("stat", |file, _| file.metadata()).await
+    }
+
+    /// The file's lines, as a [`Stream`] of `Result<String, FsError>`, without their line
+    /// endings (`\n` or `\r\n`; Python keeps them). Reads 64 KiB at a time; a last line without
+    /// a newline is yielded too.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use futures::StreamExt;
+    /// let path = std::env::temp_dir().join(format!("anyio-lines-{}", std::process::id()));
+    /// std::fs::write(&path, "a\nbb\r\nccc").unwrap();
+    /// let f = anyio::fs::open_file(&path, anyio::fs::OpenOptions::from_mode("r")?).await?;
+    /// let lines: Vec<String> = f.lines().map(|l| l.unwrap()).collect().await;
+    /// assert_eq!(lines, ["a", "bb", "ccc"]);
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn lines(&self) -> impl Stream<Item = Result<String, FsError>> + Send + '_ {
+        futures_util::stream::unfold((Vec::new(), false), move |(mut buf, mut eof)| async move {
+            loop {
+                if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                    let mut line: Vec<u8> = buf.drain(..=i).collect();
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    return Some((self.decode(line), (buf, eof)));
+                }
+                if eof {
+                    if buf.is_empty() {
+                        return None;
+                    }
+                    let line = std::mem::take(&mut buf);
+                    return Some((self.decode(line), (buf, eof)));
+                }
+                match self.read(CHUNK).await {
+                    Ok(chunk) if chunk.is_empty() => eof = true,
+                    Ok(chunk) => buf.extend_from_slice(&chunk),
+                    Err(e) => return Some((Err(e), (Vec::new(), true))),
+                }
+            }
+        })
+    }
+
+    fn decode(&self, line: Vec<u8>) -> Result<String, FsError> {
+        String::from_utf8(line)
+            .map_err(|e| FsError::io("decode", self.path(), io::Error::new(io::ErrorKind::InvalidData, e)))
+    }
+
+    /// Closes the file (on a worker: closing can block on network file systems). Later
+    /// operations fail with [`FsError::Closed`]; closing again does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Cancelled`] if cancelled while waiting for an operation in progress (then
+    /// nothing was closed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Once its turn came, the file is closed even if the caller is cancelled.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/null").unwrap());
+    /// f.close().await?;
+    /// assert!(matches!(f.read(1).await, Err(anyio::fs::FsError::Closed)));
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    #[doc(alias = "aclose")]
+    pub async fn close(&self) -> Result<(), FsError> {
+        let turn = self.turn().await?;
+        if self.inner.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(());
+        }
+        let file = {
+            let mut st = self.inner.state();
+            st.pending = Vec::new();
+            st.file.take()
+        };
+        let limiter = self.limiter();
+        let r = blocking("close", self.path(), false, limiter, move || {
+            let _turn = turn;
+            drop(file);
+            Ok(())
+        })
+        .await;
+        match r {
+            Err(FsError::Cancelled(_)) => Ok(()), // the file is closed all the same
+            other => other,
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/null").unwrap());
+    /// assert!(!f.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The descriptor number, while open.
+    pub(crate) fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        (!self.is_closed()).then_some(self.inner.fd)
+    }
+}
+
+/// Moves the position back over bytes read for a caller that went away, before an operation
+/// that uses the position (a write, a seek).
+fn unread(file: &mut File, pending: &mut Vec<u8>) -> io::Result<()> {
+    if !pending.is_empty() {
+        file.seek(SeekFrom::Current(-(pending.len() as i64)))?;
+        pending.clear();
+    }
+    Ok(())
+}
