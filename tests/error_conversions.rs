@@ -128,7 +128,15 @@ fn every_error_without_a_cancellation_converts_with_its_message() {
     converts(anyio::from_thread::FromThreadError::RunFinished(anyio::lowlevel::RunFinishedError));
     #[cfg(unix)]
     {
+        use anyio::fs::FsError;
         use anyio::process::ProcessError;
+        converts(FsError::Closed);
+        converts(FsError::InvalidArgument("bad mode".into()));
+        converts(FsError::Io {
+            op: "open",
+            path: Some("/x".into()),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
         use anyio::signal::{Interrupted, Signal, SignalError};
         converts(SignalError::Empty);
         converts(SignalError::Invalid(0));
@@ -192,6 +200,8 @@ async fn every_cancellation_variant_converts_into_a_cancellation() {
     converts_cancelled(anyio::net::SocketError::Cancelled(c.clone()), &c);
     #[cfg(unix)]
     converts_cancelled(anyio::signal::SignalError::Cancelled(c.clone()), &c);
+    #[cfg(unix)]
+    converts_cancelled(anyio::fs::FsError::Cancelled(c.clone()), &c);
     #[cfg(unix)]
     converts_cancelled(anyio::process::ProcessError::Cancelled(c.clone()), &c);
     #[cfg(unix)]

@@ -333,14 +333,41 @@ impl AsyncFile {
     }
 
     /// Takes up to `max` bytes read earlier for a caller that went away (see the module docs).
-    /// Only in turn: an operation's worker holds them meanwhile.
+    /// Only in turn: an operation's worker holds them meanwhile. When they all fit, the buffer
+    /// itself is returned (no copy).
     fn take_pending(&self, max: usize) -> Option<Vec<u8>> {
         let mut st = self.inner.state();
         if st.pending.is_empty() {
             return None;
         }
-        let n = max.min(st.pending.len());
-        Some(st.pending.drain(..n).collect())
+        if st.pending.len() <= max {
+            return Some(std::mem::take(&mut st.pending));
+        }
+        Some(st.pending.drain(..max).collect())
+    }
+
+    /// Copies up to `buf.len()` pending bytes into `buf`, keeping the buffer's capacity for the
+    /// next read (no allocation per read).
+    fn copy_pending(&self, buf: &mut [u8]) -> usize {
+        let mut st = self.inner.state();
+        let n = buf.len().min(st.pending.len());
+        buf[..n].copy_from_slice(&st.pending[..n]);
+        st.pending.drain(..n);
+        n
+    }
+
+    /// Has the worker read up to `max` bytes into the (empty) pending buffer, and returns the
+    /// turn, held while the caller takes them.
+    async fn fill_pending(&self, max: usize) -> Result<OwnedCapacityToken, FsError> {
+        let ((), turn) = self
+            .op_in_turn("read", move |file, pending| {
+                // Reads straight into the pending buffer, reusing its capacity.
+                pending.reserve(max.min(8 << 20));
+                file.take(max as u64).read_to_end(pending)?;
+                Ok(())
+            })
+            .await?;
+        Ok(turn)
     }
 
     /// Reads up to `max_bytes` (fewer only at the end of the file); empty at the end (Python's
@@ -374,16 +401,9 @@ impl AsyncFile {
                 return Ok(data);
             }
         }
-        // The worker leaves what it read in `pending`, and this takes it back: if the caller
-        // is gone by then, it stays for the next read.
-        let ((), _turn) = self
-            .op_in_turn("read", move |file, pending| {
-                let mut buf = Vec::with_capacity(max_bytes.min(8 << 20));
-                file.take(max_bytes as u64).read_to_end(&mut buf)?;
-                pending.append(&mut buf);
-                Ok(())
-            })
-            .await?;
+        // The worker leaves what it read in `pending`, and this takes it back under the turn: if
+        // the caller is gone by then, it stays for the next read.
+        let _turn = self.fill_pending(max_bytes).await?;
         Ok(self.take_pending(max_bytes).unwrap_or_default())
     }
 
@@ -411,9 +431,14 @@ impl AsyncFile {
         if buf.is_empty() {
             return Err(FsError::InvalidArgument("the buffer must hold at least 1 byte".into()));
         }
-        let data = self.read(buf.len()).await?;
-        buf[..data.len()].copy_from_slice(&data);
-        Ok(data.len())
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        let _turn = self.turn().await?;
+        if self.inner.state().pending.is_empty() {
+            drop(_turn);
+            let _turn = self.fill_pending(buf.len()).await?;
+            return Ok(self.copy_pending(buf));
+        }
+        Ok(self.copy_pending(buf))
     }
 
     /// Reads everything from the current position to the end.

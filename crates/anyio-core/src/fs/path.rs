@@ -597,7 +597,12 @@ impl Path {
     /// Waited for once started.
     pub async fn touch(&self, exist_ok: bool) -> Result<(), FsError> {
         change!(self, "touch", |p| {
-            let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).create_new(!exist_ok).open(&p)?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .create_new(!exist_ok)
+                .open(&p)?;
             file.set_modified(std::time::SystemTime::now())
         })
     }
