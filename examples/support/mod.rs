@@ -134,6 +134,12 @@ impl Args {
         Ok(self.option(name)?.unwrap_or(default))
     }
 
+    /// The first argument that is not a flag (`--name`), taken out.
+    pub(crate) fn positional(&mut self) -> Option<String> {
+        let pos = self.args.iter().position(|a| !a.starts_with("--"))?;
+        Some(self.args.remove(pos))
+    }
+
     /// Fails on anything left over (a misspelt flag).
     pub(crate) fn finish(self) -> Result<(), Report> {
         match self.args.first() {
