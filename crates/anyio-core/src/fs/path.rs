@@ -169,6 +169,86 @@ impl Path {
         blocking("get the working directory", None, true, None, || std::env::current_dir().map(Path)).await
     }
 
+    /// The user's home directory (`HOME`; Python's `Path.home`).
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Io`] with `NotFound` when `HOME` is not set.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// # if std::env::var_os("HOME").is_some() {
+    /// assert!(anyio::fs::Path::home().await?.is_absolute());
+    /// # }
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn home() -> Result<Path, FsError> {
+        crate::lowlevel::checkpoint_if_cancelled()?;
+        match std::env::var_os("HOME") {
+            Some(h) if !h.is_empty() => Ok(Path::new(h)),
+            _ => Err(FsError::io(
+                "find the home directory",
+                None,
+                io::Error::new(io::ErrorKind::NotFound, "HOME is not set"),
+            )),
+        }
+    }
+
+    /// This path made absolute against the working directory, without resolving links
+    /// (Python's `absolute`).
+    ///
+    /// # Errors
+    ///
+    /// [`FsError::Io`] if the working directory is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// A query: abandoned when cancelled.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// assert!(anyio::fs::Path::new("x").absolute().await?.is_absolute());
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn absolute(&self) -> Result<Path, FsError> {
+        query!(self, "make absolute", |p| std::path::absolute(&p).map(Path))
+    }
+
+    /// Whether this is a mount point (on another device than its parent, or the root).
+    ///
+    /// # Errors
+    ///
+    /// As [`exists`](Self::exists).
+    ///
+    /// # Cancel safety
+    ///
+    /// A query: abandoned when cancelled.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// assert!(anyio::fs::Path::new("/").is_mount().await?);
+    /// # Ok::<_, anyio::fs::FsError>(())
+    /// # }).unwrap();
+    /// ```
+    #[allow(clippy::wrong_self_convention)]
+    pub async fn is_mount(&self) -> Result<bool, FsError> {
+        use std::os::unix::fs::MetadataExt;
+        query!(self, "stat", |p| {
+            let Ok(me) = std::fs::symlink_metadata(&p) else { return Ok(false) };
+            if !me.is_dir() {
+                return Ok(false);
+            }
+            let parent = std::fs::symlink_metadata(p.join(".."))?;
+            Ok(me.dev() != parent.dev() || me.ino() == parent.ino())
+        })
+    }
+
     /// Whether the path exists (following symbolic links).
     ///
     /// # Errors
@@ -745,6 +825,19 @@ impl Path {
             out.sort();
             Ok(out)
         })
+    }
+
+    /// [`glob`](Self::glob) at any depth: `**/` before `pattern` (Python's `rglob`).
+    ///
+    /// # Errors
+    ///
+    /// As [`glob`](Self::glob).
+    ///
+    /// # Cancel safety
+    ///
+    /// A query: abandoned when cancelled.
+    pub async fn rglob(&self, pattern: &str) -> Result<Vec<Path>, FsError> {
+        self.glob(&format!("**/{pattern}")).await
     }
 
     /// Walks the tree under this directory, top-down, as a [`Stream`] of
