@@ -46,6 +46,7 @@ async fn read_write_mkdir_rename_unlink_and_friends() {
         assert_eq!(e.kind(), Some(std::io::ErrorKind::NotFound));
         sub.mkdir(true, false).await?;
         sub.mkdir(true, true).await?;
+        assert_eq!(sub.mkdir(true, false).await.unwrap_err().kind(), Some(std::io::ErrorKind::AlreadyExists));
         assert_eq!(
             sub.mkdir(false, false).await.unwrap_err().kind(),
             Some(std::io::ErrorKind::AlreadyExists)
@@ -137,7 +138,8 @@ async fn iterdir_on_a_file_or_a_missing_path_is_an_error_naming_it() {
 async fn glob_and_walk() {
     guarded_ok(async {
         let dir = TemporaryDirectory::new().await?;
-        let root = dir.path();
+        // A directory whose own name looks like a pattern: it is taken literally.
+        let root = &dir.path().join("[odd]*");
         root.join("x/y").mkdir(true, false).await?;
         for f in ["a.rs", "b.txt", "x/c.rs", "x/y/d.rs"] {
             root.join(f).touch(true).await?;

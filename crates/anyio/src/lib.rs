@@ -530,4 +530,7 @@ mod guide {
     #[cfg(unix)]
     #[doc = include_str!("../../../docs/guide/14-signals.md")]
     struct Guide14Signals;
+    #[cfg(unix)]
+    #[doc = include_str!("../../../docs/guide/15-files.md")]
+    struct Guide15Files;
 }

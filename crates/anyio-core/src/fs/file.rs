@@ -535,8 +535,10 @@ impl AsyncFile {
     ///
     /// ```
     /// # anyio::run(async {
-    /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/zero").unwrap());
+    /// let f = anyio::fs::TemporaryFile::new().await?;
+    /// f.write_all(b"0123456789abcdef").await?;
     /// assert_eq!(f.seek(std::io::SeekFrom::Start(10)).await?, 10);
+    /// assert_eq!(f.read(3).await?, b"abc");
     /// # Ok::<_, anyio::fs::FsError>(())
     /// # }).unwrap();
     /// ```

@@ -506,7 +506,15 @@ impl Path {
     /// Waited for once started.
     pub async fn mkdir(&self, parents: bool, exist_ok: bool) -> Result<(), FsError> {
         change!(self, "create directory", |p| {
-            let r = if parents { std::fs::create_dir_all(&p) } else { std::fs::create_dir(&p) };
+            let r = if parents {
+                // create_dir_all succeeds for an existing directory; Python's mkdir does not.
+                if !exist_ok && std::fs::symlink_metadata(&p).is_ok() {
+                    return Err(io::Error::new(io::ErrorKind::AlreadyExists, "already exists"));
+                }
+                std::fs::create_dir_all(&p)
+            } else {
+                std::fs::create_dir(&p)
+            };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && exist_ok && p.is_dir() => Ok(()),
                 other => other,
@@ -811,10 +819,11 @@ impl Path {
     ///
     /// A query: abandoned when cancelled.
     pub async fn glob(&self, pattern: &str) -> Result<Vec<Path>, FsError> {
-        let full = self.0.join(pattern);
-        let Some(full) = full.to_str().map(str::to_owned) else {
-            return Err(FsError::InvalidArgument(format!("glob patterns must be UTF-8: {}", full.display())));
+        // This path is literal: its own `*`, `?` or `[` are not wildcards.
+        let Some(base) = self.0.to_str() else {
+            return Err(FsError::InvalidArgument(format!("glob needs a UTF-8 path: {}", self.0.display())));
         };
+        let full = format!("{}/{pattern}", glob::Pattern::escape(base.trim_end_matches('/')));
         let paths = glob::glob(&full)
             .map_err(|e| FsError::InvalidArgument(format!("bad glob pattern {pattern:?}: {e}")))?;
         query!(self, "glob", |_p| {

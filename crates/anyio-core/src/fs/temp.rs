@@ -253,13 +253,19 @@ impl Deref for NamedTemporaryFile {
 /// ```
 #[derive(Debug)]
 pub struct SpooledTemporaryFile {
+    // Locked by the worker for each operation (never on a runtime thread: see `rolled`).
     file: Arc<Mutex<Option<tempfile::SpooledTempFile>>>,
+    /// Whether the contents are on disk, as the last operation left them.
+    rolled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SpooledTemporaryFile {
     /// An empty one that moves to disk past `max_size` bytes.
     pub fn new(max_size: usize) -> Self {
-        SpooledTemporaryFile { file: Arc::new(Mutex::new(Some(tempfile::spooled_tempfile(max_size)))) }
+        SpooledTemporaryFile {
+            file: Arc::new(Mutex::new(Some(tempfile::spooled_tempfile(max_size)))),
+            rolled: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
     }
 
     async fn op<T: Send + 'static>(
@@ -267,11 +273,15 @@ impl SpooledTemporaryFile {
         name: &'static str,
         op: impl FnOnce(&mut tempfile::SpooledTempFile) -> std::io::Result<T> + Send + 'static,
     ) -> Result<T, FsError> {
-        let file = self.file.clone();
+        let (file, rolled) = (self.file.clone(), self.rolled.clone());
         let r = blocking(name, None, false, None, move || {
             let mut guard = file.lock().unwrap_or_else(PoisonError::into_inner);
             match guard.as_mut() {
-                Some(f) => op(f).map(Some),
+                Some(f) => {
+                    let r = op(f).map(Some);
+                    rolled.store(f.is_rolled(), std::sync::atomic::Ordering::Release);
+                    r
+                }
                 None => Ok(None),
             }
         })
@@ -357,7 +367,7 @@ impl SpooledTemporaryFile {
 
     /// Whether the contents are on disk.
     pub fn is_rolled_over(&self) -> bool {
-        self.file.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|f| f.is_rolled())
+        self.rolled.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Frees the file; later operations fail with [`FsError::Closed`].
