@@ -415,3 +415,26 @@ async fn a_cancelled_scope_starts_no_operation() {
     })
     .await
 }
+
+#[anyio::test]
+async fn wrapped_files_and_streams_over_them() {
+    guarded_ok(async {
+        let dir = TemporaryDirectory::new().await?;
+        let path = dir.path().join("wrapped");
+        let f = wrap_file(std::fs::File::create(&path)?);
+        f.write_all(b"Hello").await?;
+        f.close().await?;
+        assert_eq!(std::fs::read(&path)?, b"Hello");
+        let r = FileReadStream::new(wrap_file(std::fs::File::open(&path)?));
+        assert_eq!(r.receive(3).await?, b"Hel");
+        assert_eq!(r.receive(3).await?, b"lo");
+        assert!(matches!(r.receive(3).await, Err(StreamError::EndOfStream)));
+        let w = FileWriteStream::from_path(&path, true).await?;
+        assert_eq!(w.extra::<FilePath>()?, path.to_path_buf());
+        assert!(w.extra::<FileDescriptor>()? > 2);
+        w.aclose().await?;
+        assert!(w.extra::<FileDescriptor>().is_err(), "no descriptor once closed");
+        Ok(())
+    })
+    .await
+}

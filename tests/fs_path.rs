@@ -141,13 +141,20 @@ async fn glob_and_walk() {
         // A directory whose own name looks like a pattern: it is taken literally.
         let root = &dir.path().join("[odd]*");
         root.join("x/y").mkdir(true, false).await?;
-        for f in ["a.rs", "b.txt", "x/c.rs", "x/y/d.rs"] {
+        for f in ["a.rs", "b.txt", "x/c.rs", "x/y/d.rs", ".hidden.rs"] {
             root.join(f).touch(true).await?;
         }
+        // A link to a directory, and a loop: neither is followed.
+        root.join("x/link").symlink_to(&*root.join("x/y")).await?;
+        root.join("x/loop").symlink_to("..").await?;
         let top: Vec<_> =
             root.glob("*.rs").await?.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
-        assert_eq!(top, ["a.rs"]);
-        assert_eq!(root.glob("**/*.rs").await?.len(), 3);
+        assert_eq!(top, [".hidden.rs", "a.rs"]);
+        let all: Vec<_> =
+            root.glob("**/*.rs").await?.iter().map(|p| p.strip_prefix(&**root).unwrap().to_owned()).collect();
+        let want: Vec<std::path::PathBuf> =
+            [".hidden.rs", "a.rs", "x/c.rs", "x/y/d.rs"].iter().map(Into::into).collect();
+        assert_eq!(all, want);
         assert_eq!(root.rglob("*.rs").await?, root.glob("**/*.rs").await?);
         assert!(matches!(root.glob("[").await, Err(FsError::InvalidArgument(_))));
         let walked: Vec<_> = root.walk().map(|r| r.unwrap()).collect().await;
@@ -155,7 +162,9 @@ async fn glob_and_walk() {
             walked.iter().map(|(d, _, _)| d.strip_prefix(&**root).unwrap().to_owned()).collect();
         assert_eq!(dirs, [std::path::PathBuf::from(""), "x".into(), "x/y".into()]);
         assert_eq!(walked[0].1, ["x"]);
-        assert_eq!(walked[0].2, ["a.rs", "b.txt"]);
+        assert_eq!(walked[0].2, [".hidden.rs", "a.rs", "b.txt"]);
+        // walk lists the links with the files and does not enter them.
+        assert_eq!(walked[1].2, ["c.rs", "link", "loop"]);
         Ok(())
     })
     .await
@@ -208,6 +217,94 @@ async fn temporary_files_and_directories_clean_up() {
         let dd = mkdtemp("anyio-", "", None).await?;
         assert!(dd.is_dir().await?);
         dd.rmdir().await?;
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn the_other_kind_tests_positive_and_a_dangling_link() {
+    guarded_ok(async {
+        let dir = TemporaryDirectory::new().await?;
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string path; mkfifo has no memory effects.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(fifo.is_fifo().await? && !fifo.is_file().await?);
+        let sock = dir.path().join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&*sock)?;
+        assert!(sock.is_socket().await?);
+        let dangling = dir.path().join("dangling");
+        dangling.symlink_to(dir.path().join("nowhere")).await?;
+        assert!(!dangling.exists().await? && dangling.is_symlink().await?);
+        assert!(dangling.lstat().await?.file_type().is_symlink());
+        assert_eq!(dangling.stat().await.unwrap_err().kind(), Some(std::io::ErrorKind::NotFound));
+        // resolve is strict (Python's strict=True): a missing path is an error naming it.
+        let missing = dir.path().join("nodir/../nofile");
+        let e = missing.resolve().await.unwrap_err();
+        assert_eq!(e.kind(), Some(std::io::ErrorKind::NotFound));
+        assert_eq!(e.path(), Some(&*missing));
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn home_cwd_rename_over_a_file_and_move() {
+    guarded_ok(async {
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            assert_eq!(Path::home().await?, Path::new(home));
+        }
+        assert_eq!(Path::cwd().await?, Path::new(std::env::current_dir()?));
+        let dir = TemporaryDirectory::new().await?;
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        a.write_text("new").await?;
+        b.write_text("old").await?;
+        let moved = a.rename(&*b).await?;
+        assert_eq!(moved, b);
+        assert_eq!(b.read_text().await?, "new", "rename replaced the file (Python's replace)");
+        assert!(!a.exists().await?);
+        let c = b.move_to(dir.path().join("c")).await?;
+        assert!(!b.exists().await? && c.read_text().await? == "new");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn temporary_file_details() {
+    guarded_ok(async {
+        assert_eq!(gettempdir().await?, Path::new(std::env::temp_dir()));
+        let (f, p) = mkstemp("anyio-pre", ".suf", None).await?;
+        let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(name.starts_with("anyio-pre") && name.ends_with(".suf"), "{name}");
+        f.close().await?;
+        p.unlink(false).await?;
+
+        // Closing a NamedTemporaryFile removes it; the file is then closed.
+        let named = NamedTemporaryFile::new("anyio-", "").await?;
+        let path = named.path().clone();
+        named.close().await?;
+        assert!(!path.exists().await?);
+        assert!(matches!(named.write_all(b"x").await, Err(FsError::Closed)));
+
+        // A spooled file rolls over by itself past its limit, not at it.
+        let s = SpooledTemporaryFile::new(10);
+        s.write_all(b"0123456789").await?;
+        assert!(!s.is_rolled_over());
+        s.write_all(b"x").await?;
+        assert!(s.is_rolled_over());
+        s.seek(std::io::SeekFrom::Start(0)).await?;
+        assert_eq!(s.read_to_end().await?, b"0123456789x");
+
+        // cleanup removes the directory; again is a no-op, and the drop after it too.
+        let d = TemporaryDirectory::new().await?;
+        d.path().join("f").write_text("x").await?;
+        let kept = d.path().clone();
+        d.cleanup().await?;
+        assert!(!kept.exists().await?);
+        d.cleanup().await?;
+        drop(d);
         Ok(())
     })
     .await

@@ -601,3 +601,153 @@ async fn pipe_size_enlarges_the_pipes_and_an_impossible_size_is_refused() {
     })
     .await
 }
+
+#[anyio::test]
+async fn aclose_of_a_child_blocked_writing_stdout_closes_the_pipe_and_reaps_it() {
+    guarded_ok(async {
+        // The child writes more than a pipe holds and blocks; aclose closes our end, the
+        // child dies by SIGPIPE, and aclose returns.
+        let p = open_process("head -c 1048576 /dev/zero", ProcessOptions::new()).await?;
+        let pid = p.pid();
+        let code = p.aclose().await?;
+        assert_ne!(code, 0);
+        assert!(!pid_exists(pid));
+        // Less than a pipe holds: the child finishes on its own and exits 0.
+        let p = open_process("head -c 25600 /dev/zero", ProcessOptions::new()).await?;
+        p.wait().await?;
+        assert_eq!(p.aclose().await?, 0);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn the_pipes_of_an_exited_child_are_broken_then_closed() {
+    guarded_ok(async {
+        let p = open_process(["true"], ProcessOptions::new()).await?;
+        assert_eq!(p.wait().await?, 0);
+        let stdin = p.stdin().unwrap();
+        let mut broken = false;
+        for _ in 0..3 {
+            match stdin.send(b"foo").await {
+                Err(StreamError::Broken(_)) => {
+                    broken = true;
+                    break;
+                }
+                Ok(()) => {} // the first write may still fit before the kernel notices
+                Err(e) => panic!("expected Broken, got {e:?}"),
+            }
+        }
+        assert!(broken, "writing to an exited child's stdin is Broken");
+        assert!(matches!(p.stdout().unwrap().receive(1).await, Err(StreamError::EndOfStream)));
+        assert!(matches!(p.stderr().unwrap().receive(1).await, Err(StreamError::EndOfStream)));
+        p.aclose().await?;
+        assert!(matches!(stdin.send(b"x").await, Err(StreamError::Closed)));
+        assert!(matches!(p.stdout().unwrap().receive(1).await, Err(StreamError::Closed)));
+        assert!(matches!(p.stderr().unwrap().receive(1).await, Err(StreamError::Closed)));
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn all_three_streams_can_be_files_or_descriptors() {
+    guarded_ok(async {
+        let (input, out, err) = (temp_path("in"), temp_path("out"), temp_path("err"));
+        std::fs::write(&input, "line\n")?;
+        let cmd = "read l; echo \"out $l\"; echo \"err $l\" >&2";
+        let p = open_process(
+            cmd,
+            ProcessOptions::new()
+                .stdin(Stdio::File(std::fs::File::open(&input)?))
+                .stdout(Stdio::File(std::fs::File::create(&out)?))
+                .stderr(Stdio::File(std::fs::File::create(&err)?)),
+        )
+        .await?;
+        assert!(p.stdin().is_none() && p.stdout().is_none() && p.stderr().is_none());
+        assert_eq!(p.wait().await?, 0);
+        assert_eq!(std::fs::read_to_string(&out)?, "out line\n");
+        assert_eq!(std::fs::read_to_string(&err)?, "err line\n");
+        // run_process with files captures nothing.
+        let done = run_process(
+            cmd,
+            ProcessOptions::new()
+                .stdin(Stdio::File(std::fs::File::open(&input)?))
+                .stdout(Stdio::File(std::fs::File::create(&out)?))
+                .stderr(Stdio::Null),
+        )
+        .await?;
+        assert!(done.stdout.is_empty() && done.stderr.is_empty());
+        assert_eq!(std::fs::read_to_string(&out)?, "out line\n");
+        // A descriptor: one end of a socket pair.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let p =
+            open_process(["echo", "via fd"], ProcessOptions::new().stdout(Stdio::Fd(theirs.into()))).await?;
+        assert_eq!(p.wait().await?, 0);
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut &ours, &mut got)?;
+        assert_eq!(got, "via fd\n");
+        for f in [input, out, err] {
+            std::fs::remove_file(f)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn run_process_with_inherited_streams_captures_nothing() {
+    guarded_ok(async {
+        let done = run_process(
+            "echo out >/dev/null; exit 0",
+            ProcessOptions::new().stdout(Stdio::Inherit).stderr(Stdio::Inherit),
+        )
+        .await?;
+        assert!(done.stdout.is_empty() && done.stderr.is_empty());
+        assert_eq!(done.returncode, 0);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn terminate_reaches_a_child_that_traps_sigterm() {
+    guarded_ok(async {
+        let p = open_process(
+            "trap 'exit 2' TERM; echo ready; while :; do sleep 0.05; done",
+            ProcessOptions::new(),
+        )
+        .await?;
+        let out = p.stdout().unwrap();
+        let mut seen = Vec::new();
+        while !seen.ends_with(b"ready\n") {
+            seen.extend(out.receive(64).await?);
+        }
+        p.terminate()?;
+        assert_eq!(p.wait().await?, 2, "the child's own SIGTERM trap ran");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn aclose_with_cancellation_already_pending_kills_and_reaps() {
+    guarded_ok(async {
+        let p = open_process(["sleep", "10"], ProcessOptions::new()).await?;
+        let pid = p.pid();
+        let scope = CancelScope::new();
+        scope.cancel();
+        let r = scope
+            .run(async {
+                p.aclose().await?;
+                Ok::<_, AnyError>(())
+            })
+            .await?;
+        assert_eq!(r, None);
+        assert!(!pid_exists(pid));
+        assert_eq!(p.returncode(), Some(-libc::SIGKILL));
+        assert!(matches!(p.stderr().unwrap().receive(1).await, Err(StreamError::Closed)));
+        Ok(())
+    })
+    .await
+}

@@ -199,6 +199,42 @@ async fn the_earlier_disposition_is_back_after_the_last_receiver_closes() {
 }
 
 #[anyio::test]
+async fn signals_sent_to_the_process_from_another_thread_arrive() {
+    let _serial = serial();
+    guarded_ok(async {
+        let mut rx = open_signal_receiver(&[Signal::SIGUSR1, Signal::SIGUSR2])?;
+        // Process-directed (kill, not raise), from a worker thread: any thread may run the
+        // handler.
+        anyio::to_thread::run_sync(|| {
+            // SAFETY: signals this process, whose receiver is open.
+            unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+        })
+        .await?;
+        assert_eq!(rx.receive().await?, Signal::SIGUSR1);
+        anyio::to_thread::run_sync(|| {
+            // SAFETY: as above.
+            unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+        })
+        .await?;
+        assert_eq!(rx.receive().await?, Signal::SIGUSR2);
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn the_disposition_is_restored_after_a_duplicate_list() {
+    let _serial = serial();
+    guarded_ok(async {
+        assert!(handler_is_default(Signal::SIGXCPU));
+        drop(open_signal_receiver(&[Signal::SIGXCPU, Signal::SIGXCPU])?);
+        assert!(handler_is_default(Signal::SIGXCPU));
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
 async fn a_cancelled_receive_loses_no_signal() {
     let _serial = serial();
     guarded_ok(async {
@@ -228,6 +264,9 @@ async fn a_steady_stream_of_one_signal_does_not_starve_another() {
             }
         }
         assert!(seen_usr2);
+        // A SIGUSR1 may still be pending: receive it, or dropping the receiver would raise it
+        // again (trio's rule), and its default action ends the process.
+        while !nothing_pending(&mut rx).await? {}
         Ok(())
     })
     .await
@@ -261,6 +300,17 @@ fn child_scenario() {
         let _ = out.flush();
     };
     match scenario.as_str() {
+        "sigterm-pending-at-drop" => {
+            // A SIGTERM that arrives but is never received is raised again when the last
+            // receiver goes: the process dies by it.
+            anyio::run(async {
+                let rx = open_signal_receiver(&[Signal::SIGTERM]).unwrap();
+                raise(Signal::SIGTERM);
+                drop(rx);
+            });
+            std::thread::sleep(Duration::from_secs(5));
+            std::process::exit(0);
+        }
         "sigterm-after-drop" => {
             anyio::run(async {
                 drop(open_signal_receiver(&[Signal::SIGTERM]).unwrap());
@@ -362,6 +412,17 @@ async fn a_sigterm_kills_again_once_its_last_receiver_is_dropped() {
     use std::os::unix::process::ExitStatusExt;
     guarded_ok(async {
         let status = run_child("sigterm-after-drop", &marker_path("term"), |_, _| {}).await?;
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+        Ok(())
+    })
+    .await
+}
+
+#[anyio::test]
+async fn a_signal_pending_when_its_last_receiver_closes_is_not_lost() {
+    use std::os::unix::process::ExitStatusExt;
+    guarded_ok(async {
+        let status = run_child("sigterm-pending-at-drop", &marker_path("pending"), |_, _| {}).await?;
         assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
         Ok(())
     })

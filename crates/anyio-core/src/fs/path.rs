@@ -808,28 +808,50 @@ impl Path {
     }
 
     /// The paths under this one that match `pattern` (`*`, `?`, `[...]`, and `**` for any
-    /// number of directories), sorted.
+    /// number of directories), sorted. As Python's, it does not follow symbolic links to
+    /// directories (a link loop cannot make it recurse), `*` does not cross `/`, and it matches
+    /// names starting with a dot. Subdirectories that cannot be read are skipped.
     ///
     /// # Errors
     ///
-    /// [`FsError::InvalidArgument`] for a malformed pattern; [`FsError::Io`] for a directory
-    /// that cannot be read.
+    /// [`FsError::InvalidArgument`] for a malformed pattern; [`FsError::Io`] if this directory
+    /// cannot be read.
     ///
     /// # Cancel safety
     ///
     /// A query: abandoned when cancelled.
     pub async fn glob(&self, pattern: &str) -> Result<Vec<Path>, FsError> {
-        // This path is literal: its own `*`, `?` or `[` are not wildcards.
-        let Some(base) = self.0.to_str() else {
-            return Err(FsError::InvalidArgument(format!("glob needs a UTF-8 path: {}", self.0.display())));
-        };
-        let full = format!("{}/{pattern}", glob::Pattern::escape(base.trim_end_matches('/')));
-        let paths = glob::glob(&full)
+        let compiled = glob::Pattern::new(pattern)
             .map_err(|e| FsError::InvalidArgument(format!("bad glob pattern {pattern:?}: {e}")))?;
-        query!(self, "glob", |_p| {
+        // How deep to look: as many levels as the pattern has components, unless `**` allows
+        // any number.
+        let components: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+        let depth = if components.contains(&"**") { usize::MAX } else { components.len() };
+        let options = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        query!(self, "glob", |base| {
             let mut out = Vec::new();
-            for p in paths {
-                out.push(Path(p.map_err(std::io::Error::from)?));
+            let mut stack = vec![(base.clone(), 0usize)];
+            while let Some((dir, level)) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if dir == base => return Err(e),
+                    Err(_) => continue,
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let rel = path.strip_prefix(&base).expect("listed under the base");
+                    if compiled.matches_path_with(rel, options) {
+                        out.push(Path(path.clone()));
+                    }
+                    // `file_type` does not follow links: a link to a directory is not entered.
+                    if level + 1 < depth && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push((path, level + 1));
+                    }
+                }
             }
             out.sort();
             Ok(out)

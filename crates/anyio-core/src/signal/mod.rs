@@ -313,7 +313,8 @@ fn check_signals(signals: &[Signal]) -> Result<Vec<libc::c_int>, SignalError> {
 }
 
 /// Starts receiving `signals` (AnyIO's `open_signal_receiver`): from now until the receiver is
-/// dropped, each of them is delivered to it instead of having its usual effect.
+/// dropped, each of them is delivered to it instead of having its default effect (a handler
+/// another library installed earlier still runs as well).
 ///
 /// Not async: subscribing never waits. Use the receiver inside the run that opened it (its
 /// pipe is registered with that run's reactor).
@@ -345,7 +346,10 @@ pub fn open_signal_receiver(signals: &[Signal]) -> Result<SignalReceiver, Signal
 /// [`Stream`](futures_core::Stream) of `Result<Signal, SignalError>`.
 ///
 /// Dropping it unsubscribes; the last receiver of a signal to go restores the signal's earlier
-/// disposition.
+/// disposition, and raises again any of its signals that arrived but were not received.
+///
+/// A handler that was installed before anyio's first receiver of a signal keeps running too
+/// (signal-hook-registry chains it), as well as the receiver getting the signal.
 pub struct SignalReceiver {
     // Declared (so dropped) first: the actions are unregistered before the reading end closes,
     // so a handler never writes to a channel nobody can read.
@@ -455,6 +459,32 @@ impl SignalReceiver {
     /// ```
     pub fn signals(&self) -> Vec<Signal> {
         self.sub.signals().into_iter().map(Signal).collect()
+    }
+}
+
+impl Drop for SignalReceiver {
+    /// Unsubscribes. Signals that arrived but were never received are not lost (trio's rule):
+    /// where this was the signal's last receiver, its earlier disposition is back and the
+    /// signal is raised again, so a pending SIGTERM still ends the process.
+    fn drop(&mut self) {
+        let restored = self.sub.release();
+        if restored.is_empty() {
+            return;
+        }
+        // After `release`: no handler adds to the stamps any more.
+        let mut pending: Vec<libc::c_int> = self.queue.iter().map(|s| s.0).collect();
+        for sig in self.sub.shared.take_pending() {
+            if !pending.contains(&sig) {
+                pending.push(sig);
+            }
+        }
+        for sig in pending.into_iter().filter(|s| restored.contains(s)) {
+            // SAFETY: raise(3) delivers the signal to this thread under the disposition that
+            // was in force before anyio's receivers, as if they had never caught it.
+            unsafe {
+                libc::raise(sig);
+            }
+        }
     }
 }
 

@@ -227,8 +227,11 @@ pub(crate) fn subscribe(signals: &[libc::c_int], restore: bool) -> io::Result<(S
     Ok((sub, read))
 }
 
-impl Drop for Subscription {
-    fn drop(&mut self) {
+impl Subscription {
+    /// Unregisters every action; returns the signals whose earlier disposition is back in
+    /// force as a result (this was their last subscription). Idempotent.
+    pub(crate) fn release(&mut self) -> Vec<libc::c_int> {
+        let mut restored = Vec::new();
         let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
         for (sig, id) in self.ids.drain(..) {
             if let Some(slot) = slots.get_mut(&sig) {
@@ -243,11 +246,19 @@ impl Drop for Subscription {
                             // Before unregistering: no moment with neither in force.
                             set_disposition(sig, &slot.prior);
                             slot.restored = true;
+                            restored.push(sig);
                         }
                     }
                 }
             }
             signal_hook_registry::unregister(id);
         }
+        restored
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.release();
     }
 }
