@@ -130,7 +130,7 @@ fn every_error_without_a_cancellation_converts_with_its_message() {
     {
         use anyio::fs::FsError;
         use anyio::process::ProcessError;
-        converts(FsError::Closed);
+        converts(FsError::Closed { path: Some("/x".into()) });
         converts(FsError::InvalidArgument("bad mode".into()));
         converts(FsError::Io {
             op: "open",

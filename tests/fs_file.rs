@@ -53,8 +53,10 @@ async fn open_write_read_seek_tell_and_close() {
         f.close().await?;
         assert!(f.is_closed());
         f.close().await?; // idempotent
-        assert!(matches!(f.read(1).await, Err(FsError::Closed)));
-        assert!(matches!(f.write_all(b"x").await, Err(FsError::Closed)));
+        let e = f.read(1).await.unwrap_err();
+        assert!(matches!(&e, FsError::Closed { path: Some(p) } if *p == *path), "{e:?}");
+        assert!(e.to_string().contains("was closed"), "{e}");
+        assert!(matches!(f.write_all(b"x").await, Err(FsError::Closed { .. })));
         assert_eq!(std::fs::read(&path)?, b"hello");
         dir.cleanup().await?;
         Ok(())

@@ -201,7 +201,7 @@ async fn temporary_files_and_directories_clean_up() {
         spooled.seek(std::io::SeekFrom::Start(1)).await?;
         assert_eq!(spooled.read(2).await?, b"23");
         spooled.close().await?;
-        assert!(matches!(spooled.read(1).await, Err(FsError::Closed)));
+        assert!(matches!(spooled.read(1).await, Err(FsError::Closed { .. })));
 
         let d = TemporaryDirectory::new().await?;
         let dpath = d.path().clone();
@@ -286,7 +286,7 @@ async fn temporary_file_details() {
         let path = named.path().clone();
         named.close().await?;
         assert!(!path.exists().await?);
-        assert!(matches!(named.write_all(b"x").await, Err(FsError::Closed)));
+        assert!(matches!(named.write_all(b"x").await, Err(FsError::Closed { .. })));
 
         // A spooled file rolls over by itself past its limit, not at it.
         let s = SpooledTemporaryFile::new(10);

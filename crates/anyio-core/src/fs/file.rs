@@ -292,7 +292,7 @@ impl AsyncFile {
     ) -> Result<(T, OwnedCapacityToken), FsError> {
         let turn = self.turn().await?;
         if self.is_closed() {
-            return Err(FsError::Closed);
+            return Err(self.closed_error());
         }
         let inner = self.inner.clone();
         let limiter = self.limiter();
@@ -303,7 +303,7 @@ impl AsyncFile {
                 let mut st = inner.state();
                 (st.file.take(), std::mem::take(&mut st.pending))
             };
-            let Some(mut file) = file else { return Err(io::Error::other(FsError::Closed)) };
+            let Some(mut file) = file else { return Err(io::Error::other(FsError::Closed { path: None })) };
             let r = f(&mut file, &mut pending);
             let mut st = inner.state();
             st.file = Some(file);
@@ -313,10 +313,14 @@ impl AsyncFile {
         .await;
         match r {
             Err(FsError::Io { source, .. }) if source.get_ref().is_some_and(|e| e.is::<FsError>()) => {
-                Err(FsError::Closed)
+                Err(self.closed_error())
             }
             other => other,
         }
+    }
+
+    fn closed_error(&self) -> FsError {
+        FsError::Closed { path: self.inner.path.clone() }
     }
 
     fn limiter(&self) -> Option<Arc<CapacityLimiter>> {
@@ -375,7 +379,7 @@ impl AsyncFile {
     ///
     /// # Errors
     ///
-    /// [`FsError::Io`] naming the path, [`FsError::Closed`], [`FsError::Cancelled`] before it
+    /// [`FsError::Io`] naming the path, [`FsError::Closed`](FsError::Closed), [`FsError::Cancelled`] before it
     /// started, [`FsError::InvalidArgument`] for a `max_bytes` of 0.
     ///
     /// # Cancel safety
@@ -497,7 +501,7 @@ impl AsyncFile {
     ///
     /// # Errors
     ///
-    /// [`FsError::Io`] naming the path (a full disk: `StorageFull`), [`FsError::Closed`],
+    /// [`FsError::Io`] naming the path (a full disk: `StorageFull`), [`FsError::Closed`](FsError::Closed),
     /// [`FsError::Cancelled`] before it started.
     ///
     /// # Cancel safety
@@ -725,7 +729,7 @@ impl AsyncFile {
     }
 
     /// Closes the file (on a worker: closing can block on network file systems). Later
-    /// operations fail with [`FsError::Closed`]; closing again does nothing.
+    /// operations fail with [`FsError::Closed`](FsError::Closed); closing again does nothing.
     ///
     /// # Errors
     ///
@@ -740,7 +744,7 @@ impl AsyncFile {
     /// # anyio::run(async {
     /// let f = anyio::fs::wrap_file(std::fs::File::open("/dev/null").unwrap());
     /// f.close().await?;
-    /// assert!(matches!(f.read(1).await, Err(anyio::fs::FsError::Closed)));
+    /// assert!(matches!(f.read(1).await, Err(anyio::fs::FsError::Closed { .. })));
     /// # Ok::<_, anyio::fs::FsError>(())
     /// # }).unwrap();
     /// ```

@@ -73,7 +73,10 @@ pub enum FsError {
         source: io::Error,
     },
     /// The file was closed (by [`AsyncFile::close`] or a stream's `aclose`).
-    Closed,
+    Closed {
+        /// The path it was opened with, when known.
+        path: Option<PathBuf>,
+    },
     /// Cancelled by a cancel scope before the operation started, or (for queries, which may be
     /// abandoned) while it ran.
     Cancelled(Cancelled),
@@ -85,7 +88,7 @@ impl FsError {
     /// The kind of the operating system's error, for [`FsError::Io`].
     ///
     /// ```
-    /// let e = anyio::fs::FsError::Closed;
+    /// let e = anyio::fs::FsError::Closed { path: None };
     /// assert_eq!(e.kind(), None);
     /// ```
     pub fn kind(&self) -> Option<io::ErrorKind> {
@@ -98,12 +101,12 @@ impl FsError {
     /// The path the failed operation was about, when known.
     ///
     /// ```
-    /// let e = anyio::fs::FsError::Closed;
-    /// assert!(e.path().is_none());
+    /// let e = anyio::fs::FsError::Closed { path: Some("/tmp/f".into()) };
+    /// assert_eq!(e.path(), Some(std::path::Path::new("/tmp/f")));
     /// ```
     pub fn path(&self) -> Option<&StdPath> {
         match self {
-            FsError::Io { path, .. } => path.as_deref(),
+            FsError::Io { path, .. } | FsError::Closed { path } => path.as_deref(),
             _ => None,
         }
     }
@@ -120,7 +123,10 @@ impl fmt::Display for FsError {
                 write!(f, "cannot {op} {}: {source}", path.display())
             }
             FsError::Io { op, path: None, source } => write!(f, "cannot {op}: {source}"),
-            FsError::Closed => f.write_str("the file was closed"),
+            FsError::Closed { path: Some(path) } => {
+                write!(f, "{} was closed: open it again to use it", path.display())
+            }
+            FsError::Closed { path: None } => f.write_str("the file was closed: open it again to use it"),
             FsError::Cancelled(c) => fmt::Display::fmt(c, f),
             FsError::InvalidArgument(why) => f.write_str(why),
         }

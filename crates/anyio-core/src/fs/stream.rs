@@ -51,7 +51,7 @@ impl TypedAttribute for FileDescriptor {
 
 fn stream_error(e: FsError) -> StreamError {
     match e {
-        FsError::Closed => StreamError::Closed,
+        FsError::Closed { .. } => StreamError::Closed,
         FsError::Cancelled(c) => StreamError::Cancelled(c),
         FsError::Io { source, .. } => StreamError::Broken(Some(source)),
         FsError::InvalidArgument(_) => StreamError::InvalidArgument("invalid argument"),

@@ -286,14 +286,14 @@ impl SpooledTemporaryFile {
             }
         })
         .await?;
-        r.ok_or(FsError::Closed)
+        r.ok_or(FsError::Closed { path: None })
     }
 
     /// Writes all of `data` (moving to disk if it grows past the limit).
     ///
     /// # Errors
     ///
-    /// [`FsError::Io`], [`FsError::Closed`].
+    /// [`FsError::Io`], [`FsError::Closed`](FsError::Closed).
     ///
     /// # Cancel safety
     ///
@@ -307,7 +307,7 @@ impl SpooledTemporaryFile {
     ///
     /// # Errors
     ///
-    /// [`FsError::Io`], [`FsError::Closed`].
+    /// [`FsError::Io`], [`FsError::Closed`](FsError::Closed).
     ///
     /// # Cancel safety
     ///
@@ -325,7 +325,7 @@ impl SpooledTemporaryFile {
     ///
     /// # Errors
     ///
-    /// [`FsError::Io`], [`FsError::Closed`].
+    /// [`FsError::Io`], [`FsError::Closed`](FsError::Closed).
     ///
     /// # Cancel safety
     ///
@@ -343,7 +343,7 @@ impl SpooledTemporaryFile {
     ///
     /// # Errors
     ///
-    /// [`FsError::Io`], [`FsError::Closed`].
+    /// [`FsError::Io`], [`FsError::Closed`](FsError::Closed).
     ///
     /// # Cancel safety
     ///
@@ -356,7 +356,7 @@ impl SpooledTemporaryFile {
     ///
     /// # Errors
     ///
-    /// [`FsError::Io`], [`FsError::Closed`].
+    /// [`FsError::Io`], [`FsError::Closed`](FsError::Closed).
     ///
     /// # Cancel safety
     ///
@@ -370,7 +370,7 @@ impl SpooledTemporaryFile {
         self.rolled.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Frees the file; later operations fail with [`FsError::Closed`].
+    /// Frees the file; later operations fail with [`FsError::Closed`](FsError::Closed).
     ///
     /// # Errors
     ///
