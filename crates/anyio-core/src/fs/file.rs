@@ -279,18 +279,20 @@ impl AsyncFile {
         name: &'static str,
         f: impl FnOnce(&mut File, &mut Vec<u8>) -> io::Result<T> + Send + 'static,
     ) -> Result<T, FsError> {
-        self.op_in_turn(name, f).await.map(|(v, _turn)| v)
+        let turn = self.turn().await?;
+        self.run_in_turn(turn, name, f).await.map(|(v, _turn)| v)
     }
 
-    /// As [`op`](Self::op), returning the turn with the value: the caller holds it while it
-    /// takes what the worker left in `pending` (if the caller went away, the value and the
-    /// turn are dropped on the worker, and the bytes stay for the next read).
-    async fn op_in_turn<T: Send + 'static>(
+    /// Runs `f` as [`op`](Self::op) does, in a turn the caller already holds, and returns the
+    /// turn with the value: the caller holds it while it takes what the worker left in
+    /// `pending` (if the caller went away, the value and the turn are dropped on the worker,
+    /// and the bytes stay for the next read).
+    async fn run_in_turn<T: Send + 'static>(
         &self,
+        turn: OwnedCapacityToken,
         name: &'static str,
         f: impl FnOnce(&mut File, &mut Vec<u8>) -> io::Result<T> + Send + 'static,
     ) -> Result<(T, OwnedCapacityToken), FsError> {
-        let turn = self.turn().await?;
         if self.is_closed() {
             return Err(self.closed_error());
         }
@@ -303,20 +305,16 @@ impl AsyncFile {
                 let mut st = inner.state();
                 (st.file.take(), std::mem::take(&mut st.pending))
             };
-            let Some(mut file) = file else { return Err(io::Error::other(FsError::Closed { path: None })) };
+            // Gone only if an earlier operation panicked while its worker held it: closed.
+            let Some(mut file) = file else { return Ok(None) };
             let r = f(&mut file, &mut pending);
             let mut st = inner.state();
             st.file = Some(file);
             st.pending = pending;
-            Ok((r?, turn))
+            Ok(Some((r?, turn)))
         })
-        .await;
-        match r {
-            Err(FsError::Io { source, .. }) if source.get_ref().is_some_and(|e| e.is::<FsError>()) => {
-                Err(self.closed_error())
-            }
-            other => other,
-        }
+        .await?;
+        r.ok_or_else(|| self.closed_error())
     }
 
     fn closed_error(&self) -> FsError {
@@ -360,11 +358,15 @@ impl AsyncFile {
         n
     }
 
-    /// Has the worker read up to `max` bytes into the (empty) pending buffer, and returns the
-    /// turn, held while the caller takes them.
-    async fn fill_pending(&self, max: usize) -> Result<OwnedCapacityToken, FsError> {
+    /// Has the worker read up to `max` bytes into the (empty) pending buffer, in the caller's
+    /// turn, and returns the turn, held while the caller takes them.
+    async fn fill_pending(
+        &self,
+        turn: OwnedCapacityToken,
+        max: usize,
+    ) -> Result<OwnedCapacityToken, FsError> {
         let ((), turn) = self
-            .op_in_turn("read", move |file, pending| {
+            .run_in_turn(turn, "read", move |file, pending| {
                 // Reads straight into the pending buffer, reusing its capacity.
                 pending.reserve(max.min(8 << 20));
                 file.take(max as u64).read_to_end(pending)?;
@@ -399,15 +401,13 @@ impl AsyncFile {
             return Err(FsError::InvalidArgument("max_bytes must be at least 1".into()));
         }
         crate::lowlevel::checkpoint_if_cancelled()?;
-        {
-            let _turn = self.turn().await?;
-            if let Some(data) = self.take_pending(max_bytes) {
-                return Ok(data);
-            }
+        let turn = self.turn().await?;
+        if let Some(data) = self.take_pending(max_bytes) {
+            return Ok(data);
         }
         // The worker leaves what it read in `pending`, and this takes it back under the turn: if
         // the caller is gone by then, it stays for the next read.
-        let _turn = self.fill_pending(max_bytes).await?;
+        let _turn = self.fill_pending(turn, max_bytes).await?;
         Ok(self.take_pending(max_bytes).unwrap_or_default())
     }
 
@@ -436,13 +436,13 @@ impl AsyncFile {
             return Err(FsError::InvalidArgument("the buffer must hold at least 1 byte".into()));
         }
         crate::lowlevel::checkpoint_if_cancelled()?;
-        let _turn = self.turn().await?;
+        let mut turn = self.turn().await?;
         if self.inner.state().pending.is_empty() {
-            drop(_turn);
-            let _turn = self.fill_pending(buf.len()).await?;
-            return Ok(self.copy_pending(buf));
+            turn = self.fill_pending(turn, buf.len()).await?;
         }
-        Ok(self.copy_pending(buf))
+        let n = self.copy_pending(buf);
+        drop(turn);
+        Ok(n)
     }
 
     /// Reads everything from the current position to the end.
@@ -464,8 +464,9 @@ impl AsyncFile {
     /// ```
     pub async fn read_to_end(&self) -> Result<Vec<u8>, FsError> {
         crate::lowlevel::checkpoint_if_cancelled()?;
+        let turn = self.turn().await?;
         let ((), _turn) = self
-            .op_in_turn("read", |file, pending| {
+            .run_in_turn(turn, "read", |file, pending| {
                 file.read_to_end(pending)?;
                 Ok(())
             })
