@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path as StdPath, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
 
 use futures_core::Stream;
 
@@ -142,15 +143,23 @@ impl From<std::fs::OpenOptions> for OpenOptions {
 pub async fn open_file(path: impl AsRef<StdPath>, options: OpenOptions) -> Result<AsyncFile, FsError> {
     let path = path.as_ref().to_path_buf();
     let p = path.clone();
-    let file = blocking("open", Some(&path), false, None, move || {
+    let (file, regular, cheap_close) = blocking("open", Some(&path), false, None, move || {
         let file = options.0.open(&p)?;
-        if file.metadata()?.is_dir() {
+        let kind = file.metadata()?.file_type();
+        if kind.is_dir() {
             return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
         }
-        Ok(file)
+        let cheap_close = closes_without_blocking(&file);
+        Ok((file, kind.is_file(), cheap_close))
     })
     .await?;
-    Ok(AsyncFile::new(file, Some(path)))
+    let f = AsyncFile::new(file, Some(path));
+    {
+        let mut st = f.inner.state();
+        st.regular = Some(regular);
+        st.cheap_close = cheap_close;
+    }
+    Ok(f)
 }
 
 /// Wraps an open `std::fs::File` (AnyIO's `wrap_file`).
@@ -170,13 +179,78 @@ pub fn wrap_file(file: File) -> AsyncFile {
 }
 
 struct FileState {
-    /// `None` once closed, and while an operation's worker has it.
+    /// `None` once closed, and while an operation's worker or the read-ahead has it.
     file: Option<File>,
-    /// Bytes already read from the file but not yet returned: a read whose caller went away
-    /// leaves them here, and the next read returns them first. The file's position is past
-    /// them, which seeks and writes account for.
+    /// Bytes already read from the file but not yet returned, from `taken` on: a read whose
+    /// caller went away leaves them here, the read-ahead appends to them, and the next read
+    /// returns them first. The file's position is past them, which seeks and writes account for.
     pending: Vec<u8>,
+    /// How much of `pending`'s front was already returned.
+    taken: usize,
+    /// Whether it is a regular file (the only kind read ahead); `None` until known.
+    regular: Option<bool>,
+    /// Opened for reading only, on a local file system: [`AsyncFile::close`] closes it on the
+    /// calling thread instead of a worker's.
+    cheap_close: bool,
+    ahead: Ahead,
 }
+
+impl FileState {
+    fn unread_len(&self) -> usize {
+        self.pending.len() - self.taken
+    }
+
+    /// The unread bytes, moved out for a worker (which may seek back over them or append).
+    fn take_unread(&mut self) -> Vec<u8> {
+        let mut p = std::mem::take(&mut self.pending);
+        p.drain(..self.taken);
+        self.taken = 0;
+        p
+    }
+
+    /// Appends bytes read after the unread ones; takes `buf`'s allocation when nothing is
+    /// unread (no copy) and leaves `buf` empty either way.
+    fn append(&mut self, buf: &mut Vec<u8>) {
+        if self.unread_len() == 0 {
+            self.pending.clear();
+            self.taken = 0;
+            std::mem::swap(&mut self.pending, buf);
+        } else {
+            self.pending.drain(..self.taken);
+            self.taken = 0;
+            self.pending.extend_from_slice(buf);
+        }
+        buf.clear();
+    }
+}
+
+/// Read-ahead for sequential reads of a regular file, as the kernel and async-fs do: after two
+/// full reads in a row, a worker keeps reading into `pending` while the caller takes from it,
+/// so a read finds its bytes there instead of waiting for a worker. It runs outside the
+/// file's turn and only with a token of the limiter free at that moment; any other operation
+/// stops it and waits for the file back before it starts.
+#[derive(Default)]
+struct Ahead {
+    /// A read-ahead worker has the file.
+    running: bool,
+    /// Asked to stop after its current read.
+    stop: bool,
+    /// It reached the end: the next read with nothing pending returns 0.
+    eof: bool,
+    /// Its read failed: the next read with nothing pending returns the error.
+    error: Option<io::Error>,
+    /// The reader waiting for its bytes, or the operation waiting for the file.
+    waker: Option<Waker>,
+    /// Full sequential reads in a row.
+    streak: u8,
+    /// The size of its next read: doubles from the caller's read size up to [`AHEAD_CHUNK`].
+    chunk: usize,
+}
+
+/// The most one read-ahead system call asks for.
+const AHEAD_CHUNK: usize = 1 << 20;
+/// The read-ahead stops with this much unread, and starts again below half of it.
+const AHEAD_WINDOW: usize = 2 << 20;
 
 struct FileInner {
     path: Option<PathBuf>,
@@ -201,6 +275,13 @@ impl FileInner {
 /// Made by [`open_file`], [`wrap_file`] or [`Path::open`](super::Path::open). Operations take
 /// `&self` and run one at a time in the order they were called, so a file can be shared
 /// between tasks (in an `Arc`).
+///
+/// Sequential reads of a regular file are read ahead: after two full reads in a row, a worker
+/// (only one the limiter has free at that moment) reads on, up to 2 MiB past the caller, so
+/// that later reads find their bytes without waiting for a worker. Nothing else shows it:
+/// [`tell`](Self::tell), [`seek`](Self::seek) and writes use the caller's position, and any
+/// other operation stops the read-ahead first. Pipes, sockets and devices are never read
+/// ahead.
 ///
 /// # Examples
 ///
@@ -239,7 +320,14 @@ impl AsyncFile {
                 path,
                 fd: std::os::fd::AsRawFd::as_raw_fd(&file),
                 closed: std::sync::atomic::AtomicBool::new(false),
-                state: Mutex::new(FileState { file: Some(file), pending: Vec::new() }),
+                state: Mutex::new(FileState {
+                    file: Some(file),
+                    pending: Vec::new(),
+                    taken: 0,
+                    regular: None,
+                    cheap_close: false,
+                    ahead: Ahead::default(),
+                }),
                 turn: Arc::new(CapacityLimiter::new(1)),
                 limiter: Mutex::new(None),
             }),
@@ -273,20 +361,22 @@ impl AsyncFile {
         self.inner.path.as_deref()
     }
 
-    /// Runs `f` on the file on a worker, as this file's next operation in turn.
+    /// Runs `f` on the file on a worker, as this file's next operation in turn (not a read:
+    /// it ends a run of sequential reads).
     async fn op<T: Send + 'static>(
         &self,
         name: &'static str,
         f: impl FnOnce(&mut File, &mut Vec<u8>) -> io::Result<T> + Send + 'static,
     ) -> Result<T, FsError> {
         let turn = self.turn().await?;
+        self.inner.state().ahead.streak = 0;
         self.run_in_turn(turn, name, f).await.map(|(v, _turn)| v)
     }
 
     /// Runs `f` as [`op`](Self::op) does, in a turn the caller already holds, and returns the
     /// turn with the value: the caller holds it while it takes what the worker left in
     /// `pending` (if the caller went away, the value and the turn are dropped on the worker,
-    /// and the bytes stay for the next read).
+    /// and the bytes stay for the next read). `f` gets the unread bytes alone.
     async fn run_in_turn<T: Send + 'static>(
         &self,
         turn: OwnedCapacityToken,
@@ -296,6 +386,7 @@ impl AsyncFile {
         if self.is_closed() {
             return Err(self.closed_error());
         }
+        self.stop_read_ahead().await?;
         let inner = self.inner.clone();
         let limiter = self.limiter();
         let r = blocking(name, self.path(), false, limiter, move || {
@@ -303,7 +394,7 @@ impl AsyncFile {
             // waits for one; the turn keeps every other operation away meanwhile.
             let (file, mut pending) = {
                 let mut st = inner.state();
-                (st.file.take(), std::mem::take(&mut st.pending))
+                (st.file.take(), st.take_unread())
             };
             // Gone only if an earlier operation panicked while its worker held it: closed.
             let Some(mut file) = file else { return Ok(None) };
@@ -334,27 +425,119 @@ impl AsyncFile {
         }
     }
 
-    /// Takes up to `max` bytes read earlier for a caller that went away (see the module docs).
-    /// Only in turn: an operation's worker holds them meanwhile. When they all fit, the buffer
-    /// itself is returned (no copy).
-    fn take_pending(&self, max: usize) -> Option<Vec<u8>> {
+    /// Stops a read-ahead in progress and waits for it to give the file back (after its
+    /// current system call); what it read stays pending. A failure or end it met is dropped:
+    /// the operation about to run sees the file for itself.
+    async fn stop_read_ahead(&self) -> Result<(), FsError> {
+        let poll = |waker: Option<&Waker>| {
+            let mut st = self.inner.state();
+            if !st.ahead.running {
+                st.ahead.eof = false;
+                st.ahead.error = None;
+                return Poll::Ready(());
+            }
+            st.ahead.stop = true;
+            if let Some(w) = waker {
+                st.ahead.waker = Some(w.clone());
+            }
+            Poll::Pending
+        };
+        if poll(None).is_ready() {
+            return Ok(());
+        }
+        crate::cancel::cancellable(std::future::poll_fn(|cx| poll(Some(cx.waker()))))
+            .await
+            .map_err(FsError::Cancelled)
+    }
+
+    /// What a read in turn finds before it asks a worker: pending bytes (waiting for a running
+    /// read-ahead to bring some), the end or a failure the read-ahead met, or nothing.
+    async fn buffered(&self) -> Result<Buffered, FsError> {
+        let poll = |waker: Option<&Waker>| {
+            let mut st = self.inner.state();
+            if st.unread_len() > 0 {
+                return Poll::Ready(Ok(Buffered::Bytes));
+            }
+            if st.ahead.running {
+                if let Some(w) = waker {
+                    st.ahead.waker = Some(w.clone());
+                }
+                return Poll::Pending;
+            }
+            if let Some(e) = st.ahead.error.take() {
+                st.ahead.streak = 0;
+                return Poll::Ready(Err(FsError::io("read", self.path(), e)));
+            }
+            if std::mem::take(&mut st.ahead.eof) {
+                st.ahead.streak = 0;
+                return Poll::Ready(Ok(Buffered::End));
+            }
+            Poll::Ready(Ok(Buffered::Nothing))
+        };
+        if let Poll::Ready(r) = poll(None) {
+            return r;
+        }
+        crate::cancel::cancellable(std::future::poll_fn(|cx| poll(Some(cx.waker())))).await?
+    }
+
+    /// Counts a read of `asked` bytes in turn that was `full` (not cut short by the end of the
+    /// file), and starts the read-ahead once reads look sequential.
+    fn after_read(&self, full: bool, asked: usize) {
         let mut st = self.inner.state();
-        if st.pending.is_empty() {
-            return None;
+        if !full || st.regular != Some(true) {
+            st.ahead.streak = 0;
+            return;
         }
-        if st.pending.len() <= max {
-            return Some(std::mem::take(&mut st.pending));
+        st.ahead.streak = st.ahead.streak.saturating_add(1);
+        if st.ahead.streak < 2
+            || st.ahead.running
+            || st.ahead.eof
+            || st.ahead.error.is_some()
+            || st.unread_len() >= AHEAD_WINDOW / 2
+            || st.file.is_none()
+        {
+            return;
         }
-        Some(st.pending.drain(..max).collect())
+        // Only with a worker free now: read-ahead never waits for, nor crowds out, real work.
+        let limiter = self.limiter().unwrap_or_else(crate::to_thread::current_default_thread_limiter);
+        let Ok(token) = limiter.try_acquire() else { return };
+        let token = token.into_owned(limiter.clone());
+        st.ahead.running = true;
+        st.ahead.stop = false;
+        if st.ahead.chunk == 0 {
+            st.ahead.chunk = asked.clamp(4096, AHEAD_CHUNK);
+        }
+        let file = st.file.take();
+        drop(st);
+        let job = ReadAhead { inner: self.inner.clone(), file, _token: token };
+        // Refused (no thread): dropping the job gives the file back.
+        let _ = crate::thread::pool::submit(Box::new(move || job.run()));
+    }
+
+    /// Takes up to `max` pending bytes. Only in turn: a worker may hold them meanwhile. When
+    /// they all fit, the buffer itself is returned (no copy).
+    fn take_pending(&self, max: usize) -> Vec<u8> {
+        let mut st = self.inner.state();
+        if st.taken == 0 && st.pending.len() <= max {
+            return std::mem::take(&mut st.pending);
+        }
+        let n = max.min(st.unread_len());
+        let out = st.pending[st.taken..st.taken + n].to_vec();
+        st.taken += n;
+        out
     }
 
     /// Copies up to `buf.len()` pending bytes into `buf`, keeping the buffer's capacity for the
     /// next read (no allocation per read).
     fn copy_pending(&self, buf: &mut [u8]) -> usize {
         let mut st = self.inner.state();
-        let n = buf.len().min(st.pending.len());
-        buf[..n].copy_from_slice(&st.pending[..n]);
-        st.pending.drain(..n);
+        let n = buf.len().min(st.unread_len());
+        buf[..n].copy_from_slice(&st.pending[st.taken..st.taken + n]);
+        st.taken += n;
+        if st.taken == st.pending.len() {
+            st.pending.clear();
+            st.taken = 0;
+        }
         n
     }
 
@@ -365,14 +548,17 @@ impl AsyncFile {
         turn: OwnedCapacityToken,
         max: usize,
     ) -> Result<OwnedCapacityToken, FsError> {
-        let ((), turn) = self
+        let need_kind = self.inner.state().regular.is_none();
+        let (kind, turn) = self
             .run_in_turn(turn, "read", move |file, pending| {
-                // Reads straight into the pending buffer, reusing its capacity.
-                pending.reserve(max.min(8 << 20));
-                file.take(max as u64).read_to_end(pending)?;
-                Ok(())
+                read_up_to(file, pending, max)?;
+                // A wrapped file's kind, learnt once: only regular files are read ahead.
+                Ok(need_kind.then(|| file.metadata().is_ok_and(|m| m.is_file())))
             })
             .await?;
+        if let Some(regular) = kind {
+            self.inner.state().regular = Some(regular);
+        }
         Ok(turn)
     }
 
@@ -401,14 +587,21 @@ impl AsyncFile {
             return Err(FsError::InvalidArgument("max_bytes must be at least 1".into()));
         }
         crate::lowlevel::checkpoint_if_cancelled()?;
-        let turn = self.turn().await?;
-        if let Some(data) = self.take_pending(max_bytes) {
-            return Ok(data);
-        }
-        // The worker leaves what it read in `pending`, and this takes it back under the turn: if
-        // the caller is gone by then, it stays for the next read.
-        let _turn = self.fill_pending(turn, max_bytes).await?;
-        Ok(self.take_pending(max_bytes).unwrap_or_default())
+        let mut turn = self.turn().await?;
+        let full = match self.buffered().await? {
+            Buffered::Bytes => true,
+            Buffered::End => return Ok(Vec::new()),
+            Buffered::Nothing => {
+                // The worker leaves what it read in `pending`, and this takes it back under the
+                // turn: if the caller is gone by then, it stays for the next read.
+                turn = self.fill_pending(turn, max_bytes).await?;
+                self.inner.state().unread_len() == max_bytes
+            }
+        };
+        let data = self.take_pending(max_bytes);
+        self.after_read(full, max_bytes);
+        drop(turn);
+        Ok(data)
     }
 
     /// Reads into `buf`; returns how many bytes (0 at the end of the file).
@@ -437,10 +630,16 @@ impl AsyncFile {
         }
         crate::lowlevel::checkpoint_if_cancelled()?;
         let mut turn = self.turn().await?;
-        if self.inner.state().pending.is_empty() {
-            turn = self.fill_pending(turn, buf.len()).await?;
-        }
+        let full = match self.buffered().await? {
+            Buffered::Bytes => true,
+            Buffered::End => return Ok(0),
+            Buffered::Nothing => {
+                turn = self.fill_pending(turn, buf.len()).await?;
+                self.inner.state().unread_len() == buf.len()
+            }
+        };
         let n = self.copy_pending(buf);
+        self.after_read(full, buf.len());
         drop(turn);
         Ok(n)
     }
@@ -465,13 +664,14 @@ impl AsyncFile {
     pub async fn read_to_end(&self) -> Result<Vec<u8>, FsError> {
         crate::lowlevel::checkpoint_if_cancelled()?;
         let turn = self.turn().await?;
+        self.inner.state().ahead.streak = 0;
         let ((), _turn) = self
             .run_in_turn(turn, "read", |file, pending| {
                 file.read_to_end(pending)?;
                 Ok(())
             })
             .await?;
-        Ok(self.take_pending(usize::MAX).unwrap_or_default())
+        Ok(self.take_pending(usize::MAX))
     }
 
     /// Reads everything from the current position to the end as UTF-8 text.
@@ -729,8 +929,10 @@ impl AsyncFile {
             .map_err(|e| FsError::io("decode", self.path(), io::Error::new(io::ErrorKind::InvalidData, e)))
     }
 
-    /// Closes the file (on a worker: closing can block on network file systems). Later
-    /// operations fail with [`FsError::Closed`](FsError::Closed); closing again does nothing.
+    /// Closes the file. Later operations fail with [`FsError::Closed`](FsError::Closed);
+    /// closing again does nothing. A file opened by [`open_file`] for reading only, on a local
+    /// file system, closes on the calling thread (nothing to write back, no server to tell);
+    /// any other closes on a worker, as closing can block on network file systems.
     ///
     /// # Errors
     ///
@@ -752,14 +954,22 @@ impl AsyncFile {
     #[doc(alias = "aclose")]
     pub async fn close(&self) -> Result<(), FsError> {
         let turn = self.turn().await?;
+        self.stop_read_ahead().await?;
         if self.inner.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return Ok(());
         }
-        let file = {
+        let (file, cheap_close) = {
             let mut st = self.inner.state();
             st.pending = Vec::new();
-            st.file.take()
+            st.taken = 0;
+            (st.file.take(), st.cheap_close)
         };
+        if cheap_close {
+            // Nothing to flush and no server to tell: closing cannot block (tokio closes every
+            // file it drops this way).
+            drop(file);
+            return Ok(());
+        }
         let limiter = self.limiter();
         let r = blocking("close", self.path(), false, limiter, move || {
             let _turn = turn;
@@ -786,6 +996,155 @@ impl AsyncFile {
     /// The descriptor number, while open.
     pub(crate) fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         (!self.is_closed()).then_some(self.inner.fd)
+    }
+}
+
+/// What a read in turn found before asking a worker.
+enum Buffered {
+    Bytes,
+    End,
+    Nothing,
+}
+
+/// Reads into `buf`'s spare room until `max` more bytes arrived or the end, one system call
+/// per read (std's `read_to_end` starts at 8 KiB and doubles, several calls per 64 KiB).
+fn read_up_to(file: &mut File, buf: &mut Vec<u8>, max: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let end = buf.len() + max;
+    buf.reserve(max);
+    while buf.len() < end {
+        let room = end - buf.len();
+        // SAFETY: the spare capacity holds at least `room` bytes (reserved above), read(2)
+        // writes at most `room` bytes there, and only the `n` it wrote become part of `buf`.
+        let n = unsafe { libc::read(file.as_raw_fd(), buf.as_mut_ptr().add(buf.len()).cast(), room) };
+        match n {
+            0 => break,
+            // SAFETY: read(2) initialised these `n` bytes, within the capacity.
+            n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether closing `file` can be done on a runtime thread: opened for reading only (nothing
+/// to write back) on a local file system (network and FUSE file systems may talk to a server
+/// on close).
+fn closes_without_blocking(file: &File) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: F_GETFL only reads the flags of `fd`, which `file` keeps open.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 || flags & libc::O_ACCMODE != libc::O_RDONLY {
+            return false;
+        }
+        // SAFETY: statfs is plain old data, for which all zeroes is a valid value.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatfs only fills the struct it is given, for the open `fd`.
+        if unsafe { libc::fstatfs(fd, &mut fs) } != 0 {
+            return false;
+        }
+        // NFS, SMB, SMB2, CIFS, FUSE, Ceph, AFS, 9P, Coda, OCFS2, GFS2, Lustre.
+        const REMOTE: [i64; 12] = [
+            0x6969,
+            0x517B,
+            0xFE53_4D42,
+            0xFF53_4D42,
+            0x6573_5546,
+            0x00C3_6400,
+            0x5346_414F,
+            0x0102_1997,
+            0x7375_7245,
+            0x7461_636F,
+            0x0116_1970,
+            0x0BD0_0BD0,
+        ];
+        #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
+        let kind = fs.f_type as i64 & 0xFFFF_FFFF;
+        !REMOTE.contains(&kind)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = file;
+        false
+    }
+}
+
+/// A read-ahead in progress: holds the file (outside any operation's turn) and a token of the
+/// limiter. Dropped, even by a panic or a refused thread, it gives the file back and wakes
+/// whoever waits.
+struct ReadAhead {
+    inner: Arc<FileInner>,
+    file: Option<File>,
+    _token: OwnedCapacityToken,
+}
+
+impl ReadAhead {
+    fn run(mut self) {
+        let mut buf = Vec::new();
+        let Some(file) = self.file.as_mut() else { return };
+        loop {
+            let chunk = {
+                let st = self.inner.state();
+                if st.ahead.stop || st.unread_len() >= AHEAD_WINDOW {
+                    return;
+                }
+                st.ahead.chunk
+            };
+            let r = read_up_to(file, &mut buf, chunk);
+            let waker = {
+                let mut st = self.inner.state();
+                match r {
+                    Ok(()) if buf.is_empty() => {
+                        st.ahead.eof = true;
+                        return;
+                    }
+                    Ok(()) => {
+                        st.append(&mut buf);
+                        st.ahead.chunk = (chunk * 2).min(AHEAD_CHUNK);
+                        st.ahead.waker.take()
+                    }
+                    Err(e) => {
+                        st.ahead.error = Some(e);
+                        return;
+                    }
+                }
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        let waker = {
+            let mut st = self.inner.state();
+            if let Some(file) = self.file.take() {
+                st.file = Some(file);
+            }
+            st.ahead.running = false;
+            st.ahead.stop = false;
+            st.ahead.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl Drop for AsyncFile {
+    fn drop(&mut self) {
+        // A read-ahead in progress stops after its current read; the file closes when it does.
+        self.inner.state().ahead.stop = true;
     }
 }
 

@@ -394,7 +394,7 @@ impl Drop for CapacityToken<'_> {
 impl CapacityToken<'_> {
     /// The same token, holding `limiter` (the one it came from) by reference count instead of
     /// by borrow, so that it can move to another thread.
-    fn into_owned(mut self, limiter: Arc<CapacityLimiter>) -> OwnedCapacityToken {
+    pub(crate) fn into_owned(mut self, limiter: Arc<CapacityLimiter>) -> OwnedCapacityToken {
         debug_assert!(std::ptr::eq(self.limiter, &*limiter));
         let borrower = self.borrower.take();
         // Nothing left to release: the token lives on in the owned one.
