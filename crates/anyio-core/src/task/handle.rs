@@ -125,6 +125,40 @@ impl<T> TaskHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.state() != TaskState::Running
     }
+
+    /// Waits until the task has finished, whatever the outcome, without taking its value
+    /// (AnyIO's `TaskHandle.wait`): awaiting the handle afterwards returns at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Cancelled`] if the waiting task's scope is cancelled first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a checkpoint; the task is untouched.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::{task_group, AnyError};
+    /// task_group(|tg| async move {
+    ///     let h = tg.spawn(async { Ok::<_, AnyError>(7) });
+    ///     h.wait().await?;
+    ///     assert!(h.is_finished());
+    ///     assert_eq!(h.await.unwrap(), 7);
+    ///     Ok::<_, AnyError>(())
+    /// }).await.unwrap();
+    /// # });
+    /// ```
+    pub async fn wait(&self) -> Result<(), Cancelled> {
+        crate::cancel::cancellable(std::future::poll_fn(|cx| {
+            if self.node.task.poll_finished(cx.waker()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }))
+        .await
+    }
 }
 
 /// Awaiting a handle waits for the task to finish.

@@ -1,5 +1,6 @@
 //! Task groups, task handles and the `start()` handshake.
 
+mod concurrency;
 mod group;
 mod handle;
 pub(crate) mod id;
@@ -7,6 +8,7 @@ mod outcome;
 pub(crate) mod slot;
 mod start;
 
+pub use concurrency::{amap, amap_limited, as_completed, gather, gather_all, Completed, Gather};
 pub(crate) use group::CatchUnwind;
 pub use group::{task_group, GroupClosed, GroupError, TaskGroup};
 pub use handle::{JoinError, TaskHandle, TaskState};

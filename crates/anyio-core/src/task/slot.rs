@@ -90,6 +90,18 @@ impl TaskSlot {
         }
     }
 
+    /// Whether the task has finished; registers `waker` while it runs (the value stays).
+    pub(crate) fn poll_finished(&self, waker: &Waker) -> bool {
+        let mut st = lock(&self.state);
+        if st.outcome != SlotOutcome::Running {
+            return true;
+        }
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            st.waker = Some(waker.clone());
+        }
+        false
+    }
+
     /// The handle is gone: nobody can read the value any more. Drops a stored value now and
     /// makes a later one be dropped on arrival. (A value kept in the task's node could
     /// otherwise hold that node, or its descendants, alive in a reference cycle.)
