@@ -102,6 +102,10 @@ fn every_error_without_a_cancellation_converts_with_its_message() {
         converts(e);
     }
     converts(GroupError::Failed(vec![AnyError::msg("boom")]));
+    converts(anyio::task::PromiseError::NotFinished);
+    converts(anyio::task::PromiseError::AlreadyFinished);
+    converts(anyio::task::PromiseError::Cancelled(Some("why".into())));
+    converts(anyio::task::PromiseError::Failed(std::sync::Arc::new(AnyError::msg("boom"))));
     #[cfg(unix)]
     converts(anyio::net::ServeError::Handler {
         peer: Some(anyio::net::SocketAddress::Inet("127.0.0.1:5000".parse().unwrap())),
@@ -188,6 +192,7 @@ async fn every_cancellation_variant_converts_into_a_cancellation() {
     converts_cancelled(c.clone(), &c);
     converts_cancelled(CapacityLimiterError::Cancelled(c.clone()), &c);
     converts_cancelled(JoinError::Cancelled(c.clone()), &c);
+    converts_cancelled(anyio::task::PromiseError::WaitCancelled(c.clone()), &c);
     converts_cancelled(GroupError::<AnyError>::Cancelled(c.clone()), &c);
     converts_cancelled(StartError::<AnyError>::Cancelled(c.clone()), &c);
     converts_cancelled(StreamError::Cancelled(c.clone()), &c);

@@ -5,6 +5,7 @@ mod group;
 mod handle;
 pub(crate) mod id;
 mod outcome;
+mod promise;
 pub(crate) mod slot;
 mod start;
 
@@ -13,4 +14,5 @@ pub(crate) use group::CatchUnwind;
 pub use group::{task_group, GroupClosed, GroupError, TaskGroup};
 pub use handle::{JoinError, TaskHandle, TaskState};
 pub use id::{current_task_id, TaskId};
+pub use promise::{Promise, PromiseError, PromiseStatus};
 pub use start::{StartError, TaskStatus};
