@@ -33,6 +33,7 @@ pub mod signal;
 pub mod streams;
 pub mod sync;
 pub mod task;
+pub mod testing;
 mod thread;
 pub mod time;
 pub mod to_thread;

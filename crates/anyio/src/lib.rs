@@ -55,7 +55,7 @@ use std::num::NonZeroUsize;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use anyio_core::net;
-pub use anyio_core::{cancel, error, lowlevel, prelude, rt, streams, sync, task, time, to_thread};
+pub use anyio_core::{cancel, error, lowlevel, prelude, rt, streams, sync, task, testing, time, to_thread};
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use anyio_core::{fs, process, signal};
