@@ -1,5 +1,6 @@
 //! Task-group, checkpoint and cancel-scope costs, each beside its raw-runtime twin in the same
-//! run, on tokio current-thread, tokio multi-thread and smol.
+//! run, on tokio current-thread, tokio multi-thread and smol; and the concurrency helpers
+//! beside the hand-written task group they replace.
 //!
 //! Run with `cargo bench --bench core_tasks --features smol` (add `-- quick` for a short run).
 //! Every case is measured in interleaved rounds (ours, raw, ours, raw, ...) and reports the
@@ -157,6 +158,35 @@ fn scope_deadline_cases(n: u64) -> Case {
     }
 }
 
+/// AnyIO 4.15's helpers against the group a user would write by hand: spawn, keep the handles,
+/// await them in order (`amap` is `gather_all` over a map, so one case measures both).
+fn gather_cases(n: u64) -> Case {
+    Case {
+        name: "gather_all / amap of 10k trivial tasks vs hand-written group with handles",
+        ops: n,
+        ours: workload(move |_raw| async move {
+            let v = anyio::task::gather_all((0..n).map(|i| async move { Ok::<_, anyio::AnyError>(i) }))
+                .await
+                .unwrap();
+            black_box(v);
+        }),
+        raw: workload(move |_raw| async move {
+            let v = anyio::task_group(|tg| async move {
+                let handles: Vec<_> = (0..n).map(|i| tg.spawn(async move { Ok(i) })).collect();
+                let mut out = Vec::with_capacity(handles.len());
+                for h in handles {
+                    out.push(h.await?);
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap();
+            black_box(v);
+        }),
+        additive: false,
+    }
+}
+
 fn main() {
     let args = Args::parse();
     let rounds = args.rounds();
@@ -167,6 +197,7 @@ fn main() {
         checkpoint_cases(1_000_000 / scale),
         scope_no_deadline_cases(1_000_000 / scale),
         scope_deadline_cases(1_000_000 / scale),
+        gather_cases(10_000 / scale),
     ];
     println!(
         "{:<24} {:<80} {:>12} {:>12} {:>8} {:>10}",
