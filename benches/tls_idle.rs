@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyio::net::{connect_tcp, TcpListener};
-use anyio::streams::{AsyncResource, ByteReceiveStream, ByteSendStream};
+use anyio::streams::AsyncResource;
 use anyio::tls::rustls::{self, ClientConfig, ServerConfig};
 use anyio::tls::{TlsOptions, TlsStream};
 use anyio::{task_group, AnyError, Backend};

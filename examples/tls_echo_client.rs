@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyio::{
     fail_after,
     net::RemoteAddress,
-    streams::{AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, StreamError, TypedAttributeExt},
+    streams::{AsyncResource, ByteStream, StreamError, TypedAttributeExt},
     tls::rustls::RootCertStore,
     tls::{client_config_with_roots, connect_tls, read_certificates, CipherSuite, TlsVersion},
     AnyError,

@@ -27,7 +27,7 @@ use anyio::{
     current_backend,
     net::tcp::TcpListenerOptions,
     net::{create_tcp_listener, LocalPort, RemoteAddress, TcpStream},
-    streams::{AsyncResource, ByteReceiveStream, ByteSendStream, ByteStream, StreamError, TypedAttributeExt},
+    streams::{AsyncResource, ByteStream, StreamError, TypedAttributeExt},
     tls::rustls::pki_types::{CertificateDer, PrivateKeyDer},
     tls::{
         read_certificates, read_private_key, server_config, CipherSuite, ServerName, TlsListener, TlsStream,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyio::net::{connect_tcp, TcpListener, TcpStream};
-use anyio::streams::{AsyncResource, ByteReceiveStream, ByteSendStream, StreamError, TypedAttributeExt};
+use anyio::streams::{AsyncResource, ByteReceiveStream, StreamError, TypedAttributeExt};
 use anyio::tls::rustls::ProtocolVersion;
 use anyio::tls::{AlpnProtocol, TlsOptions, TlsStream, TlsVersion};
 use anyio::{sleep, AnyError};

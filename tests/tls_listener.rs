@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyio::net::{connect_tcp, Listener, TcpListener};
-use anyio::streams::{ByteReceiveStream, ByteSendStream, StreamError};
+use anyio::streams::StreamError;
 use anyio::tls::{TlsListener, TlsOptions, TlsStream};
 use anyio::{sleep, task_group, AnyError};
 use support::guarded_ok;

@@ -1032,6 +1032,113 @@ impl Drop for Unsent<'_> {
     }
 }
 
+/// The stream operations as inherent methods: called on a `TlsStream` itself (not through
+/// `dyn` or a generic bound on the traits), they return plain futures, not boxed ones.
+impl<S: ByteStream> TlsStream<S> {
+    /// Receives decrypted bytes: as many as are ready, up to `buf.len()`, waiting for at least
+    /// one (the same as [`ByteReceiveStream::receive_into`], without boxing its future).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::EndOfStream`] after the peer's close_notify (and after a transport end
+    /// without it when not standard compatible); [`StreamError::Broken`] for a TLS failure or,
+    /// when standard compatible, a transport end without close_notify;
+    /// [`StreamError::Busy`] if another task is receiving; [`StreamError::Closed`] after
+    /// `aclose`; [`StreamError::InvalidArgument`] for an empty `buf`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing received is lost; it is returned by the next receive.
+    ///
+    /// ```no_run
+    /// # async fn f(s: anyio::tls::TlsStream<anyio::net::TcpStream>) -> Result<(), anyio::streams::StreamError> {
+    /// let mut buf = [0u8; 1024];
+    /// let n = s.receive_into(&mut buf).await?;
+    /// println!("{:?}", &buf[..n]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        if buf.is_empty() {
+            return Err(StreamError::InvalidArgument("the receive buffer must hold at least 1 byte"));
+        }
+        let _busy = self.receiving.enter()?;
+        checkpoint_if_cancelled()?;
+        loop {
+            if let Some(n) = self.take_plaintext(buf, false)? {
+                return Ok(n);
+            }
+            self.read_transport().await?;
+        }
+    }
+
+    /// Receives up to `max_bytes` decrypted bytes into a new `Vec` of exactly the size that
+    /// arrived (at most one record's worth, 16 KiB): nothing is allocated while it waits (the
+    /// same as [`ByteReceiveStream::receive`], without boxing its future).
+    ///
+    /// # Errors
+    ///
+    /// As [`receive_into`](Self::receive_into); `max_bytes` 0 is
+    /// [`StreamError::InvalidArgument`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing received is lost.
+    ///
+    /// ```no_run
+    /// # async fn f(s: anyio::tls::TlsStream<anyio::net::TcpStream>) -> Result<(), anyio::streams::StreamError> {
+    /// let data = s.receive(65536).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        if max_bytes == 0 {
+            return Err(StreamError::InvalidArgument("max_bytes must be at least 1"));
+        }
+        let _busy = self.receiving.enter()?;
+        checkpoint_if_cancelled()?;
+        loop {
+            if let Some(v) = self.take_plaintext_vec(max_bytes)? {
+                return Ok(v);
+            }
+            self.read_transport().await?;
+        }
+    }
+
+    /// Encrypts and sends all of `data`, in records of up to 16 KiB; an empty `data` sends no
+    /// record (the same as [`ByteSendStream::send`], without boxing its future).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] after `send_eof` or `aclose`; [`StreamError::Busy`] if another
+    /// task is sending; [`StreamError::Broken`] once the stream failed; the transport's errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled send sent a prefix of `data`, and never part of a record: the record being
+    /// written when it was cancelled is finished, before anything else, by the stream's next
+    /// write (a later send, a receive, or `aclose`). The stream stays usable.
+    ///
+    /// ```no_run
+    /// # async fn f(s: anyio::tls::TlsStream<anyio::net::TcpStream>) -> Result<(), anyio::streams::StreamError> {
+    /// s.send(b"hello").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
+        let _busy = self.sending.enter()?;
+        self.lock().check_can_send()?;
+        checkpoint_if_cancelled()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let _role = self.writer.acquire().await?;
+        let mut pos = 0;
+        while pos < data.len() {
+            pos += self.encrypt(&data[pos..])?;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+}
+
 impl<S: TypedAttributeProvider> TypedAttributeProvider for TlsStream<S> {
     fn extra_attribute(&self, key: TypeId) -> Option<Box<dyn Any + Send>> {
         self.attribute(key).or_else(|| self.transport.extra_attribute(key))
@@ -1106,17 +1213,7 @@ impl<S: ByteStream> ByteReceiveStream for TlsStream<S> {
     ///
     /// Cancel safe: nothing received is lost; it is returned by the next receive.
     async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
-        if buf.is_empty() {
-            return Err(StreamError::InvalidArgument("the receive buffer must hold at least 1 byte"));
-        }
-        let _busy = self.receiving.enter()?;
-        checkpoint_if_cancelled()?;
-        loop {
-            if let Some(n) = self.take_plaintext(buf, false)? {
-                return Ok(n);
-            }
-            self.read_transport().await?;
-        }
+        TlsStream::receive_into(self, buf).await
     }
 
     /// Receives up to `max_bytes` decrypted bytes into a new `Vec` of exactly the size that
@@ -1131,17 +1228,7 @@ impl<S: ByteStream> ByteReceiveStream for TlsStream<S> {
     ///
     /// Cancel safe: nothing received is lost.
     async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
-        if max_bytes == 0 {
-            return Err(StreamError::InvalidArgument("max_bytes must be at least 1"));
-        }
-        let _busy = self.receiving.enter()?;
-        checkpoint_if_cancelled()?;
-        loop {
-            if let Some(v) = self.take_plaintext_vec(max_bytes)? {
-                return Ok(v);
-            }
-            self.read_transport().await?;
-        }
+        TlsStream::receive(self, max_bytes).await
     }
 }
 
@@ -1161,19 +1248,7 @@ impl<S: ByteStream> ByteSendStream for TlsStream<S> {
     /// written when it was cancelled is finished, before anything else, by the stream's next
     /// write (a later send, a receive, or `aclose`). The stream stays usable.
     async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
-        let _busy = self.sending.enter()?;
-        self.lock().check_can_send()?;
-        checkpoint_if_cancelled()?;
-        if data.is_empty() {
-            return Ok(());
-        }
-        let _role = self.writer.acquire().await?;
-        let mut pos = 0;
-        while pos < data.len() {
-            pos += self.encrypt(&data[pos..])?;
-            self.flush().await?;
-        }
-        Ok(())
+        TlsStream::send(self, data).await
     }
 
     /// Encrypts a prefix of `data` (up to rustls's 64 KiB buffer) and returns its length once
