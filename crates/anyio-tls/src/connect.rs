@@ -80,3 +80,91 @@ pub async fn connect_tls_with(
     })?;
     TlsStream::connect(tcp, &hostname, config, options).await
 }
+
+/// Connects with another connectable, then completes a TLS handshake over the stream (AnyIO's
+/// `TLSConnectable`). The server is verified as `hostname`: by default the host of a
+/// [`TcpConnectable`](anyio_core::net::TcpConnectable) via [`TlsConnectable::tcp`], or
+/// [`TlsOptions::hostname`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # anyio::run(async {
+/// use std::sync::Arc;
+/// use anyio::net::TcpConnectable;
+/// use anyio::streams::ByteStreamConnectable;
+/// use anyio::tls::{client_config, TlsConnectable, TlsOptions};
+/// let server = TlsConnectable::tcp(TcpConnectable::new("example.com", 443)?, Arc::new(client_config()?), TlsOptions::new());
+/// let stream = server.connect().await?;
+/// # Ok::<_, anyio::AnyError>(())
+/// # });
+/// ```
+#[doc(alias = "TLSConnectable")]
+#[derive(Clone, Debug)]
+pub struct TlsConnectable<C> {
+    inner: C,
+    hostname: String,
+    config: Arc<ClientConfig>,
+    options: TlsOptions,
+}
+
+impl<C> TlsConnectable<C> {
+    /// TLS over the streams `inner` connects, verifying the server as `hostname` (unless
+    /// `options` names another).
+    pub fn new(
+        inner: C,
+        hostname: impl Into<String>,
+        config: Arc<ClientConfig>,
+        options: TlsOptions,
+    ) -> Self {
+        let hostname = options.hostname_override().map_or_else(|| hostname.into(), str::to_owned);
+        Self { inner, hostname, config, options }
+    }
+
+    /// The name the server is verified as.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// The connectable it wraps.
+    pub fn get_ref(&self) -> &C {
+        &self.inner
+    }
+}
+
+impl TlsConnectable<anyio_core::net::TcpConnectable> {
+    /// TLS over `tcp`, verifying the server as `tcp`'s host (unless `options` names another).
+    pub fn tcp(tcp: anyio_core::net::TcpConnectable, config: Arc<ClientConfig>, options: TlsOptions) -> Self {
+        let host = tcp.host().to_owned();
+        Self::new(tcp, host, config, options)
+    }
+}
+
+impl<C> anyio_core::streams::ByteStreamConnectable for TlsConnectable<C>
+where
+    C: anyio_core::streams::ByteStreamConnectable<Error = SocketError>,
+{
+    type Stream = TlsStream<C::Stream>;
+    type Error = TlsError;
+
+    /// Connects the transport, then runs the handshake.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::InvalidHostname`] (before connecting), [`TlsError::Connect`] with the
+    /// transport's failure, then as [`TlsStream::connect`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling closes whatever was opened.
+    async fn connect(&self) -> Result<Self::Stream, TlsError> {
+        if PkiServerName::try_from(self.hostname.clone()).is_err() {
+            return Err(TlsError::InvalidHostname { hostname: self.hostname.clone() });
+        }
+        let transport = self.inner.connect().await.map_err(|e| match e {
+            SocketError::Cancelled(c) => TlsError::Cancelled(c),
+            e => TlsError::Connect(e),
+        })?;
+        TlsStream::connect(transport, &self.hostname, self.config.clone(), self.options.clone()).await
+    }
+}

@@ -65,7 +65,7 @@ pub use config::{
     client_config, client_config_with_roots, crypto_provider, read_certificates, read_private_key,
     server_config, TlsConfig,
 };
-pub use connect::{connect_tls, connect_tls_with};
+pub use connect::{connect_tls, connect_tls_with, TlsConnectable};
 pub use error::{TlsError, TlsProtocolError};
 pub use listener::{HandshakeFailure, TlsListener, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use rustls;

@@ -6,6 +6,7 @@
 //! backends only supply the readiness. See `IoCore` for the protocol every operation follows.
 
 mod addr;
+mod connectable;
 pub mod dns;
 pub(crate) mod error;
 pub(crate) mod io;
@@ -20,6 +21,7 @@ mod wait;
 pub use addr::{
     AddressFamily, LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketFamily,
 };
+pub use connectable::{TcpConnectable, UnixConnectable};
 pub use dns::{getaddrinfo, getnameinfo};
 pub use error::{ConnectAttempt, SocketError};
 pub use listener::{Listener, ListenerExt, MultiListener, ServeError, ServeOptions};

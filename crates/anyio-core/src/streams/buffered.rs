@@ -1,6 +1,8 @@
 //! `BufferedByteReceiveStream`: a byte receive stream with a buffer, for reading exact
 //! lengths and delimited records (AnyIO's `anyio.streams.buffered`).
 
+pub use super::connectable::BufferedConnectable;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;

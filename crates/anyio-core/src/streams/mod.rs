@@ -8,6 +8,7 @@ mod attrs;
 pub mod buffered;
 mod chunks;
 mod compat;
+mod connectable;
 mod error;
 pub mod memory;
 pub mod stapled;
@@ -22,4 +23,5 @@ pub use attrs::{
 };
 pub use chunks::{ChunkReceiveStream, ChunkSendStream};
 pub use compat::ByteStreamIo;
+pub use connectable::{ByteStreamConnectable, ObjectStreamConnectable};
 pub use error::StreamError;

@@ -1,6 +1,8 @@
 //! Text streams: UTF-8 strings over byte streams, decoded incrementally (AnyIO's
 //! `anyio.streams.text`, with UTF-8 and strict errors).
 
+pub use super::connectable::TextConnectable;
+
 use std::io;
 
 use async_trait::async_trait;
