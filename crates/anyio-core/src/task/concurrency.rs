@@ -34,6 +34,15 @@ fn joined<T>(r: Result<T, JoinError>) -> Result<T, AnyError> {
     })
 }
 
+/// The values of `handles`, in order.
+async fn join_in_order<T: 'static>(handles: Vec<TaskHandle<T>>) -> Result<Vec<T>, AnyError> {
+    let mut values = Vec::with_capacity(handles.len());
+    for h in handles {
+        values.push(joined(h.await)?);
+    }
+    Ok(values)
+}
+
 /// Tuples of futures that [`gather`] runs concurrently: `(A,)` to `(A, B, ..., L)`, each a
 /// `Future<Output = Result<T, E>> + Send + 'static` with `E: Into<AnyError>`.
 pub trait Gather {
@@ -153,11 +162,7 @@ where
         task_group(move |tg| async move {
             let handles: Vec<TaskHandle<T>> =
                 futures.map(|f| tg.spawn(async move { f.await.map_err(Into::into) })).collect();
-            let mut values = Vec::with_capacity(handles.len());
-            for h in handles {
-                values.push(joined(h.await)?);
-            }
-            Ok(values)
+            join_in_order(handles).await
         })
         .await,
     )
@@ -243,11 +248,7 @@ where
                     fut.await.map_err(Into::into)
                 }));
             }
-            let mut values = Vec::with_capacity(handles.len());
-            for h in handles {
-                values.push(joined(h.await)?);
-            }
-            Ok(values)
+            join_in_order(handles).await
         })
         .await,
     )
