@@ -79,10 +79,12 @@ impl Event {
     /// ```
     pub fn set(&self) {
         if self.set.swap(1, Ordering::AcqRel) == 0 {
-            // Wake outside the lock: a waker may run arbitrary executor code. Entries stay in
-            // place (each waiter removes its own), so no waiter's key is ever reused under it.
-            let wakers: Vec<_> = lock(&self.waiters).iter().map(|(_, w)| w.clone()).collect();
-            for w in wakers {
+            // The event is never unset, so its waiters are taken out whole, in one lock, and
+            // woken outside it (a waker may run arbitrary executor code) by value: no clone, no
+            // allocation, and no waiter takes the lock again to remove itself (see
+            // `EventWait::forget`).
+            let waiters = std::mem::take(&mut *lock(&self.waiters));
+            for (_, w) in waiters {
                 w.wake();
             }
         }
@@ -143,6 +145,22 @@ impl fmt::Debug for EventWait<'_> {
 }
 
 impl EventWait<'_> {
+    /// Once the event is set, its entry is gone with the waiters `set` took (or goes with
+    /// them, if `set` is still on its way to the lock): nothing to remove, no lock to take.
+    fn forget(&mut self) {
+        self.key = None;
+        self.reg.clear();
+    }
+
+    /// Leaves the wait: forgets the entry once the event is set, removes it otherwise.
+    fn leave(&mut self) {
+        if self.event.is_set() {
+            self.forget();
+        } else {
+            self.unregister();
+        }
+    }
+
     fn unregister(&mut self) {
         if let Some(key) = self.key.take() {
             // The removed waker is dropped after the lock is released (dropping a waker may run
@@ -166,11 +184,11 @@ impl Future for EventWait<'_> {
             return Poll::Pending;
         }
         if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
-            this.unregister();
+            this.leave();
             return Poll::Ready(Err(c));
         }
         if this.event.is_set() {
-            this.unregister();
+            this.forget();
             return Poll::Ready(Ok(()));
         }
         let replaced = {
@@ -185,13 +203,14 @@ impl Future for EventWait<'_> {
             }
         };
         drop(replaced); // outside the lock
-                        // Re-check after registering: `set` drains the waiters after setting the flag.
+        // Re-check after registering: `set` takes the waiters after setting the flag. If it
+        // took them before this registration, the entry is in a fresh list: removed here.
         if this.event.is_set() {
             this.unregister();
             return Poll::Ready(Ok(()));
         }
         if let Err(c) = register_current(&mut this.reg, cx.waker()) {
-            this.unregister();
+            this.leave();
             return Poll::Ready(Err(c));
         }
         Poll::Pending
@@ -200,6 +219,6 @@ impl Future for EventWait<'_> {
 
 impl Drop for EventWait<'_> {
     fn drop(&mut self) {
-        self.unregister();
+        self.leave();
     }
 }
