@@ -202,7 +202,8 @@ impl Future for EventWait<'_> {
                 }
             }
         };
-        drop(replaced); // outside the lock
+        // Dropped outside the lock.
+        drop(replaced);
         // Re-check after registering: `set` takes the waiters after setting the flag. If it
         // took them before this registration, the entry is in a fresh list: removed here.
         if this.event.is_set() {
