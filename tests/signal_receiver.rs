@@ -292,6 +292,12 @@ async fn a_receiver_is_a_stream_too() {
 #[test]
 fn child_scenario() {
     let Ok(scenario) = std::env::var("ANYIO_SIGNAL_CHILD") else { return };
+    // A process started from a shell's background job inherits SIGINT ignored, and anyio then
+    // rightly leaves it alone; these scenarios are about a process started as usual, with
+    // SIGINT at its default, so that is where they start, whoever launched the tests.
+    // SAFETY: resetting a disposition to the default, before any thread of this scenario or
+    // handler of anyio's exists.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
     let marker = std::env::var("ANYIO_SIGNAL_MARKER").unwrap_or_default();
     let say = |line: &str| {
         use std::io::Write;
