@@ -1,5 +1,5 @@
-//! Memory object stream throughput beside tokio's `mpsc`, async-channel and flume, in the same
-//! run, on tokio current-thread, tokio multi-thread (2 workers) and smol.
+//! Memory object stream throughput beside tokio's `mpsc`, async-channel, flume and kanal, in the
+//! same run, on tokio current-thread, tokio multi-thread (2 workers) and smol.
 //!
 //! Run with `cargo bench --bench channels --features smol` (add `-- quick` for a short run).
 //! Each case moves 1,000,000 `u64`s (100,000 with `quick`) from its producers to its
@@ -11,7 +11,8 @@
 //! twins spawn them straight onto the runtime.
 //!
 //! tokio's `mpsc` and async-channel have no rendezvous channel: their capacity-1 channels are
-//! the twins of anyio's buffer 0 (flume's `bounded(0)` is a true rendezvous).
+//! the twins of anyio's buffer 0 (flume's `bounded(0)` and kanal's `bounded_async(0)` are true
+//! rendezvous channels).
 //!
 //! Every case is measured in interleaved rounds (ours, twin 1, twin 2, ...) and reports the
 //! median nanoseconds per message, the messages per second, and the time ratio ours/twin
@@ -252,6 +253,42 @@ impl Chan for Flume {
     }
 }
 
+/// kanal, with its rendezvous `bounded_async(0)`: the fastest channel measured for issue 18.
+struct Kanal;
+
+impl Chan for Kanal {
+    type Tx = kanal::AsyncSender<u64>;
+    type Rx = kanal::AsyncReceiver<u64>;
+    fn label(buf: Buf) -> Option<String> {
+        Some(match buf {
+            Buf::Rendezvous => "kanal bounded(0)".to_owned(),
+            Buf::Bounded(n) => format!("kanal bounded({n})"),
+            Buf::Unbounded => "kanal unbounded".to_owned(),
+        })
+    }
+    fn make(buf: Buf, p: usize, c: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let (tx, rx) = match buf {
+            Buf::Rendezvous => kanal::bounded_async(0),
+            Buf::Bounded(n) => kanal::bounded_async(n),
+            Buf::Unbounded => kanal::unbounded_async(),
+        };
+        (handles(tx, p, Clone::clone), handles(rx, c, Clone::clone))
+    }
+    async fn produce(tx: Self::Tx, n: u64) {
+        for i in 0..n {
+            tx.send(i).await.expect("kanal send");
+        }
+    }
+    async fn consume(rx: Self::Rx) -> u64 {
+        let mut got = 0u64;
+        while let Ok(v) = rx.recv().await {
+            black_box(v);
+            got += 1;
+        }
+        got
+    }
+}
+
 /// anyio's side: every participant a task of one task group (consumers spawned first).
 fn ours(buf: Buf, p: usize, c: usize, per: u64) -> Workload {
     workload(move |_raw| {
@@ -322,6 +359,7 @@ fn main() {
             }
             add_twin::<AsyncChannel>(&mut twins, buf, p, c, per);
             add_twin::<Flume>(&mut twins, buf, p, c, per);
+            add_twin::<Kanal>(&mut twins, buf, p, c, per);
             if args.diag {
                 twins.push(("anyio in raw tasks (diag)".to_owned(), twin::<Ours>(buf, p, c, per)));
             }
