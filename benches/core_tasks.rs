@@ -1,6 +1,7 @@
 //! Task-group, checkpoint and cancel-scope costs, each beside its raw-runtime twin in the same
 //! run, on tokio current-thread, tokio multi-thread and smol; and the concurrency helpers
-//! beside the hand-written task group they replace.
+//! beside the hand-written task group they replace. `ANYIO_BENCH_TRACK_TASKS=1` runs it with
+//! task tracking on (`anyio::task::track_tasks`).
 //!
 //! Run with `cargo bench --bench core_tasks --features smol` (add `-- quick` for a short run).
 //! Every case is measured in interleaved rounds (ours, raw, ours, raw, ...) and reports the
@@ -188,6 +189,10 @@ fn gather_cases(n: u64) -> Case {
 }
 
 fn main() {
+    // Task tracking on, to measure what `running_tasks`'s registry costs a spawn.
+    if std::env::var_os("ANYIO_BENCH_TRACK_TASKS").is_some() {
+        anyio::task::track_tasks(true);
+    }
     let args = Args::parse();
     let rounds = args.rounds();
     let scale = args.scale();

@@ -103,6 +103,7 @@ fn every_error_without_a_cancellation_converts_with_its_message() {
     }
     converts(GroupError::Failed(vec![AnyError::msg("boom")]));
     converts(anyio::task::PromiseError::NotFinished);
+    converts(anyio::task::TrackingOff);
     converts(anyio::task::PromiseError::AlreadyFinished);
     converts(anyio::task::PromiseError::Cancelled(Some("why".into())));
     converts(anyio::task::PromiseError::Failed(std::sync::Arc::new(AnyError::msg("boom"))));

@@ -1157,3 +1157,10 @@ async fn start_soon_runs_a_loop_bodied_task_without_a_type_annotation() {
     .await;
     assert_eq!(r.ok().flatten(), Some(TaskState::Cancelled), "a cancelled task is not a failure");
 }
+
+#[anyio::test]
+async fn running_tasks_is_refused_while_task_tracking_is_off() {
+    // Nothing in this test binary turns tracking on (tests/task_introspection.rs does).
+    let e = anyio::task::running_tasks().unwrap_err();
+    assert!(e.to_string().contains("track_tasks(true)"), "{e}");
+}

@@ -14,6 +14,9 @@ use std::ptr;
 pub(crate) struct Ctx {
     /// The running anyio task's id, 0 outside anyio's tasks.
     pub(crate) task: Cell<u64>,
+    /// The running task's metadata (a `*const task::id::TaskMeta`, type-erased), null outside
+    /// anyio's tasks. Non-null only while the guard that set it lives, which borrows it.
+    pub(crate) meta: Cell<*const ()>,
     /// Ready operations left in this poll of `task` (see `crate::coop`).
     pub(crate) budget: Cell<u32>,
     /// The current cancel-scope node (a `*const cancel::node::Node`, type-erased so that this
@@ -30,6 +33,7 @@ thread_local! {
     static CTX: Ctx = const {
         Ctx {
             task: Cell::new(0),
+            meta: Cell::new(ptr::null()),
             budget: Cell::new(0),
             node: Cell::new(ptr::null()),
             rt: Cell::new(ptr::null()),

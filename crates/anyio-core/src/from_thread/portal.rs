@@ -399,7 +399,7 @@ impl BlockingPortal {
             return Err(PortalError::Stopped);
         }
         let _entered = crate::rt::enter(self.inner.run.rt.clone());
-        let id = crate::task::id::TaskId::next();
+        let meta = crate::task::id::TaskMeta::new(None, std::any::type_name::<F>().into());
         let mut fut = pin!(fut);
         let run = &self.inner.run;
         let group = &self.inner.group;
@@ -411,11 +411,11 @@ impl BlockingPortal {
             let polled = match group.get() {
                 // In the portal's own scope: what cancels the portal's tasks cancels this.
                 Some(scope) => {
-                    let _task = crate::task::id::enter_child(id, &scope.node);
+                    let _task = crate::task::id::enter_child(&meta, &scope.node);
                     fut.as_mut().poll(cx)
                 }
                 None => {
-                    let _task = crate::task::id::enter_task(id);
+                    let _task = crate::task::id::enter_task(&meta);
                     let _root = crate::cancel::current::enter_root();
                     fut.as_mut().poll(cx)
                 }

@@ -22,7 +22,7 @@ use crate::lowlevel::cancel_shielded_checkpoint;
 use crate::rt::{self, RuntimeHandle};
 
 use super::handle::TaskHandle;
-use super::id::{enter_child, enter_task, TaskId};
+use super::id::{enter_child, enter_task, TaskMeta, TaskName};
 use super::outcome::{Failure, Panic, StartFailure};
 use super::start::{StartShared, StartSink, TaskStatus};
 use super::StartError;
@@ -347,13 +347,47 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_inner(fut, None).map(|(h, _)| h)
+        self.spawn_inner(fut, None, std::any::type_name::<F>().into()).map(|(h, _)| h)
+    }
+
+    /// [`spawn`](Self::spawn), with a name for the task (AnyIO's `start_soon(..., name=)`;
+    /// the default name is the future's type name), as [`current_task`](super::current_task)
+    /// and [`running_tasks`](super::running_tasks) report it.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::{task::current_task, task_group, AnyError};
+    /// task_group(|tg| async move {
+    ///     let h = tg.spawn_named("worker", async { Ok::<_, AnyError>(current_task().unwrap().name) });
+    ///     assert_eq!(h.await.unwrap(), "worker");
+    ///     Ok::<_, AnyError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn spawn_named<T, F>(&self, name: impl Into<TaskName>, fut: F) -> TaskHandle<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.spawn_inner(fut, None, name.into()) {
+            Ok((h, _)) => h,
+            Err(_) => panic!("{GROUP_CLOSED}"),
+        }
     }
 
     fn spawn_inner<T, F>(
         &self,
         fut: F,
         start: Option<Arc<dyn StartSink<E>>>,
+        name: TaskName,
     ) -> Result<(TaskHandle<T>, Arc<Node>), GroupClosed<F>>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
@@ -378,9 +412,23 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
                 node.enter(Some(self.shared.node.clone()));
             }
         }
+        let meta = TaskMeta::new(self.shared.host, name);
+        // Off by default: then one relaxed load, nothing else.
+        let tracked = if !super::info::is_tracking_tasks() {
+            None
+        } else {
+            super::info::track(
+                meta.id,
+                *self.shared.run.get_or_init(|| super::info::run_key(rt)),
+                meta.parent,
+                &meta.name,
+                Some(Arc::downgrade(&node)),
+            )
+        };
         let child = Child {
             task: ChildTask {
-                id: TaskId::next(),
+                meta,
+                tracked,
                 node: node.clone(),
                 group: self.shared.clone(),
                 _value: PhantomData,
@@ -445,7 +493,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         let start = Arc::new(StartShared::<V, E>::new());
         let fut = f(TaskStatus::new(start.clone()));
         let sink: Arc<dyn StartSink<E>> = start.clone();
-        let node = match self.spawn_inner(fut, Some(sink)) {
+        let node = match self.spawn_inner(fut, Some(sink), std::any::type_name::<Fut>().into()) {
             Ok((_, node)) => node,
             Err(_) => return Err(StartError::GroupClosed),
         };
@@ -494,7 +542,11 @@ const CLOSED: usize = 1;
 
 struct GroupShared<E> {
     node: Arc<Node>,
+    /// The task whose body opened the group: its tasks' parent (AnyIO's `parent_id`).
+    host: Option<super::id::TaskId>,
     rt: OnceLock<RuntimeHandle>,
+    /// The run's key for task tracking, found once (asking a runtime its id is not free).
+    run: OnceLock<crate::rt::run_state::RunKey>,
     count: AtomicUsize,
     state: Mutex<GroupState<E>>,
 }
@@ -510,7 +562,9 @@ impl<E> GroupShared<E> {
     fn new() -> Self {
         Self {
             node: Arc::new(Node::new(false)),
+            host: super::id::current_task_id(),
             rt: OnceLock::new(),
+            run: OnceLock::new(),
             count: AtomicUsize::new(0),
             state: Mutex::new(GroupState {
                 orphaned: false,
@@ -637,7 +691,9 @@ pin_project! {
 
 /// Everything of a [`Child`] but its future.
 struct ChildTask<T, E> {
-    id: TaskId,
+    meta: TaskMeta,
+    /// Its slot in `running_tasks`'s registry (task tracking was on when it was spawned).
+    tracked: Option<super::info::Slot>,
     node: Arc<Node>,
     group: Arc<GroupShared<E>>,
     _value: PhantomData<fn() -> T>,
@@ -656,7 +712,7 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         let node = &this.node;
         // The group's runtime is set before any task is spawned (see `spawn_inner`).
         let rt = this.group.rt.get().expect("a group's runtime is set before its first task");
-        let entered = enter_child(this.id, node);
+        let entered = enter_child(&this.meta, node);
         let polled = if entered.runtime() == rt::handle_addr(rt) {
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         } else {
@@ -675,53 +731,63 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         if let Err(p) = dropped {
             outcome = Err(p);
         }
-        let _task = enter_task(this.id);
-        this.finish(outcome);
+        let _task = enter_task(&this.meta);
+        if let Some(slot) = this.tracked.take() {
+            super::info::untrack(slot);
+        }
+        ChildTask::<T, E>::finish(&this.node, &this.group, &mut this.start, outcome);
         Poll::Ready(())
     }
 }
 
 impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
-    fn finish(&mut self, outcome: Result<Result<T, E>, Panic>) {
-        let before_start = self.start.as_ref().is_some_and(|s| !s.is_started());
+    /// Reports the outcome (an associated function over the fields it needs, so that the
+    /// task's metadata stays borrowed by the entered task meanwhile).
+    fn finish(
+        node: &Arc<Node>,
+        group: &Arc<GroupShared<E>>,
+        start: &mut Option<Arc<dyn StartSink<E>>>,
+        outcome: Result<Result<T, E>, Panic>,
+    ) {
+        let before_start = start.as_ref().is_some_and(|s| !s.is_started());
         let handle_outcome = match outcome {
             Ok(Ok(v)) => {
                 if before_start {
-                    self.start.as_ref().expect("checked").not_started();
+                    start.as_ref().expect("checked").not_started();
                 }
                 (SlotOutcome::Done, Some(Box::new(v) as Box<dyn Any + Send>))
             }
-            Ok(Err(e)) if e.as_cancelled().is_some() && self.node.is_effectively_cancelled() => {
+            Ok(Err(e)) if e.as_cancelled().is_some() && node.is_effectively_cancelled() => {
                 if before_start {
                     let c = e.as_cancelled().cloned().expect("checked");
-                    self.start.as_ref().expect("checked").cancelled(c);
+                    start.as_ref().expect("checked").cancelled(c);
                 }
                 (SlotOutcome::Cancelled, None)
             }
             Ok(Err(e)) => {
-                let undelivered = match &self.start {
+                let undelivered = match &*start {
                     Some(s) if before_start => s.failed(Failure::Error(e)),
                     _ => Some(Failure::Error(e)),
                 };
                 if let Some(f) = undelivered {
-                    self.group.record(f);
+                    group.record(f);
                 }
                 (SlotOutcome::Failed, None)
             }
             Err(p) => {
-                let undelivered = match &self.start {
+                let undelivered = match &*start {
                     Some(s) if before_start => s.failed(Failure::Panic(p)),
                     _ => Some(Failure::Panic(p)),
                 };
                 if let Some(f) = undelivered {
-                    self.group.record(f);
+                    group.record(f);
                 }
                 (SlotOutcome::Panicked, None)
             }
         };
-        self.node.task.complete(handle_outcome.0, handle_outcome.1);
-        self.start = None;
-        self.group.child_done();
+        node.task.complete(handle_outcome.0, handle_outcome.1);
+        *start = None;
+        group.child_done();
     }
 }
 
@@ -734,8 +800,11 @@ impl<T, E> ChildTask<T, E> {
             // dropped in place (it is pinned), inside its scope; a destructor that panics is
             // reported to the group as the task's panic, after the bookkeeping is done.
             self.node.cancel(CancelSource::ScopeDropped, None);
+            if let Some(slot) = self.tracked.take() {
+                super::info::untrack(slot);
+            }
             let dropped = catch_unwind(AssertUnwindSafe(|| {
-                let _task = enter_task(self.id);
+                let _task = enter_task(&self.meta);
                 let _g = enter(&self.node);
                 fut.set(None);
             }));

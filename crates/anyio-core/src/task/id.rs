@@ -100,34 +100,67 @@ pub fn current_task_id() -> Option<TaskId> {
     TaskId::from_raw(context::with(|c| c.task.get()))
 }
 
-/// Makes `id` the current task, with a fresh coop budget, until the guard drops.
-pub(crate) fn enter_task(id: TaskId) -> TaskEntered<'static> {
+/// What a task is, for introspection ([`current_task`](super::current_task)): its id, the
+/// task that hosts the group it runs in, and its name. Lives in the task's own (pinned)
+/// future, so a pointer to it stays valid while the task is entered.
+#[derive(Debug)]
+pub(crate) struct TaskMeta {
+    pub(crate) id: TaskId,
+    pub(crate) parent: Option<TaskId>,
+    pub(crate) name: TaskName,
+}
+
+/// A task's name: the future's type name unless one was given.
+pub(crate) type TaskName = std::borrow::Cow<'static, str>;
+
+impl TaskMeta {
+    #[inline]
+    pub(crate) fn new(parent: Option<TaskId>, name: TaskName) -> Self {
+        TaskMeta { id: TaskId::next(), parent, name }
+    }
+}
+
+/// The metadata of the task being polled on this thread, if any.
+pub(crate) fn with_current_meta<R>(f: impl FnOnce(Option<&TaskMeta>) -> R) -> R {
+    let p = context::with(|c| c.meta.get()).cast::<TaskMeta>();
+    // SAFETY: a non-null `meta` was set by `enter_task`/`enter_child` from a `&TaskMeta`
+    // that the returned guard borrows, and the guard restores the previous value when it
+    // drops; guards nest LIFO on one thread. So while it is current, the pointee is alive
+    // and not mutably borrowed (task metadata is never mutated after creation).
+    f(unsafe { p.as_ref() })
+}
+
+/// Makes `meta`'s task the current task, with a fresh coop budget, until the guard drops.
+pub(crate) fn enter_task(meta: &TaskMeta) -> TaskEntered<'_> {
     let prev = context::with(|c| Prev {
-        task: c.task.replace(id.as_u64()),
+        task: c.task.replace(meta.id.as_u64()),
+        meta: c.meta.replace(std::ptr::from_ref(meta).cast()),
         budget: c.budget.replace(crate::coop::BUDGET),
         node: c.node.get(),
         rt: c.rt.get(),
     });
-    TaskEntered { prev, _node: PhantomData }
+    TaskEntered { prev, _borrow: PhantomData }
 }
 
 /// As [`enter_task`], and makes `node` the current cancel-scope node too: what a task
 /// group's child does around each poll, in one access to the thread's context.
 #[inline]
-pub(crate) fn enter_child(id: TaskId, node: &Arc<Node>) -> TaskEntered<'_> {
+pub(crate) fn enter_child<'a>(meta: &'a TaskMeta, node: &'a Arc<Node>) -> TaskEntered<'a> {
     let prev = context::with(|c| Prev {
-        task: c.task.replace(id.as_u64()),
+        task: c.task.replace(meta.id.as_u64()),
+        meta: c.meta.replace(std::ptr::from_ref(meta).cast()),
         budget: c.budget.replace(crate::coop::BUDGET),
         node: c.node.replace(Arc::as_ptr(node).cast()),
         rt: c.rt.get(),
     });
-    TaskEntered { prev, _node: PhantomData }
+    TaskEntered { prev, _borrow: PhantomData }
 }
 
 /// What a [`TaskEntered`] restores, and the runtime that was current.
 #[derive(Clone, Copy)]
 struct Prev {
     task: u64,
+    meta: *const (),
     budget: u32,
     node: *const (),
     rt: *const (),
@@ -137,7 +170,7 @@ struct Prev {
 /// own guard restores it).
 pub(crate) struct TaskEntered<'a> {
     prev: Prev,
-    _node: PhantomData<&'a Node>,
+    _borrow: PhantomData<&'a ()>,
 }
 
 impl TaskEntered<'_> {
@@ -154,6 +187,7 @@ impl Drop for TaskEntered<'_> {
         let prev = self.prev;
         context::with(|c| {
             c.task.set(prev.task);
+            c.meta.set(prev.meta);
             c.budget.set(prev.budget);
             c.node.set(prev.node);
         });
@@ -164,15 +198,27 @@ pin_project! {
     /// The main future of a runner, given a task id of its own.
     #[derive(Debug)]
     pub struct MainTask<F> {
-        id: TaskId,
+        meta: TaskMeta,
+        // Its slot in `running_tasks`'s registry (task tracking was on at a poll).
+        tracked: Option<super::info::Slot>,
         #[pin]
         fut: F,
     }
+
+    impl<F> PinnedDrop for MainTask<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(slot) = this.tracked.take() {
+                super::info::untrack(slot);
+            }
+        }
+    }
 }
 
-/// Wraps a runner's main future so it runs as an anyio task (with a [`TaskId`]).
+/// Wraps a runner's main future so it runs as an anyio task (with a [`TaskId`]), named after
+/// the future's type (AnyIO names it after the function passed to `run`).
 pub fn main_task<F: Future>(fut: F) -> MainTask<F> {
-    MainTask { id: TaskId::next(), fut }
+    MainTask { meta: TaskMeta::new(None, std::any::type_name::<F>().into()), tracked: None, fut }
 }
 
 impl<F: Future> Future for MainTask<F> {
@@ -180,7 +226,13 @@ impl<F: Future> Future for MainTask<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _task = enter_task(*this.id);
+        if this.tracked.is_none() && super::info::is_tracking_tasks() {
+            if let Some(rt) = crate::rt::try_current() {
+                let run = super::info::run_key(&rt);
+                *this.tracked = super::info::track(this.meta.id, run, None, &this.meta.name, None);
+            }
+        }
+        let _task = enter_task(this.meta);
         this.fut.poll(cx)
     }
 }

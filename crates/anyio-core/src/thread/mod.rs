@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use crate::cancel::node::Node;
 use crate::rt::run_state::RunState;
 use crate::rt::{self, RuntimeHandle};
-use crate::task::id::{enter_child, enter_task, TaskId};
+use crate::task::id::{enter_child, enter_task, TaskMeta};
 
 /// What a job's value or panic comes back as.
 pub(crate) type Outcome<T> = Result<T, Box<dyn Any + Send>>;
@@ -201,7 +201,7 @@ pub(crate) fn block_on_here<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>
 /// A future from another thread, run as an anyio task of the runtime `rt`: its own task id,
 /// inside `scope` (a child of that node, so cancelling the scope cancels it) or the root.
 pub(crate) struct Hosted<F> {
-    id: TaskId,
+    meta: TaskMeta,
     node: Option<Arc<Node>>,
     rt: RuntimeHandle,
     fut: Pin<Box<F>>,
@@ -214,7 +214,7 @@ impl<F: Future> Hosted<F> {
             node.enter(Some(parent));
             node
         });
-        Self { id: TaskId::next(), node, rt, fut: Box::pin(fut) }
+        Self { meta: TaskMeta::new(None, std::any::type_name::<F>().into()), node, rt, fut: Box::pin(fut) }
     }
 }
 
@@ -227,11 +227,11 @@ impl<F: Future> Future for Hosted<F> {
             .then(|| rt::enter(this.rt.clone()));
         match &this.node {
             Some(node) => {
-                let _task = enter_child(this.id, node);
+                let _task = enter_child(&this.meta, node);
                 this.fut.as_mut().poll(cx)
             }
             None => {
-                let _task = enter_task(this.id);
+                let _task = enter_task(&this.meta);
                 let _root = crate::cancel::current::enter_root();
                 this.fut.as_mut().poll(cx)
             }
