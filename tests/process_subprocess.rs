@@ -627,14 +627,17 @@ async fn the_pipes_of_an_exited_child_are_broken_then_closed() {
         let p = open_process(["true"], ProcessOptions::new()).await?;
         assert_eq!(p.wait().await?, 0);
         let stdin = p.stdin().unwrap();
+        // A write may still succeed for a moment: another test's child, forked but not yet
+        // exec'd, can hold a copy of the pipe's read end (close-on-exec closes it only at
+        // exec). So: retry, a few milliseconds apart, until the last reader is gone.
         let mut broken = false;
-        for _ in 0..3 {
+        for _ in 0..200 {
             match stdin.send(b"foo").await {
                 Err(StreamError::Broken(_)) => {
                     broken = true;
                     break;
                 }
-                Ok(()) => {} // the first write may still fit before the kernel notices
+                Ok(()) => sleep(Duration::from_millis(5)).await?,
                 Err(e) => panic!("expected Broken, got {e:?}"),
             }
         }
