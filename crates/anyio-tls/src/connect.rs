@@ -71,14 +71,25 @@ pub async fn connect_tls_with(
     options: TlsOptions,
 ) -> Result<TlsStream<TcpStream>, TlsError> {
     let hostname = options.hostname_override().unwrap_or(host).to_owned();
-    if PkiServerName::try_from(hostname.clone()).is_err() {
-        return Err(TlsError::InvalidHostname { hostname });
+    check_hostname(&hostname)?;
+    let tcp = connect_tcp(host, port).await.map_err(transport_error)?;
+    TlsStream::connect(tcp, &hostname, config, options).await
+}
+
+/// Refuses a name that cannot be a server name before anything is connected.
+fn check_hostname(hostname: &str) -> Result<(), TlsError> {
+    match PkiServerName::try_from(hostname.to_owned()) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(TlsError::InvalidHostname { hostname: hostname.to_owned() }),
     }
-    let tcp = connect_tcp(host, port).await.map_err(|e| match e {
+}
+
+/// A failure to connect the transport, as a TLS error (a cancellation stays one).
+fn transport_error(e: SocketError) -> TlsError {
+    match e {
         SocketError::Cancelled(c) => TlsError::Cancelled(c),
         e => TlsError::Connect(e),
-    })?;
-    TlsStream::connect(tcp, &hostname, config, options).await
+    }
 }
 
 /// Connects with another connectable, then completes a TLS handshake over the stream (AnyIO's
@@ -158,13 +169,8 @@ where
     ///
     /// Cancelling closes whatever was opened.
     async fn connect(&self) -> Result<Self::Stream, TlsError> {
-        if PkiServerName::try_from(self.hostname.clone()).is_err() {
-            return Err(TlsError::InvalidHostname { hostname: self.hostname.clone() });
-        }
-        let transport = self.inner.connect().await.map_err(|e| match e {
-            SocketError::Cancelled(c) => TlsError::Cancelled(c),
-            e => TlsError::Connect(e),
-        })?;
+        check_hostname(&self.hostname)?;
+        let transport = self.inner.connect().await.map_err(transport_error)?;
         TlsStream::connect(transport, &self.hostname, self.config.clone(), self.options.clone()).await
     }
 }

@@ -1198,35 +1198,12 @@ impl<S: ByteStream> AsyncResource for TlsStream<S> {
 
 #[async_trait::async_trait]
 impl<S: ByteStream> ByteReceiveStream for TlsStream<S> {
-    /// Receives decrypted bytes: as many as are ready, up to `buf.len()`, waiting for at least
-    /// one.
-    ///
-    /// # Errors
-    ///
-    /// [`StreamError::EndOfStream`] after the peer's close_notify (and after a transport end
-    /// without it when not standard compatible); [`StreamError::Broken`] for a TLS failure or,
-    /// when standard compatible, a transport end without close_notify;
-    /// [`StreamError::Busy`] if another task is receiving; [`StreamError::Closed`] after
-    /// `aclose`; [`StreamError::InvalidArgument`] for an empty `buf`.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: nothing received is lost; it is returned by the next receive.
+    /// [`TlsStream::receive_into`], boxed: the same errors and cancel safety.
     async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
         TlsStream::receive_into(self, buf).await
     }
 
-    /// Receives up to `max_bytes` decrypted bytes into a new `Vec` of exactly the size that
-    /// arrived (at most one record's worth, 16 KiB): nothing is allocated while it waits.
-    ///
-    /// # Errors
-    ///
-    /// As [`receive_into`](Self::receive_into); `max_bytes` 0 is
-    /// [`StreamError::InvalidArgument`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: nothing received is lost.
+    /// [`TlsStream::receive`], boxed: the same errors and cancel safety.
     async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
         TlsStream::receive(self, max_bytes).await
     }
@@ -1234,19 +1211,7 @@ impl<S: ByteStream> ByteReceiveStream for TlsStream<S> {
 
 #[async_trait::async_trait]
 impl<S: ByteStream> ByteSendStream for TlsStream<S> {
-    /// Encrypts and sends all of `data`, in records of up to 16 KiB. An empty `data` sends no
-    /// record.
-    ///
-    /// # Errors
-    ///
-    /// [`StreamError::Closed`] after `send_eof` or `aclose`; [`StreamError::Busy`] if another
-    /// task is sending; [`StreamError::Broken`] once the stream failed; the transport's errors.
-    ///
-    /// # Cancel safety
-    ///
-    /// A cancelled send sent a prefix of `data`, and never part of a record: the record being
-    /// written when it was cancelled is finished, before anything else, by the stream's next
-    /// write (a later send, a receive, or `aclose`). The stream stays usable.
+    /// [`TlsStream::send`], boxed: the same errors and cancel safety.
     async fn send(&self, data: &[u8]) -> Result<(), StreamError> {
         TlsStream::send(self, data).await
     }

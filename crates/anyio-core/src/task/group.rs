@@ -419,7 +419,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         } else {
             super::info::track(
                 meta.id,
-                *self.shared.run.get_or_init(|| super::info::run_key(rt)),
+                *self.shared.run.get_or_init(|| crate::rt::run_state::key_of(rt)),
                 meta.parent,
                 &meta.name,
                 Some(Arc::downgrade(&node)),

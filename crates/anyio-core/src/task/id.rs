@@ -228,7 +228,7 @@ impl<F: Future> Future for MainTask<F> {
         let this = self.project();
         if this.tracked.is_none() && super::info::is_tracking_tasks() {
             if let Some(rt) = crate::rt::try_current() {
-                let run = super::info::run_key(&rt);
+                let run = crate::rt::run_state::key_of(&rt);
                 *this.tracked = super::info::track(this.meta.id, run, None, &this.meta.name, None);
             }
         }

@@ -141,11 +141,6 @@ pub(crate) fn untrack(slot: Slot) {
     drop(gone);
 }
 
-/// The run's key, for a task's record.
-pub(crate) fn run_key(rt: &crate::rt::RuntimeHandle) -> RunKey {
-    key_of(rt)
-}
-
 /// Every task of the current run that is recorded and has not finished, in id order (AnyIO's
 /// `get_running_tasks`). Tasks are recorded only while [`track_tasks`] is on; the current
 /// task is always listed.
@@ -198,15 +193,11 @@ pub fn running_tasks() -> Result<Vec<TaskInfo>, TrackingOff> {
             })
             .collect()
     };
-    out.sort_by_key(|t| t.id);
+    // The current task as it sees itself (its pending cancellation where it stands now).
     if let Some(me) = current {
-        match out.iter_mut().find(|t| t.id == me.id) {
-            Some(t) => *t = me,
-            None => {
-                out.push(me);
-                out.sort_by_key(|t| t.id);
-            }
-        }
+        out.retain(|t| t.id != me.id);
+        out.push(me);
     }
+    out.sort_by_key(|t| t.id);
     Ok(out)
 }
