@@ -103,6 +103,12 @@ fn every_error_without_a_cancellation_converts_with_its_message() {
     }
     converts(GroupError::Failed(vec![AnyError::msg("boom")]));
     converts(anyio::task::PromiseError::NotFinished);
+    let clock_error: anyio::testing::MockClockError =
+        anyio::testing::MockClock::new().jump(-1.0).unwrap_err();
+    converts(clock_error);
+    converts(anyio::testing::WaitBlockedError::NotTracking);
+    converts(anyio::testing::SequencerError::Reused(0));
+    converts(anyio::testing::SequencerError::Broken);
     converts(anyio::task::TrackingOff);
     converts(anyio::task::PromiseError::AlreadyFinished);
     converts(anyio::task::PromiseError::Cancelled(Some("why".into())));
@@ -194,6 +200,8 @@ async fn every_cancellation_variant_converts_into_a_cancellation() {
     converts_cancelled(CapacityLimiterError::Cancelled(c.clone()), &c);
     converts_cancelled(JoinError::Cancelled(c.clone()), &c);
     converts_cancelled(anyio::task::PromiseError::WaitCancelled(c.clone()), &c);
+    converts_cancelled(anyio::testing::WaitBlockedError::Cancelled(c.clone()), &c);
+    converts_cancelled(anyio::testing::SequencerError::Cancelled(c.clone()), &c);
     converts_cancelled(GroupError::<AnyError>::Cancelled(c.clone()), &c);
     converts_cancelled(StartError::<AnyError>::Cancelled(c.clone()), &c);
     converts_cancelled(StreamError::Cancelled(c.clone()), &c);

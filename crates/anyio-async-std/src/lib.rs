@@ -115,6 +115,23 @@ fn in_task() -> bool {
 /// assert_eq!(anyio_async_std::run(async { 6 * 7 }), 42);
 /// ```
 pub fn run<F: Future>(fut: F) -> F::Output {
-    let _rt = rt::enter(Arc::new(AsyncStdRuntime::new()));
+    run_layered(None, fut)
+}
+
+/// As [`run`], with the runtime wrapped in `layer` (the facade's blocked-task tracking and
+/// mock clocks).
+///
+/// # Examples
+///
+/// ```
+/// let layer: anyio::rt::Layer = Box::new(|rt| rt);
+/// assert_eq!(anyio_async_std::run_layered(Some(layer), async { 3 }), 3);
+/// ```
+pub fn run_layered<F: Future>(layer: Option<rt::Layer>, fut: F) -> F::Output {
+    let base: RuntimeHandle = Arc::new(AsyncStdRuntime::new());
+    let _rt = rt::enter(match layer {
+        Some(layer) => layer(base),
+        None => base,
+    });
     anyio_core::__private::run_in_root(|| async_std::task::block_on(anyio_core::__private::main_task(fut)))
 }

@@ -111,8 +111,25 @@ static SMOL_DETECTOR: Detector =
 /// assert_eq!(anyio_smol::run(0, async { 40 + 2 }), 42);
 /// ```
 pub fn run<F: Future>(extra_threads: usize, fut: F) -> F::Output {
+    run_layered(extra_threads, None, fut)
+}
+
+/// As [`run`], with the runtime wrapped in `layer` (the facade's blocked-task tracking and
+/// mock clocks): the wrapped handle is the one current on every thread of the run.
+///
+/// # Examples
+///
+/// ```
+/// let layer: anyio::rt::Layer = Box::new(|rt| rt);
+/// assert_eq!(anyio_smol::run_layered(0, Some(layer), async { 3 }), 3);
+/// ```
+pub fn run_layered<F: Future>(extra_threads: usize, layer: Option<rt::Layer>, fut: F) -> F::Output {
     let ex = Arc::new(Executor::new());
-    let handle: RuntimeHandle = Arc::new(SmolRuntime::new(ex.clone()));
+    let base: RuntimeHandle = Arc::new(SmolRuntime::new(ex.clone()));
+    let handle = match layer {
+        Some(layer) => layer(base),
+        None => base,
+    };
     let (stop_tx, stop_rx) = async_channel_stop();
     let workers: Vec<_> = (0..extra_threads)
         .map(|i| {

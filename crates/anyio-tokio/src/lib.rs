@@ -269,10 +269,35 @@ pub enum Flavor {
 /// assert_eq!(v, 2);
 /// ```
 pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
+    run_layered(flavor, None, fut)
+}
+
+/// As [`run`], with the runtime wrapped in `layer` (the facade's blocked-task tracking and
+/// mock clocks): the wrapped handle is the one current on every thread of the run.
+///
+/// # Errors
+///
+/// As [`run`].
+///
+/// # Examples
+///
+/// ```
+/// let layer: anyio::rt::Layer = Box::new(|rt| rt);
+/// let v = anyio_tokio::run_layered(anyio_tokio::Flavor::CurrentThread, Some(layer), async { 3 }).unwrap();
+/// assert_eq!(v, 3);
+/// ```
+pub fn run_layered<F: Future>(
+    flavor: Flavor,
+    layer: Option<rt::Layer>,
+    fut: F,
+) -> std::io::Result<F::Output> {
     // The handle is created before the runtime so that every worker thread can make it current
     // for its whole life (tasks polled there then find it without swapping it in per poll).
     let shared = Arc::new(LateHandle(OnceLock::new()));
-    let handle: RuntimeHandle = shared.clone();
+    let handle: RuntimeHandle = match layer {
+        Some(layer) => layer(shared.clone()),
+        None => shared.clone(),
+    };
     let runtime = match flavor {
         Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
         Flavor::MultiThread(workers) => {
@@ -284,7 +309,7 @@ pub fn run<F: Future>(flavor: Flavor, fut: F) -> std::io::Result<F::Output> {
             // handle itself keeps alive (through the tokio handle inside it), so a strong
             // reference would be a cycle, and the runtime's state and descriptors would never
             // be freed.
-            let weak = Arc::downgrade(&shared);
+            let weak = Arc::downgrade(&handle);
             b.on_thread_start(move || {
                 if let Some(handle) = weak.upgrade() {
                     enter_worker(handle);
@@ -315,7 +340,7 @@ thread_local! {
 }
 
 /// Makes `handle` current on this (new) worker thread until [`leave_worker`].
-fn enter_worker(handle: Arc<LateHandle>) {
+fn enter_worker(handle: RuntimeHandle) {
     let guard = rt::enter(handle);
     WORKER.with(|w| *w.borrow_mut() = Some(guard));
 }

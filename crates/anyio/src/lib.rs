@@ -380,21 +380,125 @@ pub fn run_on<F: Future>(backend: Backend, fut: F) -> Result<F::Output, RunError
     dispatch(backend, fut)
 }
 
-#[allow(unreachable_code, unused_variables)]
+/// How [`run_with`] runs: with a [`MockClock`](testing::MockClock), with blocked-task
+/// tracking (what [`wait_all_tasks_blocked`](testing::wait_all_tasks_blocked) needs), or as
+/// [`run_on`] does (the default). trio's `clock=` argument and AnyIO's `backend_options`.
+///
+/// # Examples
+///
+/// ```
+/// use anyio::{testing::MockClock, RunOptions};
+/// let options = RunOptions::new().clock(MockClock::autojump());
+/// # drop(options);
+/// ```
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RunOptions {
+    clock: Option<testing::MockClock>,
+    track_blocked: bool,
+}
+
+impl RunOptions {
+    /// Real time, no tracking: what [`run_on`] does.
+    ///
+    /// ```
+    /// let options = anyio::RunOptions::new();
+    /// # drop(options);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs anyio's clock, sleeps and deadlines on `clock` (it tracks blocked tasks too).
+    ///
+    /// ```
+    /// let options = anyio::RunOptions::new().clock(anyio::testing::MockClock::new());
+    /// # drop(options);
+    /// ```
+    pub fn clock(mut self, clock: testing::MockClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Tracks which tasks are blocked, so that
+    /// [`wait_all_tasks_blocked`](testing::wait_all_tasks_blocked) works. Costs a little on
+    /// every spawn and wake: meant for tests.
+    ///
+    /// ```
+    /// let options = anyio::RunOptions::new().track_blocked(true);
+    /// # drop(options);
+    /// ```
+    pub fn track_blocked(mut self, yes: bool) -> Self {
+        self.track_blocked = yes;
+        self
+    }
+}
+
+/// Runs `fut` to completion on `backend`, as `options` say (AnyIO's `anyio.run` with
+/// `backend_options`; trio's `clock=`).
+///
+/// # Errors
+///
+/// As [`run_on`]; [`RunError::Io`] also when the tracking thread cannot be started.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use anyio::{run_with, testing::MockClock, Backend, RunOptions};
+///
+/// // A day of retries, in milliseconds of real time.
+/// let tries = run_with(Backend::default_backend(), RunOptions::new().clock(MockClock::autojump()), async {
+///     let mut tries = 0;
+///     while tries < 24 {
+///         tries += 1;
+///         anyio::sleep(Duration::from_secs(3600)).await.unwrap();
+///     }
+///     tries
+/// })
+/// .unwrap();
+/// assert_eq!(tries, 24);
+/// ```
+pub fn run_with<F: Future>(backend: Backend, options: RunOptions, fut: F) -> Result<F::Output, RunError> {
+    if options.clock.is_none() && !options.track_blocked {
+        return run_on(backend, fut);
+    }
+    if !backend.is_compiled() {
+        return Err(RunError::NotCompiled(backend));
+    }
+    if anyio_core::rt::is_polling() {
+        return Err(RunError::AlreadyRunning);
+    }
+    let monitor = testing::Instrumentation::new(options.clock).map_err(RunError::Io)?;
+    let out = dispatch_layered(backend, Some(monitor.layer()), monitor.track(fut));
+    drop(monitor);
+    out
+}
+
 fn dispatch<F: Future>(backend: Backend, fut: F) -> Result<F::Output, RunError> {
+    dispatch_layered(backend, None, fut)
+}
+
+#[allow(unreachable_code, unused_variables)]
+fn dispatch_layered<F: Future>(
+    backend: Backend,
+    layer: Option<rt::Layer>,
+    fut: F,
+) -> Result<F::Output, RunError> {
     match backend {
         #[cfg(feature = "tokio")]
         Backend::TokioCurrentThread => {
-            anyio_tokio::run(anyio_tokio::Flavor::CurrentThread, fut).map_err(RunError::Io)
+            anyio_tokio::run_layered(anyio_tokio::Flavor::CurrentThread, layer, fut).map_err(RunError::Io)
         }
         #[cfg(feature = "tokio")]
         Backend::TokioMultiThread { workers } => {
-            anyio_tokio::run(anyio_tokio::Flavor::MultiThread(workers), fut).map_err(RunError::Io)
+            anyio_tokio::run_layered(anyio_tokio::Flavor::MultiThread(workers), layer, fut)
+                .map_err(RunError::Io)
         }
         #[cfg(feature = "smol")]
-        Backend::Smol => Ok(anyio_smol::run(0, fut)),
+        Backend::Smol => Ok(anyio_smol::run_layered(0, layer, fut)),
         #[cfg(feature = "async-std")]
-        Backend::AsyncStd => Ok(anyio_async_std::run(fut)),
+        Backend::AsyncStd => Ok(anyio_async_std::run_layered(layer, fut)),
         #[allow(unreachable_patterns)]
         other => Err(RunError::NotCompiled(other)),
     }
@@ -437,9 +541,43 @@ pub mod __private {
         crate::run(fut)
     }
 
-    /// Runs one test body on one backend, naming the backend if it panics.
+    /// Runs one test body on one backend, naming the backend if it panics. Every test
+    /// tracks blocked tasks, so that `wait_all_tasks_blocked` works in it.
     pub fn run_test<F: Future>(backend: Backend, test_name: &str, fut: F) -> F::Output {
-        match run_on(backend, fut) {
+        run_test_with(backend, test_name, TestClock::Real, fut)
+    }
+
+    /// The clock `#[anyio::test(...)]` asked for.
+    #[derive(Clone, Copy, Debug)]
+    pub enum TestClock {
+        /// Real time.
+        Real,
+        /// `mock_clock`: a clock that moves only when the test jumps it.
+        Mock,
+        /// `autojump` (threshold 0) or `autojump = secs`.
+        Autojump(f64),
+    }
+
+    /// As [`run_test`], with the clock the test's attribute asked for.
+    pub fn run_test_with<F: Future>(
+        backend: Backend,
+        test_name: &str,
+        clock: TestClock,
+        fut: F,
+    ) -> F::Output {
+        let options = RunOptions::new().track_blocked(true);
+        let options = match clock {
+            TestClock::Real => options,
+            TestClock::Mock => options.clock(crate::testing::MockClock::new()),
+            TestClock::Autojump(secs) => {
+                let c = crate::testing::MockClock::new();
+                if let Err(e) = c.set_autojump_threshold(secs) {
+                    panic!("test {test_name}: #[anyio::test(autojump = {secs})]: {e}");
+                }
+                options.clock(c)
+            }
+        };
+        match run_with(backend, options, fut) {
             Ok(out) => out,
             Err(e) => panic!("test {test_name} could not run on backend {backend}: {e}"),
         }

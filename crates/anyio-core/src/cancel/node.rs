@@ -269,9 +269,18 @@ impl Node {
     /// Cancels this node: sets the flag first, then wakes every registered waiter. The first
     /// reason given is the one reported.
     pub(crate) fn cancel(&self, source: CancelSource, message: Option<String>) {
+        #[cfg(feature = "tracing")]
+        let logged = message.clone();
         let _ = self.reason.set(Arc::new(CancelReason { source, message }));
         let prev = self.state.fetch_or(CANCELLED, Ordering::AcqRel);
         if prev & CANCELLED == 0 {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(
+                target: "anyio::cancel",
+                source = %source,
+                message = logged.as_deref(),
+                "cancel scope cancelled"
+            );
             self.wake_all();
         }
     }

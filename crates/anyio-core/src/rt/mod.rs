@@ -39,6 +39,17 @@ pub type BlockingJob = Box<dyn FnOnce() + Send + 'static>;
 /// A shared handle to a runtime.
 pub type RuntimeHandle = Arc<dyn Runtime>;
 
+/// A wrapper a runner puts around the runtime it built before anything runs on it (the
+/// facade's blocked-task tracking and mock clocks use one).
+///
+/// # Examples
+///
+/// ```
+/// let identity: anyio::rt::Layer = Box::new(|rt| rt);
+/// # drop(identity);
+/// ```
+pub type Layer = Box<dyn FnOnce(RuntimeHandle) -> RuntimeHandle + Send>;
+
 /// What a backend supplies to the runtime-independent core.
 ///
 /// # Examples
@@ -106,6 +117,14 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// (tokio: its handle is entered). The default just runs `f`.
     fn enter_thread(&self, f: &mut dyn FnMut()) {
         f()
+    }
+
+    /// The blocked-task monitor of a run that has one (a wrapper the facade puts around the
+    /// backend's runtime for `RunOptions::track_blocked` and mock clocks). Backends leave the
+    /// default.
+    #[doc(hidden)]
+    fn monitor(&self) -> Option<Arc<crate::testing::Monitor>> {
+        None
     }
 
     /// Registers `fd` (already in non-blocking mode) with the runtime's reactor for both

@@ -577,6 +577,15 @@ impl<E> GroupShared<E> {
 
     /// Records a failure and cancels the group (outside the lock: cancelling wakes tasks).
     fn record(&self, failure: Failure<E>) {
+        #[cfg(feature = "tracing")]
+        match &failure {
+            Failure::Error(_) => {
+                tracing::debug!(target: "anyio::task", "task failed: cancelling its task group")
+            }
+            Failure::Panic(_) => {
+                tracing::debug!(target: "anyio::task", "task panicked: cancelling its task group")
+            }
+        }
         {
             let mut st = lock(&self.state);
             if !st.orphaned {

@@ -108,6 +108,9 @@ pub(crate) struct TaskMeta {
     pub(crate) id: TaskId,
     pub(crate) parent: Option<TaskId>,
     pub(crate) name: TaskName,
+    /// The task's span (`tracing` feature), entered around every poll.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
 }
 
 /// A task's name: the future's type name unless one was given.
@@ -116,7 +119,22 @@ pub(crate) type TaskName = std::borrow::Cow<'static, str>;
 impl TaskMeta {
     #[inline]
     pub(crate) fn new(parent: Option<TaskId>, name: TaskName) -> Self {
-        TaskMeta { id: TaskId::next(), parent, name }
+        let id = TaskId::next();
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(
+            target: "anyio::task",
+            "task",
+            id = id.as_u64(),
+            parent = parent.map(TaskId::as_u64),
+            name = %name,
+        );
+        TaskMeta {
+            id,
+            parent,
+            name,
+            #[cfg(feature = "tracing")]
+            span,
+        }
     }
 }
 
@@ -139,7 +157,12 @@ pub(crate) fn enter_task(meta: &TaskMeta) -> TaskEntered<'_> {
         node: c.node.get(),
         rt: c.rt.get(),
     });
-    TaskEntered { prev, _borrow: PhantomData }
+    TaskEntered {
+        prev,
+        #[cfg(feature = "tracing")]
+        _span: meta.span.enter(),
+        _borrow: PhantomData,
+    }
 }
 
 /// As [`enter_task`], and makes `node` the current cancel-scope node too: what a task
@@ -153,7 +176,12 @@ pub(crate) fn enter_child<'a>(meta: &'a TaskMeta, node: &'a Arc<Node>) -> TaskEn
         node: c.node.replace(Arc::as_ptr(node).cast()),
         rt: c.rt.get(),
     });
-    TaskEntered { prev, _borrow: PhantomData }
+    TaskEntered {
+        prev,
+        #[cfg(feature = "tracing")]
+        _span: meta.span.enter(),
+        _borrow: PhantomData,
+    }
 }
 
 /// What a [`TaskEntered`] restores, and the runtime that was current.
@@ -170,6 +198,8 @@ struct Prev {
 /// own guard restores it).
 pub(crate) struct TaskEntered<'a> {
     prev: Prev,
+    #[cfg(feature = "tracing")]
+    _span: tracing::span::Entered<'a>,
     _borrow: PhantomData<&'a ()>,
 }
 

@@ -1,6 +1,5 @@
-//! Helpers for tests of networked code (AnyIO's pytest fixtures `free_tcp_port` and
+//! Free ports for tests of networked code (AnyIO's pytest fixtures `free_tcp_port` and
 //! `free_udp_port`).
-
 use std::collections::HashSet;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
