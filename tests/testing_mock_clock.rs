@@ -366,3 +366,22 @@ fn a_plain_run_has_no_clock_and_real_time() {
         assert!(real.elapsed() >= Duration::from_millis(5));
     });
 }
+
+/// tokio's own paused clock (`start_paused`) still drives anyio's time in a runtime the
+/// application built: its auto-advance skips the hour.
+#[cfg(feature = "tokio")]
+#[test]
+fn tokios_paused_clock_still_drives_anyio_time() {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    let real = Instant::now();
+    let virt = runtime.block_on(async {
+        let handle = Arc::new(anyio::backends::tokio::TokioRuntime::new(tokio::runtime::Handle::current()));
+        let _entered = anyio::rt::enter(handle);
+        let t0 = current_time();
+        sleep(Duration::from_secs(3600)).await.unwrap();
+        current_time() - t0
+    });
+    assert!(virt >= Duration::from_secs(3600), "{virt:?}");
+    assert!(real.elapsed() < REAL_BOUND);
+}

@@ -104,7 +104,7 @@ pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
         Clock::Autojump(secs) => quote!(::anyio::__private::TestClock::Autojump(#secs)),
     };
     let case = |fn_name: &str, backend: proc_macro2::TokenStream| {
-        if !options.backends.iter().any(|b| *b == fn_name) {
+        if !options.backends.contains(&fn_name) {
             return quote!();
         }
         let ident = format_ident!("{}", fn_name);
