@@ -116,3 +116,25 @@ async fn running_tasks_lists_the_live_tasks_of_the_run() {
     })
     .await
 }
+
+#[anyio::test]
+async fn start_named_names_the_started_task() {
+    guarded_ok(async {
+        let main_id = current_task().unwrap().id;
+        let info = task_group(|tg| async move {
+            let info = tg
+                .start_named("listener", |status| async move {
+                    status.started(current_task().unwrap());
+                    Ok::<_, AnyError>(())
+                })
+                .await?;
+            Ok::<_, AnyError>(info)
+        })
+        .await?
+        .unwrap();
+        assert_eq!(info.name, "listener");
+        assert_eq!(info.parent_id, Some(main_id));
+        Ok(())
+    })
+    .await
+}

@@ -490,10 +490,60 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         V: Send + 'static,
     {
+        self.start_inner(std::any::type_name::<Fut>().into(), f).await
+    }
+
+    /// As [`start`](Self::start), with the task named `name` (AnyIO's `tg.start(..., name=)`):
+    /// the name [`current_task`](super::current_task) and
+    /// [`running_tasks`](super::running_tasks) report, and the `tracing` span's.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`start`](Self::start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::{task::current_task, task_group, AnyError};
+    /// task_group(|tg| async move {
+    ///     let name = tg
+    ///         .start_named("listener", |status| async move {
+    ///             status.started(current_task().unwrap().name);
+    ///             Ok::<_, AnyError>(())
+    ///         })
+    ///         .await
+    ///         .unwrap();
+    ///     assert_eq!(name, "listener");
+    ///     Ok::<_, AnyError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub async fn start_named<V, F, Fut>(&self, name: impl Into<TaskName>, f: F) -> Result<V, StartError<E>>
+    where
+        F: FnOnce(TaskStatus<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        V: Send + 'static,
+    {
+        self.start_inner(name.into(), f).await
+    }
+
+    async fn start_inner<V, F, Fut>(&self, name: TaskName, f: F) -> Result<V, StartError<E>>
+    where
+        F: FnOnce(TaskStatus<V>) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        V: Send + 'static,
+    {
         let start = Arc::new(StartShared::<V, E>::new());
         let fut = f(TaskStatus::new(start.clone()));
         let sink: Arc<dyn StartSink<E>> = start.clone();
-        let node = match self.spawn_inner(fut, Some(sink), std::any::type_name::<Fut>().into()) {
+        let node = match self.spawn_inner(fut, Some(sink), name) {
             Ok((_, node)) => node,
             Err(_) => return Err(StartError::GroupClosed),
         };
