@@ -56,6 +56,9 @@ async fn a_cancelled_wait_breaks_the_sequence_for_everyone() {
     let seq = Sequencer::new();
     let (r, s) = (record.clone(), seq.clone());
     guarded(task_group(|tg| async move {
+        // Position 0 is taken before the children exist, so that on a multi-thread runtime no
+        // child can break the sequence before it (trio's single thread gives that order).
+        let first = s.at(0).await?;
         for i in [1usize, 2] {
             let (r, s) = (r.clone(), s.clone());
             tg.spawn(async move {
@@ -71,11 +74,14 @@ async fn a_cancelled_wait_breaks_the_sequence_for_everyone() {
                 Ok::<_, AnyError>(())
             });
         }
-        drop(s.at(0).await?);
+        wait_all_tasks_blocked().await?;
+        drop(first);
         Ok::<_, AnyError>(())
     }))
     .await
     .unwrap();
+    // The children may finish in either order on a multi-thread runtime.
+    record.lock().unwrap().sort();
     assert_eq!(
         *record.lock().unwrap(),
         [(1, "Sequencer wait cancelled -- sequence broken".to_string()), (2, "sequence broken!".to_string())]

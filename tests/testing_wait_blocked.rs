@@ -74,7 +74,7 @@ async fn a_cancelled_wait_returns_cancelled() {
     assert_eq!(*record.lock().unwrap(), ["ok"]);
 }
 
-/// A task that blinks (three 10 ms sleeps) keeps waiters whose cushion is longer than its
+/// A task that blinks (three 50 ms sleeps) keeps waiters whose cushion is longer than its
 /// sleeps from waking until it ends; a zero cushion wakes during its first sleep. The
 /// cushions are far longer than the sleeps, so a slow machine does not change the order.
 #[anyio::test]
@@ -86,7 +86,7 @@ async fn the_smallest_cushions_wake_first_and_together() {
         tg.spawn(async move {
             push(&b, "blink start");
             for _ in 0..3 {
-                sleep(Duration::from_millis(10)).await?;
+                sleep(Duration::from_millis(50)).await?;
             }
             push(&b, "blink end");
             Ok::<_, AnyError>(())
