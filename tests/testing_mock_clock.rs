@@ -16,8 +16,17 @@ use anyio::{fail_after, move_on_after, sleep, task_group, AnyError, Backend, Run
 /// A bound on real time that virtual hours never fit in, and any machine meets.
 const REAL_BOUND: Duration = Duration::from_secs(60);
 
-fn log() -> Arc<Mutex<Vec<&'static str>>> {
+type Log = Arc<Mutex<Vec<&'static str>>>;
+
+fn log() -> Log {
     Arc::new(Mutex::new(Vec::new()))
+}
+
+/// Sleeps `secs` seconds of the run's time, then logs `what`.
+async fn sleep_then(secs: u64, log: Log, what: &'static str) -> Result<(), AnyError> {
+    sleep(Duration::from_secs(secs)).await?;
+    log.lock().unwrap().push(what);
+    Ok(())
 }
 
 #[test]
@@ -156,12 +165,7 @@ async fn a_waiter_for_idleness_wakes_before_the_clock_jumps() {
     let record = log();
     let r = record.clone();
     task_group(|tg| async move {
-        let r1 = r.clone();
-        tg.spawn(async move {
-            sleep(Duration::from_secs(100)).await?;
-            r1.lock().unwrap().push("yawn");
-            Ok::<_, AnyError>(())
-        });
+        tg.spawn(sleep_then(100, r.clone(), "yawn"));
         let r2 = r.clone();
         tg.spawn(async move {
             wait_all_tasks_blocked().await?;
@@ -182,12 +186,7 @@ async fn a_waiter_with_a_cushion_holds_the_jump_off_until_it_wakes() {
     let record = log();
     let r = record.clone();
     task_group(|tg| async move {
-        let r1 = r.clone();
-        tg.spawn(async move {
-            sleep(Duration::from_secs(100)).await?;
-            r1.lock().unwrap().push("yawn");
-            Ok::<_, AnyError>(())
-        });
+        tg.spawn(sleep_then(100, r.clone(), "yawn"));
         let r2 = r.clone();
         tg.spawn(async move {
             wait_all_tasks_blocked_for(Duration::from_millis(200)).await?;
@@ -236,12 +235,7 @@ async fn a_worker_thread_job_in_flight_is_not_idle() {
             r1.lock().unwrap().push("thread done");
             Ok::<_, AnyError>(())
         });
-        let r2 = r.clone();
-        tg.spawn(async move {
-            sleep(Duration::from_secs(1)).await?;
-            r2.lock().unwrap().push("slept");
-            Ok::<_, AnyError>(())
-        });
+        tg.spawn(sleep_then(1, r.clone(), "slept"));
         Ok::<_, AnyError>(())
     })
     .await
@@ -384,4 +378,22 @@ fn tokios_paused_clock_still_drives_anyio_time() {
     });
     assert!(virt >= Duration::from_secs(3600), "{virt:?}");
     assert!(real.elapsed() < REAL_BOUND);
+}
+
+/// `backends(...)` keeps only the named cases: were a tokio case generated, it would fail here.
+#[anyio::test(backends(smol, async_std), autojump)]
+async fn backends_restricts_the_cases_and_combines_with_a_clock() {
+    let name = anyio::current_backend().unwrap();
+    assert!(name == "smol" || name == "async-std", "{name}");
+    assert!(MockClock::current().is_some());
+}
+
+/// `autojump = <seconds>` sets the threshold.
+#[anyio::test(autojump = 0.005, backends(tokio_current_thread))]
+async fn an_autojump_threshold_is_taken_from_the_attribute() {
+    assert_eq!(anyio::current_backend(), Some("tokio"));
+    assert_eq!(MockClock::current().unwrap().autojump_threshold(), 0.005);
+    let t0 = current_time();
+    sleep(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(current_time() - t0, Duration::from_secs(60));
 }

@@ -134,6 +134,8 @@ pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
             #[allow(unused_imports)]
             use super::*;
 
+            // Unused when `backends(...)` names only backends not compiled in.
+            #[allow(dead_code)]
             async fn #body_fn() #output #body
 
             ::anyio::__if_tokio! { #tokio_ct #tokio_mt }
