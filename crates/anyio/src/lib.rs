@@ -369,15 +369,7 @@ pub fn run_interruptible<F: Future>(fut: F) -> Result<F::Output, signal::Interru
 /// }
 /// ```
 pub fn run_on<F: Future>(backend: Backend, fut: F) -> Result<F::Output, RunError> {
-    if !backend.is_compiled() {
-        return Err(RunError::NotCompiled(backend));
-    }
-    // Refuse to block a thread that already runs async code, anyio's or a foreign runtime's
-    // (tokio would panic, the others would silently stall the outer runtime).
-    if anyio_core::rt::is_polling() {
-        return Err(RunError::AlreadyRunning);
-    }
-    dispatch(backend, fut)
+    run_with(backend, RunOptions::new(), fut)
 }
 
 /// How [`run_with`] runs: with a [`MockClock`](testing::MockClock), with blocked-task
@@ -460,23 +452,21 @@ impl RunOptions {
 /// assert_eq!(tries, 24);
 /// ```
 pub fn run_with<F: Future>(backend: Backend, options: RunOptions, fut: F) -> Result<F::Output, RunError> {
-    if options.clock.is_none() && !options.track_blocked {
-        return run_on(backend, fut);
-    }
     if !backend.is_compiled() {
         return Err(RunError::NotCompiled(backend));
     }
+    // Refuse to block a thread that already runs async code, anyio's or a foreign runtime's
+    // (tokio would panic, the others would silently stall the outer runtime).
     if anyio_core::rt::is_polling() {
         return Err(RunError::AlreadyRunning);
+    }
+    if options.clock.is_none() && !options.track_blocked {
+        return dispatch_layered(backend, None, fut);
     }
     let monitor = testing::Instrumentation::new(options.clock).map_err(RunError::Io)?;
     let out = dispatch_layered(backend, Some(monitor.layer()), monitor.track(fut));
     drop(monitor);
     out
-}
-
-fn dispatch<F: Future>(backend: Backend, fut: F) -> Result<F::Output, RunError> {
-    dispatch_layered(backend, None, fut)
 }
 
 #[allow(unreachable_code, unused_variables)]

@@ -76,7 +76,7 @@ pub fn wait_all_tasks_blocked() -> WaitAllTasksBlocked {
 /// # }).unwrap();
 /// ```
 pub fn wait_all_tasks_blocked_for(cushion: Duration) -> WaitAllTasksBlocked {
-    WaitAllTasksBlocked { cushion, monitor: None, key: None, reg: WaitRegistration::new(), started: false }
+    WaitAllTasksBlocked { cushion, monitor: None, key: None, reg: WaitRegistration::new() }
 }
 
 /// The future of [`wait_all_tasks_blocked`] and [`wait_all_tasks_blocked_for`].
@@ -86,7 +86,6 @@ pub struct WaitAllTasksBlocked {
     monitor: Option<Arc<Monitor>>,
     key: Option<(Duration, u64)>,
     reg: WaitRegistration,
-    started: bool,
 }
 
 impl fmt::Debug for WaitAllTasksBlocked {
@@ -109,15 +108,12 @@ impl Future for WaitAllTasksBlocked {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if !this.started {
-            this.started = true;
-            match monitor::current() {
-                Some(m) => this.monitor = Some(m),
+        let monitor = match &this.monitor {
+            Some(m) => m.clone(),
+            None => match monitor::current() {
+                Some(m) => this.monitor.insert(m).clone(),
                 None => return Poll::Ready(Err(WaitBlockedError::NotTracking)),
-            }
-        }
-        let Some(monitor) = this.monitor.clone() else {
-            return Poll::Ready(Err(WaitBlockedError::NotTracking));
+            },
         };
         if let Err(c) = register_current(&mut this.reg, cx.waker()) {
             this.leave();

@@ -16,7 +16,7 @@ pub use blocked::{
     wait_all_tasks_blocked, wait_all_tasks_blocked_for, WaitAllTasksBlocked, WaitBlockedError,
 };
 pub use clock::{MockClock, MockClockError};
-pub(crate) use monitor::busy_guard;
+pub(crate) use monitor::count_job;
 #[doc(hidden)]
 pub use monitor::{Instrumentation, Monitor, Tracked};
 pub use ports::{free_tcp_port, free_udp_port};

@@ -115,9 +115,18 @@ impl Monitor {
     }
 
     /// Counts a blocking job (a worker-thread call, a DNS lookup) until the guard drops.
-    pub(crate) fn busy(self: &Arc<Self>) -> Busy {
+    fn busy(self: &Arc<Self>) -> Busy {
         self.inc();
         Busy(self.clone())
+    }
+
+    /// `job`, counted as activity from now until it has run (and woken whoever waits for it).
+    pub(crate) fn count_job(self: &Arc<Self>, job: BlockingJob) -> BlockingJob {
+        let busy = self.busy();
+        Box::new(move || {
+            job();
+            drop(busy);
+        })
     }
 
     fn now(&self, inner: &dyn Runtime) -> Instant {
@@ -305,12 +314,13 @@ pub(crate) fn current() -> Option<Arc<Monitor>> {
     crate::rt::try_current()?.monitor()
 }
 
-/// A guard for a blocking job submitted from the current run (`None` without a monitor).
-pub(crate) fn busy_guard() -> Option<Busy> {
-    if !crate::rt::is_entered() {
-        return None;
+/// `job`, counted as activity of the current run if it has a monitor.
+pub(crate) fn count_job(job: BlockingJob) -> BlockingJob {
+    // Only the runtime anyio entered: detecting a foreign one costs far more than a job.
+    match crate::rt::is_entered().then(current).flatten() {
+        Some(m) => m.count_job(job),
+        None => job,
     }
-    current().map(|m| m.busy())
 }
 
 /// Owns a run's monitor: builds the runtime wrapper and the root's tracking, and stops the
@@ -388,11 +398,7 @@ impl Runtime for Layered {
     }
 
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
-        let busy = self.monitor.busy();
-        self.inner.spawn_blocking(Box::new(move || {
-            job();
-            drop(busy);
-        }))
+        self.inner.spawn_blocking(self.monitor.count_job(job))
     }
 
     fn now(&self) -> Instant {

@@ -52,13 +52,7 @@ static IDLE: Mutex<Vec<Arc<Idle>>> = Mutex::new(Vec::new());
 /// The error of a thread the system would not start (`job` is dropped unrun).
 pub(crate) fn submit(job: Job) -> io::Result<()> {
     // A job in flight keeps a monitored run from counting as idle.
-    let job = match crate::testing::busy_guard() {
-        None => job,
-        Some(busy) => Box::new(move || {
-            job();
-            drop(busy);
-        }),
-    };
+    let job = crate::testing::count_job(job);
     let idle = {
         let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
         // The most recently idled worker that last ran on this CPU, else the most recent.
