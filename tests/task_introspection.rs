@@ -138,3 +138,77 @@ async fn start_named_names_the_started_task() {
     })
     .await
 }
+
+#[anyio::test]
+async fn a_started_task_is_listed_under_the_group_and_sees_its_cancellation() {
+    track_tasks(true);
+    guarded_ok(async {
+        let main_id = current_task_id().unwrap();
+        task_group(|tg| async move {
+            // `start` moves the task from the caller's scope into the group once it signals.
+            let id = tg
+                .start_named("server", |status| async move {
+                    status.started(current_task_id().unwrap());
+                    anyio::sleep(std::time::Duration::from_secs(3600)).await?;
+                    Ok::<_, AnyError>(())
+                })
+                .await?;
+            let listed = running_tasks()?;
+            let t = listed.iter().find(|t| t.id == id).expect("the started task is listed");
+            assert_eq!((t.name.as_str(), t.parent_id, t.cancel_pending), ("server", Some(main_id), false));
+            tg.cancel_scope().cancel();
+            let t = running_tasks()?.into_iter().find(|t| t.id == id);
+            // Listed until it has finished; while listed, the group's cancellation shows.
+            assert!(t.as_ref().is_none_or(|t| t.cancel_pending), "{t:?}");
+            Ok::<_, AnyError>(())
+        })
+        .await?;
+        assert!(!running_tasks()?.iter().any(|t| t.name == "server"), "gone once the group is done");
+        Ok(())
+    })
+    .await
+}
+
+#[test]
+fn each_run_lists_only_its_own_tasks() {
+    track_tasks(true);
+    for backend in anyio::Backend::compiled() {
+        // Two runs of the same backend at once, on two threads, each with a named task.
+        let ready = Arc::new(std::sync::Barrier::new(2));
+        let run = |name: &'static str, ready: Arc<std::sync::Barrier>| {
+            std::thread::spawn(move || {
+                anyio::run_on(backend, async move {
+                    task_group(|tg| async move {
+                        let stop = Arc::new(Event::new());
+                        let s = stop.clone();
+                        tg.spawn_named(name, async move {
+                            s.wait().await?;
+                            Ok::<_, AnyError>(())
+                        });
+                        anyio::lowlevel::checkpoint().await?;
+                        // Both runs have their task running before either lists.
+                        anyio::to_thread::run_sync(move || ready.wait()).await?;
+                        let names: Vec<String> = running_tasks()?.into_iter().map(|t| t.name).collect();
+                        stop.set();
+                        Ok::<_, AnyError>(names)
+                    })
+                    .await
+                    .expect("the group succeeds")
+                    .expect("the body returns")
+                })
+                .expect("the backend runs")
+            })
+        };
+        let a = run("task of run a", ready.clone());
+        let b = run("task of run b", ready);
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert!(
+            a.iter().any(|n| n == "task of run a") && !a.iter().any(|n| n == "task of run b"),
+            "{backend}: {a:?}"
+        );
+        assert!(
+            b.iter().any(|n| n == "task of run b") && !b.iter().any(|n| n == "task of run a"),
+            "{backend}: {b:?}"
+        );
+    }
+}

@@ -131,7 +131,7 @@ pub fn current_effective_deadline() -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut n = node;
         loop {
-            if let Some(d) = lock(&n.timing).deadline {
+            if let Some(d) = lock(&n.timing).deadline() {
                 earliest = Some(earliest.map_or(d, |e| e.min(d)));
             }
             if n.shield() {

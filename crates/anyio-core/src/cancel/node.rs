@@ -13,14 +13,16 @@
 
 use std::ptr;
 use std::sync::atomic::AtomicPtr;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
 use crate::error::{CancelReason, CancelSource, Cancelled};
-use crate::loom::{lock, AtomicU64, AtomicU8, AtomicUsize, Mutex, Ordering};
+use crate::loom::{lock, AtomicU32, AtomicU8, AtomicUsize, Mutex, Ordering};
+use crate::task::id::TaskMeta;
+use crate::task::registry::{self, TaskEntry};
 use crate::task::slot::TaskSlot;
 
 const CANCELLED: u8 = 1;
@@ -29,6 +31,13 @@ const ENTERED: u8 = 1 << 2;
 const CAUGHT: u8 = 1 << 3;
 /// Linked into the parent's waiter list, and so are all its ancestors.
 const LINKED: u8 = 1 << 4;
+/// Reparented: `retired_parent` holds a reference.
+const REPARENTED: u8 = 1 << 5;
+/// Linked into the registry of running tasks (set and cleared under the registry's lock).
+const REGISTERED: u8 = 1 << 6;
+/// What `drop` has to look at beyond the parent chain: an owned reason (set just before
+/// `CANCELLED`), a retired parent, a registry entry.
+const DROP_WORK: u8 = CANCELLED | REPARENTED | REGISTERED;
 
 /// What a node's waiter list holds: a blocked operation's waker, or a linked child node.
 enum Entry {
@@ -40,9 +49,27 @@ enum Entry {
 struct Waiters {
     entries: Slab<Entry>,
     /// This node's key in its parent's list, once linked.
-    link: Option<usize>,
+    link: Option<Key>,
     /// The key of the resident waker (see `Node::resident`), once there is one.
-    resident: Option<usize>,
+    resident: Option<Key>,
+}
+
+/// A key of a waiter list, kept in four bytes: a node's size shows in the allocator's cost of
+/// every spawn (benches/core_tasks.rs, `spawn+join`), and a list never nears 2^32 entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key(std::num::NonZeroU32);
+
+impl Key {
+    fn new(key: usize) -> Key {
+        let plus_one = u32::try_from(key).ok().and_then(|k| k.checked_add(1));
+        Key(plus_one
+            .and_then(std::num::NonZeroU32::new)
+            .expect("a waiter list has fewer than 2^32 - 1 entries"))
+    }
+
+    fn get(self) -> usize {
+        self.0.get() as usize - 1
+    }
 }
 pub(crate) struct Node {
     state: AtomicU8,
@@ -50,10 +77,14 @@ pub(crate) struct Node {
     /// when the node is entered and released when it is dropped. (A `OnceLock` here cost more
     /// than the rest of entering a scope; see benches/core_tasks.rs.)
     parent: AtomicPtr<Node>,
+    /// The first cancellation's reason: null until then, then a strong reference made with
+    /// `Arc::into_raw`, set once and released when the node drops. (A `OnceLock` takes twice
+    /// the space, and a node's size counts, see `Key`.)
+    reason: AtomicPtr<CancelReason>,
     /// The parent before a `reparent`, kept alive until this node drops so that a `&Node`
-    /// obtained from the old pointer stays valid.
-    retired_parent: OnceLock<Arc<Node>>,
-    reason: OnceLock<Arc<CancelReason>>,
+    /// obtained from the old parent pointer stays valid: null, or a strong reference made with
+    /// `Arc::into_raw`, set once (under the `waiters` lock) and released when the node drops.
+    retired_parent: AtomicPtr<Node>,
     waiters: Mutex<Waiters>,
     /// The data and vtable pointers of the node's *resident* waker: the first waker that
     /// blocked here, which stays registered until the node drops. An operation whose waker is
@@ -69,20 +100,59 @@ pub(crate) struct Node {
     /// tree's links are `Arc<Node>`, so a task-owned structure holding the node could not be
     /// linked without a hand-written reference count.
     pub(crate) task: TaskSlot,
+    /// The metadata of the task this node belongs to, and its place in the registry of
+    /// running tasks (`task/registry.rs`), in the node for the same reason as `task`.
+    pub(crate) entry: TaskEntry,
     /// Bumped (under the `timing` lock) on every deadline change, so the owner can tell
-    /// "nothing changed" without locking.
-    pub(crate) timing_generation: AtomicU64,
+    /// "nothing changed" without locking. Four bytes, so that it shares a word with `state`
+    /// (a node's size counts, see `Key`): a wrap would need 2^32 deadline changes between two
+    /// polls of the owner, which every change wakes.
+    pub(crate) timing_generation: AtomicU32,
 }
 
 /// A scope's deadline, as set by the user, and the waker of the future that owns the scope's
 /// timer (woken when the deadline changes so that it re-arms).
 #[derive(Debug, Default)]
 pub(crate) struct Timing {
-    /// The absolute deadline, once known.
-    pub(crate) deadline: Option<Instant>,
-    /// A relative timeout still to be resolved against the runtime's clock on entry.
-    pub(crate) relative: Option<Duration>,
+    when: When,
     pub(crate) owner: Option<Waker>,
+}
+
+/// A deadline, or a timeout still to be resolved against the runtime's clock on entry (one
+/// field, not two options: a node's size counts, see `Key`).
+#[derive(Clone, Copy, Debug, Default)]
+enum When {
+    #[default]
+    Never,
+    At(Instant),
+    After(Duration),
+}
+
+impl Timing {
+    /// The absolute deadline, once known (`None` while a timeout is unresolved).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.when {
+            When::At(at) => Some(at),
+            When::Never | When::After(_) => None,
+        }
+    }
+
+    /// Sets or clears the absolute deadline (replacing an unresolved timeout).
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.when = deadline.map_or(When::Never, When::At);
+    }
+
+    /// Sets a timeout, resolved by [`Timing::resolve`] when the scope is entered.
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.when = When::After(timeout);
+    }
+
+    /// Turns a timeout into a deadline counted from `now` (none, if that overflows `Instant`).
+    pub(crate) fn resolve(&mut self, now: Instant) {
+        if let When::After(timeout) = self.when {
+            self.set_deadline(now.checked_add(timeout));
+        }
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -97,18 +167,41 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
+    #[inline]
     pub(crate) fn new(shield: bool) -> Self {
+        Self::with_entry(shield, TaskEntry::none())
+    }
+
+    /// Notes whether the node is linked into the registry of running tasks, so that dropping
+    /// a linked node unlinks it (see `drop`). Called by the registry under its lock.
+    pub(crate) fn mark_registered(&self, on: bool) {
+        if on {
+            self.state.fetch_or(REGISTERED, Ordering::AcqRel);
+        } else {
+            self.state.fetch_and(!REGISTERED, Ordering::AcqRel);
+        }
+    }
+
+    /// The node of a task, which carries the task's metadata.
+    #[inline]
+    pub(crate) fn new_task(meta: TaskMeta) -> Self {
+        Self::with_entry(false, TaskEntry::task(meta))
+    }
+
+    #[inline]
+    fn with_entry(shield: bool, entry: TaskEntry) -> Self {
         Self {
             state: AtomicU8::new(if shield { SHIELD } else { 0 }),
             parent: AtomicPtr::new(ptr::null_mut()),
-            retired_parent: OnceLock::new(),
-            reason: OnceLock::new(),
+            reason: AtomicPtr::new(ptr::null_mut()),
+            retired_parent: AtomicPtr::new(ptr::null_mut()),
             waiters: Mutex::new(Waiters::default()),
             resident_data: AtomicUsize::new(0),
             resident_vtable: AtomicUsize::new(0),
             timing: Mutex::new(Timing::default()),
-            timing_generation: AtomicU64::new(0),
+            timing_generation: AtomicU32::new(0),
             task: TaskSlot::default(),
+            entry,
         }
     }
 
@@ -144,17 +237,21 @@ impl Node {
         {
             // Under our own list's lock, so a concurrent `link_to_parent` sees one parent.
             let mut w = lock(&self.waiters);
-            let new_key =
-                w.link.map(|_| lock(&new_parent.waiters).entries.insert(Entry::Child(Arc::downgrade(self))));
+            let new_key = w.link.map(|_| {
+                Key::new(lock(&new_parent.waiters).entries.insert(Entry::Child(Arc::downgrade(self))))
+            });
             let old = self.parent.swap(Arc::into_raw(new_parent).cast_mut(), Ordering::AcqRel);
             if !old.is_null() {
-                // SAFETY: `old` came from `Arc::into_raw` and was owned by `self.parent`; its
-                // ownership moves to `retired_parent`, which keeps it alive until `self` drops.
-                let old = unsafe { Arc::from_raw(old) };
+                // SAFETY: `old` came from `Arc::into_raw` and was owned by `self.parent`; that
+                // ownership moves to `retired_parent` (released when `self` drops), and this
+                // borrow ends before the move.
+                let old_node = unsafe { &*old };
                 if let Some(key) = w.link {
-                    let _ = lock(&old.waiters).entries.try_remove(key);
+                    let _ = lock(&old_node.waiters).entries.try_remove(key.get());
                 }
-                assert!(self.retired_parent.set(old).is_ok(), "a scope node is reparented at most once");
+                let was = self.retired_parent.swap(old, Ordering::AcqRel);
+                assert!(was.is_null(), "a scope node is reparented at most once");
+                self.state.fetch_or(REPARENTED, Ordering::AcqRel);
             }
             w.link = new_key;
         }
@@ -186,7 +283,7 @@ impl Node {
             return;
         }
         if let Some(p) = self.parent() {
-            w.link = Some(lock(&p.waiters).entries.insert(Entry::Child(Arc::downgrade(self))));
+            w.link = Some(Key::new(lock(&p.waiters).entries.insert(Entry::Child(Arc::downgrade(self)))));
         }
         self.state.fetch_or(LINKED, Ordering::AcqRel);
     }
@@ -258,11 +355,18 @@ impl Node {
     }
 
     pub(crate) fn cancelled_error(&self) -> Cancelled {
-        let reason = self
-            .reason
-            .get()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(CancelReason { source: CancelSource::Explicit, message: None }));
+        let p = self.reason.load(Ordering::Acquire);
+        let reason = if p.is_null() {
+            Arc::new(CancelReason { source: CancelSource::Explicit, message: None })
+        } else {
+            // SAFETY: a non-null `reason` came from `Arc::into_raw` and the strong reference it
+            // stands for is released only when the node drops, after every `&self`: it is alive,
+            // so taking one more reference to it is sound.
+            unsafe {
+                Arc::increment_strong_count(p);
+                Arc::from_raw(p)
+            }
+        };
         Cancelled::new(reason)
     }
 
@@ -271,7 +375,17 @@ impl Node {
     pub(crate) fn cancel(&self, source: CancelSource, message: Option<String>) {
         #[cfg(feature = "tracing")]
         let logged = message.clone();
-        let _ = self.reason.set(Arc::new(CancelReason { source, message }));
+        if self.reason.load(Ordering::Acquire).is_null() {
+            let new = Arc::into_raw(Arc::new(CancelReason { source, message })).cast_mut();
+            if self
+                .reason
+                .compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // SAFETY: `new` was made by `Arc::into_raw` just above and was not stored.
+                drop(unsafe { Arc::from_raw(new) });
+            }
+        }
         let prev = self.state.fetch_or(CANCELLED, Ordering::AcqRel);
         if prev & CANCELLED == 0 {
             #[cfg(feature = "tracing")]
@@ -343,7 +457,7 @@ impl Node {
         if w.resident.is_some() {
             return false;
         }
-        w.resident = Some(w.entries.insert(Entry::Waker(waker.clone())));
+        w.resident = Some(Key::new(w.entries.insert(Entry::Waker(waker.clone()))));
         // Published after the entry is in the list: whoever sees these sees the entry.
         self.resident_data.store(waker.data() as usize, Ordering::Release);
         self.resident_vtable.store(waker.vtable() as *const _ as usize, Ordering::Release);
@@ -366,7 +480,10 @@ impl Node {
     #[cfg(all(test, not(loom)))]
     pub(crate) fn waiter_count(&self) -> usize {
         let w = lock(&self.waiters);
-        w.entries.iter().filter(|(k, e)| matches!(e, Entry::Waker(_)) && Some(*k) != w.resident).count()
+        w.entries
+            .iter()
+            .filter(|(k, e)| matches!(e, Entry::Waker(_)) && Some(*k) != w.resident.map(Key::get))
+            .count()
     }
 }
 
@@ -444,6 +561,26 @@ impl Drop for WaitRegistration {
 
 impl Node {
     /// Takes this node's strong reference to its parent out of the raw pointer.
+    /// Leaves the registry of running tasks and releases the references `reason` and
+    /// `retired_parent` own (see their docs).
+    #[cold]
+    fn drop_owned(&mut self) {
+        // Leave the registry before anything else is torn down: the registry may follow a
+        // pointer to this node until then.
+        registry::unlink_dropped(self);
+        let reason = std::mem::replace(self.reason.get_mut(), ptr::null_mut());
+        if !reason.is_null() {
+            // SAFETY: a non-null `reason` came from `Arc::into_raw` and is owned by the field,
+            // just replaced by null: this is the one place that releases it.
+            drop(unsafe { Arc::from_raw(reason) });
+        }
+        let retired = std::mem::replace(self.retired_parent.get_mut(), ptr::null_mut());
+        if !retired.is_null() {
+            // SAFETY: as for `reason`.
+            drop(unsafe { Arc::from_raw(retired) });
+        }
+    }
+
     fn take_parent(&mut self) -> Option<Arc<Node>> {
         let p = std::mem::replace(self.parent.get_mut(), ptr::null_mut());
         // SAFETY: a non-null `p` came from `Arc::into_raw` and is owned by `self.parent`; it
@@ -454,6 +591,10 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // One load for what most nodes (never cancelled, reparented or registered) skip.
+        if self.state.load(Ordering::Acquire) & DROP_WORK != 0 {
+            self.drop_owned();
+        }
         // Release the chain of ancestors iteratively: dropping the last reference to a long
         // chain from its leaf must not recurse once per level. Each node leaves its parent's
         // waiter list first (the parent is alive until then: the node holds it).
@@ -476,7 +617,7 @@ impl Node {
     fn unlink_from(&mut self, parent: Option<&Node>) {
         let link = lock(&self.waiters).link.take();
         if let (Some(key), Some(p)) = (link, parent) {
-            let _ = lock(&p.waiters).entries.try_remove(key);
+            let _ = lock(&p.waiters).entries.try_remove(key.get());
         }
     }
 }

@@ -113,7 +113,7 @@ impl CancelScope {
     pub fn with_timeout(timeout: Duration) -> Self {
         let scope = Self::new();
         let mut t = lock(&scope.node.timing);
-        t.relative = Some(timeout);
+        t.set_timeout(timeout);
         scope.node.timing_generation.fetch_add(1, Ordering::AcqRel);
         drop(t);
         scope
@@ -179,7 +179,7 @@ impl CancelScope {
     /// assert_eq!(anyio::CancelScope::new().deadline(), None);
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        lock(&self.node.timing).deadline
+        lock(&self.node.timing).deadline()
     }
 
     /// Sets or clears the deadline, also while the scope runs: an earlier deadline re-arms the
@@ -196,8 +196,7 @@ impl CancelScope {
     pub fn set_deadline(&self, deadline: Option<Instant>) {
         let owner = {
             let mut t = lock(&self.node.timing);
-            t.deadline = deadline;
-            t.relative = None;
+            t.set_deadline(deadline);
             self.node.timing_generation.fetch_add(1, Ordering::AcqRel);
             t.owner.clone()
         };
@@ -350,7 +349,7 @@ pin_project! {
         timer: Option<Box<ArmedTimer>>,
         // The deadline the timer should fire at, once resolved.
         deadline: Option<Instant>,
-        seen_generation: u64,
+        seen_generation: u32,
         // The waker last published as the node's owner, to skip re-publishing it.
         owner: Option<Waker>,
         phase: Phase,
@@ -465,15 +464,13 @@ impl<F: Future> Future for InScope<F> {
 
 /// Reads the node's deadline after a change, resolving a relative timeout against the
 /// runtime's clock, and cancels the node at once if the deadline has passed.
-fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u64) -> bool {
+fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u32) -> bool {
     let now = rt::with_current(|rt| rt.now());
     let mut t = lock(&node.timing);
-    if let Some(rel) = t.relative.take() {
-        t.deadline = now.checked_add(rel);
-    }
+    t.resolve(now);
     // Read under the lock: every bump happens under it, so this matches `deadline` below.
     *seen = node.timing_generation.load(Ordering::Acquire);
-    *deadline = t.deadline;
+    *deadline = t.deadline();
     drop(t);
     match *deadline {
         Some(at) if at <= now && !node.cancel_called() => {

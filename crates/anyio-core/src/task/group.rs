@@ -399,7 +399,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         if !self.shared.add_child() {
             return Err(GroupClosed(fut));
         }
-        let node = Arc::new(Node::new(false));
+        let node = Arc::new(Node::new_task(TaskMeta::new(self.shared.host, name)));
         match &start {
             // A task started with `start()` runs under the caller's scope until it signals,
             // then moves into the group (trio's re-parenting): the caller's cancellation
@@ -412,22 +412,14 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
                 node.enter(Some(self.shared.node.clone()));
             }
         }
-        let meta = TaskMeta::new(self.shared.host, name);
         // Off by default: then one relaxed load, nothing else.
-        let tracked = if !super::info::is_tracking_tasks() {
-            None
-        } else {
-            super::info::track(
-                meta.id,
-                *self.shared.run.get_or_init(|| crate::rt::run_state::key_of(rt)),
-                meta.parent,
-                &meta.name,
-                Some(Arc::downgrade(&node)),
-            )
-        };
+        let tracked = super::info::is_tracking_tasks();
+        if tracked {
+            let run = *self.shared.run.get_or_init(|| crate::rt::run_state::key_of(rt));
+            super::registry::link(&node, run);
+        }
         let child = Child {
             task: ChildTask {
-                meta,
                 tracked,
                 node: node.clone(),
                 group: self.shared.clone(),
@@ -750,9 +742,9 @@ pin_project! {
 
 /// Everything of a [`Child`] but its future.
 struct ChildTask<T, E> {
-    meta: TaskMeta,
-    /// Its slot in `running_tasks`'s registry (task tracking was on when it was spawned).
-    tracked: Option<super::info::Slot>,
+    /// Its node is in `running_tasks`'s registry (task tracking was on when it was spawned).
+    tracked: bool,
+    /// The task's cancel node, which also holds its metadata and its outcome.
     node: Arc<Node>,
     group: Arc<GroupShared<E>>,
     _value: PhantomData<fn() -> T>,
@@ -771,7 +763,8 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         let node = &this.node;
         // The group's runtime is set before any task is spawned (see `spawn_inner`).
         let rt = this.group.rt.get().expect("a group's runtime is set before its first task");
-        let entered = enter_child(&this.meta, node);
+        let meta = node.entry.meta().expect("a task's node carries its metadata");
+        let entered = enter_child(meta, node);
         let polled = if entered.runtime() == rt::handle_addr(rt) {
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         } else {
@@ -790,9 +783,9 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         if let Err(p) = dropped {
             outcome = Err(p);
         }
-        let _task = enter_task(&this.meta);
-        if let Some(slot) = this.tracked.take() {
-            super::info::untrack(slot);
+        let _task = enter_task(meta);
+        if std::mem::take(&mut this.tracked) {
+            super::registry::unlink(node);
         }
         ChildTask::<T, E>::finish(&this.node, &this.group, &mut this.start, outcome);
         Poll::Ready(())
@@ -859,11 +852,11 @@ impl<T, E> ChildTask<T, E> {
             // dropped in place (it is pinned), inside its scope; a destructor that panics is
             // reported to the group as the task's panic, after the bookkeeping is done.
             self.node.cancel(CancelSource::ScopeDropped, None);
-            if let Some(slot) = self.tracked.take() {
-                super::info::untrack(slot);
+            if std::mem::take(&mut self.tracked) {
+                super::registry::unlink(&self.node);
             }
             let dropped = catch_unwind(AssertUnwindSafe(|| {
-                let _task = enter_task(&self.meta);
+                let _task = enter_task(self.node.entry.meta().expect("a task's node carries its metadata"));
                 let _g = enter(&self.node);
                 fut.set(None);
             }));

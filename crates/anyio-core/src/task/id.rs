@@ -103,7 +103,7 @@ pub fn current_task_id() -> Option<TaskId> {
 /// What a task is, for introspection ([`current_task`](super::current_task)): its id, the
 /// task that hosts the group it runs in, and its name. Lives in the task's own (pinned)
 /// future, so a pointer to it stays valid while the task is entered.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct TaskMeta {
     pub(crate) id: TaskId,
     pub(crate) parent: Option<TaskId>,
@@ -229,19 +229,11 @@ pin_project! {
     #[derive(Debug)]
     pub struct MainTask<F> {
         meta: TaskMeta,
-        // Its slot in `running_tasks`'s registry (task tracking was on at a poll).
-        tracked: Option<super::info::Slot>,
+        // Its entry in `running_tasks`'s registry (task tracking was on at a poll): a node of
+        // its own, never entered, which leaves the registry when it drops.
+        tracked: Option<Arc<Node>>,
         #[pin]
         fut: F,
-    }
-
-    impl<F> PinnedDrop for MainTask<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(slot) = this.tracked.take() {
-                super::info::untrack(slot);
-            }
-        }
     }
 }
 
@@ -258,8 +250,9 @@ impl<F: Future> Future for MainTask<F> {
         let this = self.project();
         if this.tracked.is_none() && super::info::is_tracking_tasks() {
             if let Some(rt) = crate::rt::try_current() {
-                let run = crate::rt::run_state::key_of(&rt);
-                *this.tracked = super::info::track(this.meta.id, run, None, &this.meta.name, None);
+                let node = Arc::new(Node::new_task(this.meta.clone()));
+                super::registry::link(&node, crate::rt::run_state::key_of(&rt));
+                *this.tracked = Some(node);
             }
         }
         let _task = enter_task(this.meta);

@@ -4,11 +4,9 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, Weak};
 
-use super::id::{with_current_meta, TaskId, TaskName};
-use crate::cancel::node::Node;
-use crate::rt::run_state::{key_of, RunKey};
+use super::id::{with_current_meta, TaskId};
+use crate::rt::run_state::key_of;
 
 /// What a task is (AnyIO's `TaskInfo`), as [`current_task`] and [`running_tasks`] report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,23 +74,10 @@ impl From<TrackingOff> for crate::error::AnyError {
 /// costs nothing for it.
 static TRACKING: AtomicBool = AtomicBool::new(false);
 
-/// A tracked task.
-struct Tracked {
-    id: TaskId,
-    run: RunKey,
-    parent: Option<TaskId>,
-    name: TaskName,
-    /// The task's own scope; `None` for a main task, which runs in the never-cancelled root.
-    node: Option<Weak<Node>>,
-}
-
-/// The tracked tasks; a task keeps its slot's key and frees it when it finishes (a slab: an
-/// insert and a removal cost a few instructions each, listing sorts).
-static REGISTRY: Mutex<Option<slab::Slab<Tracked>>> = Mutex::new(None);
-
 /// Turns task tracking on or off, for the whole process: with it on, tasks spawned from then
 /// on (and runs' main tasks polled from then on) are recorded until they finish, for
-/// [`running_tasks`]. It costs a lock per spawn and per finish, so it is off by default.
+/// [`running_tasks`]. It costs an uncontended lock and a few stores per spawn and per finish,
+/// so it is off by default.
 ///
 /// # Examples
 ///
@@ -112,33 +97,6 @@ pub fn track_tasks(on: bool) {
 #[inline]
 pub fn is_tracking_tasks() -> bool {
     TRACKING.load(Ordering::Relaxed)
-}
-
-/// A task's slot in the registry (its slab key plus one, so that `Option<Slot>` is one word).
-pub(crate) type Slot = std::num::NonZeroUsize;
-
-/// Records a task if tracking is on; returns its slot, to forget it by.
-pub(crate) fn track(
-    id: TaskId,
-    run: RunKey,
-    parent: Option<TaskId>,
-    name: &TaskName,
-    node: Option<Weak<Node>>,
-) -> Option<Slot> {
-    if !TRACKING.load(Ordering::Relaxed) {
-        return None;
-    }
-    let t = Tracked { id, run, parent, name: name.clone(), node };
-    let mut reg = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    Slot::new(reg.get_or_insert_with(slab::Slab::new).insert(t) + 1)
-}
-
-/// Forgets a finished task by its slot.
-pub(crate) fn untrack(slot: Slot) {
-    let key = slot.get() - 1;
-    let gone =
-        REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).as_mut().and_then(|r| r.try_remove(key));
-    drop(gone);
 }
 
 /// Every task of the current run that is recorded and has not finished, in id order (AnyIO's
@@ -179,20 +137,16 @@ pub fn running_tasks() -> Result<Vec<TaskInfo>, TrackingOff> {
     }
     let run = key_of(&crate::rt::current());
     let current = current_task();
-    let mut out: Vec<TaskInfo> = {
-        let reg = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-        reg.iter()
-            .flat_map(|r| r.iter())
-            .filter(|(_, t)| t.run == run)
-            .filter_map(|(_, t)| {
-                let cancel_pending = match &t.node {
-                    Some(node) => node.upgrade()?.is_effectively_cancelled(),
-                    None => false,
-                };
-                Some(TaskInfo { id: t.id, parent_id: t.parent, name: t.name.to_string(), cancel_pending })
-            })
-            .collect()
-    };
+    let mut out = Vec::new();
+    super::registry::for_each_task(run, |meta, node| {
+        out.push(TaskInfo {
+            id: meta.id,
+            parent_id: meta.parent,
+            name: meta.name.to_string(),
+            // A main task's node is never entered nor cancelled: `false`, as AnyIO reports.
+            cancel_pending: node.is_effectively_cancelled(),
+        });
+    });
     // The current task as it sees itself (its pending cancellation where it stands now).
     if let Some(me) = current {
         out.retain(|t| t.id != me.id);

@@ -7,6 +7,7 @@ pub(crate) mod id;
 mod info;
 mod outcome;
 mod promise;
+pub(crate) mod registry;
 pub(crate) mod slot;
 mod start;
 
