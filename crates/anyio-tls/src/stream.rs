@@ -696,14 +696,19 @@ impl<S: ByteStream> TlsStream<S> {
         let role = if has_output { self.writer.try_acquire().ok() } else { None };
         let got = {
             let b = buf.buf.as_mut().expect("lent until dropped");
-            let mut read = self.transport.receive_into(&mut b.buf[b.end..]);
+            // A socket transport is read through its named future: no boxed future per read.
+            let room = &mut b.buf[b.end..];
+            let mut read = match self.transport.socket_receiver() {
+                Some(socket) => TransportRead::Socket(socket.receive_into(room)),
+                None => TransportRead::Boxed(self.transport.receive_into(room)),
+            };
             match role {
                 None => read.await,
                 Some(role) => {
                     let mut role = Some(role);
                     let mut flush = Some(Box::pin(self.flush()));
                     poll_fn(|cx| {
-                        if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                        if let Poll::Ready(r) = std::pin::Pin::new(&mut read).poll(cx) {
                             return Poll::Ready(r);
                         }
                         if let Some(f) = flush.as_mut() {
@@ -987,6 +992,23 @@ struct ReadBuffer {
     end: usize,
     /// The read came back shorter than the room it had (see `State::last_read_short`).
     short: bool,
+}
+
+/// One read from the transport: a socket's named future, or the trait's boxed one.
+enum TransportRead<'a, B> {
+    Socket(anyio_core::net::ReceiveInto<'a>),
+    Boxed(B),
+}
+
+impl<B: Future<Output = Result<usize, StreamError>> + Unpin> Future for TransportRead<'_, B> {
+    type Output = Result<usize, StreamError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            TransportRead::Socket(f) => std::pin::Pin::new(f).poll(cx),
+            TransportRead::Boxed(f) => std::pin::Pin::new(f).poll(cx),
+        }
+    }
 }
 
 /// Puts the receive buffer back when the read is over, however it ended.

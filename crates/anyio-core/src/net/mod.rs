@@ -25,6 +25,7 @@ pub use connectable::{TcpConnectable, UnixConnectable};
 pub use dns::{getaddrinfo, getnameinfo};
 pub use error::{ConnectAttempt, SocketError};
 pub use listener::{Listener, ListenerExt, MultiListener, ServeError, ServeOptions};
+pub use stream::{ReceiveInto, SocketReceiver};
 pub use tcp::{connect_tcp, create_tcp_listener, TcpListener, TcpStream};
 pub use udp::{create_connected_udp_socket, create_udp_socket, ConnectedUdpSocket, UdpSocket};
 pub use unix::{

@@ -3,6 +3,7 @@
 //! wrap it and add what is specific to their family.
 
 use std::any::{Any, TypeId};
+use std::fmt;
 use std::future::Future;
 use std::io::{self, Read};
 use std::net::Shutdown;
@@ -16,7 +17,8 @@ use super::addr::{
     LocalAddress, LocalPort, RawSocket, RemoteAddress, RemotePort, SocketAddress, SocketFamily,
 };
 use super::error::OpError;
-use super::io::{recv_to_vec, Attempt, Dir, IoCore, IoOp, OpWait, MAX_RECEIVE, SEND_FLAGS};
+use super::io::{recv_to_vec, Attempt, Dir, IoAttempt, IoCore, IoOp, OpWait, MAX_RECEIVE, SEND_FLAGS};
+use crate::sync::InUse;
 
 pub(crate) const STREAM_ACTIONS: [&str; 2] = ["reading from", "writing to"];
 
@@ -42,22 +44,8 @@ impl ByteSocket {
         Self { core, eof_sent: AtomicBool::new(false), compat: [OpWait::new(), OpWait::new()], peer }
     }
 
-    pub(crate) fn receive_into<'a>(
-        &'a self,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = Result<usize, StreamError>> + Send + 'a {
-        let refuse = if buf.is_empty() {
-            Refuse::Invalid("the receive buffer must hold at least 1 byte")
-        } else {
-            Refuse::No
-        };
-        let want = buf.len();
-        StreamOp {
-            // A read shorter than the buffer emptied the socket (`n == 0` is the end).
-            op: self.core.read_io(move |s| (&*s).read(buf), move |&n| n > 0 && n < want),
-            refuse,
-            finish: |n| if n == 0 { Err(StreamError::EndOfStream) } else { Ok(n) },
-        }
+    pub(crate) fn receive_into<'a>(&'a self, buf: &'a mut [u8]) -> ReceiveInto<'a> {
+        ReceiveInto { sock: self, buf, in_use: None, wait: OpWait::new() }
     }
 
     pub(crate) async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, StreamError> {
@@ -195,6 +183,127 @@ pub(crate) fn socket_attribute(core: &IoCore, key: TypeId, connected: bool) -> O
         .or_else(|| if connected { provide_attribute::<RemotePort>(key, || remote()?.port()) } else { None })
 }
 
+/// The receive path of a TCP or Unix stream socket, for a protocol layer that drives the
+/// socket from its own future: what [`ByteReceiveStream::socket_receiver`] returns.
+///
+/// [`ByteReceiveStream::socket_receiver`]: crate::streams::ByteReceiveStream::socket_receiver
+///
+/// # Examples
+///
+/// ```
+/// # anyio::run(async {
+/// use anyio::net::{connect_tcp, TcpListener};
+/// use anyio::streams::{ByteReceiveStream, ByteSendStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// let port = listener.local_addr().unwrap().port();
+/// let (client, server) = futures::join!(connect_tcp("127.0.0.1", port), listener.accept());
+/// let (client, server) = (client.unwrap(), server.unwrap());
+/// client.send(b"hi").await.unwrap();
+/// // Through the trait, as a layer generic over its transport sees the stream.
+/// let transport: &dyn ByteReceiveStream = &server;
+/// let receiver = transport.socket_receiver().expect("a TCP stream has one");
+/// let mut buf = [0u8; 16];
+/// let n = receiver.receive_into(&mut buf).await.unwrap();
+/// assert_eq!(&buf[..n], b"hi");
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct SocketReceiver<'a>(&'a ByteSocket);
+
+impl<'a> SocketReceiver<'a> {
+    pub(crate) fn new(sock: &'a ByteSocket) -> Self {
+        Self(sock)
+    }
+
+    /// Receives at least one and at most `buf.len()` bytes into `buf`: the stream's own
+    /// `receive_into`, as a named future that needs no allocation.
+    ///
+    /// # Errors
+    ///
+    /// As the stream's `receive_into`: [`StreamError::EndOfStream`] once the peer closed its
+    /// side, [`StreamError::InvalidArgument`] for an empty `buf`, [`StreamError::Busy`] while
+    /// another task receives, [`StreamError::Closed`] once the stream is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled receive received nothing.
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// # use anyio::net::{connect_tcp, TcpListener};
+    /// # use anyio::streams::{ByteReceiveStream, ByteSendStream};
+    /// # let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    /// # let port = listener.local_addr().unwrap().port();
+    /// # let (client, server) = futures::join!(connect_tcp("127.0.0.1", port), listener.accept());
+    /// # let (client, server) = (client.unwrap(), server.unwrap());
+    /// client.send_eof().await.unwrap();
+    /// let mut buf = [0u8; 16];
+    /// let end = server.socket_receiver().unwrap().receive_into(&mut buf).await;
+    /// assert!(matches!(end, Err(anyio::streams::StreamError::EndOfStream)));
+    /// # });
+    /// ```
+    pub fn receive_into(self, buf: &'a mut [u8]) -> ReceiveInto<'a> {
+        self.0.receive_into(buf)
+    }
+}
+
+/// A stream socket's receive in progress: the future of [`SocketReceiver::receive_into`], and
+/// of the inherent `receive_into` of [`TcpStream`](super::TcpStream) and
+/// [`UnixStream`](super::UnixStream). One hand-written future: no nested state machines on the
+/// hottest path.
+///
+/// ```
+/// # anyio::run(async {
+/// # use anyio::net::{connect_tcp, TcpListener};
+/// # let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// # let port = listener.local_addr().unwrap().port();
+/// # let (client, server) = futures::join!(connect_tcp("127.0.0.1", port), listener.accept());
+/// # let (client, server) = (client.unwrap(), server.unwrap());
+/// client.send(b"hi").await.unwrap();
+/// let mut buf = [0u8; 2];
+/// let receive: anyio::net::ReceiveInto<'_> = server.receive_into(&mut buf);
+/// assert_eq!(receive.await.unwrap(), 2);
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct ReceiveInto<'a> {
+    sock: &'a ByteSocket,
+    buf: &'a mut [u8],
+    in_use: Option<InUse<'a>>,
+    wait: OpWait,
+}
+
+impl fmt::Debug for ReceiveInto<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiveInto").field("len", &self.buf.len()).finish_non_exhaustive()
+    }
+}
+
+impl Future for ReceiveInto<'_> {
+    type Output = Result<usize, StreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let want = this.buf.len();
+        if want == 0 {
+            return Poll::Ready(Err(StreamError::InvalidArgument(
+                "the receive buffer must hold at least 1 byte",
+            )));
+        }
+        let sock = this.sock;
+        let buf = &mut *this.buf;
+        // A read shorter than the buffer emptied the socket (`n == 0` is the end).
+        let mut attempt = IoAttempt(|s: &socket2::Socket| (&*s).read(buf), |&n: &usize| n > 0 && n < want);
+        match sock.core.poll_op(Dir::Receive, cx, &mut this.in_use, &mut this.wait, &mut attempt) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(StreamError::EndOfStream)),
+            Poll::Ready(Ok(n)) => Poll::Ready(Ok(n)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// A socket operation as a stream operation, in one future (no nested async fns on the hot
 /// path): what may refuse it before it starts, and the mapping of its result.
 struct StreamOp<'a, A: Attempt, M> {
@@ -208,8 +317,6 @@ struct StreamOp<'a, A: Attempt, M> {
 #[derive(Clone, Copy)]
 enum Refuse<'a> {
     No,
-    /// An argument that cannot work (`InvalidArgument` with this message).
-    Invalid(&'static str),
     /// `Closed` if this flag is set by the time the operation first runs (`send` after
     /// `send_eof`).
     IfSet(&'a AtomicBool),
@@ -224,7 +331,6 @@ impl<A: Attempt + Unpin, T, M: FnMut(A::Output) -> Result<T, StreamError> + Unpi
         let this = &mut *self;
         match std::mem::replace(&mut this.refuse, Refuse::No) {
             Refuse::No => {}
-            Refuse::Invalid(why) => return Poll::Ready(Err(StreamError::InvalidArgument(why))),
             Refuse::IfSet(flag) => {
                 if flag.load(Ordering::Acquire) {
                     return Poll::Ready(Err(StreamError::Closed));
@@ -277,6 +383,9 @@ macro_rules! byte_stream_impls {
             }
             async fn receive(&self, max_bytes: usize) -> Result<Vec<u8>, $crate::streams::StreamError> {
                 self.sock.receive(max_bytes).await
+            }
+            fn socket_receiver(&self) -> Option<$crate::net::SocketReceiver<'_>> {
+                Some($crate::net::SocketReceiver::new(&self.sock))
             }
         }
 

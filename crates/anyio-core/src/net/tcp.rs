@@ -141,10 +141,7 @@ impl TcpStream {
     /// ```
     // Returns the socket's future itself: an `async fn` wrapper here would add a state machine
     // per operation on the hottest path.
-    pub fn receive_into<'a>(
-        &'a self,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = Result<usize, StreamError>> + Send + 'a {
+    pub fn receive_into<'a>(&'a self, buf: &'a mut [u8]) -> super::ReceiveInto<'a> {
         self.sock.receive_into(buf)
     }
 

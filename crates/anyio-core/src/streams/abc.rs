@@ -192,6 +192,25 @@ pub trait ByteReceiveStream: AsyncResource {
         }
         Ok(buf)
     }
+
+    /// The socket under this stream, for a protocol layer that drives the stream from its own
+    /// future (TLS does): [`SocketReceiver::receive_into`] is the same operation as
+    /// [`receive_into`](Self::receive_into) as a named future, without the boxed future this
+    /// trait's methods return. `Some` for TCP and Unix stream sockets and wrappers that
+    /// receive through them unchanged; `None` (the default) for every other stream.
+    ///
+    /// [`SocketReceiver::receive_into`]: crate::net::SocketReceiver::receive_into
+    ///
+    /// ```
+    /// # anyio::run(async {
+    /// use anyio::streams::{memory::memory_stream_pair, ByteReceiveStream};
+    /// let (a, _b) = memory_stream_pair(1);
+    /// assert!(a.socket_receiver().is_none()); // not a socket
+    /// # });
+    /// ```
+    fn socket_receiver(&self) -> Option<crate::net::SocketReceiver<'_>> {
+        None
+    }
 }
 
 /// Sends bytes (AnyIO's `ByteSendStream`).

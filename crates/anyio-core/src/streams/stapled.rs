@@ -219,6 +219,10 @@ impl<S: AsyncResource, R: ByteReceiveStream> ByteReceiveStream for StapledByteSt
     async fn receive_into(&self, buf: &mut [u8]) -> Result<usize, StreamError> {
         self.receive.receive_into(buf).await
     }
+
+    fn socket_receiver(&self) -> Option<crate::net::SocketReceiver<'_>> {
+        self.receive.socket_receiver()
+    }
 }
 
 #[async_trait]
