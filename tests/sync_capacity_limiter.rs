@@ -132,3 +132,35 @@ async fn two_futures_of_one_task_borrow_anonymously_in_turn() {
     .await;
     assert_eq!(limiter.borrowed_tokens(), 0);
 }
+
+#[anyio::test]
+async fn a_total_of_usize_max_serves_waiters_and_counts_exactly() {
+    // Raising the total to "unlimited" hands tokens to the waiters at once and counts the
+    // rest exactly (it used to add them one release at a time: 2^64 of them).
+    let limiter = Arc::new(CapacityLimiter::new(0));
+    let l = limiter.clone();
+    guarded_ok(async move {
+        task_group(|tg: TaskGroup<AnyError>| async move {
+            let waiter = l.clone();
+            tg.spawn(async move {
+                let _t = waiter.acquire().await.map_err(AnyError::other)?;
+                Ok(())
+            });
+            while l.statistics().tasks_waiting < 1 {
+                sleep(Duration::from_millis(1)).await?;
+            }
+            l.set_total_tokens(usize::MAX);
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(limiter.available_tokens(), usize::MAX);
+    let t = limiter.try_acquire().unwrap();
+    assert_eq!(limiter.available_tokens(), usize::MAX - 1);
+    drop(t);
+    assert_eq!(limiter.available_tokens(), usize::MAX);
+    limiter.set_total_tokens(2);
+    assert_eq!(limiter.available_tokens(), 2);
+}

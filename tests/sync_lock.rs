@@ -476,3 +476,18 @@ async fn lock_held_by_one_task_makes_another_wait_not_panic() {
     })
     .await;
 }
+
+#[anyio::test]
+async fn a_semaphore_of_usize_max_permits_counts_exactly() {
+    // Past what the lock-free word holds (usize::MAX / 2), the pool counts under its lock.
+    let sem = Semaphore::new(usize::MAX);
+    let p = sem.acquire().await.unwrap();
+    assert_eq!(sem.value(), usize::MAX - 1);
+    drop(p);
+    assert_eq!(sem.value(), usize::MAX);
+    let capped = Semaphore::with_max(usize::MAX - 1, usize::MAX).unwrap();
+    capped.release().unwrap();
+    assert_eq!(capped.value(), usize::MAX);
+    assert!(capped.release().is_err(), "the maximum holds");
+    assert_eq!(capped.value(), usize::MAX);
+}

@@ -102,6 +102,58 @@ fn loom_release_versus_repoll_with_a_new_waker() {
     });
 }
 
+/// A release on the fast path (no lock) racing a waiter that finds no permit and queues (which
+/// switches the pool to its locked mode): the waiter either takes the permit or is handed it
+/// and woken. No lost wake-up, no lost or duplicated permit.
+#[test]
+fn loom_fast_release_versus_queueing() {
+    ::loom::model(|| {
+        let permits = Arc::new(Permits::new(1));
+        assert!(permits.try_acquire());
+        let p = permits.clone();
+        let releaser = thread::spawn(move || p.release());
+        let (f, w) = flag();
+        let mut acquire = permits.acquire();
+        let ready = Pin::new(&mut acquire).poll(&mut Context::from_waker(&w)).is_ready();
+        releaser.join().unwrap();
+        if !ready {
+            assert!(woken(&f), "the permit was released but the queued waiter was not woken");
+            assert!(Pin::new(&mut acquire).poll(&mut Context::from_waker(&w)).is_ready());
+        }
+        drop(acquire);
+        assert_eq!(permits.available(), 0, "the waiter holds the only permit");
+        permits.release();
+        assert_eq!(permits.available(), 1);
+        assert_eq!(permits.waiting(), 0);
+    });
+}
+
+/// Two fast acquires race for one permit while a third thread lowers the total (which
+/// switches the pool to its locked mode): the permits taken and left add up.
+#[test]
+fn loom_fast_acquires_versus_a_mode_switch() {
+    ::loom::model(|| {
+        let permits = Arc::new(Permits::new(2));
+        let (a, b) = (permits.clone(), permits.clone());
+        let t1 = thread::spawn(move || a.try_acquire());
+        let t2 = thread::spawn(move || {
+            b.remove(1);
+        });
+        let mine = permits.try_acquire();
+        let theirs = t1.join().unwrap();
+        t2.join().unwrap();
+        let taken = usize::from(mine) + usize::from(theirs);
+        // Two permits, one removed (at once if free, else as a debt): what is left free plus
+        // what was taken is one, or two with the removal still owed.
+        let left = permits.available();
+        assert!(taken + left <= 2 && taken + left >= 1, "taken {taken}, left {left}");
+        for _ in 0..taken {
+            permits.release();
+        }
+        assert_eq!(permits.available(), 1, "after paying the debt, one permit is left");
+    });
+}
+
 /// `Event::set` racing a waiter's registration: the waiter either sees the event set or is
 /// woken.
 #[test]

@@ -1,8 +1,18 @@
-//! A FIFO pool of permits with direct hand-off: the machinery under `Lock` and `Semaphore`.
+//! A FIFO pool of permits with direct hand-off: the machinery under `Lock`, `Semaphore` and
+//! `CapacityLimiter`.
 //!
 //! A release hands its permit straight to the oldest waiter (no barging, so FIFO fairness
 //! holds), and a waiter that was handed a permit but is cancelled or dropped before it noticed
 //! passes the permit on instead of losing it. Waiting is a checkpoint of the waiter's scope.
+//!
+//! Two modes, switched under the mutex. *Fast*: nobody waits and no debt is owed, and the
+//! free count lives in one atomic word, so an uncontended acquire or release is one
+//! compare-and-swap and takes no lock. *Slow*: the word holds only the `SLOW` bit and the
+//! count lives in the mutex's state with the wait queue. Whoever finds the pool unable to
+//! serve it fast (no permit free, a waiter to hand to, a debt to pay, a count too large for
+//! the word) switches it to slow with one swap, which makes every fast operation in flight
+//! fail its compare-and-swap and come to the mutex; the last operation that leaves it with no
+//! waiter and no debt switches it back.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,15 +22,25 @@ use super::waitq::WaitQueue;
 use crate::cancel::current::{register_current, with_current};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
-use crate::loom::{lock, Mutex};
+use crate::loom::{lock, AtomicUsize, Mutex, MutexGuard, Ordering};
+
+/// The word's flag: the pool is in slow mode.
+const SLOW: usize = 1;
+/// One permit in the word (the count is shifted past the flag).
+const ONE: usize = 2;
+/// The largest count the word holds; a pool with more free permits stays slow.
+const MAX_FAST: usize = usize::MAX >> 1;
 
 #[derive(Debug)]
 pub(crate) struct Permits {
+    /// Fast mode: the free count times `ONE`. Slow mode: exactly `SLOW`.
+    word: AtomicUsize,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
+    /// The free count while slow (stale while fast: the word has it then).
     available: usize,
     /// Permits removed while they were out (a lowered total): the next releases pay it off.
     debt: usize,
@@ -31,18 +51,72 @@ struct State {
 
 impl Permits {
     pub(crate) fn new(available: usize) -> Self {
-        Self { state: Mutex::new(State { available, debt: 0, waiters: WaitQueue::new() }) }
+        let (word, slow_count) = if available <= MAX_FAST { (available * ONE, 0) } else { (SLOW, available) };
+        Self {
+            word: AtomicUsize::new(word),
+            state: Mutex::new(State { available: slow_count, debt: 0, waiters: WaitQueue::new() }),
+        }
+    }
+
+    /// Locks the state and switches the pool to slow mode (if it is not already), moving the
+    /// free count from the word into the state.
+    fn lock_slow(&self) -> MutexGuard<'_, State> {
+        let mut st = lock(&self.state);
+        let old = self.word.swap(SLOW, Ordering::AcqRel);
+        if old & SLOW == 0 {
+            st.available = old / ONE;
+        }
+        st
+    }
+
+    /// With the state locked (and the pool slow): back to fast mode if nobody waits, no debt
+    /// is owed and the count fits the word.
+    fn settle(&self, st: &State) {
+        if st.waiters.is_empty() && st.debt == 0 && st.available <= MAX_FAST {
+            self.word.store(st.available * ONE, Ordering::Release);
+        }
+    }
+
+    /// One compare-and-swap step of the fast path: `Some(result)` when it decided, `None`
+    /// when the pool is slow or `step` declines (the slow path then decides).
+    #[inline]
+    fn fast(&self, mut step: impl FnMut(usize) -> Option<Result<usize, bool>>) -> Option<bool> {
+        let mut cur = self.word.load(Ordering::Acquire);
+        loop {
+            if cur & SLOW != 0 {
+                return None;
+            }
+            match step(cur)? {
+                Err(decided) => return Some(decided),
+                Ok(new) => {
+                    match self.word.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => return Some(true),
+                        Err(actual) => cur = actual,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a permit from the word if the pool is fast and one is free.
+    #[inline]
+    fn try_take_fast(&self) -> Option<bool> {
+        // A fast pool has no waiters: none free means no, without the lock.
+        self.fast(|cur| Some(if cur == 0 { Err(false) } else { Ok(cur - ONE) }))
     }
 
     /// Takes a permit if one is free and nobody waits for one.
     pub(crate) fn try_acquire(&self) -> bool {
-        let mut st = lock(&self.state);
-        if st.available > 0 && st.waiters.is_empty() {
-            st.available -= 1;
-            true
-        } else {
-            false
+        if let Some(taken) = self.try_take_fast() {
+            return taken;
         }
+        let mut st = self.lock_slow();
+        let taken = st.available > 0 && st.waiters.is_empty();
+        if taken {
+            st.available -= 1;
+        }
+        self.settle(&st);
+        taken
     }
 
     /// Returns a permit: to the oldest waiter if there is one, else to the pool.
@@ -51,25 +125,45 @@ impl Permits {
     }
 
     /// Like `release`, unless that would leave more than `max` permits free; returns whether
-    /// the permit was returned. Check and release happen under one lock.
+    /// the permit was returned. Check and release happen at once (one compare-and-swap, or
+    /// under the lock).
     pub(crate) fn release_bounded(&self, max: usize) -> bool {
         if max == 0 {
             return false;
         }
+        let fast = self.fast(|cur| {
+            let free = cur / ONE;
+            if free >= max {
+                Some(Err(false))
+            } else if free >= MAX_FAST {
+                None
+            } else {
+                Some(Ok(cur + ONE))
+            }
+        });
+        if let Some(done) = fast {
+            return done;
+        }
         let waker = {
-            let mut st = lock(&self.state);
-            if st.debt > 0 {
+            let mut st = self.lock_slow();
+            let waker = if st.debt > 0 {
                 st.debt -= 1;
-                return true;
-            }
-            match st.waiters.pop_front() {
-                Some(key) => st.waiters[key].take(),
-                None if st.available >= max => return false,
-                None => {
-                    st.available += 1;
-                    None
+                None
+            } else {
+                match st.waiters.pop_front() {
+                    Some(key) => st.waiters[key].take(),
+                    None if st.available >= max => {
+                        self.settle(&st);
+                        return false;
+                    }
+                    None => {
+                        st.available += 1;
+                        None
+                    }
                 }
-            }
+            };
+            self.settle(&st);
+            waker
         };
         if let Some(w) = waker {
             w.wake();
@@ -77,23 +171,51 @@ impl Permits {
         true
     }
 
-    /// Adds `n` permits (handed to waiters first, FIFO), after paying off any debt.
+    /// Adds `n` permits: they pay off any debt first, then go to waiters (oldest first), then
+    /// to the pool.
     pub(crate) fn add(&self, n: usize) {
-        for _ in 0..n {
-            self.release();
+        let mut wakers = Vec::new();
+        {
+            let mut st = self.lock_slow();
+            let paid = st.debt.min(n);
+            st.debt -= paid;
+            let mut left = n - paid;
+            while left > 0 {
+                let Some(key) = st.waiters.pop_front() else { break };
+                wakers.extend(st.waiters[key].take());
+                left -= 1;
+            }
+            st.available = st.available.saturating_add(left);
+            self.settle(&st);
+        }
+        // Woken outside the lock: waking may run executor code that re-enters this pool.
+        for w in wakers {
+            w.wake();
         }
     }
 
     /// Removes `n` permits: free ones at once, the rest as they are released.
     pub(crate) fn remove(&self, n: usize) {
-        let mut st = lock(&self.state);
+        let mut st = self.lock_slow();
         let now = st.available.min(n);
         st.available -= now;
         st.debt += n - now;
+        self.settle(&st);
     }
 
     pub(crate) fn available(&self) -> usize {
-        lock(&self.state).available
+        let word = self.word.load(Ordering::Acquire);
+        if word & SLOW == 0 {
+            return word / ONE;
+        }
+        let st = lock(&self.state);
+        // The mode may have changed before the lock: read whichever is current.
+        let word = self.word.load(Ordering::Acquire);
+        if word & SLOW == 0 {
+            word / ONE
+        } else {
+            st.available
+        }
     }
 
     pub(crate) fn waiting(&self) -> usize {
@@ -122,7 +244,14 @@ impl AcquirePermit<'_> {
         let (granted, waker) = {
             let mut st = lock(&self.permits.state);
             let granted = !st.waiters.is_linked(key);
-            (granted, st.waiters.remove(key))
+            let waker = st.waiters.remove(key);
+            // The last waiter leaving (cancelled) may let the pool go fast again. The pool is
+            // slow while anyone is queued; once a release granted our permit it may be fast
+            // already, and `settle` must not overwrite a live word.
+            if !granted && self.permits.word.load(Ordering::Acquire) & SLOW != 0 {
+                self.permits.settle(&st);
+            }
+            (granted, waker)
         };
         // The waker is dropped after the lock is released: dropping a waker may run executor
         // code that re-enters this pool.
@@ -169,11 +298,16 @@ impl AcquirePermit<'_> {
         }
         match this.key {
             None => {
-                let mut st = lock(&this.permits.state);
-                if st.available > 0 && st.waiters.is_empty() {
-                    st.available -= 1;
+                if this.permits.try_take_fast() == Some(true) {
                     return Poll::Ready(Ok(()));
                 }
+                let mut st = this.permits.lock_slow();
+                if st.available > 0 && st.waiters.is_empty() {
+                    st.available -= 1;
+                    this.permits.settle(&st);
+                    return Poll::Ready(Ok(()));
+                }
+                // Queued: the pool stays slow until the queue empties.
                 this.key = Some(st.waiters.push_back(Some(cx.waker().clone())));
             }
             Some(key) => {
