@@ -249,8 +249,16 @@ impl Node {
                 if let Some(key) = w.link {
                     let _ = lock(&old_node.waiters).entries.try_remove(key.get());
                 }
-                let was = self.retired_parent.swap(old, Ordering::AcqRel);
-                assert!(was.is_null(), "a scope node is reparented at most once");
+                let kept = self.retired_parent.compare_exchange(
+                    ptr::null_mut(),
+                    old,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                // A second reparent is a bug in this crate. `old` is then left unreleased (a
+                // leak) rather than freed, since a reader may still hold a `&Node` from it; the
+                // first retired parent stays where it is and is released on drop.
+                assert!(kept.is_ok(), "a scope node is reparented at most once");
                 self.state.fetch_or(REPARENTED, Ordering::AcqRel);
             }
             w.link = new_key;
@@ -560,7 +568,6 @@ impl Drop for WaitRegistration {
 }
 
 impl Node {
-    /// Takes this node's strong reference to its parent out of the raw pointer.
     /// Leaves the registry of running tasks and releases the references `reason` and
     /// `retired_parent` own (see their docs).
     #[cold]
@@ -581,6 +588,7 @@ impl Node {
         }
     }
 
+    /// Takes this node's strong reference to its parent out of the raw pointer.
     fn take_parent(&mut self) -> Option<Arc<Node>> {
         let p = std::mem::replace(self.parent.get_mut(), ptr::null_mut());
         // SAFETY: a non-null `p` came from `Arc::into_raw` and is owned by `self.parent`; it
@@ -601,6 +609,13 @@ impl Drop for Node {
         let mut next = self.take_parent();
         self.unlink_from(next.as_deref());
         while let Some(parent) = next {
+            // `into_inner` moves the node out of its allocation before the node's own `drop`
+            // runs; a node in the task registry must instead be dropped in place, which
+            // unlinks it first (its task always unlinks it sooner; this is the safety net).
+            if parent.state.load(Ordering::Acquire) & REGISTERED != 0 {
+                drop(parent);
+                break;
+            }
             next = match Arc::into_inner(parent) {
                 Some(mut last) => {
                     let grandparent = last.take_parent();

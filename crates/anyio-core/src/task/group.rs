@@ -874,6 +874,11 @@ impl<T, E> ChildTask<T, E> {
             }
             self.group.child_done();
         }
+        // However the task ended, its node leaves the registry before the task lets go of it
+        // (normally `poll` did this already).
+        if std::mem::take(&mut self.tracked) {
+            super::registry::unlink(&self.node);
+        }
     }
 }
 

@@ -101,8 +101,9 @@ pub fn current_task_id() -> Option<TaskId> {
 }
 
 /// What a task is, for introspection ([`current_task`](super::current_task)): its id, the
-/// task that hosts the group it runs in, and its name. Lives in the task's own (pinned)
-/// future, so a pointer to it stays valid while the task is entered.
+/// task that hosts the group it runs in, and its name. Lives in a group task's cancel node
+/// (`Node::entry`), or in the pinned future of a runner's main task or a task run from
+/// another thread; either way a pointer to it stays valid while the task is entered.
 #[derive(Clone, Debug)]
 pub(crate) struct TaskMeta {
     pub(crate) id: TaskId,
@@ -230,8 +231,8 @@ pin_project! {
     pub struct MainTask<F> {
         meta: TaskMeta,
         // Its entry in `running_tasks`'s registry (task tracking was on at a poll): a node of
-        // its own, never entered, which leaves the registry when it drops.
-        tracked: Option<Arc<Node>>,
+        // its own, never entered, unlinked when the main task drops.
+        tracked: Option<super::registry::Registered>,
         #[pin]
         fut: F,
     }
@@ -251,8 +252,8 @@ impl<F: Future> Future for MainTask<F> {
         if this.tracked.is_none() && super::info::is_tracking_tasks() {
             if let Some(rt) = crate::rt::try_current() {
                 let node = Arc::new(Node::new_task(this.meta.clone()));
-                super::registry::link(&node, crate::rt::run_state::key_of(&rt));
-                *this.tracked = Some(node);
+                *this.tracked =
+                    Some(super::registry::Registered::link(node, crate::rt::run_state::key_of(&rt)));
             }
         }
         let _task = enter_task(this.meta);

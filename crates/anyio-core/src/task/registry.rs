@@ -8,14 +8,17 @@
 //!
 //! There is one list per run, so that a run lists its own tasks without walking others'.
 //!
-//! Soundness rests on one rule: a node is in the list only while it is alive. The task that
-//! owns the node unlinks it when it finishes, and `Node::drop` unlinks it (under the lock,
-//! before any field is dropped or the memory freed) if it is still linked. Every pointer in
-//! the list is followed only under the lock, so it always points at a live node.
+//! Soundness rests on one rule: a node is in the list only while it is alive. Whoever links a
+//! node unlinks it before releasing its reference (a group's task when it ends or is dropped,
+//! a main task through [`Registered`]); as a safety net, `Node::drop` unlinks a node still
+//! linked, under the lock, before any field is dropped or the memory freed, and a node in the
+//! registry is never moved out of its allocation (`Node::drop`'s ancestor loop drops it in
+//! place). Every pointer in the list is followed only under the lock, so it always points at
+//! a live node.
 
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::id::TaskMeta;
 use crate::cancel::node::Node;
@@ -25,8 +28,11 @@ use crate::rt::run_state::RunKey;
 /// scope's node) and its place in the registry.
 ///
 /// The links are atomics only so that the entry is `Sync` without unsafe code: they are
-/// written only under the registry's lock, and read there (relaxed is enough, the lock orders
-/// everything) and by `Node::drop`, when no one else holds the node.
+/// written only under the registry's lock (a neighbour's unlink writes this node's links too)
+/// and read there, relaxed being enough since the lock orders everything. Outside the lock
+/// only `unlink_dropped` reads `next`, to see whether the node is linked at all: only the
+/// node's own link and unlink set and clear the `unlinked()` marker, so a neighbour's write
+/// never changes that answer.
 pub(crate) struct TaskEntry {
     meta: Option<TaskMeta>,
     prev: AtomicPtr<Node>,
@@ -206,16 +212,43 @@ pub(crate) fn link(node: &Node, run: RunKey) {
     lock().link(node, run);
 }
 
+/// A node linked into the registry for as long as this value lives: unlinked before the node
+/// is released, so that `Node::drop`'s safety net never has to (a runner's main task holds
+/// one).
+#[derive(Debug)]
+pub(crate) struct Registered(Arc<Node>);
+
+impl Registered {
+    pub(crate) fn link(node: Arc<Node>, run: RunKey) -> Self {
+        link(&node, run);
+        Registered(node)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        unlink(&self.0);
+    }
+}
+
 /// Unlinks a task's node, if it is linked.
 pub(crate) fn unlink(node: &Node) {
     lock().unlink(node);
 }
 
 /// What `Node::drop` calls first for a node that was ever linked: unlinks it if it still is.
+///
+/// A safety net: every owner unlinks its node before releasing it (a group's task when it
+/// ends or is dropped, a main task through [`Registered`]), so this finds nothing to do. Were
+/// it ever to, a listing on another thread could be reading the node through its list pointer
+/// until the lock is taken here, while the dropping thread holds `&mut Node`: no field is
+/// written or freed before the unlink, so nothing is read torn, though stricter aliasing
+/// models than rustc's would object.
 #[inline]
 pub(crate) fn unlink_dropped(node: &Node) {
     // Relaxed is enough: the node is being dropped, so the last `Arc` release synchronised
-    // with every earlier owner, including whoever linked or unlinked it.
+    // with every earlier owner, including whoever linked or unlinked it, and only those set
+    // or clear the `unlinked()` marker (see `TaskEntry`).
     if node.entry.next() != unlinked() {
         unlink(node);
     }
@@ -233,7 +266,6 @@ pub(crate) fn for_each_task(run: RunKey, mut f: impl FnMut(&TaskMeta, &Node)) {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::collections::BTreeSet;
-    use std::sync::Arc;
 
     use proptest::prelude::*;
 
@@ -244,10 +276,17 @@ mod tests {
     /// second run's name comes in two copies at different addresses: a run key compares by
     /// content, and `copy` picks which one.
     fn run_key(which: usize, copy: usize) -> RunKey {
+        // Each test lists its own runs: the tests of this module run on parallel threads.
         static NAMES: std::sync::OnceLock<[&'static str; 2]> = std::sync::OnceLock::new();
         let names = NAMES
             .get_or_init(|| [0, 1].map(|_| &*Box::leak(String::from("registry-test-b").into_boxed_str())));
-        [("registry-test-a", u64::MAX - 7), (names[copy], u64::MAX - 8)][which]
+        // Runs 2 and 3 are for the plain tests, which run alongside the property test.
+        [
+            ("registry-test-a", u64::MAX - 7),
+            (names[copy], u64::MAX - 8),
+            ("registry-test-c", u64::MAX - 9),
+            ("registry-test-d", u64::MAX - 10),
+        ][which]
     }
 
     fn task_node() -> Arc<Node> {
@@ -307,11 +346,25 @@ mod tests {
     fn a_dropped_node_leaves_its_run_list() {
         let a = task_node();
         let b = task_node();
-        link(&a, run_key(0, 0));
-        link(&b, run_key(0, 0));
+        link(&a, run_key(2, 0));
+        link(&b, run_key(2, 0));
         drop(a); // the older one, in the middle of nothing: b is the head
-        assert_eq!(listed(0).into_iter().collect::<Vec<_>>(), vec![b.entry.meta().unwrap().id]);
+        assert_eq!(listed(2).into_iter().collect::<Vec<_>>(), vec![b.entry.meta().unwrap().id]);
         drop(b);
-        assert!(listed(0).is_empty());
+        assert!(listed(2).is_empty());
+    }
+
+    #[test]
+    fn a_registered_ancestor_released_by_its_child_leaves_the_registry() {
+        let task = task_node();
+        link(&task, run_key(3, 0));
+        let scope = Arc::new(Node::new(false));
+        scope.enter(Some(task.clone()));
+        drop(task); // only the scope holds the task's node now, still linked
+        assert_eq!(listed(3).len(), 1);
+        // Releases the task's node through `Node::drop`'s ancestor loop, which must drop it in
+        // place (unlinking it) rather than move it out of its allocation.
+        drop(scope);
+        assert!(listed(3).is_empty());
     }
 }
