@@ -218,6 +218,7 @@ impl Node {
         true
     }
 
+    #[inline]
     pub(crate) fn parent(&self) -> Option<&Node> {
         let p = self.parent.load(Ordering::Acquire);
         // SAFETY: a non-null `parent` came from `Arc::into_raw` (in `enter` or `reparent`), and

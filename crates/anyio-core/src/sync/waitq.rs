@@ -54,10 +54,12 @@ impl<T> WaitQueue<T> {
     }
 
     /// How many entries are queued (popped entries not yet removed do not count).
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }

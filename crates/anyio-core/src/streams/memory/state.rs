@@ -14,7 +14,7 @@ use crate::cancel::current::{check_current, current_arc};
 use crate::cancel::node::{Node, WaitRegistration};
 use crate::coop;
 use crate::error::Cancelled;
-use crate::loom::{lock, Mutex};
+use crate::loom::{lock, Mutex, MutexGuard};
 use crate::sync::waitq::WaitQueue;
 use std::sync::Arc;
 
@@ -76,7 +76,17 @@ impl<T> Queue<T> {
     /// to read. Waiters with a pending cancellation are dequeued untouched on the way (AnyIO
     /// and trio never hand an item to an operation that is being cancelled); their scope's
     /// cancellation has already woken them, and they return `Cancelled` having taken nothing.
+    #[inline]
     fn pop(&mut self) -> Option<&mut Waiter<T>> {
+        // Nobody waits on the buffered fast path: keep that test inline, the walk out of line.
+        if self.q.is_empty() {
+            return None;
+        }
+        self.pop_waiting()
+    }
+
+    #[cold]
+    fn pop_waiting(&mut self) -> Option<&mut Waiter<T>> {
         loop {
             let key = self.q.pop_front()?;
             if !self.q[key].node.as_ref().is_some_and(|n| n.is_effectively_cancelled()) {
@@ -330,62 +340,100 @@ impl<T> Chan<T> {
 
     /// Drives a send. `Ready(Ok)` once the item is in the buffer or with a receiver; a
     /// cancellation or a broken stream returns the item, unless it was delivered first.
+    ///
+    /// Inlined up to the lock: a send that finds room and no waiting receiver (the buffered
+    /// fast path) completes here; everything else continues out of line.
+    #[inline]
     pub(super) fn poll_send(
         &self,
         op: &mut SendOp<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendFail<T>>> {
-        let node;
-        if op.key.is_none() {
-            if coop::poll_proceed(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let item = op.item.take().expect("a send future was polled after it completed");
-            if let Err(c) = check_current() {
-                return Poll::Ready(Err(SendFail::Cancelled(item, c)));
-            }
-            let mut st = lock(&self.state);
-            match st.deliver(item) {
-                Ok(waker) => {
-                    drop(st);
-                    if let Some(w) = waker {
-                        w.wake();
-                    }
-                    return Poll::Ready(Ok(()));
+        if op.key.is_some() {
+            return self.poll_send_queued(op, cx);
+        }
+        if coop::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let item = op.item.take().expect("a send future was polled after it completed");
+        if let Err(c) = check_current() {
+            return Poll::Ready(Err(SendFail::Cancelled(item, c)));
+        }
+        let mut st = lock(&self.state);
+        if st.receivers > 0 && st.recv_q.q.is_empty() && st.buf.len() < st.max {
+            st.buf.push_back(item);
+            return Poll::Ready(Ok(()));
+        }
+        self.send_locked(st, item, op, cx)
+    }
+
+    /// The rest of a first send attempt, under the lock: hand the item to a waiting receiver,
+    /// fail, or queue the op.
+    #[inline(never)]
+    fn send_locked(
+        &self,
+        mut st: MutexGuard<'_, State<T>>,
+        item: T,
+        op: &mut SendOp<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendFail<T>>> {
+        match st.deliver(item) {
+            Ok(waker) => {
+                drop(st);
+                if let Some(w) = waker {
+                    w.wake();
                 }
-                Err(TrySendFail::Broken(item)) => return Poll::Ready(Err(SendFail::Broken(item))),
-                Err(TrySendFail::WouldBlock(item)) => {
-                    // A TLS read and a reference count: cheap enough to do under the lock.
-                    node = current_arc();
-                    op.key = Some(st.send_q.push(cx.waker().clone(), Some(item), node.clone()));
-                }
+                Poll::Ready(Ok(()))
             }
-        } else {
-            let cancelled = check_current().err();
-            node = current_arc();
-            let key = op.key.expect("checked above");
-            let mut st = lock(&self.state);
-            let queued = st.send_q.is_queued(key);
-            let w = &st.send_q.q[key];
-            if queued && cancelled.is_none() {
-                let old = st.send_q.update_waker(key, cx.waker());
+            Err(TrySendFail::Broken(item)) => Poll::Ready(Err(SendFail::Broken(item))),
+            Err(TrySendFail::WouldBlock(item)) => {
+                // A TLS read and a reference count: cheap enough to do under the lock.
+                let node = current_arc();
+                op.key = Some(st.send_q.push(cx.waker().clone(), Some(item), node.clone()));
                 drop(st);
-                drop(old);
-            } else if !queued && w.item.is_some() && cancelled.is_none() && st.receivers > 0 {
-                // Skipped while its scope was cancelled, which it no longer is (a shield went
-                // up meanwhile): queue again.
-                let old = st.send_q.requeue(key, cx.waker(), node.clone());
-                drop(st);
-                drop(old);
-            } else {
-                // Resolved (delivered, or the receivers are gone), or cancelled.
-                let w = st.send_q.remove(key);
-                drop(st);
-                op.key = None;
-                op.reg.clear();
-                return Poll::Ready(resolve_send(w, cancelled));
+                self.register_send(op, cx, node)
             }
         }
+    }
+
+    /// A send whose op is queued: see whether it was resolved, or wait on.
+    #[inline(never)]
+    fn poll_send_queued(&self, op: &mut SendOp<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendFail<T>>> {
+        let cancelled = check_current().err();
+        let node = current_arc();
+        let key = op.key.expect("the op is queued");
+        let mut st = lock(&self.state);
+        let queued = st.send_q.is_queued(key);
+        let w = &st.send_q.q[key];
+        if queued && cancelled.is_none() {
+            let old = st.send_q.update_waker(key, cx.waker());
+            drop(st);
+            drop(old);
+        } else if !queued && w.item.is_some() && cancelled.is_none() && st.receivers > 0 {
+            // Skipped while its scope was cancelled, which it no longer is (a shield went
+            // up meanwhile): queue again.
+            let old = st.send_q.requeue(key, cx.waker(), node.clone());
+            drop(st);
+            drop(old);
+        } else {
+            // Resolved (delivered, or the receivers are gone), or cancelled.
+            let w = st.send_q.remove(key);
+            drop(st);
+            op.key = None;
+            op.reg.clear();
+            return Poll::Ready(resolve_send(w, cancelled));
+        }
+        self.register_send(op, cx, node)
+    }
+
+    /// Registers a queued send with its cancel scope; a cancellation found there takes the op
+    /// out of the queue (unless the item was delivered meanwhile).
+    fn register_send(
+        &self,
+        op: &mut SendOp<T>,
+        cx: &mut Context<'_>,
+        node: Option<Arc<Node>>,
+    ) -> Poll<Result<(), SendFail<T>>> {
         if let Some(node) = node {
             if let Err(c) = op.reg.register(&node, cx.waker()) {
                 let w = self.leave(&mut op.key, Side::Send).expect("the op is queued");
@@ -398,48 +446,72 @@ impl<T> Chan<T> {
 
     /// Drives a receive. An item handed to this op is returned even if the scope was
     /// cancelled meanwhile; a cancelled op that got nothing took nothing.
+    ///
+    /// Inlined up to the lock, as [`poll_send`](Self::poll_send): a receive that finds an item
+    /// buffered and no waiting sender to refill from completes here.
+    #[inline]
     pub(super) fn poll_recv(&self, op: &mut RecvOp, cx: &mut Context<'_>) -> Poll<Result<T, RecvFail>> {
-        let mut st;
-        match op.key {
-            None => {
-                if coop::poll_proceed(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                if let Err(c) = check_current() {
-                    return Poll::Ready(Err(RecvFail::Cancelled(c)));
-                }
-                st = lock(&self.state);
-            }
-            Some(key) => {
-                let cancelled = check_current().err();
-                st = lock(&self.state);
-                if let Some(item) = st.recv_q.q[key].item.take() {
-                    // Handed over: ours, whatever happened to the scope meanwhile.
-                    let w = st.recv_q.remove(key);
-                    drop(st);
-                    drop(w);
-                    op.key = None;
-                    op.reg.clear();
-                    return Poll::Ready(Ok(item));
-                }
-                if let Some(c) = cancelled {
-                    let w = st.recv_q.remove(key);
-                    drop(st);
-                    drop(w);
-                    op.key = None;
-                    op.reg.clear();
-                    return Poll::Ready(Err(RecvFail::Cancelled(c)));
-                }
-                if st.recv_q.is_queued(key) {
-                    let old = st.recv_q.update_waker(key, cx.waker());
-                    drop(st);
-                    drop(old);
-                    return self.register_recv(op, cx, current_arc());
-                }
-                // Dequeued without an item: the senders closed, or it was skipped while its
-                // scope was cancelled and a shield went up since. Look again below.
+        if op.key.is_some() {
+            return self.poll_recv_queued(op, cx);
+        }
+        if coop::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if let Err(c) = check_current() {
+            return Poll::Ready(Err(RecvFail::Cancelled(c)));
+        }
+        let mut st = lock(&self.state);
+        if st.send_q.q.is_empty() {
+            if let Some(item) = st.buf.pop_front() {
+                return Poll::Ready(Ok(item));
             }
         }
+        self.recv_locked(st, op, cx)
+    }
+
+    /// A receive whose op is queued: take what was handed to it, or wait on.
+    #[inline(never)]
+    fn poll_recv_queued(&self, op: &mut RecvOp, cx: &mut Context<'_>) -> Poll<Result<T, RecvFail>> {
+        let key = op.key.expect("the op is queued");
+        let cancelled = check_current().err();
+        let mut st = lock(&self.state);
+        if let Some(item) = st.recv_q.q[key].item.take() {
+            // Handed over: ours, whatever happened to the scope meanwhile.
+            let w = st.recv_q.remove(key);
+            drop(st);
+            drop(w);
+            op.key = None;
+            op.reg.clear();
+            return Poll::Ready(Ok(item));
+        }
+        if let Some(c) = cancelled {
+            let w = st.recv_q.remove(key);
+            drop(st);
+            drop(w);
+            op.key = None;
+            op.reg.clear();
+            return Poll::Ready(Err(RecvFail::Cancelled(c)));
+        }
+        if st.recv_q.is_queued(key) {
+            let old = st.recv_q.update_waker(key, cx.waker());
+            drop(st);
+            drop(old);
+            return self.register_recv(op, cx, current_arc());
+        }
+        // Dequeued without an item: the senders closed, or it was skipped while its scope was
+        // cancelled and a shield went up since. Look again.
+        self.recv_locked(st, op, cx)
+    }
+
+    /// The rest of a receive, under the lock: take an item (refilling the buffer from a
+    /// waiting sender), see the end of the stream, or queue the op (or requeue it).
+    #[inline(never)]
+    fn recv_locked(
+        &self,
+        mut st: MutexGuard<'_, State<T>>,
+        op: &mut RecvOp,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvFail>> {
         if let Some((item, waker)) = st.take() {
             let own = op.key.take().map(|key| st.recv_q.remove(key));
             drop(st);
@@ -492,6 +564,7 @@ impl<T> Chan<T> {
     }
 
     /// Removes an op's entry, returning it (with the item it holds, if any).
+    #[cold]
     fn leave(&self, key: &mut Option<usize>, side: Side) -> Option<Waiter<T>> {
         let key = key.take()?;
         let mut st = lock(&self.state);
@@ -503,9 +576,15 @@ impl<T> Chan<T> {
 
     /// A send op is dropped unfinished: leave the queue. An item not yet delivered is dropped
     /// with the op (the caller gave up on sending it).
+    ///
+    /// Inlined: an op that finished (every op, on the buffered fast path) holds no queue entry
+    /// and no registration, and dropping it must cost no call.
+    #[inline]
     pub(super) fn abandon_send(&self, op: &mut SendOp<T>) {
         op.reg.clear();
-        drop(self.leave(&mut op.key, Side::Send));
+        if op.key.is_some() {
+            drop(self.leave(&mut op.key, Side::Send));
+        }
     }
 
     /// A waiting send whose own handle was closed meanwhile: leave the queue and take the item
@@ -533,8 +612,19 @@ impl<T> Chan<T> {
     /// A receive op is dropped unfinished: leave the queue, and if an item was handed to it
     /// meanwhile, pass the item to the next waiting receiver or put it back at the front of the
     /// buffer, so that it is not lost.
+    ///
+    /// Inlined for the same reason as [`abandon_send`](Self::abandon_send).
+    #[inline]
     pub(super) fn abandon_recv(&self, op: &mut RecvOp) {
         op.reg.clear();
+        if op.key.is_some() {
+            self.return_recv(op);
+        }
+    }
+
+    /// The queued part of [`abandon_recv`](Self::abandon_recv).
+    #[cold]
+    fn return_recv(&self, op: &mut RecvOp) {
         let Some(item) = self.leave(&mut op.key, Side::Recv).and_then(|w| w.item) else { return };
         let mut st = lock(&self.state);
         if st.receivers == 0 {
