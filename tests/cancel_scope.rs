@@ -965,3 +965,46 @@ async fn duration_max_timeout_means_no_deadline() {
         .await;
     assert_eq!(r, Ok(None));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Scope nodes are reused per thread: reuse must never leak state between scopes
+// ---------------------------------------------------------------------------------------------
+
+#[anyio::test]
+async fn a_new_scope_never_inherits_a_finished_scopes_state() {
+    for _ in 0..3 {
+        // Cancelled, with a deadline and a shield, then dropped: its node may be reused.
+        let old = CancelScope::shielded();
+        old.set_deadline(Some(std::time::Instant::now() + NEVER));
+        let r = old
+            .run(async {
+                CancelScope::new().cancel();
+                checkpoint().await?;
+                Ok::<_, Cancelled>(())
+            })
+            .await;
+        assert_eq!(r, Ok(Some(())));
+        old.cancel();
+        drop(old);
+
+        let fresh = CancelScope::new();
+        assert!(!fresh.cancel_called());
+        assert!(!fresh.shield());
+        assert_eq!(fresh.deadline(), None);
+        let r = fresh.run(async { checkpoint().await.map(|()| 7) }).await;
+        assert_eq!(r, Ok(Some(7)));
+        assert!(!fresh.cancelled_caught());
+    }
+}
+
+#[anyio::test]
+async fn a_scope_handle_kept_after_its_run_stays_its_own() {
+    let kept = CancelScope::new();
+    assert_eq!(kept.run(async { Ok::<_, Cancelled>(1) }).await, Ok(Some(1)));
+    let next = CancelScope::new();
+    // Cancelling the finished scope's handle must not reach the next scope.
+    kept.cancel();
+    let r = next.run(async { checkpoint().await.map(|()| 2) }).await;
+    assert_eq!(r, Ok(Some(2)));
+    assert!(!next.cancel_called());
+}

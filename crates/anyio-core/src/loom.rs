@@ -23,3 +23,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The data of a mutex reached through `&mut` (no other reference exists, so no locking),
+/// ignoring poisoning as [`lock`] does.
+#[inline]
+pub(crate) fn get_mut<T>(m: &mut Mutex<T>) -> &mut T {
+    #[cfg(loom)]
+    {
+        m.get_mut().unwrap()
+    }
+    #[cfg(not(loom))]
+    {
+        m.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
@@ -50,9 +51,29 @@ use crate::rt::{self, Timer};
 /// assert!(scope.cancelled_caught());
 /// # });
 /// ```
-#[derive(Clone)]
 pub struct CancelScope {
-    pub(crate) node: Arc<Node>,
+    // Taken out in `drop`, to be recycled (see `Node::recycle`).
+    pub(crate) node: ManuallyDrop<Arc<Node>>,
+}
+
+impl CancelScope {
+    pub(crate) fn from_node(node: Arc<Node>) -> Self {
+        Self { node: ManuallyDrop::new(node) }
+    }
+}
+
+impl Clone for CancelScope {
+    fn clone(&self) -> Self {
+        Self::from_node(Arc::clone(&self.node))
+    }
+}
+
+impl Drop for CancelScope {
+    fn drop(&mut self) {
+        // SAFETY: this destructor runs once, and the field is never used after it nor dropped
+        // otherwise (it is `ManuallyDrop`): this is its one drop.
+        Node::recycle(unsafe { ManuallyDrop::take(&mut self.node) });
+    }
 }
 
 impl fmt::Debug for CancelScope {
@@ -81,7 +102,7 @@ impl CancelScope {
     /// assert!(!scope.shield());
     /// ```
     pub fn new() -> Self {
-        Self { node: Arc::new(Node::new(false)) }
+        Self::from_node(Node::new_arc(false))
     }
 
     /// A scope that is cancelled when the runtime's clock reaches `deadline`. A deadline that
@@ -126,7 +147,7 @@ impl CancelScope {
     /// assert!(anyio::CancelScope::shielded().shield());
     /// ```
     pub fn shielded() -> Self {
-        Self { node: Arc::new(Node::new(true)) }
+        Self::from_node(Node::new_arc(true))
     }
 
     /// Cancels the scope. Every checkpoint inside it fails from now on, and tasks blocked in
@@ -264,13 +285,13 @@ impl CancelScope {
         F: Future<Output = Result<T, E>>,
         E: AsCancelled,
     {
-        Scoped { inner: InScope::new(self.node.clone(), body) }
+        Scoped { inner: InScope::new(Arc::clone(&self.node), body) }
     }
 
     /// Runs `body` inside this scope and returns its output as it is: no catching, for bodies
     /// whose output is not a `Result` (an application's main future).
     pub(crate) fn run_uncaught<F: Future>(&self, body: F) -> InScope<F> {
-        InScope::new(self.node.clone(), body)
+        InScope::new(Arc::clone(&self.node), body)
     }
 
     /// Whether code running in this scope right now would see a cancellation (it or an
@@ -342,7 +363,8 @@ pin_project! {
     /// pending: a scope around a future that is ready at once never touches the timer wheel
     /// (as `tokio::time::timeout` does).
     pub(crate) struct InScope<F> {
-        node: Arc<Node>,
+        // Taken out in `drop`, to be recycled (see `Node::recycle`).
+        node: ManuallyDrop<Arc<Node>>,
         #[pin]
         body: Option<F>,
         // Boxed: most scopes never arm a timer, and an empty `Option<Box<_>>` is free to drop.
@@ -370,9 +392,14 @@ pin_project! {
                 // keep the task alive (node -> waker -> task -> node).
                 lock(&this.node.timing).owner = None;
                 if let Err(p) = dropped {
+                    // SAFETY: as below; this is the destructor's last use of the field.
+                    Node::recycle(unsafe { ManuallyDrop::take(this.node) });
                     resume_unwind(p);
                 }
             }
+            // SAFETY: this destructor runs once, and nothing reads the field after it: the
+            // field is never dropped otherwise (it is `ManuallyDrop`), so this is its one drop.
+            Node::recycle(unsafe { ManuallyDrop::take(this.node) });
         }
     }
 }
@@ -380,7 +407,7 @@ pin_project! {
 impl<F> InScope<F> {
     pub(crate) fn new(node: Arc<Node>, body: F) -> Self {
         Self {
-            node,
+            node: ManuallyDrop::new(node),
             body: Some(body),
             timer: None,
             deadline: None,

@@ -399,7 +399,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         if !self.shared.add_child() {
             return Err(GroupClosed(fut));
         }
-        let node = Arc::new(Node::new_task(TaskMeta::new(self.shared.host, name)));
+        let node = Node::new_task_arc(TaskMeta::new(self.shared.host, name));
         match &start {
             // A task started with `start()` runs under the caller's scope until it signals,
             // then moves into the group (trio's re-parenting): the caller's cancellation
@@ -574,7 +574,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     /// # });
     /// ```
     pub fn cancel_scope(&self) -> CancelScope {
-        CancelScope { node: self.shared.node.clone() }
+        CancelScope::from_node(self.shared.node.clone())
     }
 }
 
@@ -603,7 +603,7 @@ struct GroupState<E> {
 impl<E> GroupShared<E> {
     fn new() -> Self {
         Self {
-            node: Arc::new(Node::new(false)),
+            node: Node::new_arc(false),
             host: super::id::current_task_id(),
             rt: OnceLock::new(),
             run: OnceLock::new(),

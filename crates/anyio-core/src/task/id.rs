@@ -251,7 +251,7 @@ impl<F: Future> Future for MainTask<F> {
         let this = self.project();
         if this.tracked.is_none() && super::info::is_tracking_tasks() {
             if let Some(rt) = crate::rt::try_current() {
-                let node = Arc::new(Node::new_task(this.meta.clone()));
+                let node = Node::new_task_arc(this.meta.clone());
                 *this.tracked =
                     Some(super::registry::Registered::link(node, crate::rt::run_state::key_of(&rt)));
             }

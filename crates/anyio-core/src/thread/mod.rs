@@ -210,7 +210,7 @@ pub(crate) struct Hosted<F> {
 impl<F: Future> Hosted<F> {
     pub(crate) fn new(rt: RuntimeHandle, scope: Option<Arc<Node>>, fut: F) -> Self {
         let node = scope.map(|parent| {
-            let node = Arc::new(Node::new(false));
+            let node = Node::new_arc(false);
             node.enter(Some(parent));
             node
         });
