@@ -330,10 +330,16 @@ impl Node {
     /// Links this node, and every ancestor not linked yet, into its parent's waiter list,
     /// top-down: a node is marked linked only once its whole chain is, so a waiter that finds
     /// its node linked knows a cancel anywhere above will reach it.
+    #[inline]
     fn ensure_linked(self: &Arc<Self>) {
-        if self.has(LINKED) {
-            return;
+        // Once per node; every later wait in it only tests the bit.
+        if !self.has(LINKED) {
+            self.link_chain();
         }
+    }
+
+    #[cold]
+    fn link_chain(self: &Arc<Self>) {
         let mut chain = vec![self.clone()];
         while let Some(p) = chain.last().expect("never empty").parent_arc() {
             if p.has(LINKED) {
@@ -370,6 +376,7 @@ impl Node {
         }
     }
 
+    #[inline]
     fn has(&self, bit: u8) -> bool {
         self.state.load(Ordering::Acquire) & bit != 0
     }
