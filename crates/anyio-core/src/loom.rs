@@ -2,12 +2,12 @@
 //! so the scope tree's wake paths can be model-checked without changing the code under test.
 
 #[cfg(loom)]
-pub(crate) use ::loom::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use ::loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use ::loom::sync::{Mutex, MutexGuard};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 

@@ -191,7 +191,7 @@ impl Node {
     }
 
     /// The node of a task, which carries the task's metadata.
-    #[cfg(any(test, loom))]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn new_task(meta: TaskMeta) -> Self {
         Self::with_entry(false, TaskEntry::task(meta))
     }
@@ -218,6 +218,7 @@ impl Node {
     /// instructions, callgrind). Nobody else can reach a node whose `Arc` is unique and has
     /// no `Weak` (a linked child's parent holds one until it unlinks), so reusing it is safe.
     #[inline]
+    #[cfg_attr(loom, allow(unused_mut))]
     pub(crate) fn recycle(mut node: Arc<Self>) {
         #[cfg(not(loom))]
         if let Some(n) = Arc::get_mut(&mut node) {

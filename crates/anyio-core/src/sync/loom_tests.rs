@@ -181,3 +181,27 @@ fn loom_event_set_versus_wait() {
         assert!(ready || woken(&f), "the event was set but the waiter was not woken");
     });
 }
+
+/// The spin lock excludes: two threads' read-modify-writes under it never interleave, in any
+/// schedule (the spin yields to loom's scheduler).
+#[test]
+fn loom_spin_lock_excludes() {
+    ::loom::model(|| {
+        let m = Arc::new(super::spin::Spin::new(0u32));
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            let mut g = m2.lock();
+            let v = *g;
+            thread::yield_now();
+            *g = v + 1;
+        });
+        {
+            let mut g = m.lock();
+            let v = *g;
+            thread::yield_now();
+            *g = v + 1;
+        }
+        t.join().unwrap();
+        assert_eq!(*m.lock(), 2);
+    });
+}

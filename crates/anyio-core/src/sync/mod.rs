@@ -16,6 +16,7 @@ mod loom_tests;
 mod permits;
 mod resource_guard;
 mod semaphore;
+pub(crate) mod spin;
 pub(crate) mod waitq;
 
 pub use capacity_limiter::{

@@ -14,12 +14,12 @@ use crate::cancel::current::{check_current, current_arc};
 use crate::cancel::node::{Node, WaitRegistration};
 use crate::coop;
 use crate::error::Cancelled;
-use crate::loom::{lock, Mutex, MutexGuard};
+use crate::sync::spin::{SpinGuard, SpinMutex};
 use crate::sync::waitq::WaitQueue;
 use std::sync::Arc;
 
 pub(super) struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: SpinMutex<State<T>>,
 }
 
 struct State<T> {
@@ -236,7 +236,7 @@ impl<T> State<T> {
 impl<T> Chan<T> {
     pub(super) fn new(max: usize) -> Self {
         Self {
-            state: Mutex::new(State {
+            state: SpinMutex::new(State {
                 // Small eager capacity: a huge bound must not allocate up front.
                 buf: VecDeque::with_capacity(max.min(16)),
                 max,
@@ -250,7 +250,7 @@ impl<T> Chan<T> {
 
     /// Counts a new open sender; `false` if every sender is already closed.
     pub(super) fn add_sender(&self) -> bool {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if st.senders == 0 {
             return false;
         }
@@ -260,7 +260,7 @@ impl<T> Chan<T> {
 
     /// Counts a new open receiver; `false` if every receiver is already closed.
     pub(super) fn add_receiver(&self) -> bool {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if st.receivers == 0 {
             return false;
         }
@@ -272,7 +272,7 @@ impl<T> Chan<T> {
     /// then see the end of the stream).
     pub(super) fn close_sender(&self) {
         let wakers = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             st.senders -= 1;
             if st.senders > 0 {
                 return;
@@ -286,7 +286,7 @@ impl<T> Chan<T> {
     /// as broken-resource errors) and drops the buffered items, which nobody can receive now.
     pub(super) fn close_receiver(&self) {
         let (wakers, buf) = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             st.receivers -= 1;
             if st.receivers > 0 {
                 return;
@@ -298,7 +298,7 @@ impl<T> Chan<T> {
     }
 
     pub(super) fn statistics(&self) -> Snapshot {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         Snapshot {
             buffer_used: st.buf.len(),
             max: st.max,
@@ -311,12 +311,12 @@ impl<T> Chan<T> {
 
     /// Whether a receiver can never get another item.
     pub(super) fn is_drained(&self) -> bool {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         st.senders == 0 && st.buf.is_empty() && st.send_q.q.is_empty()
     }
 
     pub(super) fn try_send(&self, item: T) -> Result<(), TrySendFail<T>> {
-        let waker = lock(&self.state).deliver(item)?;
+        let waker = self.state.lock().deliver(item)?;
         if let Some(w) = waker {
             w.wake();
         }
@@ -324,7 +324,7 @@ impl<T> Chan<T> {
     }
 
     pub(super) fn try_recv(&self) -> Result<T, TryRecvFail> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         match st.take() {
             Some((item, waker)) => {
                 drop(st);
@@ -359,7 +359,7 @@ impl<T> Chan<T> {
         if let Err(c) = check_current() {
             return Poll::Ready(Err(SendFail::Cancelled(item, c)));
         }
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if st.receivers > 0 && st.recv_q.q.is_empty() && st.buf.len() < st.max {
             st.buf.push_back(item);
             return Poll::Ready(Ok(()));
@@ -372,7 +372,7 @@ impl<T> Chan<T> {
     #[inline(never)]
     fn send_locked(
         &self,
-        mut st: MutexGuard<'_, State<T>>,
+        mut st: SpinGuard<'_, State<T>>,
         item: T,
         op: &mut SendOp<T>,
         cx: &mut Context<'_>,
@@ -402,7 +402,7 @@ impl<T> Chan<T> {
         let cancelled = check_current().err();
         let node = current_arc();
         let key = op.key.expect("the op is queued");
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let queued = st.send_q.is_queued(key);
         let w = &st.send_q.q[key];
         if queued && cancelled.is_none() {
@@ -460,7 +460,7 @@ impl<T> Chan<T> {
         if let Err(c) = check_current() {
             return Poll::Ready(Err(RecvFail::Cancelled(c)));
         }
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if st.send_q.q.is_empty() {
             if let Some(item) = st.buf.pop_front() {
                 return Poll::Ready(Ok(item));
@@ -474,7 +474,7 @@ impl<T> Chan<T> {
     fn poll_recv_queued(&self, op: &mut RecvOp, cx: &mut Context<'_>) -> Poll<Result<T, RecvFail>> {
         let key = op.key.expect("the op is queued");
         let cancelled = check_current().err();
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if let Some(item) = st.recv_q.q[key].item.take() {
             // Handed over: ours, whatever happened to the scope meanwhile.
             let w = st.recv_q.remove(key);
@@ -508,7 +508,7 @@ impl<T> Chan<T> {
     #[inline(never)]
     fn recv_locked(
         &self,
-        mut st: MutexGuard<'_, State<T>>,
+        mut st: SpinGuard<'_, State<T>>,
         op: &mut RecvOp,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvFail>> {
@@ -567,7 +567,7 @@ impl<T> Chan<T> {
     #[cold]
     fn leave(&self, key: &mut Option<usize>, side: Side) -> Option<Waiter<T>> {
         let key = key.take()?;
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         Some(match side {
             Side::Send => st.send_q.remove(key),
             Side::Recv => st.recv_q.remove(key),
@@ -602,7 +602,7 @@ impl<T> Chan<T> {
     /// that was just closed notice it (the others re-poll and wait again).
     pub(super) fn wake_waiting(&self, senders: bool) {
         let wakers: Vec<Waker> = {
-            let st = lock(&self.state);
+            let st = self.state.lock();
             let q = if senders { &st.send_q } else { &st.recv_q };
             q.q.iter().filter_map(|w| w.waker.clone()).collect()
         };
@@ -626,7 +626,7 @@ impl<T> Chan<T> {
     #[cold]
     fn return_recv(&self, op: &mut RecvOp) {
         let Some(item) = self.leave(&mut op.key, Side::Recv).and_then(|w| w.item) else { return };
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if st.receivers == 0 {
             // Nobody can receive it any more; it goes the way of the buffer.
             drop(st);
