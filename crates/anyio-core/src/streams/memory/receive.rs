@@ -266,6 +266,7 @@ pub struct ReceiveItem<'a, T> {
 impl<T> Future for ReceiveItem<'_, T> {
     type Output = Result<T, ReceiveError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match this.state {
@@ -297,6 +298,7 @@ impl<T> Future for ReceiveItem<'_, T> {
 }
 
 impl<T> Drop for ReceiveItem<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         self.rx.chan.abandon_recv(&mut self.op);
     }

@@ -273,6 +273,7 @@ pub struct SendItem<'a, T> {
 impl<T> Future for SendItem<'_, T> {
     type Output = Result<(), SendError<T>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if !this.started {
@@ -301,6 +302,7 @@ impl<T> Future for SendItem<'_, T> {
 impl<T> Unpin for SendItem<'_, T> {}
 
 impl<T> Drop for SendItem<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         self.tx.chan.abandon_send(&mut self.op);
     }
