@@ -328,6 +328,7 @@ where
 {
     type Output = Result<Option<T>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         match this.inner.as_mut().poll(cx) {
@@ -421,6 +422,7 @@ impl<F> InScope<F> {
 impl<F: Future> Future for InScope<F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         match *this.phase {
