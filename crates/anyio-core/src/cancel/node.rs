@@ -811,6 +811,7 @@ mod tests {
         let n = Node::new_arc(false);
         let kept = n.clone();
         Node::recycle(n);
+        assert!(spare_is_empty(), "a shared node was kept as the spare");
         let fresh = Node::new_arc(false);
         assert!(!Arc::ptr_eq(&fresh, &kept));
         kept.cancel(CancelSource::Explicit, None);
@@ -819,9 +820,17 @@ mod tests {
         let child = Node::new_arc(false);
         assert!(child.enter(Some(fresh.clone())));
         child.ensure_linked();
-        let addr = Arc::as_ptr(&fresh);
         Node::recycle(fresh);
+        assert!(spare_is_empty(), "a weakly-linked node was kept as the spare");
         drop(child);
-        assert_ne!(Arc::as_ptr(&Node::new_arc(false)), addr);
+    }
+
+    fn spare_is_empty() -> bool {
+        SPARE.with(|s| {
+            let spare = s.take();
+            let empty = spare.is_none();
+            s.set(spare);
+            empty
+        })
     }
 }

@@ -381,26 +381,28 @@ pin_project! {
     impl<F> PinnedDrop for InScope<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
+            // Out of the field first, so that a panic anywhere below still releases the node
+            // (and its chain of parents) as the unwinding drops this local.
+            // SAFETY: this destructor runs once and is the field's only drop (it is
+            // `ManuallyDrop`); nothing reads the field after this line.
+            let node = unsafe { ManuallyDrop::take(this.node) };
             if *this.phase == Phase::Running {
                 // Dropped from outside before the body finished: leave the scope cancelled for
                 // good, and drop the body inside it so its destructors see the right scope.
-                this.node.cancel(CancelSource::ScopeDropped, None);
+                node.cancel(CancelSource::ScopeDropped, None);
                 let dropped = catch_unwind(AssertUnwindSafe(|| {
-                    let _g = enter(this.node);
+                    let _g = enter(&node);
                     this.body.set(None);
                 }));
                 // Forget the owner's waker even if a destructor panicked: the node must not
                 // keep the task alive (node -> waker -> task -> node).
-                lock(&this.node.timing).owner = None;
+                lock(&node.timing).owner = None;
                 if let Err(p) = dropped {
-                    // SAFETY: as below; this is the destructor's last use of the field.
-                    Node::recycle(unsafe { ManuallyDrop::take(this.node) });
+                    Node::recycle(node);
                     resume_unwind(p);
                 }
             }
-            // SAFETY: this destructor runs once, and nothing reads the field after it: the
-            // field is never dropped otherwise (it is `ManuallyDrop`), so this is its one drop.
-            Node::recycle(unsafe { ManuallyDrop::take(this.node) });
+            Node::recycle(node);
         }
     }
 }
