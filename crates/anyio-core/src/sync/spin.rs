@@ -5,14 +5,13 @@
 //! one memory object stream, its lock is contended for every message, and std's mutex parks
 //! the loser in the kernel after a short spin. Measured on tokio multi-thread(2), buffered SPSC
 //! (`cargo bench --bench channels --features smol`): 21,761 futex calls per run and 78–80 ns
-//! per message; with this lock 38 futex calls (the runtime's own) and 35–51 ns. flume and kanal
-//! guard their channels with spin locks for the same reason.
+//! per message; with this lock 38 futex calls (the runtime's own) and 35–51 ns. kanal guards its
+//! channels with a spin lock for the same reason (flume offers one behind its `spin` feature).
 //!
 //! A holder preempted by the OS is the risk of any spin lock; waiters spin for at most a few
 //! hundred cycles before they start yielding their thread, so the holder gets a CPU back.
 
 use std::cell::UnsafeCell;
-use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
@@ -95,12 +94,6 @@ impl<T> Spin<T> {
             }
         }
     }
-
-    /// The data through `&mut`: no other reference exists, so no locking.
-    #[allow(dead_code)]
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        self.value.get_mut()
-    }
 }
 
 #[cfg(not(loom))]
@@ -111,18 +104,6 @@ fn yield_thread() {
 #[cfg(loom)]
 fn yield_thread() {
     ::loom::thread::yield_now();
-}
-
-impl<T: Default> Default for Spin<T> {
-    fn default() -> Self {
-        Self::new(T::default())
-    }
-}
-
-impl<T> fmt::Debug for Spin<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Spin").field("locked", &self.locked.load(Ordering::Relaxed)).finish_non_exhaustive()
-    }
 }
 
 /// Access to a [`Spin`]'s data; releases the lock when dropped.
@@ -191,9 +172,9 @@ mod tests {
 
     #[test]
     fn a_guard_releases_on_drop() {
-        let mut m = Spin::new(1);
+        let m = Spin::new(1);
         *m.lock() += 1;
         *m.lock() += 1;
-        assert_eq!(*m.get_mut(), 3);
+        assert_eq!(*m.lock(), 3);
     }
 }

@@ -846,15 +846,17 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
 impl<T, E> ChildTask<T, E> {
     /// The `Child`'s drop: `fut` is its pinned future slot.
     fn drop_unfinished<F>(&mut self, mut fut: Pin<&mut Option<F>>) {
+        // However the task ended, its node leaves the registry before the task lets go of it
+        // (normally `poll` did this already).
+        if std::mem::take(&mut self.tracked) {
+            super::registry::unlink(&self.node);
+        }
         if fut.is_some() {
             // The runtime dropped the task before it finished (it is shutting down): the task
             // counts as cancelled, and the group must not wait for it forever. The future is
             // dropped in place (it is pinned), inside its scope; a destructor that panics is
             // reported to the group as the task's panic, after the bookkeeping is done.
             self.node.cancel(CancelSource::ScopeDropped, None);
-            if std::mem::take(&mut self.tracked) {
-                super::registry::unlink(&self.node);
-            }
             let dropped = catch_unwind(AssertUnwindSafe(|| {
                 let _task = enter_task(self.node.entry.meta().expect("a task's node carries its metadata"));
                 let _g = enter(&self.node);
@@ -873,11 +875,6 @@ impl<T, E> ChildTask<T, E> {
                 }
             }
             self.group.child_done();
-        }
-        // However the task ended, its node leaves the registry before the task lets go of it
-        // (normally `poll` did this already).
-        if std::mem::take(&mut self.tracked) {
-            super::registry::unlink(&self.node);
         }
     }
 }
