@@ -176,6 +176,9 @@ struct State {
     /// The last read from the transport came back shorter than the room it had: the
     /// transport was drained, and the stream is likely to wait now (see `SMALL_READ`).
     last_read_short: bool,
+    /// rustls may hold plaintext: false only after its reader said "nothing yet" and nothing
+    /// was fed to it since, so that a receive skips asking it again before reading.
+    maybe_plaintext: bool,
 }
 
 impl State {
@@ -204,6 +207,7 @@ impl State {
             *in_start = 0;
             self.in_end = 0;
         }
+        self.maybe_plaintext = true;
         let io = self.conn.process_new_packets()?;
         if io.peer_has_closed() {
             self.peer_closed = true;
@@ -341,6 +345,7 @@ impl<S> TlsStream<S> {
                 closed: false,
                 broken: None,
                 last_read_short: false,
+                maybe_plaintext: true,
             }),
             writer: Lock::new(),
             receiving: ResourceGuard::new("receiving from"),
@@ -629,38 +634,45 @@ impl<S: ByteStream> TlsStream<S> {
         }
     }
 
+    /// When nothing waits in `out`, writes rustls's records straight into the transport while
+    /// it takes them without waiting, and copies what it does not take into `out` to wait for
+    /// it. The caller holds the writer lock (or has the stream to itself).
+    fn write_out_locked(&self, st: &mut State) -> Result<(), StreamError> {
+        if !st.out.is_empty() {
+            return Ok(());
+        }
+        let State { conn, out, broken, .. } = st;
+        let mut direct = Direct { transport: &self.transport, failed: None };
+        while conn.wants_write() {
+            match conn.write_tls(&mut direct) {
+                Ok(_) => {}
+                Err(_) if direct.failed.is_some() => {
+                    let e = direct.failed.take().expect("checked");
+                    let b = Broken::Transport(
+                        io::ErrorKind::BrokenPipe,
+                        format!("sending on the transport failed: {e}"),
+                    );
+                    broken.get_or_insert(b);
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        while conn.wants_write() {
+            if let Err(e) = conn.write_tls(out) {
+                return Err(StreamError::Broken(Some(e)));
+            }
+        }
+        Ok(())
+    }
+
     /// Writes all ciphertext waiting (in `out`, then in rustls) to the transport. The caller
     /// holds the writer lock (or has the stream to itself, during the handshake).
     async fn flush(&self) -> Result<(), StreamError> {
         loop {
             let out = {
                 let mut st = self.lock();
-                if st.out.is_empty() {
-                    let State { conn, out, broken, .. } = &mut *st;
-                    // Records go straight from rustls into the transport while it takes them
-                    // without waiting; what it does not take is copied out to wait for it.
-                    let mut direct = Direct { transport: &self.transport, failed: None };
-                    while conn.wants_write() {
-                        match conn.write_tls(&mut direct) {
-                            Ok(_) => {}
-                            Err(_) if direct.failed.is_some() => {
-                                let e = direct.failed.take().expect("checked");
-                                let b = Broken::Transport(
-                                    io::ErrorKind::BrokenPipe,
-                                    format!("sending on the transport failed: {e}"),
-                                );
-                                broken.get_or_insert(b);
-                                return Err(e);
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    while conn.wants_write() {
-                        if let Err(e) = conn.write_tls(out) {
-                            return Err(StreamError::Broken(Some(e)));
-                        }
-                    }
-                }
+                self.write_out_locked(&mut st)?;
                 if st.out.is_empty() {
                     return Ok(());
                 }
@@ -691,11 +703,22 @@ impl<S: ByteStream> TlsStream<S> {
             let mut st = self.lock();
             (st.has_output(), st.take_read_buffer())
         };
-        // Given back on every path, a cancelled read included (it read nothing).
-        let mut buf = Lent { state: &self.state, buf: Some(buf) };
+        let mut lent = Lent { state: &self.state, buf: Some(buf) };
+        let eof = self.read_lent(&mut lent, has_output).await?;
+        let buf = lent.buf.take().expect("lent until dropped");
+        let mut st = self.lock();
+        st.put_read_buffer(buf);
+        st.transport_eof |= eof;
+        Ok(())
+    }
+
+    /// Reads once from the transport into the lent receive buffer; `true` for the transport's
+    /// end. The buffer stays in `lent`: the caller puts it back (with the end, if so) under
+    /// the lock it takes next, and a cancelled or failed read puts it back as `lent` drops.
+    async fn read_lent(&self, lent: &mut Lent<'_>, has_output: bool) -> Result<bool, StreamError> {
         let role = if has_output { self.writer.try_acquire().ok() } else { None };
+        let b = lent.buf.as_mut().expect("lent until dropped");
         let got = {
-            let b = buf.buf.as_mut().expect("lent until dropped");
             // A socket transport is read through its named future: no boxed future per read.
             let room = &mut b.buf[b.end..];
             let mut read = match self.transport.socket_receiver() {
@@ -728,18 +751,12 @@ impl<S: ByteStream> TlsStream<S> {
         };
         match got {
             Ok(n) => {
-                let b = buf.buf.as_mut().expect("lent until dropped");
                 b.short = n < b.buf.len() - b.end;
                 b.end += n;
-                Ok(())
+                Ok(false)
             }
-            Err(StreamError::EndOfStream) => {
-                drop(buf);
-                self.lock().transport_eof = true;
-                Ok(())
-            }
+            Err(StreamError::EndOfStream) => Ok(true),
             Err(e) => {
-                drop(buf);
                 if !matches!(e, StreamError::Cancelled(_) | StreamError::Busy(_)) {
                     let b = Broken::Transport(
                         io::ErrorKind::ConnectionAborted,
@@ -752,48 +769,63 @@ impl<S: ByteStream> TlsStream<S> {
         }
     }
 
-    /// Takes received plaintext into `buf`, giving rustls whole records as needed; `None` when
-    /// the transport must be read first.
-    fn take_plaintext(&self, buf: &mut [u8], closing: bool) -> Result<Option<usize>, StreamError> {
-        self.take_plaintext_with(closing, |mut r| match r.read(buf) {
-            Ok(0) => Ok(None),
-            Ok(n) => Ok(Some(n)),
-            Err(e) => Err(e),
-        })
-    }
-
-    /// [`take_plaintext`](Self::take_plaintext) into a new `Vec` of exactly what is ready (at
-    /// most `max` bytes, at most one record's worth).
-    fn take_plaintext_vec(&self, max: usize) -> Result<Option<Vec<u8>>, StreamError> {
-        self.take_plaintext_with(false, |mut r| {
-            let chunk = r.fill_buf()?;
-            if chunk.is_empty() {
-                return Ok(None);
-            }
-            let n = chunk.len().min(max);
-            let v = chunk[..n].to_vec();
-            r.consume(n);
-            Ok(Some(v))
-        })
-    }
-
-    /// Takes plaintext with `take` (which reports `None` for the peer's clean end and
-    /// `WouldBlock` for nothing yet), giving rustls whole records as needed.
-    fn take_plaintext_with<T>(
+    /// Takes received plaintext with `take`, reading the transport as needed: the body of every
+    /// receive. Each turn of its loop takes the state lock once: the buffer a read filled goes
+    /// back, whole records go to rustls, and plaintext comes out (or the buffer is lent to the
+    /// next read) under that one lock.
+    async fn receive_with<T>(
         &self,
         closing: bool,
         mut take: impl FnMut(rustls::Reader<'_>) -> io::Result<Option<T>>,
-    ) -> Result<Option<T>, StreamError> {
+    ) -> Result<T, StreamError> {
+        let mut filled: Option<(ReadBuffer, bool)> = None;
+        loop {
+            let (has_output, buf) = {
+                let mut st = self.lock();
+                if let Some((buf, eof)) = filled.take() {
+                    st.put_read_buffer(buf);
+                    st.transport_eof |= eof;
+                }
+                if let Some(v) = self.take_plaintext_locked(&mut st, closing, &mut take)? {
+                    return Ok(v);
+                }
+                (st.has_output(), st.take_read_buffer())
+            };
+            let mut lent = Lent { state: &self.state, buf: Some(buf) };
+            let eof = self.read_lent(&mut lent, has_output).await?;
+            filled = Some((lent.buf.take().expect("lent until dropped"), eof));
+        }
+    }
+
+    /// Takes received plaintext into `buf`, giving rustls whole records as needed; `None` when
+    /// the transport must be read first.
+    fn take_plaintext(&self, buf: &mut [u8], closing: bool) -> Result<Option<usize>, StreamError> {
         let mut st = self.lock();
+        self.take_plaintext_locked(&mut st, closing, &mut read_into(buf))
+    }
+
+    /// Takes plaintext with `take` (which reports `None` for the peer's clean end and
+    /// `WouldBlock` for nothing yet), giving rustls whole records as needed; `None` when the
+    /// transport must be read first.
+    fn take_plaintext_locked<T>(
+        &self,
+        st: &mut State,
+        closing: bool,
+        take: &mut impl FnMut(rustls::Reader<'_>) -> io::Result<Option<T>>,
+    ) -> Result<Option<T>, StreamError> {
         if st.closed && !closing {
             return Err(StreamError::Closed);
         }
         loop {
-            match take(st.conn.reader()) {
-                Ok(None) => return Err(StreamError::EndOfStream),
-                Ok(Some(v)) => return Ok(Some(v)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(StreamError::Broken(Some(e))),
+            // After "nothing yet", rustls has nothing until it is fed again (its clean end
+            // included, which `peer_closed` tracks): asking again would cost a call.
+            if st.maybe_plaintext || st.peer_closed {
+                match take(st.conn.reader()) {
+                    Ok(None) => return Err(StreamError::EndOfStream),
+                    Ok(Some(v)) => return Ok(Some(v)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => st.maybe_plaintext = false,
+                    Err(e) => return Err(StreamError::Broken(Some(e))),
+                }
             }
             if let Some(b) = &st.broken {
                 return Err(b.error());
@@ -849,8 +881,21 @@ impl<S: ByteStream> TlsStream<S> {
         self.flush().await
     }
 
+    /// The writer lock: taken at once when free and nobody waits (the cancellation check
+    /// was made by the caller), else waited for in turn.
+    async fn acquire_writer(&self) -> Result<anyio_core::sync::LockGuard<'_>, StreamError> {
+        match self.writer.try_acquire() {
+            Ok(role) => Ok(role),
+            Err(_) => Ok(self.writer.acquire().await?),
+        }
+    }
+
     fn encrypt(&self, data: &[u8]) -> Result<usize, StreamError> {
-        let mut st = self.lock();
+        Self::encrypt_locked(&mut self.lock(), data)
+    }
+
+    /// Gives rustls a prefix of `data` to encrypt and returns its length.
+    fn encrypt_locked(st: &mut State, data: &[u8]) -> Result<usize, StreamError> {
         st.check_can_send()?;
         match io::Write::write(&mut st.conn.writer(), data) {
             Ok(0) => {
@@ -985,6 +1030,30 @@ impl<S: ByteSendStream> io::Write for Direct<'_, S> {
     }
 }
 
+/// rustls's plaintext into `buf`: `None` for the peer's clean end, `WouldBlock` for nothing yet.
+fn read_into(buf: &mut [u8]) -> impl FnMut(rustls::Reader<'_>) -> io::Result<Option<usize>> + '_ {
+    move |mut r| match r.read(buf) {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(e) => Err(e),
+    }
+}
+
+/// rustls's plaintext into a new `Vec` of exactly what is ready: at most `max` bytes, at most
+/// one record's worth.
+fn take_vec(max: usize) -> impl FnMut(rustls::Reader<'_>) -> io::Result<Option<Vec<u8>>> {
+    move |mut r| {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        let n = chunk.len().min(max);
+        let v = chunk[..n].to_vec();
+        r.consume(n);
+        Ok(Some(v))
+    }
+}
+
 /// The receive buffer while a read fills it.
 struct ReadBuffer {
     buf: Vec<u8>,
@@ -1085,12 +1154,7 @@ impl<S: ByteStream> TlsStream<S> {
         }
         let _busy = self.receiving.enter()?;
         checkpoint_if_cancelled()?;
-        loop {
-            if let Some(n) = self.take_plaintext(buf, false)? {
-                return Ok(n);
-            }
-            self.read_transport().await?;
-        }
+        self.receive_with(false, read_into(buf)).await
     }
 
     /// Receives up to `max_bytes` decrypted bytes into a new `Vec` of exactly the size that
@@ -1117,12 +1181,7 @@ impl<S: ByteStream> TlsStream<S> {
         }
         let _busy = self.receiving.enter()?;
         checkpoint_if_cancelled()?;
-        loop {
-            if let Some(v) = self.take_plaintext_vec(max_bytes)? {
-                return Ok(v);
-            }
-            self.read_transport().await?;
-        }
+        self.receive_with(false, take_vec(max_bytes)).await
     }
 
     /// Encrypts and sends all of `data`, in records of up to 16 KiB; an empty `data` sends no
@@ -1151,11 +1210,19 @@ impl<S: ByteStream> TlsStream<S> {
         if data.is_empty() {
             return Ok(());
         }
-        let _role = self.writer.acquire().await?;
+        let _role = self.acquire_writer().await?;
         let mut pos = 0;
         while pos < data.len() {
-            pos += self.encrypt(&data[pos..])?;
-            self.flush().await?;
+            // Encrypted and, when the transport takes it at once, written under one lock.
+            let waiting = {
+                let mut st = self.lock();
+                pos += Self::encrypt_locked(&mut st, &data[pos..])?;
+                self.write_out_locked(&mut st)?;
+                !st.out.is_empty()
+            };
+            if waiting {
+                self.flush().await?;
+            }
         }
         Ok(())
     }
@@ -1254,7 +1321,7 @@ impl<S: ByteStream> ByteSendStream for TlsStream<S> {
         if data.is_empty() {
             return Ok(0);
         }
-        let _role = self.writer.acquire().await?;
+        let _role = self.acquire_writer().await?;
         self.flush().await?;
         let n = self.encrypt(data)?;
         match self.flush().await {
