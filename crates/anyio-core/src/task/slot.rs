@@ -67,6 +67,13 @@ impl TaskSlot {
         }
     }
 
+    /// Never written: what a node without a task holds (checked when such a node is reused).
+    #[cfg(not(loom))]
+    pub(crate) fn is_pristine(&mut self) -> bool {
+        let st = crate::loom::get_mut(&mut self.state);
+        st.outcome == SlotOutcome::Running && st.value.is_none() && st.waker.is_none() && !st.detached
+    }
+
     pub(crate) fn outcome(&self) -> SlotOutcome {
         lock(&self.state).outcome
     }
