@@ -3,13 +3,14 @@
 //!
 //! How the parts fit (docs/design.md, "TLS"): one `std::sync::Mutex` holds the rustls
 //! connection and the buffers, and is never held across an await. Received transport bytes
-//! wait in `inbuf` and go to rustls one whole record at a time. Ciphertext leaves rustls into
-//! `out`, and only the holder of the `writer` lock writes it to the transport, with
-//! `send_some`, so that what went out is always known: a cancelled write puts the rest back
-//! and the next writer sends it first, so the wire never carries half a record followed by
-//! something else. A receive that finds output waiting (a KeyUpdate answer, an alert, a
-//! cancelled send's remainder) and the writer lock free writes it while it reads, never
-//! instead of reading, so neither direction waits for the other.
+//! wait in `inbuf` and go to rustls one whole record at a time. Only the holder of the `writer`
+//! lock writes to the transport. While `out` is empty it writes rustls's records straight into
+//! the transport with `try_send_vectored`, which takes what it can without waiting; the rest
+//! is copied into `out` and written with `send_some`, so that what went out is always known: a
+//! cancelled write puts the rest back and the next writer sends it first, so the wire never
+//! carries half a record followed by something else. A receive that finds output waiting (a
+//! KeyUpdate answer, an alert, a cancelled send's remainder) and the writer lock free writes it
+//! while it reads, never instead of reading, so neither direction waits for the other.
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -797,13 +798,6 @@ impl<S: ByteStream> TlsStream<S> {
         }
     }
 
-    /// Takes received plaintext into `buf`, giving rustls whole records as needed; `None` when
-    /// the transport must be read first.
-    fn take_plaintext(&self, buf: &mut [u8], closing: bool) -> Result<Option<usize>, StreamError> {
-        let mut st = self.lock();
-        self.take_plaintext_locked(&mut st, closing, &mut read_into(buf))
-    }
-
     /// Takes plaintext with `take` (which reports `None` for the peer's clean end and
     /// `WouldBlock` for nothing yet), giving rustls whole records as needed; `None` when the
     /// transport must be read first.
@@ -928,13 +922,12 @@ impl<S: ByteStream> TlsStream<S> {
         // layer of TLS over TLS boxes its future.
         let mut chunk = vec![0u8; 4096];
         loop {
-            match self.take_plaintext(&mut chunk, true) {
-                Ok(Some(n)) => {
+            match self.receive_with(true, read_into(&mut chunk)).await {
+                Ok(n) => {
                     if let Some(k) = keep.as_deref_mut() {
                         k.extend_from_slice(&chunk[..n]);
                     }
                 }
-                Ok(None) => self.read_transport().await?,
                 Err(StreamError::EndOfStream) if self.lock().peer_closed => return Ok(()),
                 Err(e) => return Err(e),
             }
@@ -1080,7 +1073,9 @@ impl<B: Future<Output = Result<usize, StreamError>> + Unpin> Future for Transpor
     }
 }
 
-/// Puts the receive buffer back when the read is over, however it ended.
+/// The receive buffer lent to a read. A read that completes hands it back to its caller, who
+/// puts it back under the lock it takes next; a failed or cancelled read leaves it here, and
+/// the drop puts it back.
 struct Lent<'a> {
     state: &'a Mutex<State>,
     buf: Option<ReadBuffer>,

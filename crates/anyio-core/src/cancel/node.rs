@@ -118,6 +118,10 @@ thread_local! {
     static SPARE: Cell<Option<Arc<Node>>> = const { Cell::new(None) };
 }
 
+/// The most waiter slots a recycled node keeps allocated (see [`Node::reset`]).
+#[cfg(not(loom))]
+const SPARE_WAITERS: usize = 8;
+
 /// A scope's deadline, as set by the user, and the waker of the future that owns the scope's
 /// timer (woken when the deadline changes so that it re-arms).
 #[derive(Debug, Default)]
@@ -212,11 +216,12 @@ impl Node {
         Self::arc_with_entry(shield, TaskEntry::none())
     }
 
-    /// Drops a scope's node when the scope is done with it; if that was the last reference,
-    /// the allocation is reset and kept as this thread's spare for the next scope. A scope
-    /// around a ready future otherwise pays a `malloc` and a `free` (about 140 of its 560
-    /// instructions, callgrind). Nobody else can reach a node whose `Arc` is unique and has
-    /// no `Weak` (a linked child's parent holds one until it unlinks), so reusing it is safe.
+    /// Drops a scope's node when the scope is done with it; if that was the last reference and
+    /// the node has no task (a task's node is never kept), the allocation is reset and kept as
+    /// this thread's spare for the next scope. A scope around a ready future otherwise pays a
+    /// `malloc` and a `free` (about 140 of what were 560 instructions, callgrind). Nobody else
+    /// can reach a node whose `Arc` is unique and has no `Weak` (a linked child's parent holds
+    /// one until it unlinks), so reusing it is safe.
     #[inline]
     #[cfg_attr(loom, allow(unused_mut))]
     pub(crate) fn recycle(mut node: Arc<Self>) {
@@ -263,11 +268,20 @@ impl Node {
         *state.get_mut() = 0;
         debug_assert!(parent.get_mut().is_null() && reason.get_mut().is_null());
         debug_assert!(retired_parent.get_mut().is_null());
-        let w = get_mut(waiters);
-        // Drops any waker still registered here (the resident one included).
-        w.entries.clear();
-        w.link = None;
-        w.resident = None;
+        // A destructor that panicked under one of the locks leaves nothing to see here.
+        waiters.clear_poison();
+        timing.clear_poison();
+        let Waiters { entries, link, resident } = get_mut(waiters);
+        // Drops any waker still registered here (the resident one included). A short list
+        // keeps its allocation; a long one (a scope where many futures waited) is freed, so
+        // that the thread's spare never holds on to it.
+        if entries.capacity() > SPARE_WAITERS {
+            *entries = Slab::new();
+        } else {
+            entries.clear();
+        }
+        *link = None;
+        *resident = None;
         *resident_data.get_mut() = 0;
         *resident_vtable.get_mut() = 0;
         *get_mut(timing) = Timing::default();
@@ -887,6 +901,27 @@ mod tests {
         Node::recycle(fresh);
         assert!(spare_is_empty(), "a weakly-linked node was kept as the spare");
         drop(child);
+    }
+
+    #[test]
+    fn a_task_node_is_not_recycled() {
+        SPARE.with(Cell::take);
+        let n = Node::new_task_arc(crate::task::id::TaskMeta::new(None, "t".into()));
+        Node::recycle(n);
+        assert!(spare_is_empty(), "a task's node was kept as the spare");
+    }
+
+    #[test]
+    fn a_recycled_node_frees_a_long_waiter_list() {
+        let n = Node::new_arc(false);
+        let waker = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
+        let keys: Vec<_> = (0..100).map(|_| n.register(&waker)).collect();
+        for k in keys {
+            n.unregister(k);
+        }
+        Node::recycle(n);
+        let m = Node::new_arc(false);
+        assert!(lock(&m.waiters).entries.capacity() <= SPARE_WAITERS);
     }
 
     fn spare_is_empty() -> bool {

@@ -447,10 +447,16 @@ impl<F: Future> Future for InScope<F> {
 
         let out = {
             let _g = enter(this.node);
-            match this.body.as_mut().as_pin_mut() {
+            let out = match this.body.as_mut().as_pin_mut() {
                 Some(body) => body.poll(cx),
                 None => unreachable!("body is present while running"),
+            };
+            if out.is_ready() {
+                // The finished body is dropped inside the scope, under the same entry.
+                *this.phase = Phase::Done;
+                this.body.set(None);
             }
+            out
         };
         match out {
             Poll::Pending => {
@@ -478,14 +484,9 @@ impl<F: Future> Future for InScope<F> {
                 Poll::Pending
             }
             Poll::Ready(v) => {
-                *this.phase = Phase::Done;
                 *this.timer = None;
                 if this.owner.take().is_some() {
                     lock(&this.node.timing).owner = None;
-                }
-                {
-                    let _g = enter(this.node);
-                    this.body.set(None);
                 }
                 Poll::Ready(v)
             }
