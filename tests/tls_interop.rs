@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyio::net::{connect_tcp, TcpListener, TcpStream};
+use anyio::net::{connect_tcp, TcpListener};
 use anyio::streams::{AsyncResource, ByteReceiveStream, StreamError, TypedAttributeExt};
 use anyio::tls::rustls::ProtocolVersion;
 use anyio::tls::{AlpnProtocol, TlsOptions, TlsStream, TlsVersion};
@@ -33,10 +33,6 @@ fn have(tool: &str, args: &[&str]) -> bool {
     ok
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Waits (without blocking the runtime) for what a helper thread sends.
 async fn recv_from_thread<T>(rx: &mpsc::Receiver<T>) -> Result<T, AnyError> {
     loop {
@@ -46,16 +42,6 @@ async fn recv_from_thread<T>(rx: &mpsc::Receiver<T>) -> Result<T, AnyError> {
             Err(mpsc::TryRecvError::Disconnected) => return Err(AnyError::msg("the helper thread died")),
         }
     }
-}
-
-async fn connect_retrying(port: u16) -> Result<TcpStream, AnyError> {
-    for _ in 0..500 {
-        if let Ok(s) = connect_tcp("127.0.0.1", port).await {
-            return Ok(s);
-        }
-        sleep(Duration::from_millis(10)).await?;
-    }
-    Err(AnyError::msg("the server never listened"))
 }
 
 async fn receive_line<S: ByteReceiveStream>(s: &S) -> Result<Vec<u8>, StreamError> {
@@ -76,27 +62,42 @@ async fn our_client_against_openssl_s_server_tls13_tls12_and_alpn() {
         let (_ca, cert, key) = pki.write_pem_files("s_server");
         for (flag, version) in [(None, ProtocolVersion::TLSv1_3), (Some("-tls1_2"), ProtocolVersion::TLSv1_2)]
         {
-            let port = free_port();
-            let mut cmd = Command::new("openssl");
-            cmd.args([
-                "s_server",
-                "-accept",
-                &format!("127.0.0.1:{port}"),
-                "-rev",
-                "-quiet",
-                "-naccept",
-                "1",
-            ])
-            .args(["-alpn", "h2", "-cert"])
-            .arg(&cert)
-            .arg("-key")
-            .arg(&key)
-            .args(flag)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-            let mut server = cmd.spawn()?;
-            let tcp = connect_retrying(port).await?;
+            // Port 0, and the port read from the server's "ACCEPT host:port" line, printed once
+            // it listens: a port picked in advance can be taken meanwhile by a server of a test
+            // running in parallel, whose one accepted connection then is ours.
+            let (tx, rx) = mpsc::channel();
+            let (cert, key) = (cert.clone(), key.clone());
+            std::thread::spawn(move || {
+                let mut child = Command::new("openssl")
+                    .args(["s_server", "-accept", "127.0.0.1:0", "-rev", "-naccept", "1"])
+                    .args(["-alpn", "h2", "-cert"])
+                    .arg(&cert)
+                    .arg("-key")
+                    .arg(&key)
+                    .args(flag)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                let mut out = BufReader::new(child.stdout.take().unwrap());
+                let mut line = String::new();
+                while out.read_line(&mut line).unwrap_or(0) > 0 {
+                    if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
+                        let port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                        let _ = tx.send(port);
+                        break;
+                    }
+                    line.clear();
+                }
+                // Drained to the end, so that the server never blocks on a full pipe; it exits
+                // after its one connection (`-naccept 1`).
+                let _ = std::io::copy(&mut out, &mut std::io::sink());
+                let _ = child.wait();
+            });
+            let port =
+                recv_from_thread(&rx).await?.ok_or_else(|| AnyError::msg("s_server printed no port"))?;
+            let tcp = connect_tcp("127.0.0.1", port).await?;
             let mut config = pki.client_config();
             config.alpn_protocols = vec![b"h2".to_vec()];
             let c = TlsStream::connect(
@@ -116,8 +117,6 @@ async fn our_client_against_openssl_s_server_tls13_tls12_and_alpn() {
                 "s_server -rev reverses the line"
             );
             c.aclose().await?;
-            let _ = server.kill();
-            let _ = server.wait();
         }
         Ok(())
     })
