@@ -171,6 +171,30 @@ async fn fail_after_inside_a_shield_inside_a_cancelled_scope_still_times_out() {
 }
 
 #[anyio::test]
+async fn deadline_helpers_count_from_first_poll_and_show_their_deadline_inside() {
+    // The helpers own their scope's node outright and resolve the deadline without a lock on
+    // first poll (`run_private`): the deadline must still be the scope's, visible to the body.
+    let fut = move_on_after(Duration::from_secs(60), async {
+        Ok::<_, Cancelled>(current_effective_deadline().expect("move_on_after's deadline is visible inside"))
+    });
+    sleep(Duration::from_millis(5)).await.unwrap();
+    let polled = current_time();
+    let d = fut.await.unwrap().unwrap();
+    assert!(d >= polled + Duration::from_secs(60), "counted from the first poll, not from creation");
+    assert!(d <= current_time() + Duration::from_secs(60));
+
+    let at = current_time() + Duration::from_secs(30);
+    let r = move_on_at(at, async move { Ok::<_, Cancelled>(current_effective_deadline()) }).await;
+    assert_eq!(r, Ok(Some(Some(at))));
+    let r: Result<_, AnyError> = fail_at(at, async move { Ok(current_effective_deadline()) }).await;
+    assert_eq!(r.unwrap(), Some(at));
+    let polled = current_time();
+    let r: Result<_, AnyError> =
+        fail_after(Duration::from_secs(45), async { Ok(current_effective_deadline()) }).await;
+    assert!(r.unwrap().expect("fail_after's deadline is visible inside") >= polled + Duration::from_secs(45));
+}
+
+#[anyio::test]
 async fn relative_timeout_starts_counting_at_first_poll() {
     let scope = CancelScope::with_timeout(Duration::from_secs(60));
     assert_eq!(scope.deadline(), None, "not resolved before entry");

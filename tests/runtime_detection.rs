@@ -87,6 +87,30 @@ fn anyio_works_inside_a_hand_built_tokio_multi_thread_runtime() {
     assert_eq!(child, Some("tokio"));
 }
 
+#[cfg(feature = "tokio")]
+#[test]
+fn a_foreign_tokio_runtime_lends_its_own_clock_to_deadlines() {
+    // No anyio runtime is entered here: the clock and the deadlines come from the detected
+    // tokio runtime, lent for each call (`Detector::lend`). Its paused clock proves it is
+    // tokio's clock that anyio reads, not the system's.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let start = anyio::time::current_time();
+        assert_eq!(start, tokio::time::Instant::now().into_std());
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(anyio::time::current_time(), start + Duration::from_secs(3600));
+        let r = move_on_after(Duration::from_secs(60), async {
+            Ok::<_, AnyError>(anyio::cancel::current_effective_deadline())
+        })
+        .await
+        .unwrap();
+        assert_eq!(r, Some(Some(start + Duration::from_secs(3660))));
+        // A deadline on the paused clock fires when tokio's clock reaches it.
+        let r = move_on_after(Duration::from_secs(5), sleep_forever()).await.unwrap();
+        assert_eq!(r, None);
+    });
+}
+
 #[cfg(feature = "smol")]
 #[test]
 fn anyio_works_inside_smol_block_on() {

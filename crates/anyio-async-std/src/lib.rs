@@ -95,11 +95,17 @@ fn detect_global() -> Option<RuntimeHandle> {
 
 #[linkme::distributed_slice(DETECTORS)]
 static ASYNC_STD_TASK: Detector =
-    Detector { name: "async-std", exact: true, detect: detect_task, rank: 1, polling: in_task };
+    Detector { name: "async-std", exact: true, detect: detect_task, rank: 1, polling: in_task, lend: None };
 
 #[linkme::distributed_slice(DETECTORS)]
-static ASYNC_STD_GLOBAL: Detector =
-    Detector { name: "async-std", exact: false, detect: detect_global, rank: 1, polling: rt::never_polling };
+static ASYNC_STD_GLOBAL: Detector = Detector {
+    name: "async-std",
+    exact: false,
+    detect: detect_global,
+    rank: 1,
+    polling: rt::never_polling,
+    lend: None,
+};
 
 /// Inside an async-std task (its `spawn_blocking` threads run none).
 fn in_task() -> bool {

@@ -98,8 +98,14 @@ fn detect_global() -> Option<RuntimeHandle> {
 }
 
 #[linkme::distributed_slice(DETECTORS)]
-static SMOL_DETECTOR: Detector =
-    Detector { name: "smol", exact: false, detect: detect_global, rank: 0, polling: rt::never_polling };
+static SMOL_DETECTOR: Detector = Detector {
+    name: "smol",
+    exact: false,
+    detect: detect_global,
+    rank: 0,
+    polling: rt::never_polling,
+    lend: None,
+};
 
 /// Runs `fut` to completion on a fresh smol executor driven by the calling thread (plus
 /// `extra_threads` more threads running the same executor), with anyio's root scope and this

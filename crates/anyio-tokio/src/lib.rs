@@ -204,7 +204,17 @@ fn detect() -> Option<RuntimeHandle> {
 }
 
 #[linkme::distributed_slice(DETECTORS)]
-static TOKIO_DETECTOR: Detector = Detector { name: "tokio", exact: true, detect, rank: 0, polling: in_task };
+static TOKIO_DETECTOR: Detector =
+    Detector { name: "tokio", exact: true, detect, rank: 0, polling: in_task, lend: Some(lend) };
+
+/// `detect` without the `Arc`: the wrapper lives on the stack for the call.
+fn lend(f: &mut dyn FnMut(&dyn Runtime)) -> bool {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return false;
+    };
+    f(&TokioRuntime::new(handle));
+    true
+}
 
 /// Whether this thread drives tokio: a worker polling a task, or a `block_on`. tokio's handle
 /// is current on its `spawn_blocking` threads too (where a task id is set as well), and those

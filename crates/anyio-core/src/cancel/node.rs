@@ -216,6 +216,30 @@ impl Node {
         Self::arc_with_entry(shield, TaskEntry::none())
     }
 
+    /// A new scope node with its deadline or timeout set by `set`, unshared. The node is
+    /// reachable from nowhere else yet, so this writes through `Arc::get_mut` (one atomic
+    /// read-modify-write) instead of locking `timing` and bumping the generation atomically
+    /// (three).
+    #[inline]
+    pub(crate) fn new_arc_timed(set: impl FnOnce(&mut Timing)) -> Arc<Self> {
+        let mut node = Self::new_arc(false);
+        match Arc::get_mut(&mut node) {
+            Some(n) => {
+                set(get_mut(&mut n.timing));
+                // Plain stores: `&mut` excludes every other access. The owner resolves the
+                // deadline on its first poll because the generation moved.
+                let g = n.timing_generation.load(Ordering::Relaxed);
+                n.timing_generation.store(g.wrapping_add(1), Ordering::Relaxed);
+            }
+            None => {
+                let mut t = lock(&node.timing);
+                set(&mut t);
+                node.timing_generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        node
+    }
+
     /// Drops a scope's node when the scope is done with it; if that was the last reference and
     /// the node has no task (a task's node is never kept), the allocation is reset and kept as
     /// this thread's spare for the next scope. A scope around a ready future otherwise pays a
@@ -755,12 +779,19 @@ impl Drop for Node {
 }
 
 impl Node {
+    /// Inline up to the test: most nodes never linked (nothing waited in them).
+    #[inline]
     fn unlink_from(&mut self, parent: Option<&Node>) {
         // Exclusive: no lock needed for our own list.
         let link = get_mut(&mut self.waiters).link.take();
         if let (Some(key), Some(p)) = (link, parent) {
-            let _ = lock(&p.waiters).entries.try_remove(key.get());
+            Self::remove_link(p, key);
         }
+    }
+
+    #[inline(never)]
+    fn remove_link(parent: &Node, key: Key) {
+        let _ = lock(&parent.waiters).entries.try_remove(key.get());
     }
 }
 

@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use super::current::{current_arc, enter};
 use super::node::Node;
 use crate::error::{AsCancelled, CancelSource};
-use crate::loom::{lock, Ordering};
+use crate::loom::{get_mut, lock, Ordering};
 use crate::rt::{self, Timer};
 
 /// A cancel scope: a region of code that can be cancelled as a whole, by a call to
@@ -114,9 +114,7 @@ impl CancelScope {
     /// assert_eq!(anyio::CancelScope::with_deadline(at).deadline(), Some(at));
     /// ```
     pub fn with_deadline(deadline: Instant) -> Self {
-        let scope = Self::new();
-        scope.set_deadline(Some(deadline));
-        scope
+        Self::from_node(Node::new_arc_timed(|t| t.set_deadline(Some(deadline))))
     }
 
     /// A scope cancelled `timeout` after it is entered (its first poll), as trio computes
@@ -132,12 +130,7 @@ impl CancelScope {
     /// # });
     /// ```
     pub fn with_timeout(timeout: Duration) -> Self {
-        let scope = Self::new();
-        let mut t = lock(&scope.node.timing);
-        t.set_timeout(timeout);
-        scope.node.timing_generation.fetch_add(1, Ordering::AcqRel);
-        drop(t);
-        scope
+        Self::from_node(Node::new_arc_timed(|t| t.set_timeout(timeout)))
     }
 
     /// A shielded scope: cancellation of enclosing scopes does not reach its body (its own
@@ -294,6 +287,23 @@ impl CancelScope {
         InScope::new(Arc::clone(&self.node), body)
     }
 
+    /// [`run`](Self::run) for a scope nobody else holds a handle to (`move_on_after` and the
+    /// other deadline helpers): the node moves into the future instead of being shared, so
+    /// its first poll can resolve the deadline without locking.
+    pub(crate) fn run_private<F, T, E>(self, body: F) -> Scoped<F>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: AsCancelled,
+    {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used again and its `Drop` never runs (it is `ManuallyDrop`),
+        // so this is the field's one take.
+        let node = unsafe { ManuallyDrop::take(&mut this.node) };
+        let mut inner = InScope::new(node, body);
+        inner.phase = Phase::Private;
+        Scoped { inner }
+    }
+
     /// Whether code running in this scope right now would see a cancellation (it or an
     /// enclosing scope up to a shield is cancelled).
     ///
@@ -353,6 +363,9 @@ pub(crate) fn catches<E: AsCancelled>(node: &Node, e: &E) -> bool {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
     Unentered,
+    /// Unentered, and the future holds the only reference to its node (see
+    /// [`CancelScope::run_private`]).
+    Private,
     Running,
     Done,
 }
@@ -429,13 +442,17 @@ impl<F: Future> Future for InScope<F> {
         let mut this = self.project();
         match *this.phase {
             Phase::Running => {}
-            Phase::Unentered => {
+            Phase::Unentered | Phase::Private => {
                 assert!(
                     this.node.enter(current_arc()),
                     "CancelScope entered twice: each CancelScope may only be used for a single run; \
                      create a new scope for each run"
                 );
-                *this.phase = Phase::Running;
+                if std::mem::replace(this.phase, Phase::Running) == Phase::Private {
+                    if let Some(n) = Arc::get_mut(this.node) {
+                        resolve_unshared(n, this.deadline, this.seen_generation);
+                    }
+                }
             }
             Phase::Done => panic!("a cancel scope's future was polled after it completed"),
         }
@@ -484,7 +501,10 @@ impl<F: Future> Future for InScope<F> {
                 Poll::Pending
             }
             Poll::Ready(v) => {
-                *this.timer = None;
+                // Tested first: the drop of a `None` is otherwise an out-of-line call.
+                if this.timer.is_some() {
+                    *this.timer = None;
+                }
                 if this.owner.take().is_some() {
                     lock(&this.node.timing).owner = None;
                 }
@@ -510,6 +530,18 @@ fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u32)
             true
         }
         _ => false,
+    }
+}
+
+/// [`resolve_deadline`] for a node nothing else can reach: no lock, plain reads.
+fn resolve_unshared(node: &mut Node, deadline: &mut Option<Instant>, seen: &mut u32) {
+    let now = rt::with_current(|rt| rt.now());
+    let t = get_mut(&mut node.timing);
+    t.resolve(now);
+    *deadline = t.deadline();
+    *seen = node.timing_generation.load(Ordering::Relaxed);
+    if deadline.is_some_and(|at| at <= now) && !node.cancel_called() {
+        node.cancel(CancelSource::Deadline, None);
     }
 }
 

@@ -43,7 +43,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled,
 {
-    CancelScope::with_timeout(delay).run(body)
+    CancelScope::with_timeout(delay).run_private(body)
 }
 
 /// Like [`move_on_after`] with an absolute deadline on the runtime's clock
@@ -69,7 +69,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled,
 {
-    CancelScope::with_deadline(deadline).run(body)
+    CancelScope::with_deadline(deadline).run_private(body)
 }
 
 /// Runs `body` with a deadline `delay` after its first poll and fails with
@@ -102,7 +102,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled + From<TimeoutError>,
 {
-    FailAfter { inner: CancelScope::with_timeout(delay).run(body), after: Some(delay) }
+    FailAfter { inner: CancelScope::with_timeout(delay).run_private(body), after: Some(delay) }
 }
 
 /// Like [`fail_after`] with an absolute deadline on the runtime's clock.
@@ -126,7 +126,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled + From<TimeoutError>,
 {
-    FailAfter { inner: CancelScope::with_deadline(deadline).run(body), after: None }
+    FailAfter { inner: CancelScope::with_deadline(deadline).run_private(body), after: None }
 }
 
 pin_project! {

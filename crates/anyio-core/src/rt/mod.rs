@@ -254,6 +254,20 @@ pub trait Timer: Send + Sync {
     fn reset(self: Pin<&mut Self>, deadline: Instant);
 }
 
+/// A [`Detector::lend`]: runs the callback with the detected runtime, or returns `false`.
+///
+/// # Examples
+///
+/// ```
+/// use anyio::rt::{LendFn, Runtime};
+/// fn lend_none(_f: &mut dyn FnMut(&dyn Runtime)) -> bool {
+///     false
+/// }
+/// let lend: LendFn = lend_none;
+/// assert!(!lend(&mut |_| {}));
+/// ```
+pub type LendFn = fn(&mut dyn FnMut(&dyn Runtime)) -> bool;
+
 /// A way to find a runtime that anyio did not start, registered by each backend crate.
 #[derive(Debug)]
 pub struct Detector {
@@ -273,6 +287,12 @@ pub struct Detector {
     /// thread would stall the runtime, so `anyio::run` and the blocking `from_thread` calls
     /// refuse there, and only there.
     pub polling: fn() -> bool,
+    /// Runs the callback with the runtime `detect` would return, without building a shared
+    /// handle, and returns `true`; `false` when `detect` would find none. For a backend whose
+    /// `detect` allocates (tokio wraps its current handle): [`with_current`] uses it, so code
+    /// running in a runtime anyio did not start (a `#[tokio::main]` worker) allocates nothing
+    /// to read the clock. `None`: `detect` is used.
+    pub lend: Option<LendFn>,
 }
 
 /// A [`Detector::polling`] for a backend whose threads never poll tasks of their own.
@@ -352,8 +372,38 @@ fn fallback_order() -> &'static [&'static Detector] {
 /// ```
 pub fn with_current<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
     // The handle is cloned out so that `f` may itself enter another runtime.
-    let rt = CURRENT.with(|c| c.borrow().clone()).unwrap_or_else(current);
-    f(&*rt)
+    if let Some(rt) = CURRENT.with(|c| c.borrow().clone()) {
+        return f(&*rt);
+    }
+    with_detected(f)
+}
+
+/// [`with_current`] where anyio entered no runtime: the detectors in [`try_current`]'s order,
+/// each lending its runtime where it can.
+#[cold]
+fn with_detected<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
+    let mut f = Some(f);
+    let mut out = None;
+    for d in DETECTORS.iter().filter(|d| d.exact) {
+        match d.lend {
+            Some(lend) => {
+                if lend(&mut |rt| out = f.take().map(|f| f(rt))) {
+                    if let Some(out) = out {
+                        return out;
+                    }
+                }
+            }
+            None => {
+                if let Some(rt) = (d.detect)() {
+                    return (f.take().expect("called once"))(&*rt);
+                }
+            }
+        }
+    }
+    match fallback_order().iter().find_map(|d| (d.detect)()) {
+        Some(rt) => (f.take().expect("called once"))(&*rt),
+        None => panic!("{NO_RUNTIME}"),
+    }
 }
 
 /// The runtime the calling code runs on.
