@@ -195,6 +195,31 @@ async fn deadline_helpers_count_from_first_poll_and_show_their_deadline_inside()
 }
 
 #[anyio::test]
+async fn an_unpolled_deadline_helper_dropped_leaves_the_next_scope_fresh() {
+    // A helper's node goes back to the thread's spare when its future drops unpolled; the next
+    // scope must not inherit its deadline, nor a cancellation from a deadline already past.
+    drop(move_on_after(Duration::from_secs(60), async { Ok::<_, Cancelled>(()) }));
+    let scope = CancelScope::new();
+    assert_eq!(scope.deadline(), None);
+    let r = scope
+        .run(async {
+            checkpoint().await?;
+            Ok::<_, Cancelled>(current_effective_deadline())
+        })
+        .await;
+    assert_eq!(r, Ok(Some(None)));
+
+    drop(fail_at(current_time(), async { Ok::<_, AnyError>(()) }));
+    let r = CancelScope::new()
+        .run(async {
+            checkpoint().await?;
+            Ok::<_, Cancelled>(1)
+        })
+        .await;
+    assert_eq!(r, Ok(Some(1)), "a past deadline never resolved cancels nothing");
+}
+
+#[anyio::test]
 async fn relative_timeout_starts_counting_at_first_poll() {
     let scope = CancelScope::with_timeout(Duration::from_secs(60));
     assert_eq!(scope.deadline(), None, "not resolved before entry");

@@ -89,10 +89,10 @@ fn anyio_works_inside_a_hand_built_tokio_multi_thread_runtime() {
 
 #[cfg(feature = "tokio")]
 #[test]
-fn a_foreign_tokio_runtime_lends_its_own_clock_to_deadlines() {
+fn a_foreign_tokio_runtimes_paused_clock_drives_anyio_time_and_deadlines() {
     // No anyio runtime is entered here: the clock and the deadlines come from the detected
-    // tokio runtime, lent for each call (`Detector::lend`). Its paused clock proves it is
-    // tokio's clock that anyio reads, not the system's.
+    // tokio runtime (lent for each call since `Detector::lend`; its unit test is in
+    // anyio-tokio). The paused clock proves it is tokio's clock that anyio reads.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
     rt.block_on(async {
         let start = anyio::time::current_time();

@@ -400,3 +400,25 @@ impl Runtime for LateHandle {
         self.get().enter_thread(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lend_calls_back_once_inside_a_runtime_and_never_outside() {
+        let mut calls = 0;
+        assert!(!lend(&mut |_| calls += 1), "no tokio runtime here");
+        assert_eq!(calls, 0);
+
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (lent, seen, detected) = rt.block_on(async {
+            let mut seen = Vec::new();
+            let lent = lend(&mut |r| seen.push((r.name(), r.id())));
+            let detected = detect().expect("inside a tokio runtime");
+            (lent, seen, (detected.name(), detected.id()))
+        });
+        assert!(lent);
+        assert_eq!(seen, vec![detected], "called once, with the runtime `detect` finds");
+    }
+}

@@ -231,6 +231,8 @@ impl Node {
                 let g = n.timing_generation.load(Ordering::Relaxed);
                 n.timing_generation.store(g.wrapping_add(1), Ordering::Relaxed);
             }
+            // Unreachable today (`new_arc` hands out fresh or recycled unique nodes); kept so
+            // that uniqueness is checked, not assumed.
             None => {
                 let mut t = lock(&node.timing);
                 set(&mut t);

@@ -296,9 +296,12 @@ impl CancelScope {
         E: AsCancelled,
     {
         let mut this = ManuallyDrop::new(self);
+        // The node is its only field (this stops compiling if one is added, which would leak).
+        let CancelScope { node: _ } = &*this;
         // SAFETY: `this` is never used again and its `Drop` never runs (it is `ManuallyDrop`),
         // so this is the field's one take.
         let node = unsafe { ManuallyDrop::take(&mut this.node) };
+        debug_assert_eq!(Arc::strong_count(&node), 1, "run_private takes an unshared scope");
         let mut inner = InScope::new(node, body);
         inner.phase = Phase::Private;
         Scoped { inner }

@@ -287,11 +287,13 @@ pub struct Detector {
     /// thread would stall the runtime, so `anyio::run` and the blocking `from_thread` calls
     /// refuse there, and only there.
     pub polling: fn() -> bool,
-    /// Runs the callback with the runtime `detect` would return, without building a shared
-    /// handle, and returns `true`; `false` when `detect` would find none. For a backend whose
-    /// `detect` allocates (tokio wraps its current handle): [`with_current`] uses it, so code
-    /// running in a runtime anyio did not start (a `#[tokio::main]` worker) allocates nothing
-    /// to read the clock. `None`: `detect` is used.
+    /// Runs the callback exactly once with the runtime `detect` would return, without building
+    /// a shared handle, and returns `true`; returns `false` without calling it when `detect`
+    /// would find none. The lent runtime answers [`Runtime::name`] and [`Runtime::id`] as
+    /// `detect`'s does (so it overrides `id`: its address changes from call to call). For a
+    /// backend whose `detect` allocates (tokio wraps its current handle): [`with_current`]
+    /// uses it, so code running in a runtime anyio did not start (a `#[tokio::main]` worker)
+    /// allocates nothing to read the clock. `None`: `detect` is used.
     pub lend: Option<LendFn>,
 }
 
@@ -358,6 +360,9 @@ fn fallback_order() -> &'static [&'static Detector] {
 
 /// Runs `f` with the current runtime (see [`current`]).
 ///
+/// The `&dyn Runtime` may be a temporary lent for the call (see [`Detector::lend`]): its
+/// address is no identity, [`Runtime::id`] is.
+///
 /// # Panics
 ///
 /// Panics with [`NO_RUNTIME`] when no runtime can be found.
@@ -380,29 +385,37 @@ pub fn with_current<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
 
 /// [`with_current`] where anyio entered no runtime: the detectors in [`try_current`]'s order,
 /// each lending its runtime where it can.
-#[cold]
+/// Not inline (callers stay small), but not cold either: it is the path of every clock read in
+/// code running under a runtime anyio did not start.
+#[inline(never)]
 fn with_detected<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
     let mut f = Some(f);
     let mut out = None;
     for d in DETECTORS.iter().filter(|d| d.exact) {
         match d.lend {
             Some(lend) => {
-                if lend(&mut |rt| out = f.take().map(|f| f(rt))) {
-                    if let Some(out) = out {
-                        return out;
+                // Whatever `lend` returns, `f` runs at most once and its result is kept.
+                lend(&mut |rt| {
+                    if let Some(f) = f.take() {
+                        out = Some(f(rt));
                     }
+                });
+                if let Some(out) = out.take() {
+                    return out;
                 }
             }
             None => {
                 if let Some(rt) = (d.detect)() {
-                    return (f.take().expect("called once"))(&*rt);
+                    if let Some(f) = f.take() {
+                        return f(&*rt);
+                    }
                 }
             }
         }
     }
-    match fallback_order().iter().find_map(|d| (d.detect)()) {
-        Some(rt) => (f.take().expect("called once"))(&*rt),
-        None => panic!("{NO_RUNTIME}"),
+    match (f.take(), fallback_order().iter().find_map(|d| (d.detect)())) {
+        (Some(f), Some(rt)) => f(&*rt),
+        _ => panic!("{NO_RUNTIME}"),
     }
 }
 
