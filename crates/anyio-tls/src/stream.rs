@@ -43,6 +43,11 @@ use crate::record::{front, Front};
 /// reads, which tokio-rustls uses, take 4 KiB). A larger TLS 1.2 record grows it for a while.
 const READ_BUFFER: usize = 16384 + 256 + 5;
 
+/// The receive buffer's size while data streams in (a read filled a record-sized buffer, and
+/// no read has emptied the transport since): four records per system call. It falls back to
+/// `SMALL_READ` once a read empties the transport.
+const BULK_READ: usize = 4 * READ_BUFFER;
+
 /// The receive buffer's size while the stream waits after a read that emptied the transport:
 /// an idle stream (or one that trades small messages) then holds 4 KiB, not a record's worth;
 /// a record announced larger grows it back for the rest of the record.
@@ -177,12 +182,33 @@ struct State {
     /// The last read from the transport came back shorter than the room it had: the
     /// transport was drained, and the stream is likely to wait now (see `SMALL_READ`).
     last_read_short: bool,
+    /// A read filled a record-sized buffer and none has emptied the transport since: reads
+    /// take `BULK_READ`.
+    streaming: bool,
     /// rustls may hold plaintext: false only after its reader said "nothing yet" and nothing
     /// was fed to it since, so that a receive skips asking it again before reading.
     maybe_plaintext: bool,
 }
 
 impl State {
+    fn new(conn: Connection) -> Self {
+        State {
+            conn,
+            out: Vec::new(),
+            inbuf: Vec::new(),
+            in_start: 0,
+            in_end: 0,
+            transport_eof: false,
+            peer_closed: false,
+            close_notify_sent: false,
+            closed: false,
+            broken: None,
+            last_read_short: false,
+            streaming: false,
+            maybe_plaintext: true,
+        }
+    }
+
     fn has_output(&self) -> bool {
         !self.out.is_empty() || self.conn.wants_write()
     }
@@ -226,7 +252,14 @@ impl State {
             Front::Partial => crate::record::announced_len(&buf[..pending]).unwrap_or(0),
             _ => 0,
         };
-        let base = if self.last_read_short && pending == 0 { SMALL_READ } else { READ_BUFFER };
+        let base = if self.last_read_short && pending == 0 {
+            self.streaming = false;
+            SMALL_READ
+        } else if self.streaming {
+            BULK_READ
+        } else {
+            READ_BUFFER
+        };
         let want = base.max(record).max(pending + 1);
         // Grown when short of a record; shrunk back to the base when larger than needed.
         let oversized =
@@ -242,6 +275,7 @@ impl State {
 
     fn put_read_buffer(&mut self, b: ReadBuffer) {
         self.last_read_short = b.short;
+        self.streaming |= !b.short && b.buf.len() >= READ_BUFFER;
         self.inbuf = b.buf;
         self.in_start = 0;
         self.in_end = b.end;
@@ -334,20 +368,7 @@ impl<S> TlsStream<S> {
     ) -> Self {
         Self {
             transport,
-            state: Mutex::new(State {
-                conn,
-                out: Vec::new(),
-                inbuf: Vec::new(),
-                in_start: 0,
-                in_end: 0,
-                transport_eof: false,
-                peer_closed: false,
-                close_notify_sent: false,
-                closed: false,
-                broken: None,
-                last_read_short: false,
-                maybe_plaintext: true,
-            }),
+            state: Mutex::new(State::new(conn)),
             writer: Lock::new(),
             receiving: ResourceGuard::new("receiving from"),
             sending: ResourceGuard::new("sending to"),
@@ -1367,5 +1388,40 @@ mod tests {
         assert!(o.is_standard_compatible());
         assert_eq!(o.timeout(), None);
         assert_eq!(o.hostname_override(), None);
+    }
+
+    fn client_state() -> State {
+        let config = rustls::ClientConfig::builder_with_provider(crate::config::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        State::new(Connection::Client(rustls::ClientConnection::new(Arc::new(config), name).unwrap()))
+    }
+
+    /// Hands back a buffer as a read left it, all of what it read consumed: `full` if the read
+    /// filled all the room it had.
+    fn read_back(st: &mut State, buf: ReadBuffer, full: bool) {
+        st.put_read_buffer(ReadBuffer { buf: buf.buf, end: 0, short: !full });
+    }
+
+    #[test]
+    fn receive_buffer_takes_four_records_while_data_streams_and_4_kib_once_drained() {
+        let mut st = client_state();
+        let b = st.take_read_buffer();
+        assert_eq!(b.buf.len(), READ_BUFFER, "the first read has room for one record");
+        read_back(&mut st, b, true);
+        let b = st.take_read_buffer();
+        assert_eq!(b.buf.len(), BULK_READ, "a full record-sized read: data streams, four records per read");
+        read_back(&mut st, b, true);
+        let b = st.take_read_buffer();
+        assert_eq!(b.buf.len(), BULK_READ, "stays while reads keep filling it");
+        read_back(&mut st, b, false);
+        let b = st.take_read_buffer();
+        assert_eq!(b.buf.len(), SMALL_READ, "a read that drained the transport: the stream waits small");
+        read_back(&mut st, b, true);
+        let b = st.take_read_buffer();
+        assert_eq!(b.buf.len(), READ_BUFFER, "a full 4 KiB read is not yet streaming");
     }
 }
