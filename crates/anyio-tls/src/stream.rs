@@ -38,14 +38,16 @@ use crate::config::TlsConfig;
 use crate::error::{TlsError, TlsProtocolError};
 use crate::record::{front, Front};
 
-/// The receive buffer's size: one full TLS 1.3 record (16 KiB of plaintext, 256 of expansion,
-/// a 5-byte header) fits, so a read makes one system call per record at most (rustls's own
-/// reads, which tokio-rustls uses, take 4 KiB). A larger TLS 1.2 record grows it for a while.
+/// The receive buffer's base size: one full TLS 1.3 record (16 KiB of plaintext, 256 of
+/// expansion, a 5-byte header) fits, so a read makes one system call per record at most. A
+/// larger TLS 1.2 record grows it for a while.
 const READ_BUFFER: usize = 16384 + 256 + 5;
 
 /// The receive buffer's size while data streams in (a read filled a record-sized buffer, and
-/// no read has emptied the transport since): four records per system call. It falls back to
-/// `SMALL_READ` once a read empties the transport.
+/// no read has emptied the transport since): room for four maximum-size records per system
+/// call. Only while a partial record is pending: a read that ended exactly on a record
+/// boundary may have been a burst's last, so the next one (which may wait) gets the base size.
+/// It falls back to `SMALL_READ` once a read empties the transport with nothing pending.
 const BULK_READ: usize = 4 * READ_BUFFER;
 
 /// The receive buffer's size while the stream waits after a read that emptied the transport:
@@ -182,8 +184,8 @@ struct State {
     /// The last read from the transport came back shorter than the room it had: the
     /// transport was drained, and the stream is likely to wait now (see `SMALL_READ`).
     last_read_short: bool,
-    /// A read filled a record-sized buffer and none has emptied the transport since: reads
-    /// take `BULK_READ`.
+    /// A read filled a record-sized buffer and none has emptied the transport (with nothing
+    /// pending) since: reads with a partial record pending take `BULK_READ`.
     streaming: bool,
     /// rustls may hold plaintext: false only after its reader said "nothing yet" and nothing
     /// was fed to it since, so that a receive skips asking it again before reading.
@@ -255,7 +257,7 @@ impl State {
         let base = if self.last_read_short && pending == 0 {
             self.streaming = false;
             SMALL_READ
-        } else if self.streaming {
+        } else if self.streaming && pending > 0 {
             BULK_READ
         } else {
             READ_BUFFER
@@ -270,7 +272,10 @@ impl State {
         }
         self.in_start = 0;
         self.in_end = 0;
-        ReadBuffer { buf, end: pending, short: false }
+        // Counted as short unless the read completes and says otherwise: a read that never
+        // completes (cancelled: a receive under a timeout, say) was waiting, so the transport
+        // was drained, and the stream should keep waiting small.
+        ReadBuffer { buf, end: pending, short: true }
     }
 
     fn put_read_buffer(&mut self, b: ReadBuffer) {
@@ -1406,22 +1411,67 @@ mod tests {
         st.put_read_buffer(ReadBuffer { buf: buf.buf, end: 0, short: !full });
     }
 
+    /// The header of an application-data record of 16,401 bytes: a partial record.
+    const PARTIAL: [u8; 5] = [23, 3, 3, 0x40, 0x11];
+
+    /// As [`read_back`], with the start of a record left pending.
+    fn read_back_partial(st: &mut State, mut buf: ReadBuffer, full: bool) {
+        buf.buf[..PARTIAL.len()].copy_from_slice(&PARTIAL);
+        st.put_read_buffer(ReadBuffer { buf: buf.buf, end: PARTIAL.len(), short: !full });
+    }
+
     #[test]
     fn receive_buffer_takes_four_records_while_data_streams_and_4_kib_once_drained() {
         let mut st = client_state();
         let b = st.take_read_buffer();
         assert_eq!(b.buf.len(), READ_BUFFER, "the first read has room for one record");
-        read_back(&mut st, b, true);
+        read_back_partial(&mut st, b, true);
         let b = st.take_read_buffer();
         assert_eq!(b.buf.len(), BULK_READ, "a full record-sized read: data streams, four records per read");
-        read_back(&mut st, b, true);
+        assert_eq!(&b.buf[..PARTIAL.len()], &PARTIAL, "pending bytes move with the buffer");
+        read_back_partial(&mut st, b, false);
         let b = st.take_read_buffer();
-        assert_eq!(b.buf.len(), BULK_READ, "stays while reads keep filling it");
+        assert_eq!(b.buf.len(), BULK_READ, "a short read inside a record keeps streaming");
         read_back(&mut st, b, false);
         let b = st.take_read_buffer();
         assert_eq!(b.buf.len(), SMALL_READ, "a read that drained the transport: the stream waits small");
-        read_back(&mut st, b, true);
+        read_back_partial(&mut st, b, true);
         let b = st.take_read_buffer();
         assert_eq!(b.buf.len(), READ_BUFFER, "a full 4 KiB read is not yet streaming");
+    }
+
+    #[test]
+    fn cancelled_reads_leave_an_idle_stream_waiting_with_4_kib() {
+        // A receive under a timeout: each read is lent the buffer, waits, and is cancelled,
+        // which puts the buffer back as it was lent (what `Lent`'s drop does).
+        let mut st = client_state();
+        let b = st.take_read_buffer();
+        read_back(&mut st, b, false);
+        for _ in 0..3 {
+            let b = st.take_read_buffer();
+            assert_eq!(
+                b.buf.len(),
+                SMALL_READ,
+                "a cancelled read must not count as one that filled its buffer"
+            );
+            st.put_read_buffer(b);
+        }
+    }
+
+    #[test]
+    fn a_full_read_ending_on_a_record_boundary_gets_the_base_size_not_four_records() {
+        let mut st = client_state();
+        let b = st.take_read_buffer();
+        read_back_partial(&mut st, b, true);
+        let b = st.take_read_buffer();
+        assert_eq!(b.buf.len(), BULK_READ);
+        // It filled its buffer but ended exactly on a record boundary: a burst's last read,
+        // maybe, so the next one (which may wait) does not hold four records' room.
+        read_back(&mut st, b, true);
+        let b = st.take_read_buffer();
+        assert_eq!(b.buf.len(), READ_BUFFER);
+        read_back_partial(&mut st, b, true);
+        let b = st.take_read_buffer();
+        assert_eq!(b.buf.len(), BULK_READ, "still streaming once a record is pending again");
     }
 }
