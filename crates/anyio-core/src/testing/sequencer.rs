@@ -112,7 +112,10 @@ impl Sequencer {
     /// # });
     /// ```
     pub async fn at(&self, position: usize) -> Result<SequencePoint, SequencerError> {
-        {
+        // The position's event is made under the same lock as the claim and the broken check:
+        // a wait that breaks the sequence sets every event it finds under that lock, so an
+        // event made after it (a claim that raced the break) would never be set.
+        let event = {
             let mut s = self.lock();
             if s.claimed.contains(&position) {
                 return Err(SequencerError::Reused(position));
@@ -121,9 +124,10 @@ impl Sequencer {
                 return Err(SequencerError::Broken);
             }
             s.claimed.insert(position);
-        }
-        if position != 0 {
-            if let Err(c) = self.event(position).wait().await {
+            (position != 0).then(|| s.points.entry(position).or_default().clone())
+        };
+        if let Some(event) = event {
+            if let Err(c) = event.wait().await {
                 let events: Vec<Arc<Event>> = {
                     let mut s = self.lock();
                     s.broken = true;
