@@ -223,22 +223,12 @@ impl Node {
     #[inline]
     pub(crate) fn new_arc_timed(set: impl FnOnce(&mut Timing)) -> Arc<Self> {
         let mut node = Self::new_arc(false);
-        match Arc::get_mut(&mut node) {
-            Some(n) => {
-                set(get_mut(&mut n.timing));
-                // Plain stores: `&mut` excludes every other access. The owner resolves the
-                // deadline on its first poll because the generation moved.
-                let g = n.timing_generation.load(Ordering::Relaxed);
-                n.timing_generation.store(g.wrapping_add(1), Ordering::Relaxed);
-            }
-            // Unreachable today (`new_arc` hands out fresh or recycled unique nodes); kept so
-            // that uniqueness is checked, not assumed.
-            None => {
-                let mut t = lock(&node.timing);
-                set(&mut t);
-                node.timing_generation.fetch_add(1, Ordering::AcqRel);
-            }
-        }
+        let n = Arc::get_mut(&mut node).expect("new_arc hands out a fresh or recycled, unshared node");
+        set(get_mut(&mut n.timing));
+        // Plain stores: `&mut` excludes every other access. The owner resolves the deadline on
+        // its first poll because the generation moved.
+        let g = n.timing_generation.load(Ordering::Relaxed);
+        n.timing_generation.store(g.wrapping_add(1), Ordering::Relaxed);
         node
     }
 

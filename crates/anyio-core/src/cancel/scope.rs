@@ -527,13 +527,7 @@ fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u32)
     *seen = node.timing_generation.load(Ordering::Acquire);
     *deadline = t.deadline();
     drop(t);
-    match *deadline {
-        Some(at) if at <= now && !node.cancel_called() => {
-            node.cancel(CancelSource::Deadline, None);
-            true
-        }
-        _ => false,
-    }
+    cancel_if_past(node, *deadline, now)
 }
 
 /// [`resolve_deadline`] for a node nothing else can reach: no lock, plain reads.
@@ -543,8 +537,18 @@ fn resolve_unshared(node: &mut Node, deadline: &mut Option<Instant>, seen: &mut 
     t.resolve(now);
     *deadline = t.deadline();
     *seen = node.timing_generation.load(Ordering::Relaxed);
-    if deadline.is_some_and(|at| at <= now) && !node.cancel_called() {
-        node.cancel(CancelSource::Deadline, None);
+    cancel_if_past(node, *deadline, now);
+}
+
+/// Cancels the node if `deadline` has passed at `now` (and nothing cancelled it before);
+/// `true` if this cancelled it.
+fn cancel_if_past(node: &Node, deadline: Option<Instant>, now: Instant) -> bool {
+    match deadline {
+        Some(at) if at <= now && !node.cancel_called() => {
+            node.cancel(CancelSource::Deadline, None);
+            true
+        }
+        _ => false,
     }
 }
 

@@ -339,12 +339,12 @@ pub fn try_current() -> Option<RuntimeHandle> {
     if let Some(rt) = CURRENT.with(|c| c.borrow().clone()) {
         return Some(rt);
     }
-    for d in DETECTORS.iter().filter(|d| d.exact) {
-        if let Some(rt) = (d.detect)() {
-            return Some(rt);
-        }
-    }
-    fallback_order().iter().find_map(|d| (d.detect)())
+    detection_order().find_map(|d| (d.detect)())
+}
+
+/// Every detector in the order they are asked: the exact ones, then the global executors.
+fn detection_order() -> impl Iterator<Item = &'static Detector> {
+    DETECTORS.iter().filter(|d| d.exact).chain(fallback_order().iter().copied())
 }
 
 /// The global-executor detectors, the one `ANYIO_BACKEND` names first; computed once.
@@ -391,32 +391,27 @@ pub fn with_current<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
 fn with_detected<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
     let mut f = Some(f);
     let mut out = None;
-    for d in DETECTORS.iter().filter(|d| d.exact) {
+    for d in detection_order() {
         match d.lend {
+            // Whatever `lend` returns, `f` runs at most once and its result is kept.
             Some(lend) => {
-                // Whatever `lend` returns, `f` runs at most once and its result is kept.
                 lend(&mut |rt| {
                     if let Some(f) = f.take() {
                         out = Some(f(rt));
                     }
                 });
-                if let Some(out) = out.take() {
-                    return out;
-                }
             }
             None => {
                 if let Some(rt) = (d.detect)() {
-                    if let Some(f) = f.take() {
-                        return f(&*rt);
-                    }
+                    out = f.take().map(|f| f(&*rt));
                 }
             }
         }
+        if let Some(out) = out {
+            return out;
+        }
     }
-    match (f.take(), fallback_order().iter().find_map(|d| (d.detect)())) {
-        (Some(f), Some(rt)) => f(&*rt),
-        _ => panic!("{NO_RUNTIME}"),
-    }
+    panic!("{NO_RUNTIME}")
 }
 
 /// The runtime the calling code runs on.
