@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyio_async_io::{register_async_io, IoTimer};
 use anyio_core::rt::{
-    self, BlockingJob, BoxTask, Detector, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS,
+    self, BlockingJob, BoxTask, Detector, IoSource, RawTask, Runtime, RuntimeHandle, Timer, DETECTORS,
 };
 
 /// async-std's global runtime, seen through anyio's backend seam.
@@ -55,6 +55,11 @@ impl Runtime for AsyncStdRuntime {
 
     fn spawn(&self, task: BoxTask) {
         // Dropping an async-std JoinHandle detaches the task.
+        drop(async_std::task::spawn(task));
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        // As its concrete type: no box inside async-std's task.
         drop(async_std::task::spawn(task));
     }
 

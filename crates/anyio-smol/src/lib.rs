@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyio_async_io::{register_async_io, IoTimer};
 use anyio_core::rt::{
-    self, BlockingJob, BoxTask, Detector, IoSource, Runtime, RuntimeHandle, Timer, DETECTORS,
+    self, BlockingJob, BoxTask, Detector, IoSource, RawTask, Runtime, RuntimeHandle, Timer, DETECTORS,
 };
 use async_executor::Executor;
 
@@ -53,12 +53,8 @@ impl SmolRuntime {
     }
 }
 
-impl Runtime for SmolRuntime {
-    fn name(&self) -> &'static str {
-        "smol"
-    }
-
-    fn spawn(&self, task: BoxTask) {
+impl SmolRuntime {
+    fn spawn_future<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
         // smol cancels a task when its handle drops: detach it, outcomes travel through
         // anyio's own completion records.
         match &self.executor {
@@ -69,6 +65,21 @@ impl Runtime for SmolRuntime {
             },
             None => smol::spawn(task).detach(),
         }
+    }
+}
+
+impl Runtime for SmolRuntime {
+    fn name(&self) -> &'static str {
+        "smol"
+    }
+
+    fn spawn(&self, task: BoxTask) {
+        self.spawn_future(task)
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        // As its concrete type: the executor's task allocation is the only one.
+        self.spawn_future(task)
     }
 
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {

@@ -16,8 +16,8 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use anyio_core::rt::{
-    self, BlockingJob, BoxTask, Detector, Interest, IoPhase, IoSource, Runtime, RuntimeHandle, Timer,
-    DETECTORS,
+    self, BlockingJob, BoxTask, Detector, Interest, IoPhase, IoSource, RawTask, Runtime, RuntimeHandle,
+    Timer, DETECTORS,
 };
 use pin_project_lite::pin_project;
 use tokio::io::unix::AsyncFd;
@@ -51,6 +51,11 @@ impl Runtime for TokioRuntime {
     fn spawn(&self, task: BoxTask) {
         // Dropping the JoinHandle detaches the task; outcomes travel through anyio's own
         // completion records, never through tokio's JoinHandle.
+        drop(self.handle.spawn(task));
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        // Spawned as its concrete type: tokio allocates its task around it and nothing else.
         drop(self.handle.spawn(task));
     }
 
@@ -380,6 +385,9 @@ impl Runtime for LateHandle {
     }
     fn spawn(&self, task: BoxTask) {
         self.get().spawn(task)
+    }
+    fn spawn_task(&self, task: RawTask) {
+        self.get().spawn_task(task)
     }
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
         self.get().spawn_blocking(job)

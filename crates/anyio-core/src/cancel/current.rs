@@ -7,14 +7,14 @@
 
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::Arc;
 
+use super::cell::NodeArc;
 use super::node::{Node, WaitRegistration};
 use crate::context;
 
 /// Makes `node` current until the guard drops (also while unwinding from a panic).
-pub(crate) fn enter(node: &Arc<Node>) -> Entered<'_> {
-    let prev = context::with(|c| c.node.replace(Arc::as_ptr(node).cast()));
+pub(crate) fn enter(node: &NodeArc) -> Entered<'_> {
+    let prev = context::with(|c| c.node.replace(NodeArc::as_ptr(node).cast()));
     Entered { prev, _node: PhantomData, _not_send: PhantomData }
 }
 
@@ -41,10 +41,10 @@ impl Drop for Entered<'_> {
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
     let p = context::with(|c| c.node.get()).cast::<Node>();
     // SAFETY: every non-null pointer stored in the context's node is `Arc::as_ptr` of an
-    // `Arc<Node>` (only `enter` and the task wrapper's `task::id::enter_child` store one), so
+    // `NodeArc` (only `enter` and the task wrapper's `task::id::enter_child` store one), so
     // the cast restores its type. It is non-null only between `enter(node)` (or
     // `enter_child`) and the drop of the returned guard, whose lifetime is
-    // tied to a borrow of the `Arc<Node>`; guards are stack values that drop in LIFO order and
+    // tied to a borrow of the `NodeArc`; guards are stack values that drop in LIFO order and
     // are never leaked, so the node outlives every read made while it is current. The
     // reference does not escape `f`.
     f(unsafe { p.as_ref() })
@@ -97,17 +97,17 @@ pub(crate) fn register_current_after_check(
 }
 
 /// A new strong reference to the current node, if any.
-pub(crate) fn current_arc() -> Option<Arc<Node>> {
+pub(crate) fn current_arc() -> Option<NodeArc> {
     let p = context::with(|c| c.node.get()).cast::<Node>();
     if p.is_null() {
         return None;
     }
-    // SAFETY: `p` came from `Arc::as_ptr` on an `Arc<Node>` that is alive while it is current
+    // SAFETY: `p` came from `Arc::as_ptr` on an `NodeArc` that is alive while it is current
     // (see `with_current`), so incrementing its strong count and rebuilding an Arc from it is
     // sound and balanced by the drop of the returned Arc.
     unsafe {
-        Arc::increment_strong_count(p);
-        Some(Arc::from_raw(p))
+        NodeArc::increment_strong_count(p);
+        Some(NodeArc::from_raw(p))
     }
 }
 

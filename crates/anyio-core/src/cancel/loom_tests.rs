@@ -9,6 +9,7 @@ use std::task::{Wake, Waker};
 use ::loom::sync::atomic::{AtomicUsize, Ordering};
 use ::loom::thread;
 
+use super::cell::NodeArc;
 use super::node::{Node, WaitRegistration};
 use crate::error::CancelSource;
 
@@ -23,10 +24,10 @@ impl Wake for Flag {
     }
 }
 
-fn chain(len: usize) -> Vec<Arc<Node>> {
-    let mut nodes: Vec<Arc<Node>> = Vec::new();
+fn chain(len: usize) -> Vec<NodeArc> {
+    let mut nodes: Vec<NodeArc> = Vec::new();
     for _ in 0..len {
-        let n = Arc::new(Node::new(false));
+        let n = NodeArc::new(Node::new(false));
         n.enter(nodes.last().cloned());
         nodes.push(n);
     }
@@ -131,9 +132,9 @@ fn loom_cancel_versus_concurrent_first_links() {
     builder.preemption_bound = Some(2);
     builder.check(|| {
         let nodes = chain(2);
-        let sibling = Arc::new(Node::new(false));
+        let sibling = NodeArc::new(Node::new(false));
         sibling.enter(Some(nodes[1].clone()));
-        let leaf = Arc::new(Node::new(false));
+        let leaf = NodeArc::new(Node::new(false));
         leaf.enter(Some(nodes[1].clone()));
         let root = nodes[0].clone();
         let other = thread::spawn(move || {

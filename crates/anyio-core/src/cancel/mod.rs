@@ -6,6 +6,7 @@
 //! forms. Explicit checkpoints for hand-written code are in [`lowlevel`](crate::lowlevel).
 
 mod cancellable;
+pub(crate) mod cell;
 pub(crate) mod checkpoint;
 pub(crate) mod current;
 #[cfg(all(test, loom))]

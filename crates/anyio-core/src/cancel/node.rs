@@ -15,12 +15,13 @@
 use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::AtomicPtr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::cell::{NodeArc, NodeWeak, TaskCell};
 use crate::error::{CancelReason, CancelSource, Cancelled};
 use crate::loom::{get_mut, lock, AtomicU32, AtomicU8, AtomicUsize, Mutex, Ordering};
 use crate::task::id::TaskMeta;
@@ -44,7 +45,7 @@ const DROP_WORK: u8 = CANCELLED | REPARENTED | REGISTERED;
 /// What a node's waiter list holds: a blocked operation's waker, or a linked child node.
 enum Entry {
     Waker(Waker),
-    Child(Weak<Node>),
+    Child(NodeWeak),
 }
 
 #[derive(Default)]
@@ -99,7 +100,7 @@ pub(crate) struct Node {
     /// Storage for the outcome of the task this node belongs to, if it is a task's node. The
     /// task module owns the type and all its logic (`task/slot.rs`); the node only holds it
     /// so that spawning a task allocates one node, not a node and a separate result cell: the
-    /// tree's links are `Arc<Node>`, so a task-owned structure holding the node could not be
+    /// tree's links are `NodeArc`, so a task-owned structure holding the node could not be
     /// linked without a hand-written reference count.
     pub(crate) task: TaskSlot,
     /// The metadata of the task this node belongs to, and its place in the registry of
@@ -115,7 +116,7 @@ pub(crate) struct Node {
 #[cfg(not(loom))]
 thread_local! {
     /// One scope node per thread kept for reuse (see [`Node::recycle`]).
-    static SPARE: Cell<Option<Arc<Node>>> = const { Cell::new(None) };
+    static SPARE: Cell<Option<NodeArc>> = const { Cell::new(None) };
 }
 
 /// The most waiter slots a recycled node keeps allocated (see [`Node::reset`]).
@@ -203,7 +204,7 @@ impl Node {
     /// A new scope node, shared: `Arc::new(Node::new(shield))`, or this thread's spare node
     /// (see [`recycle`](Self::recycle)).
     #[inline]
-    pub(crate) fn new_arc(shield: bool) -> Arc<Self> {
+    pub(crate) fn new_arc(shield: bool) -> NodeArc {
         #[cfg(not(loom))]
         if let Some(n) = SPARE.try_with(Cell::take).ok().flatten() {
             if shield {
@@ -221,9 +222,9 @@ impl Node {
     /// read-modify-write) instead of locking `timing` and bumping the generation atomically
     /// (three).
     #[inline]
-    pub(crate) fn new_arc_timed(set: impl FnOnce(&mut Timing)) -> Arc<Self> {
+    pub(crate) fn new_arc_timed(set: impl FnOnce(&mut Timing)) -> NodeArc {
         let mut node = Self::new_arc(false);
-        let n = Arc::get_mut(&mut node).expect("new_arc hands out a fresh or recycled, unshared node");
+        let n = NodeArc::get_mut(&mut node).expect("new_arc hands out a fresh or recycled, unshared node");
         set(get_mut(&mut n.timing));
         // Plain stores: `&mut` excludes every other access. The owner resolves the deadline on
         // its first poll because the generation moved.
@@ -240,9 +241,9 @@ impl Node {
     /// one until it unlinks), so reusing it is safe.
     #[inline]
     #[cfg_attr(loom, allow(unused_mut))]
-    pub(crate) fn recycle(mut node: Arc<Self>) {
+    pub(crate) fn recycle(mut node: NodeArc) {
         #[cfg(not(loom))]
-        if let Some(n) = Arc::get_mut(&mut node) {
+        if let Some(n) = NodeArc::get_mut(&mut node) {
             if n.entry.meta().is_none() {
                 n.reset();
                 // On a thread being torn down the closure is dropped unrun, and the node with it.
@@ -305,21 +306,27 @@ impl Node {
         debug_assert!(task.is_pristine() && entry.meta().is_none());
     }
 
-    /// A new task node, shared: `Arc::new(Node::new_task(meta))` built in its allocation.
+    /// A new task node, shared, with no room for a body (a task run by other means than a
+    /// group's spawn, and tests).
     #[inline]
-    pub(crate) fn new_task_arc(meta: TaskMeta) -> Arc<Self> {
+    pub(crate) fn new_task_arc(meta: TaskMeta) -> NodeArc {
         Self::arc_with_entry(false, TaskEntry::task(meta))
     }
 
-    /// Writes the node straight into a fresh `Arc` allocation. `Arc::new` built the 256-byte
-    /// node on the stack and copied it: 50 instructions of `memcpy` on every scope and spawn,
-    /// a tenth of a scope around a ready future (callgrind, `core_tasks` scope case).
+    /// Writes the node straight into a fresh allocation. `Arc::new` built the 256-byte node
+    /// on the stack and copied it: 50 instructions of `memcpy` on every scope and spawn, a
+    /// tenth of a scope around a ready future (callgrind, `core_tasks` scope case).
     #[inline]
-    fn arc_with_entry(shield: bool, entry: TaskEntry) -> Arc<Self> {
-        let mut a = Arc::<Self>::new_uninit();
-        Arc::get_mut(&mut a).expect("a fresh Arc is unique").write(Self::with_entry(shield, entry));
-        // SAFETY: the only element was initialised by the `write` just above.
-        unsafe { a.assume_init() }
+    fn arc_with_entry(shield: bool, entry: TaskEntry) -> NodeArc {
+        NodeArc::new_with(|| Self::with_entry(shield, entry))
+    }
+
+    /// A task's node built in place in a cell with room for the task's body `B`.
+    #[inline]
+    pub(crate) fn new_task_cell<B: std::future::Future<Output = ()> + Send + 'static>(
+        meta: TaskMeta,
+    ) -> TaskCell<B> {
+        TaskCell::new(|| Self::with_entry(false, TaskEntry::task(meta)))
     }
 
     #[inline]
@@ -341,13 +348,13 @@ impl Node {
 
     /// Binds the node under `parent` (trio's `__enter__`). Returns `false` if it was entered
     /// before: a scope is good for one run only.
-    pub(crate) fn enter(&self, parent: Option<Arc<Node>>) -> bool {
+    pub(crate) fn enter(&self, parent: Option<NodeArc>) -> bool {
         let prev = self.state.fetch_or(ENTERED, Ordering::AcqRel);
         if prev & ENTERED != 0 {
             return false;
         }
         if let Some(p) = parent {
-            self.parent.store(Arc::into_raw(p).cast_mut(), Ordering::Release);
+            self.parent.store(NodeArc::into_raw(p).cast_mut(), Ordering::Release);
         }
         true
     }
@@ -365,17 +372,17 @@ impl Node {
     /// Moves an entered node under `new_parent` (trio moves a task started with
     /// `nursery.start` from the caller's scope into the nursery once it signals). Can be done
     /// once. Waiters below are woken so they re-register along the new chain.
-    pub(crate) fn reparent(self: &Arc<Self>, new_parent: Arc<Node>) {
-        if self.has(LINKED) {
-            new_parent.ensure_linked();
+    pub(crate) fn reparent(this: &NodeArc, new_parent: NodeArc) {
+        if this.has(LINKED) {
+            Node::ensure_linked(&new_parent);
         }
         {
             // Under our own list's lock, so a concurrent `link_to_parent` sees one parent.
-            let mut w = lock(&self.waiters);
+            let mut w = lock(&this.waiters);
             let new_key = w.link.map(|_| {
-                Key::new(lock(&new_parent.waiters).entries.insert(Entry::Child(Arc::downgrade(self))))
+                Key::new(lock(&new_parent.waiters).entries.insert(Entry::Child(NodeArc::downgrade(this))))
             });
-            let old = self.parent.swap(Arc::into_raw(new_parent).cast_mut(), Ordering::AcqRel);
+            let old = this.parent.swap(NodeArc::into_raw(new_parent).cast_mut(), Ordering::AcqRel);
             if !old.is_null() {
                 // SAFETY: `old` came from `Arc::into_raw` and was owned by `self.parent`; that
                 // ownership moves to `retired_parent` (released when `self` drops), and this
@@ -384,7 +391,7 @@ impl Node {
                 if let Some(key) = w.link {
                     let _ = lock(&old_node.waiters).entries.try_remove(key.get());
                 }
-                let kept = self.retired_parent.compare_exchange(
+                let kept = this.retired_parent.compare_exchange(
                     ptr::null_mut(),
                     old,
                     Ordering::AcqRel,
@@ -394,27 +401,27 @@ impl Node {
                 // leak) rather than freed, since a reader may still hold a `&Node` from it; the
                 // first retired parent stays where it is and is released on drop.
                 assert!(kept.is_ok(), "a scope node is reparented at most once");
-                self.state.fetch_or(REPARENTED, Ordering::AcqRel);
+                this.state.fetch_or(REPARENTED, Ordering::AcqRel);
             }
             w.link = new_key;
         }
-        self.wake_all();
+        this.wake_all();
     }
 
     /// Links this node, and every ancestor not linked yet, into its parent's waiter list,
     /// top-down: a node is marked linked only once its whole chain is, so a waiter that finds
     /// its node linked knows a cancel anywhere above will reach it.
     #[inline]
-    fn ensure_linked(self: &Arc<Self>) {
+    fn ensure_linked(this: &NodeArc) {
         // Once per node; every later wait in it only tests the bit.
-        if !self.has(LINKED) {
-            self.link_chain();
+        if !this.has(LINKED) {
+            Node::link_chain(this);
         }
     }
 
     #[cold]
-    fn link_chain(self: &Arc<Self>) {
-        let mut chain = vec![self.clone()];
+    fn link_chain(this: &NodeArc) {
+        let mut chain = vec![this.clone()];
         while let Some(p) = chain.last().expect("never empty").parent_arc() {
             if p.has(LINKED) {
                 break;
@@ -422,31 +429,31 @@ impl Node {
             chain.push(p);
         }
         for n in chain.iter().rev() {
-            n.link_to_parent();
+            Node::link_to_parent(n);
         }
     }
 
-    fn link_to_parent(self: &Arc<Self>) {
-        let mut w = lock(&self.waiters);
-        if self.has(LINKED) {
+    fn link_to_parent(this: &NodeArc) {
+        let mut w = lock(&this.waiters);
+        if this.has(LINKED) {
             return;
         }
-        if let Some(p) = self.parent() {
-            w.link = Some(Key::new(lock(&p.waiters).entries.insert(Entry::Child(Arc::downgrade(self)))));
+        if let Some(p) = this.parent() {
+            w.link = Some(Key::new(lock(&p.waiters).entries.insert(Entry::Child(NodeArc::downgrade(this)))));
         }
-        self.state.fetch_or(LINKED, Ordering::AcqRel);
+        this.state.fetch_or(LINKED, Ordering::AcqRel);
     }
 
-    fn parent_arc(&self) -> Option<Arc<Node>> {
+    fn parent_arc(&self) -> Option<NodeArc> {
         let p = self.parent.load(Ordering::Acquire);
         if p.is_null() {
             return None;
         }
-        // SAFETY: as in `parent`: `p` is a live `Arc<Node>` pointer owned by `self`; taking one
+        // SAFETY: as in `parent`: `p` is a live `NodeArc` pointer owned by `self`; taking one
         // more strong reference to it is balanced by the returned Arc's drop.
         unsafe {
-            Arc::increment_strong_count(p);
-            Some(Arc::from_raw(p))
+            NodeArc::increment_strong_count(p);
+            Some(NodeArc::from_raw(p))
         }
     }
 
@@ -637,7 +644,7 @@ impl Node {
     }
 }
 
-fn collect(node: &Node, wakers: &mut Vec<Waker>, children: &mut Vec<Arc<Node>>) {
+fn collect(node: &Node, wakers: &mut Vec<Waker>, children: &mut Vec<NodeArc>) {
     let w = lock(&node.waiters);
     for (_, e) in w.entries.iter() {
         match e {
@@ -651,7 +658,7 @@ fn collect(node: &Node, wakers: &mut Vec<Waker>, children: &mut Vec<Arc<Node>>) 
 /// of the node it blocked in.
 #[derive(Debug, Default)]
 pub(crate) struct WaitRegistration {
-    entry: Option<(Arc<Node>, usize)>,
+    entry: Option<(NodeArc, usize)>,
 }
 
 impl WaitRegistration {
@@ -667,16 +674,16 @@ impl WaitRegistration {
     /// `cancel`, which sets its flag before it takes any list's lock: if our check misses the
     /// flag, the cancel's walk down the links takes each lock after we released it and finds
     /// our waker.
-    pub(crate) fn register(&mut self, node: &Arc<Node>, waker: &Waker) -> Result<(), Cancelled> {
+    pub(crate) fn register(&mut self, node: &NodeArc, waker: &Waker) -> Result<(), Cancelled> {
         node.check()?;
-        node.ensure_linked();
+        Node::ensure_linked(node);
         // The common case: the task blocks in a node where its waker is resident already.
         if node.is_resident(waker) || (self.entry.is_none() && node.try_make_resident(waker)) {
             self.clear();
             return node.check();
         }
         match &self.entry {
-            Some((n, key)) if Arc::ptr_eq(n, node) => n.update(*key, waker),
+            Some((n, key)) if NodeArc::ptr_eq(n, node) => n.update(*key, waker),
             _ => {
                 self.clear();
                 let key = node.register(waker);
@@ -726,16 +733,16 @@ impl Node {
         let retired = std::mem::replace(self.retired_parent.get_mut(), ptr::null_mut());
         if !retired.is_null() {
             // SAFETY: as for `reason`.
-            drop(unsafe { Arc::from_raw(retired) });
+            drop(unsafe { NodeArc::from_raw(retired) });
         }
     }
 
     /// Takes this node's strong reference to its parent out of the raw pointer.
-    fn take_parent(&mut self) -> Option<Arc<Node>> {
+    fn take_parent(&mut self) -> Option<NodeArc> {
         let p = std::mem::replace(self.parent.get_mut(), ptr::null_mut());
         // SAFETY: a non-null `p` came from `Arc::into_raw` and is owned by `self.parent`; it
         // was just replaced by null, so this is the single place that releases it.
-        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+        (!p.is_null()).then(|| unsafe { NodeArc::from_raw(p) })
     }
 }
 
@@ -751,14 +758,9 @@ impl Drop for Node {
         let mut next = self.take_parent();
         self.unlink_from(next.as_deref());
         while let Some(parent) = next {
-            // `into_inner` moves the node out of its allocation before the node's own `drop`
-            // runs; a node in the task registry must instead be dropped in place, which
-            // unlinks it first (its task always unlinks it sooner; this is the safety net).
-            if parent.state.load(Ordering::Acquire) & REGISTERED != 0 {
-                drop(parent);
-                break;
-            }
-            next = match Arc::into_inner(parent) {
+            // The last reference to a parent takes its parent out before the parent drops in
+            // place (its own `drop` then finds no chain to walk).
+            next = match NodeArc::into_last(parent) {
                 Some(mut last) => {
                     let grandparent = last.take_parent();
                     last.unlink_from(grandparent.as_deref());
@@ -800,10 +802,10 @@ mod tests {
         }
     }
 
-    fn tree(depth: usize) -> Vec<Arc<Node>> {
-        let mut nodes: Vec<Arc<Node>> = Vec::new();
+    fn tree(depth: usize) -> Vec<NodeArc> {
+        let mut nodes: Vec<NodeArc> = Vec::new();
         for _ in 0..depth {
-            let n = Arc::new(Node::new(false));
+            let n = NodeArc::new(Node::new(false));
             assert!(n.enter(nodes.last().cloned()));
             nodes.push(n);
         }
@@ -870,12 +872,12 @@ mod tests {
         n.cancel(CancelSource::Explicit, Some("old".into()));
         lock(&n.timing).set_deadline(Some(Instant::now()));
         n.timing_generation.fetch_add(1, Ordering::AcqRel);
-        let addr = Arc::as_ptr(&n);
+        let addr = NodeArc::as_ptr(&n);
         Node::recycle(n);
         // The old node released its parent.
-        assert_eq!(Arc::strong_count(&parent), 1);
+        assert_eq!(NodeArc::strong_count(&parent), 1);
         let m = Node::new_arc(false);
-        assert_eq!(Arc::as_ptr(&m), addr, "the spare allocation is reused");
+        assert_eq!(NodeArc::as_ptr(&m), addr, "the spare allocation is reused");
         assert!(!m.cancel_called() && !m.shield() && m.parent().is_none());
         assert_eq!(m.timing_generation.load(Ordering::Acquire), 0);
         assert!(m.reason.load(Ordering::Acquire).is_null());
@@ -914,13 +916,13 @@ mod tests {
         Node::recycle(n);
         assert!(spare_is_empty(), "a shared node was kept as the spare");
         let fresh = Node::new_arc(false);
-        assert!(!Arc::ptr_eq(&fresh, &kept));
+        assert!(!NodeArc::ptr_eq(&fresh, &kept));
         kept.cancel(CancelSource::Explicit, None);
         assert!(!fresh.cancel_called());
         // Nor one a child still holds weakly (its parent's list links it).
         let child = Node::new_arc(false);
         assert!(child.enter(Some(fresh.clone())));
-        child.ensure_linked();
+        Node::ensure_linked(&child);
         Node::recycle(fresh);
         assert!(spare_is_empty(), "a weakly-linked node was kept as the spare");
         drop(child);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
+use super::cell::NodeArc;
 use super::current::{current_arc, enter};
 use super::node::Node;
 use crate::error::{AsCancelled, CancelSource};
@@ -53,18 +54,18 @@ use crate::rt::{self, Timer};
 /// ```
 pub struct CancelScope {
     // Taken out in `drop`, to be recycled (see `Node::recycle`).
-    pub(crate) node: ManuallyDrop<Arc<Node>>,
+    pub(crate) node: ManuallyDrop<NodeArc>,
 }
 
 impl CancelScope {
-    pub(crate) fn from_node(node: Arc<Node>) -> Self {
+    pub(crate) fn from_node(node: NodeArc) -> Self {
         Self { node: ManuallyDrop::new(node) }
     }
 }
 
 impl Clone for CancelScope {
     fn clone(&self) -> Self {
-        Self::from_node(Arc::clone(&self.node))
+        Self::from_node(NodeArc::clone(&self.node))
     }
 }
 
@@ -278,13 +279,13 @@ impl CancelScope {
         F: Future<Output = Result<T, E>>,
         E: AsCancelled,
     {
-        Scoped { inner: InScope::new(Arc::clone(&self.node), body) }
+        Scoped { inner: InScope::new(NodeArc::clone(&self.node), body) }
     }
 
     /// Runs `body` inside this scope and returns its output as it is: no catching, for bodies
     /// whose output is not a `Result` (an application's main future).
     pub(crate) fn run_uncaught<F: Future>(&self, body: F) -> InScope<F> {
-        InScope::new(Arc::clone(&self.node), body)
+        InScope::new(NodeArc::clone(&self.node), body)
     }
 
     /// [`run`](Self::run) for a scope nobody else holds a handle to (`move_on_after` and the
@@ -301,7 +302,7 @@ impl CancelScope {
         // SAFETY: `this` is never used again and its `Drop` never runs (it is `ManuallyDrop`),
         // so this is the field's one take.
         let node = unsafe { ManuallyDrop::take(&mut this.node) };
-        debug_assert_eq!(Arc::strong_count(&node), 1, "run_private takes an unshared scope");
+        debug_assert_eq!(NodeArc::strong_count(&node), 1, "run_private takes an unshared scope");
         let mut inner = InScope::new(node, body);
         inner.phase = Phase::Private;
         Scoped { inner }
@@ -381,7 +382,7 @@ pin_project! {
     /// (as `tokio::time::timeout` does).
     pub(crate) struct InScope<F> {
         // Taken out in `drop`, to be recycled (see `Node::recycle`).
-        node: ManuallyDrop<Arc<Node>>,
+        node: ManuallyDrop<NodeArc>,
         #[pin]
         body: Option<F>,
         // Boxed: most scopes never arm a timer, and an empty `Option<Box<_>>` is free to drop.
@@ -424,7 +425,7 @@ pin_project! {
 }
 
 impl<F> InScope<F> {
-    pub(crate) fn new(node: Arc<Node>, body: F) -> Self {
+    pub(crate) fn new(node: NodeArc, body: F) -> Self {
         Self {
             node: ManuallyDrop::new(node),
             body: Some(body),
@@ -452,7 +453,7 @@ impl<F: Future> Future for InScope<F> {
                      create a new scope for each run"
                 );
                 if std::mem::replace(this.phase, Phase::Running) == Phase::Private {
-                    if let Some(n) = Arc::get_mut(this.node) {
+                    if let Some(n) = NodeArc::get_mut(this.node) {
                         resolve_unshared(n, this.deadline, this.seen_generation);
                     }
                 }
@@ -564,7 +565,7 @@ struct ArmedTimer {
 
 struct TimerSignal {
     woke: AtomicBool,
-    node: Arc<Node>,
+    node: NodeArc,
 }
 
 impl Wake for TimerSignal {
@@ -584,7 +585,7 @@ impl Wake for TimerSignal {
 /// Arms (or re-arms) the timer for `deadline` and polls it if it needs polling; returns `true`
 /// if it fired and cancelled the node.
 #[cold]
-fn poll_timer(node: &Arc<Node>, timer: &mut Option<Box<ArmedTimer>>, deadline: Option<Instant>) -> bool {
+fn poll_timer(node: &NodeArc, timer: &mut Option<Box<ArmedTimer>>, deadline: Option<Instant>) -> bool {
     let Some(at) = deadline.filter(|_| !node.cancel_called()) else {
         *timer = None;
         return false;

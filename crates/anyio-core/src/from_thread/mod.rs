@@ -20,7 +20,7 @@ mod portal;
 
 pub use portal::{blocking_portal, BlockingPortal, PortalError, PortalFuture, PortalResource};
 
-use crate::cancel::node::Node;
+use crate::cancel::cell::NodeArc;
 use crate::error::{AsCancelled, Cancelled};
 use crate::lowlevel::{EventLoopToken, RunFinishedError};
 use crate::rt::run_state::RunState;
@@ -214,7 +214,7 @@ pub fn check_cancelled() -> Result<(), FromThreadError> {
 }
 
 /// Spawns `f()` as a task of `run` (inside `scope`) and blocks for its outcome.
-fn run_in<T, F, Fut>(run: &Arc<RunState>, scope: Option<Arc<Node>>, f: F) -> Result<T, FromThreadError>
+fn run_in<T, F, Fut>(run: &Arc<RunState>, scope: Option<NodeArc>, f: F) -> Result<T, FromThreadError>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
@@ -236,7 +236,7 @@ where
 /// returned cell, which completes empty if the runtime drops the task.
 pub(crate) fn spawn_in<T, F, Fut>(
     run: &Arc<RunState>,
-    scope: Option<Arc<Node>>,
+    scope: Option<NodeArc>,
     f: F,
 ) -> Result<Arc<Shared<Outcome<T>>>, FromThreadError>
 where

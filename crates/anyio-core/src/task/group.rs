@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use super::slot::SlotOutcome;
+use crate::cancel::cell::NodeArc;
 use crate::cancel::current::{current_arc, enter};
 use crate::cancel::node::Node;
 use crate::cancel::{catches, CancelScope, InScope};
@@ -347,7 +348,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_inner(fut, None, std::any::type_name::<F>().into()).map(|(h, _)| h)
+        self.spawn_inner(fut, None, std::any::type_name::<F>().into())
     }
 
     /// [`spawn`](Self::spawn), with a name for the task (AnyIO's `start_soon(..., name=)`;
@@ -378,7 +379,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         T: Send + 'static,
     {
         match self.spawn_inner(fut, None, name.into()) {
-            Ok((h, _)) => h,
+            Ok(h) => h,
             Err(_) => panic!("{GROUP_CLOSED}"),
         }
     }
@@ -388,7 +389,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         fut: F,
         start: Option<Arc<dyn StartSink<E>>>,
         name: TaskName,
-    ) -> Result<(TaskHandle<T>, Arc<Node>), GroupClosed<F>>
+    ) -> Result<TaskHandle<T>, GroupClosed<F>>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
@@ -399,7 +400,10 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         if !self.shared.add_child() {
             return Err(GroupClosed(fut));
         }
-        let node = Node::new_task_arc(TaskMeta::new(self.shared.host, name));
+        // The task's node and its body (the `Child` below) share one allocation; the runtime
+        // gets a `RawTask` it can spawn without boxing.
+        let cell = Node::new_task_cell::<Child<T, E, F>>(TaskMeta::new(self.shared.host, name));
+        let node = cell.node();
         match &start {
             // A task started with `start()` runs under the caller's scope until it signals,
             // then moves into the group (trio's re-parenting): the caller's cancellation
@@ -428,8 +432,8 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             },
             fut: Some(fut),
         };
-        rt.spawn(Box::pin(child));
-        Ok((TaskHandle::new(node.clone()), node))
+        rt.spawn_task(cell.start(child));
+        Ok(TaskHandle::new(node))
     }
 
     /// Spawns the task built by `f` and waits until it signals readiness with
@@ -535,8 +539,9 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         let start = Arc::new(StartShared::<V, E>::new());
         let fut = f(TaskStatus::new(start.clone()));
         let sink: Arc<dyn StartSink<E>> = start.clone();
-        let node = match self.spawn_inner(fut, Some(sink), name) {
-            Ok((_, node)) => node,
+        let node = match self.spawn_inner::<(), _>(fut, Some(sink), name) {
+            // The handle is dropped (the task's value is `()`, its outcome goes to the group).
+            Ok(handle) => handle.node().clone(),
             Err(_) => return Err(StartError::GroupClosed),
         };
         let mut waiter = StartWaiter { start, node, done: false };
@@ -583,7 +588,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
 const CLOSED: usize = 1;
 
 struct GroupShared<E> {
-    node: Arc<Node>,
+    node: NodeArc,
     /// The task whose body opened the group: its tasks' parent (AnyIO's `parent_id`).
     host: Option<super::id::TaskId>,
     rt: OnceLock<RuntimeHandle>,
@@ -726,8 +731,9 @@ pin_project! {
     /// node with the group's runtime current, catches its panic, and reports its outcome.
     struct Child<T, E, F> {
         task: ChildTask<T, E>,
-        // Boxed together with this wrapper by `Runtime::spawn`: one allocation for both.
-        // Dropped in place (set to `None`) inside the task's scope once it completes.
+        // In the task node's allocation with this wrapper (`cancel::cell`): one allocation for
+        // node, wrapper and future. Dropped in place (set to `None`) inside the task's scope
+        // once it completes.
         #[pin]
         fut: Option<F>,
     }
@@ -745,7 +751,7 @@ struct ChildTask<T, E> {
     /// Its node is in `running_tasks`'s registry (task tracking was on when it was spawned).
     tracked: bool,
     /// The task's cancel node, which also holds its metadata and its outcome.
-    node: Arc<Node>,
+    node: NodeArc,
     group: Arc<GroupShared<E>>,
     _value: PhantomData<fn() -> T>,
     start: Option<Arc<dyn StartSink<E>>>,
@@ -796,7 +802,7 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
     /// Reports the outcome (an associated function over the fields it needs, so that the
     /// task's metadata stays borrowed by the entered task meanwhile).
     fn finish(
-        node: &Arc<Node>,
+        node: &NodeArc,
         group: &Arc<GroupShared<E>>,
         start: &mut Option<Arc<dyn StartSink<E>>>,
         outcome: Result<Result<T, E>, Panic>,
@@ -884,7 +890,7 @@ impl<T, E> ChildTask<T, E> {
 /// and its outcome (a value it managed to signal, or the cancellation) comes back here.
 struct StartWaiter<V, E> {
     start: Arc<StartShared<V, E>>,
-    node: Arc<Node>,
+    node: NodeArc,
     done: bool,
 }
 

@@ -5,12 +5,12 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::slot::{SlotOutcome, SlotPoll};
+use crate::cancel::cell::NodeArc;
 use crate::cancel::current::{check_current, current_arc};
-use crate::cancel::node::{Node, WaitRegistration};
+use crate::cancel::node::WaitRegistration;
 use crate::error::{AnyError, AsCancelled, CancelSource, Cancelled};
 
 /// What a task is doing, as reported by [`TaskHandle::state`].
@@ -51,7 +51,7 @@ pub enum TaskState {
 /// # });
 /// ```
 pub struct TaskHandle<T> {
-    node: Arc<Node>,
+    node: NodeArc,
     reg: WaitRegistration,
     _value: PhantomData<fn() -> T>,
 }
@@ -63,8 +63,13 @@ impl<T> fmt::Debug for TaskHandle<T> {
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(node: Arc<Node>) -> Self {
+    pub(crate) fn new(node: NodeArc) -> Self {
         Self { node, reg: WaitRegistration::new(), _value: PhantomData }
+    }
+
+    /// The task's node.
+    pub(crate) fn node(&self) -> &NodeArc {
+        &self.node
     }
 
     /// Cancels this task only (its own cancel scope); the group is not affected and the

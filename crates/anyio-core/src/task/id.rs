@@ -12,11 +12,11 @@ use std::marker::PhantomData;
 use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::cancel::cell::NodeArc;
 use crate::cancel::node::Node;
 use crate::context;
 
@@ -169,12 +169,12 @@ pub(crate) fn enter_task(meta: &TaskMeta) -> TaskEntered<'_> {
 /// As [`enter_task`], and makes `node` the current cancel-scope node too: what a task
 /// group's child does around each poll, in one access to the thread's context.
 #[inline]
-pub(crate) fn enter_child<'a>(meta: &'a TaskMeta, node: &'a Arc<Node>) -> TaskEntered<'a> {
+pub(crate) fn enter_child<'a>(meta: &'a TaskMeta, node: &'a NodeArc) -> TaskEntered<'a> {
     let prev = context::with(|c| Prev {
         task: c.task.replace(meta.id.as_u64()),
         meta: c.meta.replace(std::ptr::from_ref(meta).cast()),
         budget: c.budget.replace(crate::coop::BUDGET),
-        node: c.node.replace(Arc::as_ptr(node).cast()),
+        node: c.node.replace(NodeArc::as_ptr(node).cast()),
         rt: c.rt.get(),
     });
     TaskEntered {

@@ -18,9 +18,10 @@
 
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::id::TaskMeta;
+use crate::cancel::cell::NodeArc;
 use crate::cancel::node::Node;
 use crate::rt::run_state::RunKey;
 
@@ -216,10 +217,10 @@ pub(crate) fn link(node: &Node, run: RunKey) {
 /// is released, so that `Node::drop`'s safety net never has to (a runner's main task holds
 /// one).
 #[derive(Debug)]
-pub(crate) struct Registered(Arc<Node>);
+pub(crate) struct Registered(NodeArc);
 
 impl Registered {
-    pub(crate) fn link(node: Arc<Node>, run: RunKey) -> Self {
+    pub(crate) fn link(node: NodeArc, run: RunKey) -> Self {
         link(&node, run);
         Registered(node)
     }
@@ -289,8 +290,8 @@ mod tests {
         ][which]
     }
 
-    fn task_node() -> Arc<Node> {
-        Arc::new(Node::new_task(TaskMeta::new(None, "t".into())))
+    fn task_node() -> NodeArc {
+        NodeArc::new(Node::new_task(TaskMeta::new(None, "t".into())))
     }
 
     fn listed(run: usize) -> BTreeSet<TaskId> {
@@ -306,7 +307,7 @@ mod tests {
         /// linked, live nodes listed, each under its own run.
         #[test]
         fn lists_match_the_model(ops in proptest::collection::vec((0u8..3, 0usize..8, 0usize..2), 0..64)) {
-            let mut nodes: Vec<Option<Arc<Node>>> = (0..8).map(|_| Some(task_node())).collect();
+            let mut nodes: Vec<Option<NodeArc>> = (0..8).map(|_| Some(task_node())).collect();
             let mut model = [BTreeSet::new(), BTreeSet::new()];
             for (op, i, run) in ops {
                 let Some(n) = nodes[i].clone() else { continue };
@@ -358,7 +359,7 @@ mod tests {
     fn a_registered_ancestor_released_by_its_child_leaves_the_registry() {
         let task = task_node();
         link(&task, run_key(3, 0));
-        let scope = Arc::new(Node::new(false));
+        let scope = NodeArc::new(Node::new(false));
         scope.enter(Some(task.clone()));
         drop(task); // only the scope holds the task's node now, still linked
         assert_eq!(listed(3).len(), 1);

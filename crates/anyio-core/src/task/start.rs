@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Waker};
 
 use super::outcome::{Failure, StartFailure};
+use crate::cancel::cell::NodeArc;
 use crate::cancel::node::Node;
 use crate::error::{AnyError, AsCancelled, Cancelled};
 use crate::loom::{lock, Mutex};
@@ -81,7 +82,7 @@ trait ValueSink<V>: Send + Sync {
 pub(crate) trait StartSink<E>: Send + Sync {
     /// Tells the handshake which node to move under which group node once started. Called
     /// before the task is spawned, so before it can signal.
-    fn bind(&self, task: Arc<Node>, group: Arc<Node>);
+    fn bind(&self, task: NodeArc, group: NodeArc);
     fn is_started(&self) -> bool;
     /// Delivers a failure before `started`; hands it back if nobody waits any more (the
     /// caller then reports it to the group instead, so it is not lost).
@@ -102,7 +103,7 @@ enum StartState<V, E> {
 pub(crate) struct StartShared<V, E> {
     state: Mutex<(StartState<V, E>, bool, Option<Waker>)>,
     /// The task's node and the group's node, to re-parent on `started`.
-    nodes: Mutex<Option<(Arc<Node>, Arc<Node>)>>,
+    nodes: Mutex<Option<(NodeArc, NodeArc)>>,
 }
 
 impl<V, E> StartShared<V, E> {
@@ -172,7 +173,7 @@ impl<V: Send, E: Send> ValueSink<V> for StartShared<V, E> {
         if let Some(waker) = moved {
             // From now on the task belongs to the group, not to the caller's scope.
             if let Some((task, group)) = lock(&self.nodes).take() {
-                task.reparent(group);
+                Node::reparent(&task, group);
             }
             if let Some(w) = waker {
                 w.wake();
@@ -182,7 +183,7 @@ impl<V: Send, E: Send> ValueSink<V> for StartShared<V, E> {
 }
 
 impl<V: Send, E: Send> StartSink<E> for StartShared<V, E> {
-    fn bind(&self, task: Arc<Node>, group: Arc<Node>) {
+    fn bind(&self, task: NodeArc, group: NodeArc) {
         *lock(&self.nodes) = Some((task, group));
     }
     fn is_started(&self) -> bool {

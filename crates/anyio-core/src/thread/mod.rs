@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use crate::cancel::cell::NodeArc;
 use crate::cancel::node::Node;
 use crate::rt::run_state::RunState;
 use crate::rt::{self, RuntimeHandle};
@@ -26,7 +27,7 @@ pub(crate) type Outcome<T> = Result<T, Box<dyn Any + Send>>;
 pub(crate) struct WorkerCtx {
     pub(crate) run: Arc<RunState>,
     /// The waiting task's cancel-scope node (`None`: the root).
-    pub(crate) node: Option<Arc<Node>>,
+    pub(crate) node: Option<NodeArc>,
     /// Set when the waiting task stopped waiting (abandoned the job): the thread's calls
     /// back into the run then no longer belong to that task's scope.
     pub(crate) abandoned: Arc<AtomicBool>,
@@ -35,7 +36,7 @@ pub(crate) struct WorkerCtx {
 impl WorkerCtx {
     /// The scope a call back into the run runs in: the waiting task's, unless it abandoned
     /// this job.
-    pub(crate) fn scope(&self) -> Option<Arc<Node>> {
+    pub(crate) fn scope(&self) -> Option<NodeArc> {
         if self.abandoned.load(Ordering::Acquire) {
             None
         } else {
@@ -202,13 +203,13 @@ pub(crate) fn block_on_here<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>
 /// inside `scope` (a child of that node, so cancelling the scope cancels it) or the root.
 pub(crate) struct Hosted<F> {
     meta: TaskMeta,
-    node: Option<Arc<Node>>,
+    node: Option<NodeArc>,
     rt: RuntimeHandle,
     fut: Pin<Box<F>>,
 }
 
 impl<F: Future> Hosted<F> {
-    pub(crate) fn new(rt: RuntimeHandle, scope: Option<Arc<Node>>, fut: F) -> Self {
+    pub(crate) fn new(rt: RuntimeHandle, scope: Option<NodeArc>, fut: F) -> Self {
         let node = scope.map(|parent| {
             let node = Node::new_arc(false);
             node.enter(Some(parent));

@@ -10,13 +10,13 @@ use std::collections::VecDeque;
 use std::mem;
 use std::task::{Context, Poll, Waker};
 
+use crate::cancel::cell::NodeArc;
 use crate::cancel::current::{check_current, current_arc};
-use crate::cancel::node::{Node, WaitRegistration};
+use crate::cancel::node::WaitRegistration;
 use crate::coop;
 use crate::error::Cancelled;
 use crate::sync::spin::{SpinGuard, SpinMutex};
 use crate::sync::waitq::WaitQueue;
-use std::sync::Arc;
 
 pub(super) struct Chan<T> {
     state: SpinMutex<State<T>>,
@@ -48,7 +48,7 @@ struct Waiter<T> {
     waker: Option<Waker>,
     item: Option<T>,
     /// The cancel scope the operation waits in (`None` outside any scope).
-    node: Option<Arc<Node>>,
+    node: Option<NodeArc>,
 }
 
 impl<T> Queue<T> {
@@ -56,11 +56,11 @@ impl<T> Queue<T> {
         Self { q: WaitQueue::new() }
     }
 
-    fn push(&mut self, waker: Waker, item: Option<T>, node: Option<Arc<Node>>) -> usize {
+    fn push(&mut self, waker: Waker, item: Option<T>, node: Option<NodeArc>) -> usize {
         self.q.push_back(Waiter { waker: Some(waker), item, node })
     }
 
-    fn requeue(&mut self, key: usize, waker: &Waker, node: Option<Arc<Node>>) -> Option<Arc<Node>> {
+    fn requeue(&mut self, key: usize, waker: &Waker, node: Option<NodeArc>) -> Option<NodeArc> {
         self.q.relink(key);
         let w = &mut self.q[key];
         w.waker = Some(waker.clone());
@@ -432,7 +432,7 @@ impl<T> Chan<T> {
         &self,
         op: &mut SendOp<T>,
         cx: &mut Context<'_>,
-        node: Option<Arc<Node>>,
+        node: Option<NodeArc>,
     ) -> Poll<Result<(), SendFail<T>>> {
         if let Some(node) = node {
             if let Err(c) = op.reg.register(&node, cx.waker()) {
@@ -548,7 +548,7 @@ impl<T> Chan<T> {
         &self,
         op: &mut RecvOp,
         cx: &mut Context<'_>,
-        node: Option<Arc<Node>>,
+        node: Option<NodeArc>,
     ) -> Poll<Result<T, RecvFail>> {
         if let Some(node) = node {
             if let Err(c) = op.reg.register(&node, cx.waker()) {

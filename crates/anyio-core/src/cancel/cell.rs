@@ -1,0 +1,668 @@
+//! The allocation a scope node lives in: its reference counts and, for a task's node, the
+//! task's body beside the node.
+//!
+//! A task needs a node that outlives its body (handles, nested scopes and the group's links
+//! reach it) and a body the runtime owns and polls. With `Arc<Node>` plus a boxed body these
+//! were two allocations on top of the runtime's own task; here the body lives in the node's
+//! allocation, and the runtime is handed a [`RawTask`]: two pointers, no box (docs/design.md
+//! §2, benches/core_tasks.rs `spawn+join`). [`NodeArc`] and [`NodeWeak`] are `Arc<Node>` and
+//! `Weak<Node>` with the same counting rules as std's; only the layout behind them differs.
+
+use std::alloc::{self, Layout};
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::{offset_of, ManuallyDrop};
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{self, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use super::node::Node;
+
+/// Past this many references a count is taken to be leaking (as std's `Arc` does): abort
+/// rather than overflow into a use-after-free.
+const MAX_REFCOUNT: usize = isize::MAX as usize;
+
+/// What every allocation starts with.
+struct Header {
+    strong: AtomicUsize,
+    /// Weak references, plus one held by all strong ones together (std's scheme): the
+    /// allocation is freed when this reaches zero. `usize::MAX` while `get_mut` checks
+    /// uniqueness.
+    weak: AtomicUsize,
+    vtable: &'static VTable,
+}
+
+/// What depends on the body's type.
+struct VTable {
+    layout: Layout,
+    /// Drops the body in place, if there is one.
+    drop_body: unsafe fn(NonNull<Node>),
+    /// Polls the body; `Ready` once it has finished (it is then dropped).
+    poll_body: unsafe fn(NonNull<Node>, &mut Context<'_>) -> Poll<()>,
+}
+
+/// `#[repr(C)]`, so the node's offset is the same whatever the body: a `NodeArc` finds its
+/// header without knowing the body's type.
+#[repr(C)]
+struct Cell<B> {
+    header: Header,
+    node: Node,
+    body: UnsafeCell<Option<B>>,
+}
+
+/// The body of a scope's node: none.
+struct NoBody;
+
+impl Future for NoBody {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+}
+
+const NODE_OFFSET: usize = offset_of!(Cell<NoBody>, node);
+
+impl<B: Future<Output = ()> + Send + 'static> Cell<B> {
+    const VTABLE: VTable =
+        VTable { layout: Layout::new::<Cell<B>>(), drop_body: drop_body::<B>, poll_body: poll_body::<B> };
+
+    /// Allocates a cell with `node` written straight into it (no copy of the node through the
+    /// stack) and no body, one strong reference.
+    #[inline]
+    fn allocate(node: impl FnOnce() -> Node) -> NonNull<Node> {
+        debug_assert_eq!(offset_of!(Cell<B>, node), NODE_OFFSET);
+        let layout = Layout::new::<Cell<B>>();
+        // SAFETY: `Cell` holds a `Header`, so its layout is not zero-sized.
+        let raw = unsafe { alloc::alloc(layout) }.cast::<Cell<B>>();
+        let Some(cell) = NonNull::new(raw) else { alloc::handle_alloc_error(layout) };
+        let cell = cell.as_ptr();
+        // SAFETY: `cell` is a fresh allocation of `Cell<B>`'s layout; each field is written once
+        // through a raw pointer to it, before anything reads it.
+        unsafe {
+            ptr::addr_of_mut!((*cell).header).write(Header {
+                strong: AtomicUsize::new(1),
+                weak: AtomicUsize::new(1),
+                vtable: &Self::VTABLE,
+            });
+            ptr::addr_of_mut!((*cell).node).write(node());
+            ptr::addr_of_mut!((*cell).body).write(UnsafeCell::new(None));
+            NonNull::new_unchecked(ptr::addr_of_mut!((*cell).node))
+        }
+    }
+
+    /// The body slot of the cell whose node `node` points to.
+    ///
+    /// # Safety
+    ///
+    /// `node` points into a live `Cell<B>` (this `B`), and the caller has the body to itself
+    /// (it owns the cell's [`RawTask`] or [`TaskCell`]).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn body<'a>(node: NonNull<Node>) -> &'a mut Option<B> {
+        // SAFETY: by the caller's promise `node` is the node of a live `Cell<B>`, so stepping
+        // back to the header gives the cell; the body is reached through its `UnsafeCell`
+        // without forming a reference to the node (which others share).
+        unsafe {
+            let cell = header_of(node).cast::<Cell<B>>();
+            &mut *UnsafeCell::raw_get(ptr::addr_of!((*cell.as_ptr()).body))
+        }
+    }
+}
+
+/// # Safety
+///
+/// As [`Cell::body`].
+unsafe fn drop_body<B: Future<Output = ()> + Send + 'static>(node: NonNull<Node>) {
+    // SAFETY: the caller's promise (the vtable of a `Cell<B>` calls this for its own cell).
+    drop(unsafe { Cell::<B>::body(node) }.take());
+}
+
+/// # Safety
+///
+/// As [`Cell::body`].
+unsafe fn poll_body<B: Future<Output = ()> + Send + 'static>(
+    node: NonNull<Node>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    // SAFETY: the caller's promise, as in `drop_body`.
+    let slot = unsafe { Cell::<B>::body(node) };
+    let Some(body) = slot.as_mut() else { return Poll::Ready(()) };
+    // SAFETY: the body is never moved out of its slot: it is dropped in place (below, or by
+    // `drop_body`) and the cell is not freed while the slot's owner holds a reference.
+    if unsafe { Pin::new_unchecked(body) }.poll(cx).is_pending() {
+        return Poll::Pending;
+    }
+    // Finished: release what the body holds now, as a runtime drops a finished future.
+    *slot = None;
+    Poll::Ready(())
+}
+
+/// The header of the cell whose node `node` points to.
+#[inline]
+fn header_of(node: NonNull<Node>) -> NonNull<Header> {
+    // SAFETY: every `NonNull<Node>` this module hands around points `NODE_OFFSET` bytes into a
+    // cell, whose header is at its start: the subtraction stays inside that allocation.
+    unsafe { NonNull::new_unchecked(node.as_ptr().cast::<u8>().sub(NODE_OFFSET).cast::<Header>()) }
+}
+
+/// The header, borrowed. Sound for as long as a strong or weak reference is held.
+#[inline]
+fn header<'a>(node: NonNull<Node>) -> &'a Header {
+    // SAFETY: callers hold a reference that keeps the allocation (and so the header) alive
+    // for the borrow; the header's fields are atomics or never written after allocation.
+    unsafe { header_of(node).as_ref() }
+}
+
+/// Releases the weak reference all strong ones hold together, or a `NodeWeak`'s: frees the
+/// allocation if it was the last.
+///
+/// # Safety
+///
+/// The caller gives up one weak reference to the cell of `node`; the node and body were
+/// dropped already if this may be the last.
+unsafe fn release_weak(node: NonNull<Node>) {
+    let h = header(node);
+    if h.weak.fetch_sub(1, Ordering::Release) != 1 {
+        return;
+    }
+    atomic::fence(Ordering::Acquire);
+    let layout = h.vtable.layout;
+    // SAFETY: that was the last reference of any kind: nothing can reach the allocation, which
+    // `Cell::allocate` made with this layout.
+    unsafe { alloc::dealloc(header_of(node).as_ptr().cast(), layout) }
+}
+
+/// Drops the body and the node of a cell whose last strong reference just went, then the
+/// strong references' shared weak one.
+///
+/// # Safety
+///
+/// The strong count of the cell of `node` has just dropped to zero, by the caller.
+unsafe fn drop_slow(node: NonNull<Node>) {
+    atomic::fence(Ordering::Acquire);
+    let vtable = header(node).vtable;
+    // SAFETY: no strong reference is left, so nothing else reaches the body or the node (a
+    // `NodeWeak` cannot upgrade any more); each is dropped once, here, then the weak released.
+    unsafe {
+        (vtable.drop_body)(node);
+        ptr::drop_in_place(node.as_ptr());
+        release_weak(node);
+    }
+}
+
+/// A shared reference to a scope node: what `Arc<Node>` was, with the node's allocation
+/// laid out by this module (see the module docs).
+pub(crate) struct NodeArc {
+    ptr: NonNull<Node>,
+    _owns: PhantomData<Node>,
+}
+
+// SAFETY: a `NodeArc` shares only the `Node` (the body is reached through `RawTask` alone), and
+// `Node` is `Send + Sync`, as `Arc<Node>` would require.
+unsafe impl Send for NodeArc {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for NodeArc {}
+
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Node>();
+};
+
+impl NodeArc {
+    /// A new scope node (no body) in its own allocation, built in place by `node`.
+    #[inline]
+    pub(crate) fn new_with(node: impl FnOnce() -> Node) -> NodeArc {
+        NodeArc { ptr: Cell::<NoBody>::allocate(node), _owns: PhantomData }
+    }
+
+    #[cfg(any(test, loom))]
+    pub(crate) fn new(node: Node) -> NodeArc {
+        Self::new_with(|| node)
+    }
+
+    #[inline]
+    pub(crate) fn ptr_eq(a: &NodeArc, b: &NodeArc) -> bool {
+        a.ptr == b.ptr
+    }
+
+    #[inline]
+    pub(crate) fn as_ptr(this: &NodeArc) -> *const Node {
+        this.ptr.as_ptr()
+    }
+
+    /// Gives up the reference without releasing it, as a pointer [`from_raw`](Self::from_raw)
+    /// takes back.
+    #[inline]
+    pub(crate) fn into_raw(this: NodeArc) -> *const Node {
+        ManuallyDrop::new(this).ptr.as_ptr()
+    }
+
+    /// Takes back a reference given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    ///
+    /// `p` came from `into_raw` and its reference is released only by the result.
+    #[inline]
+    pub(crate) unsafe fn from_raw(p: *const Node) -> NodeArc {
+        // SAFETY: `into_raw` returned a non-null pointer.
+        NodeArc { ptr: unsafe { NonNull::new_unchecked(p.cast_mut()) }, _owns: PhantomData }
+    }
+
+    /// Adds a strong reference to the node `p` points to.
+    ///
+    /// # Safety
+    ///
+    /// `p` came from `into_raw` or `as_ptr`, and a strong reference to it is alive throughout.
+    #[inline]
+    pub(crate) unsafe fn increment_strong_count(p: *const Node) {
+        // SAFETY: the caller's promise: the pointer is a live node's.
+        let this = ManuallyDrop::new(unsafe { NodeArc::from_raw(p) });
+        std::mem::forget(NodeArc::clone(&this));
+    }
+
+    /// The node, writable, if this is the only reference of any kind to it.
+    #[inline]
+    pub(crate) fn get_mut(this: &mut NodeArc) -> Option<&mut Node> {
+        let h = header(this.ptr);
+        // Lock the weak count at 1 (no `NodeWeak` exists, and none can be made meanwhile),
+        // then look at the strong count: std's `Arc::get_mut` argument.
+        if h.weak.compare_exchange(1, usize::MAX, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        let unique = h.strong.load(Ordering::Acquire) == 1;
+        h.weak.store(1, Ordering::Release);
+        // SAFETY: no other strong or weak reference exists, and `&mut this` excludes new ones.
+        unique.then(|| unsafe { &mut *this.ptr.as_ptr() })
+    }
+
+    /// A weak reference to the node.
+    pub(crate) fn downgrade(this: &NodeArc) -> NodeWeak {
+        let h = header(this.ptr);
+        let mut cur = h.weak.load(Ordering::Relaxed);
+        loop {
+            if cur == usize::MAX {
+                // `get_mut` holds the count for a moment.
+                std::hint::spin_loop();
+                cur = h.weak.load(Ordering::Relaxed);
+                continue;
+            }
+            if cur > MAX_REFCOUNT {
+                std::process::abort();
+            }
+            match h.weak.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return NodeWeak { ptr: this.ptr },
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Releases this reference; if it was the last strong one, returns the node to look at
+    /// once more before it drops (std's `Arc::into_inner`, without moving the node out).
+    #[inline]
+    pub(crate) fn into_last(this: NodeArc) -> Option<LastRef> {
+        let this = ManuallyDrop::new(this);
+        if header(this.ptr).strong.fetch_sub(1, Ordering::Release) != 1 {
+            return None;
+        }
+        atomic::fence(Ordering::Acquire);
+        Some(LastRef { ptr: this.ptr })
+    }
+
+    pub(crate) fn strong_count(this: &NodeArc) -> usize {
+        header(this.ptr).strong.load(Ordering::Acquire)
+    }
+}
+
+impl Clone for NodeArc {
+    #[inline]
+    fn clone(&self) -> NodeArc {
+        if header(self.ptr).strong.fetch_add(1, Ordering::Relaxed) > MAX_REFCOUNT {
+            std::process::abort();
+        }
+        NodeArc { ptr: self.ptr, _owns: PhantomData }
+    }
+}
+
+impl Drop for NodeArc {
+    #[inline]
+    fn drop(&mut self) {
+        if header(self.ptr).strong.fetch_sub(1, Ordering::Release) == 1 {
+            // SAFETY: this was the last strong reference.
+            unsafe { drop_slow(self.ptr) }
+        }
+    }
+}
+
+impl Deref for NodeArc {
+    type Target = Node;
+    #[inline]
+    fn deref(&self) -> &Node {
+        // SAFETY: a strong reference keeps the node alive and initialised.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl fmt::Debug for NodeArc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A weak reference to a scope node (`Weak<Node>`).
+pub(crate) struct NodeWeak {
+    ptr: NonNull<Node>,
+}
+
+// SAFETY: as for `NodeArc`: it reaches only the node, and only through `upgrade`.
+unsafe impl Send for NodeWeak {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for NodeWeak {}
+
+impl NodeWeak {
+    /// A strong reference, if the node is still alive.
+    pub(crate) fn upgrade(&self) -> Option<NodeArc> {
+        let h = header(self.ptr);
+        let mut cur = h.strong.load(Ordering::Relaxed);
+        loop {
+            if cur == 0 {
+                return None;
+            }
+            if cur > MAX_REFCOUNT {
+                std::process::abort();
+            }
+            match h.strong.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(NodeArc { ptr: self.ptr, _owns: PhantomData }),
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+impl Drop for NodeWeak {
+    fn drop(&mut self) {
+        // SAFETY: this weak reference is given up here, once.
+        unsafe { release_weak(self.ptr) }
+    }
+}
+
+/// The last strong reference to a node, taken by [`NodeArc::into_last`]: the node can be
+/// changed through it, and it drops the node (and the allocation, unless weak references
+/// remain) when it goes.
+pub(crate) struct LastRef {
+    ptr: NonNull<Node>,
+}
+
+impl Deref for LastRef {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        // SAFETY: the node is alive until this drops.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl DerefMut for LastRef {
+    fn deref_mut(&mut self) -> &mut Node {
+        // SAFETY: no strong reference is left but this one, and a `NodeWeak` cannot upgrade
+        // (the strong count is zero): the node is ours alone.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl Drop for LastRef {
+    fn drop(&mut self) {
+        // SAFETY: `into_last` saw the strong count reach zero.
+        unsafe { drop_slow(self.ptr) }
+    }
+}
+
+/// A task's node in an allocation with room for the task's body, before the body is there:
+/// the node can be shared (entered, linked, handed to a `TaskHandle`) while the body, which
+/// holds references to it, is being built.
+pub(crate) struct TaskCell<B> {
+    ptr: NonNull<Node>,
+    _body: PhantomData<B>,
+}
+
+impl<B: Future<Output = ()> + Send + 'static> TaskCell<B> {
+    /// A task cell whose node is built in place by `node`.
+    #[inline]
+    pub(crate) fn new(node: impl FnOnce() -> Node) -> TaskCell<B> {
+        TaskCell { ptr: Cell::<B>::allocate(node), _body: PhantomData }
+    }
+
+    /// A strong reference to the node.
+    #[inline]
+    pub(crate) fn node(&self) -> NodeArc {
+        let this = ManuallyDrop::new(NodeArc { ptr: self.ptr, _owns: PhantomData });
+        NodeArc::clone(&this)
+    }
+
+    /// Puts the body in, making the task a runtime can run.
+    #[inline]
+    pub(crate) fn start(self, body: B) -> RawTask {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: the cell is a `Cell<B>` (made by `new`), and this `TaskCell` (consumed here,
+        // its reference passing to the `RawTask`) is the body's only owner.
+        unsafe { *Cell::<B>::body(this.ptr) = Some(body) };
+        RawTask { ptr: this.ptr }
+    }
+}
+
+impl<B> Drop for TaskCell<B> {
+    fn drop(&mut self) {
+        // Never started: there is no body, only this strong reference to release.
+        drop(NodeArc { ptr: self.ptr, _owns: PhantomData });
+    }
+}
+
+/// An anyio task as a runtime runs it: a future that drives the task to completion, handed to
+/// [`Runtime::spawn_task`](crate::rt::Runtime::spawn_task). It is two pointers and needs no
+/// box: the task's body lives in the allocation of its cancel-scope node.
+///
+/// Dropping it before it completes cancels the task (its scope reports it cancelled to its
+/// group), as a runtime does to the tasks it still holds when it shuts down.
+///
+/// # Examples
+///
+/// A backend that passes it to its executor's generic spawn, so that the task costs the
+/// executor's own allocation and no box:
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::time::Instant;
+/// use anyio::rt::{BlockingJob, BoxTask, RawTask, Runtime, Timer};
+///
+/// #[derive(Debug)]
+/// struct ThreadPerTask;
+///
+/// impl Runtime for ThreadPerTask {
+///     fn name(&self) -> &'static str { "thread-per-task" }
+///     fn spawn(&self, task: BoxTask) {
+///         std::thread::spawn(move || anyio::run(task));
+///     }
+///     fn spawn_task(&self, task: RawTask) {
+///         std::thread::spawn(move || anyio::run(task));
+///     }
+///     fn spawn_blocking(&self, job: BlockingJob) -> std::io::Result<()> {
+///         anyio::rt::spawn_blocking_thread(job)
+///     }
+///     fn now(&self) -> Instant { Instant::now() }
+///     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+///         anyio::rt::thread_timer(deadline)
+///     }
+/// }
+/// ```
+pub struct RawTask {
+    ptr: NonNull<Node>,
+}
+
+// SAFETY: a `RawTask` owns the body, which `TaskCell::new` requires to be `Send`, and a strong
+// reference to the node, which is `Send + Sync`. It is not `Sync`: polling needs `&mut`.
+unsafe impl Send for RawTask {}
+
+impl Future for RawTask {
+    type Output = ();
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let ptr = self.ptr;
+        // SAFETY: the vtable is the cell's own, and this `RawTask` (borrowed mutably) is the
+        // body's only owner.
+        unsafe { (header(ptr).vtable.poll_body)(ptr, cx) }
+    }
+}
+
+impl Drop for RawTask {
+    fn drop(&mut self) {
+        // SAFETY: as in `poll`. The body goes first (a body dropped unfinished reports the
+        // task cancelled through the node), then this task's strong reference.
+        unsafe { (header(self.ptr).vtable.drop_body)(self.ptr) };
+        drop(NodeArc { ptr: self.ptr, _owns: PhantomData });
+    }
+}
+
+impl fmt::Debug for RawTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawTask").finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Waker;
+
+    struct Counted(Arc<AtomicUsize>, usize);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A body that is pending until polled `.1` times, and counts its drops.
+    impl Future for Counted {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            if self.1 == 0 {
+                return Poll::Ready(());
+            }
+            self.1 -= 1;
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn clones_share_one_node_and_the_last_drop_frees_it() {
+        let a = NodeArc::new(Node::new(false));
+        let b = a.clone();
+        assert!(NodeArc::ptr_eq(&a, &b));
+        assert_eq!(NodeArc::strong_count(&a), 2);
+        drop(a);
+        assert_eq!(NodeArc::strong_count(&b), 1);
+    }
+
+    #[test]
+    fn a_weak_reference_upgrades_only_while_a_strong_one_lives() {
+        let a = NodeArc::new(Node::new(false));
+        let w = NodeArc::downgrade(&a);
+        let up = w.upgrade().expect("alive");
+        assert_eq!(NodeArc::strong_count(&a), 2);
+        drop((a, up));
+        assert!(w.upgrade().is_none());
+    }
+
+    #[test]
+    fn get_mut_needs_the_only_reference_of_any_kind() {
+        let mut a = NodeArc::new(Node::new(false));
+        assert!(NodeArc::get_mut(&mut a).is_some());
+        let b = a.clone();
+        assert!(NodeArc::get_mut(&mut a).is_none());
+        drop(b);
+        let w = NodeArc::downgrade(&a);
+        assert!(NodeArc::get_mut(&mut a).is_none(), "a weak reference could upgrade");
+        drop(w);
+        assert!(NodeArc::get_mut(&mut a).is_some());
+    }
+
+    #[test]
+    fn raw_pointers_round_trip_a_reference() {
+        let a = NodeArc::new(Node::new(false));
+        let p = NodeArc::into_raw(a.clone());
+        assert_eq!(p, NodeArc::as_ptr(&a));
+        // SAFETY: `p` came from `into_raw` and `a` keeps the node alive.
+        unsafe { NodeArc::increment_strong_count(p) };
+        assert_eq!(NodeArc::strong_count(&a), 3);
+        // SAFETY: two references were given up as `p`; each is taken back once.
+        let (b, c) = unsafe { (NodeArc::from_raw(p), NodeArc::from_raw(p)) };
+        drop((b, c));
+        assert_eq!(NodeArc::strong_count(&a), 1);
+    }
+
+    #[test]
+    fn into_last_yields_only_the_last_reference() {
+        let a = NodeArc::new(Node::new(false));
+        let b = a.clone();
+        assert!(NodeArc::into_last(a).is_none());
+        let last = NodeArc::into_last(b).expect("the last one");
+        assert!(!last.cancel_called());
+    }
+
+    #[test]
+    fn a_raw_task_drops_its_body_when_it_finishes_and_keeps_the_node() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let cell = TaskCell::<Counted>::new(|| Node::new(false));
+        let node = cell.node();
+        let mut task = cell.start(Counted(drops.clone(), 1));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        assert!(Pin::new(&mut task).poll(&mut cx).is_ready());
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "a finished body is dropped at once");
+        assert!(Pin::new(&mut task).poll(&mut cx).is_ready(), "and stays finished");
+        assert_eq!(NodeArc::strong_count(&node), 2);
+        drop(task);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(NodeArc::strong_count(&node), 1, "the node outlives the task");
+    }
+
+    #[test]
+    fn dropping_an_unfinished_raw_task_drops_its_body() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let cell = TaskCell::<Counted>::new(|| Node::new(false));
+        let node = cell.node();
+        let task = cell.start(Counted(drops.clone(), 5));
+        let weak = NodeArc::downgrade(&node);
+        drop(task);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        drop(node);
+        assert!(weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn an_unstarted_task_cell_releases_its_node() {
+        let cell = TaskCell::<Counted>::new(|| Node::new(false));
+        let node = cell.node();
+        drop(cell);
+        assert_eq!(NodeArc::strong_count(&node), 1);
+    }
+
+    #[test]
+    fn a_raw_task_moves_between_threads() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let task = TaskCell::<Counted>::new(|| Node::new(false)).start(Counted(drops.clone(), 0));
+        std::thread::spawn(move || {
+            let mut task = task;
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(Pin::new(&mut task).poll(&mut cx).is_ready());
+        })
+        .join()
+        .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+}
