@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use super::clock::MockClock;
-use crate::rt::{BlockingJob, BoxTask, Runtime, RuntimeHandle, Timer};
+use crate::rt::{BlockingJob, BoxTask, RawTask, Runtime, RuntimeHandle, Timer};
 
 /// How long a ready socket or an overdue timer may hold off idleness with no task waking:
 /// longer only for a readiness nobody waits for any more (an operation cancelled after it
@@ -394,6 +394,11 @@ impl Runtime for Layered {
     }
 
     fn spawn(&self, task: BoxTask) {
+        self.inner.spawn(Box::pin(Tracked::new(&self.monitor, task)));
+    }
+
+    fn spawn_task(&self, task: RawTask) {
+        // Tracked around the task itself: one box, not one for the task and one around it.
         self.inner.spawn(Box::pin(Tracked::new(&self.monitor, task)));
     }
 
