@@ -4,7 +4,7 @@
 //! A task needs a node that outlives its body (handles, nested scopes and the group's links
 //! reach it) and a body the runtime owns and polls. With `Arc<Node>` plus a boxed body these
 //! were two allocations on top of the runtime's own task; here the body lives in the node's
-//! allocation, and the runtime is handed a [`RawTask`]: two pointers, no box (docs/design.md
+//! allocation, and the runtime is handed a [`RawTask`]: one pointer, no box (docs/design.md
 //! §2, benches/core_tasks.rs `spawn+join`). [`NodeArc`] and [`NodeWeak`] are `Arc<Node>` and
 //! `Weak<Node>` with the same counting rules as std's; only the layout behind them differs.
 
@@ -17,22 +17,24 @@ use std::mem::{offset_of, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{self, AtomicUsize, Ordering};
+use std::sync::atomic::{self, AtomicU32, Ordering};
 use std::task::{Context, Poll};
 
 use super::node::Node;
 
-/// Past this many references a count is taken to be leaking (as std's `Arc` does): abort
-/// rather than overflow into a use-after-free.
-const MAX_REFCOUNT: usize = isize::MAX as usize;
+/// Past this many references a count is taken to be leaking (as std's `Arc` does with
+/// `isize::MAX`): abort rather than overflow into a use-after-free. Each reference is at least
+/// a pointer in memory, so 2^31 of them would take 16 GiB.
+const MAX_REFCOUNT: u32 = i32::MAX as u32;
 
-/// What every allocation starts with.
+/// What every allocation starts with: 16 bytes, as std's `ArcInner` header (a node's size
+/// counts, see `node::Key`), so the counts are four bytes each.
 struct Header {
-    strong: AtomicUsize,
+    strong: AtomicU32,
     /// Weak references, plus one held by all strong ones together (std's scheme): the
-    /// allocation is freed when this reaches zero. `usize::MAX` while `get_mut` checks
+    /// allocation is freed when this reaches zero. `u32::MAX` while `get_mut` checks
     /// uniqueness.
-    weak: AtomicUsize,
+    weak: AtomicU32,
     vtable: &'static VTable,
 }
 
@@ -54,13 +56,14 @@ struct Cell<B> {
     body: UnsafeCell<Option<B>>,
 }
 
-/// The body of a scope's node: none.
-struct NoBody;
+/// The body of a scope's node: none. Uninhabited, so its slot (`Option<NoBody>`) takes no
+/// space and a scope's cell is as large as `Arc<Node>`'s was.
+enum NoBody {}
 
 impl Future for NoBody {
     type Output = ();
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        Poll::Ready(())
+        match *self {}
     }
 }
 
@@ -79,16 +82,27 @@ impl<B: Future<Output = ()> + Send + 'static> Cell<B> {
         // SAFETY: `Cell` holds a `Header`, so its layout is not zero-sized.
         let raw = unsafe { alloc::alloc(layout) }.cast::<Cell<B>>();
         let Some(cell) = NonNull::new(raw) else { alloc::handle_alloc_error(layout) };
+        /// Frees the allocation if building the node unwinds (nothing was written yet that
+        /// needs dropping).
+        struct Unwinding(*mut u8, Layout);
+        impl Drop for Unwinding {
+            fn drop(&mut self) {
+                // SAFETY: the allocation made just above with this layout, not handed out.
+                unsafe { alloc::dealloc(self.0, self.1) }
+            }
+        }
         let cell = cell.as_ptr();
+        let unwinding = Unwinding(cell.cast(), layout);
         // SAFETY: `cell` is a fresh allocation of `Cell<B>`'s layout; each field is written once
         // through a raw pointer to it, before anything reads it.
         unsafe {
+            ptr::addr_of_mut!((*cell).node).write(node());
+            std::mem::forget(unwinding);
             ptr::addr_of_mut!((*cell).header).write(Header {
-                strong: AtomicUsize::new(1),
-                weak: AtomicUsize::new(1),
+                strong: AtomicU32::new(1),
+                weak: AtomicU32::new(1),
                 vtable: &Self::VTABLE,
             });
-            ptr::addr_of_mut!((*cell).node).write(node());
             ptr::addr_of_mut!((*cell).body).write(UnsafeCell::new(None));
             NonNull::new_unchecked(ptr::addr_of_mut!((*cell).node))
         }
@@ -112,12 +126,46 @@ impl<B: Future<Output = ()> + Send + 'static> Cell<B> {
     }
 }
 
+/// Drops the body, if there is one, where it lies: it is pinned, so it must not be moved out
+/// first (`Option::take` would run its destructor on a copy, and a future registered in an
+/// intrusive waiter list would unlink the wrong address). The slot reads empty afterwards even
+/// if the destructor unwinds, so nothing drops the body twice.
+///
 /// # Safety
 ///
 /// As [`Cell::body`].
 unsafe fn drop_body<B: Future<Output = ()> + Send + 'static>(node: NonNull<Node>) {
     // SAFETY: the caller's promise (the vtable of a `Cell<B>` calls this for its own cell).
-    drop(unsafe { Cell::<B>::body(node) }.take());
+    let slot: *mut Option<B> = unsafe { Cell::<B>::body(node) };
+    // SAFETY: `slot` is valid and ours (above); `clear` only marks it empty.
+    unsafe { drop_in_slot(slot) }
+}
+
+/// Drops the `Some` value of `slot` in place and leaves `None` there, also when the value's
+/// destructor unwinds.
+///
+/// # Safety
+///
+/// `slot` is valid for reads and writes and nothing else accesses it meanwhile.
+unsafe fn drop_in_slot<B>(slot: *mut Option<B>) {
+    /// Writes `None` over the slot without dropping what is there (already dropped, or being
+    /// dropped while unwinding).
+    struct Clear<B>(*mut Option<B>);
+    impl<B> Drop for Clear<B> {
+        fn drop(&mut self) {
+            // SAFETY: the slot is valid (the caller's promise); its value was dropped in place,
+            // so it is overwritten, not dropped again.
+            unsafe { ptr::write(self.0, None) }
+        }
+    }
+    // SAFETY: the caller's promise.
+    if let Some(body) = unsafe { (*slot).as_mut() } {
+        let body: *mut B = body;
+        let _clear = Clear(slot);
+        // SAFETY: the value is live and dropped exactly once, here; `_clear` then empties the
+        // slot whether this returns or unwinds.
+        unsafe { ptr::drop_in_place(body) }
+    }
 }
 
 /// # Safety
@@ -135,8 +183,10 @@ unsafe fn poll_body<B: Future<Output = ()> + Send + 'static>(
     if unsafe { Pin::new_unchecked(body) }.poll(cx).is_pending() {
         return Poll::Pending;
     }
-    // Finished: release what the body holds now, as a runtime drops a finished future.
-    *slot = None;
+    // Finished: release what the body holds now, as a runtime drops a finished future (in
+    // place: it is pinned).
+    // SAFETY: the slot is ours (the caller's promise) and no borrow of it is alive.
+    unsafe { drop_in_slot(slot) };
     Poll::Ready(())
 }
 
@@ -183,14 +233,24 @@ unsafe fn release_weak(node: NonNull<Node>) {
 /// The strong count of the cell of `node` has just dropped to zero, by the caller.
 unsafe fn drop_slow(node: NonNull<Node>) {
     atomic::fence(Ordering::Acquire);
-    let vtable = header(node).vtable;
-    // SAFETY: no strong reference is left, so nothing else reaches the body or the node (a
-    // `NodeWeak` cannot upgrade any more); each is dropped once, here, then the weak released.
-    unsafe {
-        (vtable.drop_body)(node);
-        ptr::drop_in_place(node.as_ptr());
-        release_weak(node);
+    /// Drops the node and releases the weak reference after the body, also if dropping the
+    /// body unwinds.
+    struct Rest(NonNull<Node>);
+    impl Drop for Rest {
+        fn drop(&mut self) {
+            // SAFETY: as below: the node is dropped once, here, then the weak released.
+            unsafe {
+                ptr::drop_in_place(self.0.as_ptr());
+                release_weak(self.0);
+            }
+        }
     }
+    let vtable = header(node).vtable;
+    let _rest = Rest(node);
+    // SAFETY: no strong reference is left, so nothing else reaches the body or the node (a
+    // `NodeWeak` cannot upgrade any more); the body is dropped once, here, then `_rest` drops
+    // the node and releases the weak reference.
+    unsafe { (vtable.drop_body)(node) }
 }
 
 /// A shared reference to a scope node: what `Arc<Node>` was, with the node's allocation
@@ -269,7 +329,7 @@ impl NodeArc {
         let h = header(this.ptr);
         // Lock the weak count at 1 (no `NodeWeak` exists, and none can be made meanwhile),
         // then look at the strong count: std's `Arc::get_mut` argument.
-        if h.weak.compare_exchange(1, usize::MAX, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        if h.weak.compare_exchange(1, u32::MAX, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return None;
         }
         let unique = h.strong.load(Ordering::Acquire) == 1;
@@ -283,7 +343,7 @@ impl NodeArc {
         let h = header(this.ptr);
         let mut cur = h.weak.load(Ordering::Relaxed);
         loop {
-            if cur == usize::MAX {
+            if cur == u32::MAX {
                 // `get_mut` holds the count for a moment.
                 std::hint::spin_loop();
                 cur = h.weak.load(Ordering::Relaxed);
@@ -312,7 +372,7 @@ impl NodeArc {
     }
 
     pub(crate) fn strong_count(this: &NodeArc) -> usize {
-        header(this.ptr).strong.load(Ordering::Acquire)
+        header(this.ptr).strong.load(Ordering::Acquire) as usize
     }
 }
 
@@ -459,7 +519,7 @@ impl<B> Drop for TaskCell<B> {
 }
 
 /// An anyio task as a runtime runs it: a future that drives the task to completion, handed to
-/// [`Runtime::spawn_task`](crate::rt::Runtime::spawn_task). It is two pointers and needs no
+/// [`Runtime::spawn_task`](crate::rt::Runtime::spawn_task). It is one pointer and needs no
 /// box: the task's body lives in the allocation of its cancel-scope node.
 ///
 /// Dropping it before it completes cancels the task (its scope reports it cancelled to its
@@ -517,10 +577,11 @@ impl Future for RawTask {
 
 impl Drop for RawTask {
     fn drop(&mut self) {
+        // Released after the body, also if dropping the body unwinds.
+        let _strong = NodeArc { ptr: self.ptr, _owns: PhantomData };
         // SAFETY: as in `poll`. The body goes first (a body dropped unfinished reports the
         // task cancelled through the node), then this task's strong reference.
         unsafe { (header(self.ptr).vtable.drop_body)(self.ptr) };
-        drop(NodeArc { ptr: self.ptr, _owns: PhantomData });
     }
 }
 
@@ -642,6 +703,91 @@ mod tests {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         drop(node);
         assert!(weak.upgrade().is_none());
+    }
+
+    /// A `!Unpin` body that records its address when first polled and checks it when dropped,
+    /// as a future in an intrusive waiter list relies on.
+    struct Pinned {
+        at: Option<usize>,
+        pending: bool,
+        checked: Arc<AtomicUsize>,
+        _pin: std::marker::PhantomPinned,
+    }
+
+    impl Future for Pinned {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            let addr = &*self as *const Self as usize;
+            // SAFETY: no field is moved out.
+            let this = unsafe { self.get_unchecked_mut() };
+            this.at.get_or_insert(addr);
+            if this.pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }
+    }
+
+    impl Drop for Pinned {
+        fn drop(&mut self) {
+            if let Some(at) = self.at {
+                assert_eq!(at, self as *const Self as usize, "a polled body moved before its drop");
+                self.checked.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    #[test]
+    fn a_polled_body_is_dropped_where_it_was_polled() {
+        let mut cx = Context::from_waker(Waker::noop());
+        for pending in [true, false] {
+            let checked = Arc::new(AtomicUsize::new(0));
+            let body =
+                Pinned { at: None, pending, checked: checked.clone(), _pin: std::marker::PhantomPinned };
+            let mut task = TaskCell::<Pinned>::new(|| Node::new(false)).start(body);
+            let _ = Pin::new(&mut task).poll(&mut cx);
+            // Unfinished: dropped with the task; finished: dropped by the poll that finished it.
+            drop(task);
+            assert_eq!(checked.load(Ordering::SeqCst), 1, "pending: {pending}");
+        }
+    }
+
+    /// A body whose destructor panics.
+    struct PanicsOnDrop(Arc<AtomicUsize>);
+
+    impl Future for PanicsOnDrop {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("body drop");
+        }
+    }
+
+    #[test]
+    fn a_body_whose_drop_panics_is_dropped_once_and_the_node_still_released() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let cell = TaskCell::<PanicsOnDrop>::new(|| Node::new(false));
+        let node = cell.node();
+        let task = cell.start(PanicsOnDrop(drops.clone()));
+        let weak = NodeArc::downgrade(&node);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(task)));
+        assert!(unwound.is_err());
+        assert_eq!(NodeArc::strong_count(&node), 1, "the task's reference was released");
+        drop(node);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped once, not again with the node");
+        assert!(weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn a_scope_cell_is_as_large_as_an_arc_of_the_node() {
+        assert_eq!(std::mem::size_of::<Cell<NoBody>>(), std::mem::size_of::<Node>() + 16);
     }
 
     #[test]

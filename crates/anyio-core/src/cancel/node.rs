@@ -76,7 +76,7 @@ impl Key {
 }
 pub(crate) struct Node {
     state: AtomicU8,
-    /// The enclosing node, or null for the root: a strong reference made with `Arc::into_raw`
+    /// The enclosing node, or null for the root: a strong reference made with `NodeArc::into_raw`
     /// when the node is entered and released when it is dropped. (A `OnceLock` here cost more
     /// than the rest of entering a scope; see benches/core_tasks.rs.)
     parent: AtomicPtr<Node>,
@@ -86,7 +86,7 @@ pub(crate) struct Node {
     reason: AtomicPtr<CancelReason>,
     /// The parent before a `reparent`, kept alive until this node drops so that a `&Node`
     /// obtained from the old parent pointer stays valid: null, or a strong reference made with
-    /// `Arc::into_raw`, set once (under the `waiters` lock) and released when the node drops.
+    /// `NodeArc::into_raw`, set once (under the `waiters` lock) and released when the node drops.
     retired_parent: AtomicPtr<Node>,
     waiters: Mutex<Waiters>,
     /// The data and vtable pointers of the node's *resident* waker: the first waker that
@@ -362,7 +362,7 @@ impl Node {
     #[inline]
     pub(crate) fn parent(&self) -> Option<&Node> {
         let p = self.parent.load(Ordering::Acquire);
-        // SAFETY: a non-null `parent` came from `Arc::into_raw` (in `enter` or `reparent`), and
+        // SAFETY: a non-null `parent` came from `NodeArc::into_raw` (in `enter` or `reparent`), and
         // the strong reference it stands for is released only when `self` drops: `reparent`
         // moves the old one into `retired_parent` instead of releasing it. So the parent lives
         // at least as long as `&self`.
@@ -384,7 +384,7 @@ impl Node {
             });
             let old = this.parent.swap(NodeArc::into_raw(new_parent).cast_mut(), Ordering::AcqRel);
             if !old.is_null() {
-                // SAFETY: `old` came from `Arc::into_raw` and was owned by `self.parent`; that
+                // SAFETY: `old` came from `NodeArc::into_raw` and was owned by `self.parent`; that
                 // ownership moves to `retired_parent` (released when `self` drops), and this
                 // borrow ends before the move.
                 let old_node = unsafe { &*old };
@@ -740,7 +740,7 @@ impl Node {
     /// Takes this node's strong reference to its parent out of the raw pointer.
     fn take_parent(&mut self) -> Option<NodeArc> {
         let p = std::mem::replace(self.parent.get_mut(), ptr::null_mut());
-        // SAFETY: a non-null `p` came from `Arc::into_raw` and is owned by `self.parent`; it
+        // SAFETY: a non-null `p` came from `NodeArc::into_raw` and is owned by `self.parent`; it
         // was just replaced by null, so this is the single place that releases it.
         (!p.is_null()).then(|| unsafe { NodeArc::from_raw(p) })
     }
@@ -758,6 +758,13 @@ impl Drop for Node {
         let mut next = self.take_parent();
         self.unlink_from(next.as_deref());
         while let Some(parent) = next {
+            // A node in the task registry must leave it before any of its fields is written
+            // (the registry reads them under its own lock): it drops as a whole, its own `drop`
+            // unlinking it first (its task always unlinks it sooner; this is the safety net).
+            if parent.state.load(Ordering::Acquire) & REGISTERED != 0 {
+                drop(parent);
+                break;
+            }
             // The last reference to a parent takes its parent out before the parent drops in
             // place (its own `drop` then finds no chain to walk).
             next = match NodeArc::into_last(parent) {

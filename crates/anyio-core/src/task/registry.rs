@@ -247,7 +247,7 @@ pub(crate) fn unlink(node: &Node) {
 /// models than rustc's would object.
 #[inline]
 pub(crate) fn unlink_dropped(node: &Node) {
-    // Relaxed is enough: the node is being dropped, so the last `Arc` release synchronised
+    // Relaxed is enough: the node is being dropped, so the last `NodeArc` release synchronised
     // with every earlier owner, including whoever linked or unlinked it, and only those set
     // or clear the `unlinked()` marker (see `TaskEntry`).
     if node.entry.next() != unlinked() {
