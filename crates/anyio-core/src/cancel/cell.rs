@@ -23,8 +23,9 @@ use std::task::{Context, Poll};
 use super::node::Node;
 
 /// Past this many references a count is taken to be leaking (as std's `Arc` does with
-/// `isize::MAX`): abort rather than overflow into a use-after-free. Each reference is at least
-/// a pointer in memory, so 2^31 of them would take 16 GiB.
+/// `isize::MAX`, the same limit on 32-bit targets): abort rather than overflow into a
+/// use-after-free. References given up with `into_raw` or `mem::forget` take no memory, so
+/// this check, not the address space, is what keeps the count from wrapping.
 const MAX_REFCOUNT: u32 = i32::MAX as u32;
 
 /// What every allocation starts with: 16 bytes, as std's `ArcInner` header (a node's size
@@ -137,7 +138,7 @@ impl<B: Future<Output = ()> + Send + 'static> Cell<B> {
 unsafe fn drop_body<B: Future<Output = ()> + Send + 'static>(node: NonNull<Node>) {
     // SAFETY: the caller's promise (the vtable of a `Cell<B>` calls this for its own cell).
     let slot: *mut Option<B> = unsafe { Cell::<B>::body(node) };
-    // SAFETY: `slot` is valid and ours (above); `clear` only marks it empty.
+    // SAFETY: `slot` is valid and ours (above).
     unsafe { drop_in_slot(slot) }
 }
 
@@ -786,6 +787,14 @@ mod tests {
     }
 
     #[test]
+    fn a_node_constructor_that_unwinds_frees_the_allocation() {
+        // Under Miri, a leak here fails the run.
+        let r = std::panic::catch_unwind(|| NodeArc::new_with(|| panic!("no node")));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
     fn a_scope_cell_is_as_large_as_an_arc_of_the_node() {
         assert_eq!(std::mem::size_of::<Cell<NoBody>>(), std::mem::size_of::<Node>() + 16);
     }

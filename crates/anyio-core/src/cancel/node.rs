@@ -758,16 +758,18 @@ impl Drop for Node {
         let mut next = self.take_parent();
         self.unlink_from(next.as_deref());
         while let Some(parent) = next {
-            // A node in the task registry must leave it before any of its fields is written
-            // (the registry reads them under its own lock): it drops as a whole, its own `drop`
-            // unlinking it first (its task always unlinks it sooner; this is the safety net).
-            if parent.state.load(Ordering::Acquire) & REGISTERED != 0 {
-                drop(parent);
-                break;
-            }
-            // The last reference to a parent takes its parent out before the parent drops in
-            // place (its own `drop` then finds no chain to walk).
             next = match NodeArc::into_last(parent) {
+                // A node in the task registry must leave it before any of its fields is
+                // written (the registry reads them under its own lock): it drops as a whole, its
+                // own `drop` unlinking it first (its task always unlinks it sooner; this is the
+                // safety net). Tested only once `into_last` has synchronised with every earlier
+                // owner, so the bit read is the last one written.
+                Some(last) if last.state.load(Ordering::Acquire) & REGISTERED != 0 => {
+                    drop(last);
+                    None
+                }
+                // The last reference to a parent takes its parent out before the parent drops
+                // in place (its own `drop` then finds no chain to walk).
                 Some(mut last) => {
                     let grandparent = last.take_parent();
                     last.unlink_from(grandparent.as_deref());
