@@ -11,7 +11,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyio::{
@@ -21,7 +20,7 @@ use anyio::{
     rt::{BlockingJob, BoxTask, IoSource, Runtime, RuntimeHandle, Timer},
     sleep, task_group, AnyError, TaskGroup,
 };
-use support::guarded_ok;
+use support::{guarded_ok, on_runtime};
 
 /// How long a held job waits for its gate before giving up (and recording that it did).
 const GATE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,25 +108,10 @@ impl Runtime for Instrumented {
     }
 }
 
-/// Polls a future with `rt` as the current runtime (as a task group polls its children), so
-/// everything it starts finds `rt`.
-struct OnRuntime<F> {
-    rt: RuntimeHandle,
-    fut: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for OnRuntime<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _rt = anyio::rt::enter(self.rt.clone());
-        self.fut.as_mut().poll(cx)
-    }
-}
-
 /// Runs `body` on the current runtime wrapped in [`Instrumented`] with `gate`.
-fn instrumented<F: Future>(gate: &Arc<Gate>, body: F) -> OnRuntime<F> {
+fn instrumented<F: Future>(gate: &Arc<Gate>, body: F) -> impl Future<Output = F::Output> {
     let rt: RuntimeHandle = Arc::new(Instrumented { inner: anyio::rt::current(), gate: gate.clone() });
-    OnRuntime { rt, fut: Box::pin(body) }
+    on_runtime(rt, body)
 }
 
 /// Waits (cancellably) until `done` holds, polling at a short interval.

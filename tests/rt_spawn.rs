@@ -2,16 +2,17 @@
 //! unboxed) and its default, which boxes the task and calls `Runtime::spawn`; and what a
 //! task that its runtime drops unrun reports.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use anyio::rt::{BlockingJob, BoxTask, RawTask, Runtime, RuntimeHandle, Timer};
 use anyio::task::JoinError;
 use anyio::{task_group, AnyError, TaskGroup};
+
+mod support;
+use support::on_runtime;
 
 /// What the test runtime does with the tasks it is given.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,20 +65,6 @@ impl Runtime for Counting {
     }
 }
 
-/// Polls `fut` with `rt` current, so the task groups it opens spawn on `rt`.
-struct OnRuntime<F> {
-    rt: RuntimeHandle,
-    fut: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for OnRuntime<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _rt = anyio::rt::enter(self.rt.clone());
-        self.fut.as_mut().poll(cx)
-    }
-}
-
 fn counting(mode: Mode) -> Arc<Counting> {
     Arc::new(Counting {
         inner: anyio::rt::current(),
@@ -98,7 +85,7 @@ async fn sum_of_ten(rt: Arc<Counting>) -> u32 {
         }
         Ok(sum)
     });
-    OnRuntime { rt: handle, fut: Box::pin(body) }.await.unwrap().unwrap()
+    on_runtime(handle, body).await.unwrap().unwrap()
 }
 
 #[anyio::test]
@@ -139,7 +126,7 @@ async fn a_task_its_runtime_drops_unrun_is_cancelled_and_its_future_dropped() {
         Ok(h.await)
     });
     // The group neither hangs nor fails: the dropped task counts as cancelled.
-    let joined = OnRuntime { rt: handle, fut: Box::pin(body) }.await.unwrap().unwrap();
+    let joined = on_runtime(handle, body).await.unwrap().unwrap();
     assert!(matches!(joined, Err(JoinError::TaskCancelled)), "{joined:?}");
     assert!(dropped.load(Ordering::SeqCst), "the task's future was dropped");
 }

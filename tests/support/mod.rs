@@ -66,6 +66,16 @@ pub(crate) fn as_other_task<F: Future>(fut: F) -> impl Future<Output = F::Output
     anyio::__private::main_task(fut)
 }
 
+/// Polls `fut` with `rt` as the current runtime (as a task group polls its children), so the
+/// task groups and operations it starts use `rt`: a test's own `Runtime` wrapper.
+pub(crate) fn on_runtime<F: Future>(rt: anyio::rt::RuntimeHandle, fut: F) -> impl Future<Output = F::Output> {
+    let mut fut = Box::pin(fut);
+    std::future::poll_fn(move |cx| {
+        let _rt = anyio::rt::enter(rt.clone());
+        fut.as_mut().poll(cx)
+    })
+}
+
 /// The message of a panic payload (`panic!` with a literal or a formatted string).
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
