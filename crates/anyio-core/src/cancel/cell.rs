@@ -501,6 +501,21 @@ impl<B: Future<Output = ()> + Send + 'static> TaskCell<B> {
         NodeArc::clone(&this)
     }
 
+    /// The node as the body sees it: no reference count of its own, because the body cannot
+    /// outlive the cell's reference that the [`RawTask`] holds (a body is dropped, in
+    /// place, before that reference is released). It saves the body an increment on the
+    /// spawning thread and a decrement on the worker that finishes it.
+    ///
+    /// # Safety
+    ///
+    /// The returned value is not a reference of its own: it must not outlive this cell's
+    /// reference, so keep it only in the body passed to [`start`](Self::start) (or drop it
+    /// before this `TaskCell`).
+    #[inline]
+    pub(crate) unsafe fn body_node(&self) -> BodyNode {
+        BodyNode { node: ManuallyDrop::new(NodeArc { ptr: self.ptr, _owns: PhantomData }) }
+    }
+
     /// Puts the body in, making the task a runtime can run.
     #[inline]
     pub(crate) fn start(self, body: B) -> RawTask {
@@ -516,6 +531,21 @@ impl<B> Drop for TaskCell<B> {
     fn drop(&mut self) {
         // Never started: there is no body, only this strong reference to release.
         drop(NodeArc { ptr: self.ptr, _owns: PhantomData });
+    }
+}
+
+/// A task cell's node, held by the cell's own body (see [`TaskCell::body_node`]): a
+/// `NodeArc` in every use but that it never releases a reference.
+pub(crate) struct BodyNode {
+    node: ManuallyDrop<NodeArc>,
+}
+
+impl Deref for BodyNode {
+    type Target = NodeArc;
+
+    #[inline]
+    fn deref(&self) -> &NodeArc {
+        &self.node
     }
 }
 

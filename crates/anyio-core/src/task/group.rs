@@ -7,21 +7,23 @@ use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
 use super::slot::SlotOutcome;
-use crate::cancel::cell::NodeArc;
+use crate::cancel::cell::{BodyNode, NodeArc};
 use crate::cancel::current::{current_arc, enter};
 use crate::cancel::node::Node;
 use crate::cancel::{catches, CancelScope, InScope};
 use crate::error::{AnyError, AsCancelled, CancelSource, Cancelled};
-use crate::loom::{lock, AtomicUsize, Mutex, Ordering};
+use crate::loom::{lock, Mutex};
 use crate::lowlevel::cancel_shielded_checkpoint;
 use crate::rt::{self, RuntimeHandle};
 
+use super::children::{Added, Children};
 use super::handle::TaskHandle;
 use super::id::{enter_child, enter_task, TaskMeta, TaskName};
 use super::outcome::{Failure, Panic, StartFailure};
@@ -220,10 +222,9 @@ impl<E> Clone for TaskGroup<E> {
 
 impl<E> fmt::Debug for TaskGroup<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = self.shared.count.load(Ordering::Acquire);
         f.debug_struct("TaskGroup")
-            .field("running", &(count / 2))
-            .field("closed", &(count & CLOSED != 0))
+            .field("running", &self.shared.children.running())
+            .field("closed", &self.shared.children.is_closed())
             .field("cancel_called", &self.shared.node.cancel_called())
             .finish()
     }
@@ -397,9 +398,11 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         // Find the runtime first: if there is none this panics before the task is counted in,
         // so the group does not wait for a task that never started.
         let rt = self.shared.rt.get_or_init(rt::current);
-        if !self.shared.add_child() {
-            return Err(GroupClosed(fut));
-        }
+        let group = match self.shared.children.add() {
+            Added::Closed => return Err(GroupClosed(fut)),
+            Added::First => GroupRef::first_child(&self.shared),
+            Added::Another => GroupRef::another_child(&self.shared),
+        };
         // The task's node and its body (the `Child` below) share one allocation; the runtime
         // gets a `RawTask` it can spawn without boxing.
         let cell = Node::new_task_cell::<Child<T, E, F>>(TaskMeta::new(self.shared.host, name));
@@ -425,8 +428,9 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         let child = Child {
             task: ChildTask {
                 tracked,
-                node: node.clone(),
-                group: self.shared.clone(),
+                // SAFETY: kept in the cell's body only (the `Child` started below).
+                node: unsafe { cell.body_node() },
+                group,
                 _value: PhantomData,
                 start,
             },
@@ -583,10 +587,6 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     }
 }
 
-/// Bit 0 of `GroupShared::count`: the group has finished waiting and takes no new tasks. The
-/// other bits count running tasks (in steps of 2), so spawning and finishing take no lock.
-const CLOSED: usize = 1;
-
 struct GroupShared<E> {
     node: NodeArc,
     /// The task whose body opened the group: its tasks' parent (AnyIO's `parent_id`).
@@ -594,7 +594,9 @@ struct GroupShared<E> {
     rt: OnceLock<RuntimeHandle>,
     /// The run's key for task tracking, found once (asking a runtime its id is not free).
     run: OnceLock<crate::rt::run_state::RunKey>,
-    count: AtomicUsize,
+    /// Running tasks, and whether the group takes no more (spawning and finishing take no
+    /// lock). The tasks hold one reference to this between them (see `GroupRef`).
+    children: Children,
     state: Mutex<GroupState<E>>,
 }
 
@@ -612,7 +614,7 @@ impl<E> GroupShared<E> {
             host: super::id::current_task_id(),
             rt: OnceLock::new(),
             run: OnceLock::new(),
-            count: AtomicUsize::new(0),
+            children: Children::new(),
             state: Mutex::new(GroupState {
                 orphaned: false,
                 errors: Vec::new(),
@@ -645,39 +647,75 @@ impl<E> GroupShared<E> {
         self.node.cancel(CancelSource::GroupChildFailed, None);
     }
 
-    /// Counts a new task in, unless the group is closed.
-    fn add_child(&self) -> bool {
-        let mut c = self.count.load(Ordering::Relaxed);
-        loop {
-            if c & CLOSED != 0 {
-                return false;
-            }
-            match self.count.compare_exchange_weak(c, c + 2, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(now) => c = now,
-            }
-        }
-    }
-
-    fn child_done(&self) {
-        if self.count.fetch_sub(2, Ordering::AcqRel) == 2 {
-            let waker = lock(&self.state).waker.take();
-            if let Some(w) = waker {
-                w.wake();
-            }
-        }
-    }
-
     fn poll_children_done(&self, cx: &mut Context<'_>) -> Poll<()> {
         // Publish the waker before trying to close, so that a task finishing in between
         // finds it (it takes the same lock after bringing the count to zero).
         lock(&self.state).waker = Some(cx.waker().clone());
-        if self.count.compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self.children.try_close() {
             lock(&self.state).waker = None;
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+}
+
+/// A running task's access to its group. The tasks running at one time hold one `Arc` of the
+/// group between them, taken by the spawn that counted the first of them in and released by
+/// the last to finish (`children.rs`), instead of one each: that was an increment on the
+/// spawning thread and a decrement on the finishing worker per task, on a line both write.
+struct GroupRef<E> {
+    ptr: NonNull<GroupShared<E>>,
+}
+
+// SAFETY: it gives access to a `GroupShared<E>` as `&`, as an `Arc<GroupShared<E>>` does, and
+// is `Send`/`Sync` exactly when such an `Arc` is.
+unsafe impl<E> Send for GroupRef<E> where Arc<GroupShared<E>>: Send {}
+// SAFETY: as above.
+unsafe impl<E> Sync for GroupRef<E> where Arc<GroupShared<E>>: Sync {}
+
+impl<E> GroupRef<E> {
+    /// For the task counted in first (`Added::First`): takes the tasks' reference.
+    fn first_child(shared: &Arc<GroupShared<E>>) -> Self {
+        // SAFETY: `shared` is a live `Arc`; this reference is released by the task that counts
+        // the last of this run of tasks out (`child_done`).
+        unsafe { Arc::increment_strong_count(Arc::as_ptr(shared)) };
+        Self::another_child(shared)
+    }
+
+    /// For a task counted in beside running ones (`Added::Another`), which already hold the
+    /// tasks' reference: it lasts until the last of them, this one included, is counted out.
+    fn another_child(shared: &Arc<GroupShared<E>>) -> Self {
+        Self { ptr: NonNull::from(&**shared) }
+    }
+
+    /// Counts this task out; the last one wakes the group's owner and then releases the
+    /// tasks' reference.
+    ///
+    /// # Safety
+    ///
+    /// Called once per task, as its last use of the group (the group may be freed by it).
+    unsafe fn child_done(&self) {
+        if self.children.done() {
+            let waker = lock(&self.state).waker.take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+            // SAFETY: this task was counted out last, so the tasks' reference (taken by the spawn
+            // that counted the first of them in) is still held, and nothing here touches the
+            // group after it. A spawn racing with this one took a new reference of its own.
+            unsafe { Arc::decrement_strong_count(self.ptr.as_ptr()) };
+        }
+    }
+}
+
+impl<E> std::ops::Deref for GroupRef<E> {
+    type Target = GroupShared<E>;
+
+    fn deref(&self) -> &GroupShared<E> {
+        // SAFETY: the tasks' reference keeps the group alive while any task is counted in, and
+        // a task uses its `GroupRef` only until it is counted out (`child_done`).
+        unsafe { self.ptr.as_ref() }
     }
 }
 
@@ -751,8 +789,8 @@ struct ChildTask<T, E> {
     /// Its node is in `running_tasks`'s registry (task tracking was on when it was spawned).
     tracked: bool,
     /// The task's cancel node, which also holds its metadata and its outcome.
-    node: NodeArc,
-    group: Arc<GroupShared<E>>,
+    node: BodyNode,
+    group: GroupRef<E>,
     _value: PhantomData<fn() -> T>,
     start: Option<Arc<dyn StartSink<E>>>,
 }
@@ -803,7 +841,7 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
     /// task's metadata stays borrowed by the entered task meanwhile).
     fn finish(
         node: &NodeArc,
-        group: &Arc<GroupShared<E>>,
+        group: &GroupRef<E>,
         start: &mut Option<Arc<dyn StartSink<E>>>,
         outcome: Result<Result<T, E>, Panic>,
     ) {
@@ -845,7 +883,9 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
         };
         node.task.complete(handle_outcome.0, handle_outcome.1);
         *start = None;
-        group.child_done();
+        // SAFETY: once per task (its future is gone, so neither `poll` nor `drop_unfinished`
+        // gets here again), and the last use of the group.
+        unsafe { group.child_done() };
     }
 }
 
@@ -880,7 +920,9 @@ impl<T, E> ChildTask<T, E> {
                     self.node.task.complete(SlotOutcome::Panicked, None);
                 }
             }
-            self.group.child_done();
+            // SAFETY: once per task (it did not finish, so `finish` never ran), and the last
+            // use of the group.
+            unsafe { self.group.child_done() };
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Task groups, task handles and the `start()` handshake.
 
+mod children;
 mod concurrency;
 mod group;
 mod handle;
