@@ -22,11 +22,37 @@ pub(crate) struct Ctx {
     /// The current cancel-scope node (a `*const cancel::node::Node`, type-erased so that this
     /// module depends on nothing); null for the implicit, never-cancelled root. Non-null
     /// only while the guard that set it lives, which borrows the node. Only
-    /// `cancel::current` and the task wrapper (`task::id`) read or write it.
-    pub(crate) node: Cell<*const ()>,
+    /// `cancel::current` and the task wrapper (`task::id`) read or write it, through
+    /// [`node`](Self::node), [`set_node`](Self::set_node) and [`replace_node`](Self::replace_node).
+    node: Cell<*const ()>,
+    /// The cancellation epoch (`cancel::epoch`) at which `node` was last found not effectively
+    /// cancelled, or 0: not since it became current (every write of `node` clears it).
+    pub(crate) checked: Cell<u64>,
     /// The address of the runtime `crate::rt` entered on this thread (null if none), kept
     /// beside the owning handle so that "is it already current?" is one comparison.
     pub(crate) rt: Cell<*const ()>,
+}
+
+impl Ctx {
+    /// The current cancel-scope node (type-erased; null for the root).
+    #[inline]
+    pub(crate) fn node(&self) -> *const () {
+        self.node.get()
+    }
+
+    /// Makes `node` current, forgetting the cached check of the previous one.
+    #[inline]
+    pub(crate) fn set_node(&self, node: *const ()) {
+        self.checked.set(0);
+        self.node.set(node);
+    }
+
+    /// [`set_node`](Self::set_node), returning the node that was current.
+    #[inline]
+    pub(crate) fn replace_node(&self, node: *const ()) -> *const () {
+        self.checked.set(0);
+        self.node.replace(node)
+    }
 }
 
 thread_local! {
@@ -36,6 +62,7 @@ thread_local! {
             meta: Cell::new(ptr::null()),
             budget: Cell::new(0),
             node: Cell::new(ptr::null()),
+            checked: Cell::new(0),
             rt: Cell::new(ptr::null()),
         }
     };

@@ -14,13 +14,13 @@ use crate::context;
 
 /// Makes `node` current until the guard drops (also while unwinding from a panic).
 pub(crate) fn enter(node: &NodeArc) -> Entered<'_> {
-    let prev = context::with(|c| c.node.replace(NodeArc::as_ptr(node).cast()));
+    let prev = context::with(|c| c.replace_node(NodeArc::as_ptr(node).cast()));
     Entered { prev, _node: PhantomData, _not_send: PhantomData }
 }
 
 /// Makes no node current (the implicit, never-cancelled root) until the guard drops.
 pub(crate) fn enter_root() -> Entered<'static> {
-    let prev = context::with(|c| c.node.replace(ptr::null()));
+    let prev = context::with(|c| c.replace_node(ptr::null()));
     Entered { prev, _node: PhantomData, _not_send: PhantomData }
 }
 
@@ -32,14 +32,14 @@ pub(crate) struct Entered<'a> {
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        context::with(|c| c.node.set(self.prev));
+        context::with(|c| c.set_node(self.prev));
     }
 }
 
 /// Runs `f` with the current node (`None` = the root).
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
-    let p = context::with(|c| c.node.get()).cast::<Node>();
+    let p = context::with(|c| c.node()).cast::<Node>();
     // SAFETY: every non-null pointer stored in the context's node is `Arc::as_ptr` of an
     // `NodeArc` (only `enter` and the task wrapper's `task::id::enter_child` store one), so
     // the cast restores its type. It is non-null only between `enter(node)` (or
@@ -98,7 +98,7 @@ pub(crate) fn register_current_after_check(
 
 /// A new strong reference to the current node, if any.
 pub(crate) fn current_arc() -> Option<NodeArc> {
-    let p = context::with(|c| c.node.get()).cast::<Node>();
+    let p = context::with(|c| c.node()).cast::<Node>();
     if p.is_null() {
         return None;
     }
@@ -115,9 +115,27 @@ pub(crate) fn current_arc() -> Option<NodeArc> {
 /// checkpoint: one TLS read and one atomic load per scope level up to a shield).
 #[inline]
 pub(crate) fn check_current() -> Result<(), crate::error::Cancelled> {
-    with_current(|n| match n {
-        None => Ok(()),
-        Some(n) => n.check(),
+    context::with(|c| {
+        let p = c.node().cast::<Node>();
+        if p.is_null() {
+            return Ok(());
+        }
+        // The epoch is read before the walk (see `epoch`): a change it shows is visible to
+        // the walk, and one it does not show moves it before the next check.
+        #[cfg(not(loom))]
+        let now = super::epoch::now();
+        #[cfg(not(loom))]
+        if c.checked.get() == now {
+            return Ok(());
+        }
+        // SAFETY: as in `with_current`: the node is alive while it is current, and the
+        // reference does not outlive this call.
+        let checked = unsafe { &*p }.check();
+        #[cfg(not(loom))]
+        if checked.is_ok() {
+            c.checked.set(now);
+        }
+        checked
     })
 }
 

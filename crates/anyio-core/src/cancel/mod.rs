@@ -9,6 +9,7 @@ mod cancellable;
 pub(crate) mod cell;
 pub(crate) mod checkpoint;
 pub(crate) mod current;
+pub(crate) mod epoch;
 #[cfg(all(test, loom))]
 mod loom_tests;
 pub(crate) mod node;

@@ -405,6 +405,8 @@ impl Node {
             }
             w.link = new_key;
         }
+        // The new chain may be cancelled where the old one was not.
+        super::epoch::bump();
         this.wake_all();
     }
 
@@ -545,6 +547,7 @@ impl Node {
         }
         let prev = self.state.fetch_or(CANCELLED, Ordering::AcqRel);
         if prev & CANCELLED == 0 {
+            super::epoch::bump();
             #[cfg(feature = "tracing")]
             tracing::debug!(
                 target: "anyio::cancel",
@@ -564,6 +567,7 @@ impl Node {
             // Waiters below this node ignored an outer cancellation while it was shielded: wake
             // them so they look again.
             if prev & SHIELD != 0 {
+                super::epoch::bump();
                 self.wake_all();
             }
         }

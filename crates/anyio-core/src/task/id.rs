@@ -155,7 +155,7 @@ pub(crate) fn enter_task(meta: &TaskMeta) -> TaskEntered<'_> {
         task: c.task.replace(meta.id.as_u64()),
         meta: c.meta.replace(std::ptr::from_ref(meta).cast()),
         budget: c.budget.replace(crate::coop::BUDGET),
-        node: c.node.get(),
+        node: c.node(),
         rt: c.rt.get(),
     });
     TaskEntered {
@@ -174,7 +174,7 @@ pub(crate) fn enter_child<'a>(meta: &'a TaskMeta, node: &'a NodeArc) -> TaskEnte
         task: c.task.replace(meta.id.as_u64()),
         meta: c.meta.replace(std::ptr::from_ref(meta).cast()),
         budget: c.budget.replace(crate::coop::BUDGET),
-        node: c.node.replace(NodeArc::as_ptr(node).cast()),
+        node: c.replace_node(NodeArc::as_ptr(node).cast()),
         rt: c.rt.get(),
     });
     TaskEntered {
@@ -220,7 +220,7 @@ impl Drop for TaskEntered<'_> {
             c.task.set(prev.task);
             c.meta.set(prev.meta);
             c.budget.set(prev.budget);
-            c.node.set(prev.node);
+            c.set_node(prev.node);
         });
     }
 }
