@@ -697,6 +697,12 @@ impl WaitRegistration {
         node.check()
     }
 
+    /// Whether a waker is registered (`clear` has something to do).
+    #[inline]
+    pub(crate) fn is_registered(&self) -> bool {
+        self.entry.is_some()
+    }
+
     /// Unregisters, if registered. Inlined: on the hot paths there is nothing to do.
     #[inline]
     pub(crate) fn clear(&mut self) {
