@@ -101,12 +101,19 @@ async fn a_cancelled_send_tears_no_record_and_later_sends_continue_the_stream() 
         // The server does not read: the send clogs and is cancelled part-way.
         let r = move_on_after(Duration::from_millis(100), c.send(&big)).await;
         assert!(matches!(r, Ok(None)), "the 8 MiB send should have been cut off by the deadline");
-        c.send(b"AFTER").await?;
-        // The server reads a clean prefix of `big`, then exactly "AFTER".
+        // The server reads a clean prefix of `big`, then exactly "AFTER". It reads while the
+        // client sends: what the cancelled send left to write (up to a TLS buffer's worth)
+        // may not fit in the kernel's buffers, which the cancelled send has filled.
         let mut got = Vec::new();
-        while !got.ends_with(b"AFTER") {
-            got.extend(s.receive(65536).await?);
-        }
+        let read = async {
+            while !got.ends_with(b"AFTER") {
+                got.extend(s.receive(65536).await?);
+            }
+            Ok::<_, StreamError>(())
+        };
+        let (sent, read) = futures::join!(c.send(b"AFTER"), read);
+        sent?;
+        read?;
         let prefix = &got[..got.len() - 5];
         assert!(prefix.len() < big.len(), "not all of the cancelled send went out");
         assert!(prefix == &big[..prefix.len()], "what arrived of the cancelled send is not a clean prefix");

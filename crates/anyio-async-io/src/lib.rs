@@ -105,8 +105,20 @@ impl IoSource for AsyncIoSource {
         // `read_with` does, whose `Readable` future is new per wait). One that the core has
         // just tried goes straight to waiting: registering reports readiness that is already
         // there, so nothing is lost. A phase this adapter does not know assumes nothing.
-        if matches!(phase, IoPhase::Resumed | IoPhase::Tried) {
-            ready!(self.poll_ready(cx, interest))?;
+        match phase {
+            IoPhase::Tried => ready!(self.poll_ready(cx, interest))?,
+            // Woken, but not necessarily by this descriptor: a task polls every operation it
+            // waits in when any of them wakes it (two sockets under one `join!`), and the
+            // peer may have made this one ready in the same poll, before the reactor could
+            // say so. Waiting for the event would cost a reactor turn for data that is
+            // already there, so try once; the wait stays registered if that fails.
+            IoPhase::Resumed if self.poll_ready(cx, interest)?.is_pending() => {
+                return match op() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+                    done => Poll::Ready(done.map(drop)),
+                };
+            }
+            _ => {}
         }
         // Otherwise try first: async-io reports an event only after a registration, so waiting
         // first would cost a reactor round trip for every operation that could have gone
@@ -141,4 +153,51 @@ impl IoSource for AsyncIoSource {
 /// The error for a readiness kind newer than this adapter (`Interest` is non-exhaustive).
 fn unsupported(interest: Interest) -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, format!("async-io cannot wait for {interest:?} readiness"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::task::Waker;
+
+    /// The first operation of a task that two sockets share: it waits (nothing has arrived);
+    /// then the peer writes and the operation is polled again before any reactor turn (the
+    /// task was woken by its other socket). It must find the data now, not wait for the
+    /// reactor to report what is already there (nothing here turns the reactor: waiting would
+    /// be for ever).
+    #[test]
+    fn a_resumed_operation_finds_data_the_reactor_has_not_reported_yet() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut reader = ours.try_clone().unwrap();
+        let source = register_async_io(ours.into()).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut buf = [0u8; 8];
+        let mut got = 0;
+        let mut op = || -> io::Result<bool> {
+            got = reader.read(&mut buf)?;
+            Ok(true)
+        };
+        let waited = source.poll_io(&mut cx, Interest::Readable, IoPhase::Fresh, &mut op);
+        assert!(waited.is_pending(), "nothing to read yet");
+        peer.write_all(b"ping").unwrap();
+        let resumed = source.poll_io(&mut cx, Interest::Readable, IoPhase::Resumed, &mut op);
+        assert!(matches!(resumed, Poll::Ready(Ok(()))), "{resumed:?}");
+        assert_eq!(got, 4);
+    }
+
+    /// A resumed operation that still finds nothing stays registered and pending.
+    #[test]
+    fn a_resumed_operation_with_nothing_to_do_keeps_waiting() {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut reader = ours.try_clone().unwrap();
+        let source = register_async_io(ours.into()).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut op = || -> io::Result<bool> { reader.read(&mut [0u8; 8]).map(|_| true) };
+        assert!(source.poll_io(&mut cx, Interest::Readable, IoPhase::Fresh, &mut op).is_pending());
+        assert!(source.poll_io(&mut cx, Interest::Readable, IoPhase::Resumed, &mut op).is_pending());
+    }
 }

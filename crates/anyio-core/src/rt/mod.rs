@@ -219,9 +219,11 @@ pub trait IoSource: Send + Sync {
     /// descriptor becomes ready.
     ///
     /// `phase` says what happened before. [`IoPhase::Resumed`]: a backend whose reactor
-    /// reports an event per registered wait (async-io) checks for that event before trying
-    /// `op` again, so that an operation that waited leaves no stale event behind for the next
-    /// one (which would cost it a system call that fails). [`IoPhase::Tried`]: `op` has just
+    /// reports an event per registered wait (async-io) consumes that event if it came, so
+    /// that an operation that waited leaves no stale event behind for the next one (which
+    /// would cost it a system call that fails); if it has not come, the task may have been
+    /// woken by something else after the descriptor became ready, so `op` is still tried
+    /// once rather than waiting for a reactor turn. [`IoPhase::Tried`]: `op` has just
     /// failed with `WouldBlock`, so a backend that can wait without trying again should. A
     /// backend that clears readiness only when `op` would block after readiness was reported
     /// (tokio) must not clear on the strength of a try made before it asked, and may treat
