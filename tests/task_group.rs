@@ -343,6 +343,34 @@ async fn child_panic_is_reraised_after_siblings_were_cancelled_and_joined() {
     assert_eq!(seen.sources(), vec![CancelSource::GroupChildFailed]);
 }
 
+/// A task's value, which panics when dropped with `Boom(n)`.
+struct PanicsOnDrop(u32);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        std::panic::panic_any(Boom(self.0));
+    }
+}
+
+#[anyio::test]
+async fn a_value_whose_destructor_panics_is_the_tasks_panic_and_the_group_still_joins() {
+    // Nobody holds the task's handle, so its value is dropped when the task finishes.
+    let caught = guarded(async move {
+        Ok(AssertUnwindSafe(task_group(|tg: TaskGroup<AnyError>| async move {
+            drop(tg.spawn(async { Ok(PanicsOnDrop(9)) }));
+            Ok(())
+        }))
+        .catch_unwind()
+        .await)
+    })
+    .await;
+    let payload = match caught {
+        Err(payload) => payload,
+        Ok(r) => panic!("the destructor's panic was not re-raised; the group returned {r:?}"),
+    };
+    assert_eq!(payload.downcast_ref::<Boom>(), Some(&Boom(9)), "the panic payload changed");
+}
+
 #[anyio::test]
 async fn body_panic_is_reraised_after_children_were_cancelled_and_joined() {
     let drops = DropCounter::new();

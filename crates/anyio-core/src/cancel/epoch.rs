@@ -6,7 +6,9 @@
 //! What makes a node effectively cancelled: the cancellation of it or of an ancestor up to a
 //! shield ([`Node::cancel`](super::node::Node::cancel)), a shield coming down
 //! (`Node::set_shield`), and a new parent (`Node::reparent`). Each bumps the epoch after its
-//! change is made and before it wakes anyone. A checking thread reads the epoch (acquire)
+//! change is made and before it wakes anyone, also when it found the change already made by
+//! a concurrent call (which may not have bumped yet: a caller that saw the flag must not pass
+//! its own next check on the old epoch). A checking thread reads the epoch (acquire)
 //! before it walks: if it reads a bumped value, the change that bumped it is visible to the
 //! walk; if it does not, the change is concurrent with the check, which may then answer
 //! either way, as it could have without the cache. A task woken by a change was woken after

@@ -546,8 +546,10 @@ impl Node {
             }
         }
         let prev = self.state.fetch_or(CANCELLED, Ordering::AcqRel);
+        // Also when another call set the flag first and has not bumped yet: this caller has
+        // seen the flag, so its own next check must not pass on a cached epoch.
+        super::epoch::bump();
         if prev & CANCELLED == 0 {
-            super::epoch::bump();
             #[cfg(feature = "tracing")]
             tracing::debug!(
                 target: "anyio::cancel",
@@ -564,10 +566,11 @@ impl Node {
             self.state.fetch_or(SHIELD, Ordering::AcqRel);
         } else {
             let prev = self.state.fetch_and(!SHIELD, Ordering::AcqRel);
+            // Unconditionally, as in `cancel`: a concurrent call may have lowered it first.
+            super::epoch::bump();
             // Waiters below this node ignored an outer cancellation while it was shielded: wake
             // them so they look again.
             if prev & SHIELD != 0 {
-                super::epoch::bump();
                 self.wake_all();
             }
         }

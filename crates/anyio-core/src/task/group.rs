@@ -398,16 +398,30 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         // Find the runtime first: if there is none this panics before the task is counted in,
         // so the group does not wait for a task that never started.
         let rt = self.shared.rt.get_or_init(rt::current);
+        // The task's node and its body (the `Child` below) share one allocation; the runtime
+        // gets a `RawTask` it can spawn without boxing.
+        let cell = Node::new_task_cell::<Child<T, E, F>>(TaskMeta::new(self.shared.host, name));
         let group = match self.shared.children.add() {
             Added::Closed => return Err(GroupClosed(fut)),
             Added::First => GroupRef::first_child(&self.shared),
             Added::Another => GroupRef::another_child(&self.shared),
         };
-        // The task's node and its body (the `Child` below) share one allocation; the runtime
-        // gets a `RawTask` it can spawn without boxing.
-        let cell = Node::new_task_cell::<Child<T, E, F>>(TaskMeta::new(self.shared.host, name));
+        // Built at once: from here an unwind drops this `Child`, which counts itself out as a
+        // task its runtime dropped, so the group never waits for a task that never ran.
+        let mut child = Child {
+            task: ChildTask {
+                tracked: false,
+                // SAFETY: kept in the cell's body only (the `Child` started below; an unwind
+                // drops it before `cell`).
+                node: unsafe { cell.body_node() },
+                group,
+                _value: PhantomData,
+                start,
+            },
+            fut: Some(fut),
+        };
         let node = cell.node();
-        match &start {
+        match &child.task.start {
             // A task started with `start()` runs under the caller's scope until it signals,
             // then moves into the group (trio's re-parenting): the caller's cancellation
             // reaches it only while it starts, the group's only once it has started.
@@ -420,22 +434,11 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             }
         }
         // Off by default: then one relaxed load, nothing else.
-        let tracked = super::info::is_tracking_tasks();
-        if tracked {
+        if super::info::is_tracking_tasks() {
             let run = *self.shared.run.get_or_init(|| crate::rt::run_state::key_of(rt));
             super::registry::link(&node, run);
+            child.task.tracked = true;
         }
-        let child = Child {
-            task: ChildTask {
-                tracked,
-                // SAFETY: kept in the cell's body only (the `Child` started below).
-                node: unsafe { cell.body_node() },
-                group,
-                _value: PhantomData,
-                start,
-            },
-            fut: Some(fut),
-        };
         rt.spawn_task(cell.start(child));
         Ok(TaskHandle::new(node))
     }
@@ -698,13 +701,14 @@ impl<E> GroupRef<E> {
     unsafe fn child_done(&self) {
         if self.children.done() {
             let waker = lock(&self.state).waker.take();
+            // SAFETY: this task was counted out last, so the tasks' reference (taken by the spawn
+            // that counted the first of them in) is still held, and nothing here touches the
+            // group after it (the waker is ours now). A spawn racing with this one took a new
+            // reference of its own. Released before the wake, which may panic.
+            unsafe { Arc::decrement_strong_count(self.ptr.as_ptr()) };
             if let Some(w) = waker {
                 w.wake();
             }
-            // SAFETY: this task was counted out last, so the tasks' reference (taken by the spawn
-            // that counted the first of them in) is still held, and nothing here touches the
-            // group after it. A spawn racing with this one took a new reference of its own.
-            unsafe { Arc::decrement_strong_count(self.ptr.as_ptr()) };
         }
     }
 }
@@ -881,8 +885,15 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
                 (SlotOutcome::Panicked, None)
             }
         };
-        node.task.complete(handle_outcome.0, handle_outcome.1);
-        *start = None;
+        // Both may run user destructors (the value, when nobody holds the task's handle; a
+        // value signalled to a `start` caller that left): a panic there is the task's, and it
+        // must not skip counting the task out, or the group would wait for it for ever.
+        let stored =
+            catch_unwind(AssertUnwindSafe(|| node.task.complete(handle_outcome.0, handle_outcome.1)));
+        let released = catch_unwind(AssertUnwindSafe(|| drop(start.take())));
+        for p in [stored.err(), released.err()].into_iter().flatten() {
+            group.record(Failure::Panic(p));
+        }
         // SAFETY: once per task (its future is gone, so neither `poll` nor `drop_unfinished`
         // gets here again), and the last use of the group.
         unsafe { group.child_done() };
@@ -908,17 +919,23 @@ impl<T, E> ChildTask<T, E> {
                 let _g = enter(&self.node);
                 fut.set(None);
             }));
-            if let Some(s) = self.start.take() {
-                if !s.is_started() {
-                    s.cancelled(self.node.cancelled_error());
+            let start = self.start.take();
+            let released = catch_unwind(AssertUnwindSafe(|| {
+                if let Some(s) = start {
+                    if !s.is_started() {
+                        s.cancelled(self.node.cancelled_error());
+                    }
                 }
-            }
+            }));
             match dropped {
                 Ok(()) => self.node.task.complete(SlotOutcome::Cancelled, None),
                 Err(p) => {
                     self.group.record(Failure::Panic(p));
                     self.node.task.complete(SlotOutcome::Panicked, None);
                 }
+            }
+            if let Err(p) = released {
+                self.group.record(Failure::Panic(p));
             }
             // SAFETY: once per task (it did not finish, so `finish` never ran), and the last
             // use of the group.
