@@ -68,6 +68,13 @@ thread_local! {
     };
 }
 
+/// An id of this thread, cheap to read: the address of its context. Unique among the threads
+/// alive at one time (a new thread may reuse an exited one's).
+#[inline]
+pub(crate) fn thread_key() -> usize {
+    CTX.with(|c| std::ptr::from_ref(c) as usize)
+}
+
 /// Runs `f` with this thread's context.
 #[inline]
 pub(crate) fn with<R>(f: impl FnOnce(&Ctx) -> R) -> R {

@@ -18,10 +18,12 @@ use crate::cancel::cell::{BodyNode, NodeArc};
 use crate::cancel::current::{current_arc, enter};
 use crate::cancel::node::Node;
 use crate::cancel::{catches, CancelScope, InScope};
+use crate::context;
 use crate::error::{AnyError, AsCancelled, CancelSource, Cancelled};
-use crate::loom::{lock, Mutex};
+use crate::loom::{lock, AtomicBool, Mutex, Ordering};
 use crate::lowlevel::cancel_shielded_checkpoint;
 use crate::rt::{self, RuntimeHandle};
+use crate::sync::spin::SpinMutex;
 
 use super::children::{Added, Children};
 use super::handle::TaskHandle;
@@ -398,30 +400,20 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         // Find the runtime first: if there is none this panics before the task is counted in,
         // so the group does not wait for a task that never started.
         let rt = self.shared.rt.get_or_init(rt::current);
+        self.shared.reap();
         // The task's node and its body (the `Child` below) share one allocation; the runtime
         // gets a `RawTask` it can spawn without boxing.
         let cell = Node::new_task_cell::<Child<T, E, F>>(TaskMeta::new(self.shared.host, name));
-        let group = match self.shared.children.add() {
+        let counted = match self.shared.children.add() {
             Added::Closed => return Err(GroupClosed(fut)),
             Added::First => GroupRef::first_child(&self.shared),
             Added::Another => GroupRef::another_child(&self.shared),
         };
-        // Built at once: from here an unwind drops this `Child`, which counts itself out as a
-        // task its runtime dropped, so the group never waits for a task that never ran.
-        let mut child = Child {
-            task: ChildTask {
-                tracked: false,
-                // SAFETY: kept in the cell's body only (the `Child` started below; an unwind
-                // drops it before `cell`).
-                node: unsafe { cell.body_node() },
-                group,
-                _value: PhantomData,
-                start,
-            },
-            fut: Some(fut),
-        };
+        // Until the task is handed over, an unwind counts it out, so the group never waits for
+        // a task that never ran.
+        let counted = CountedIn(Some(counted));
         let node = cell.node();
-        match &child.task.start {
+        match &start {
             // A task started with `start()` runs under the caller's scope until it signals,
             // then moves into the group (trio's re-parenting): the caller's cancellation
             // reaches it only while it starts, the group's only once it has started.
@@ -433,12 +425,25 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
                 node.enter(Some(self.shared.node.clone()));
             }
         }
-        // Off by default: then one relaxed load, nothing else.
-        if super::info::is_tracking_tasks() {
+        // Off by default: then one relaxed load, nothing else. The last step that can fail:
+        // from the `Child` on, its drop unlinks and counts out.
+        let tracked = super::info::is_tracking_tasks();
+        if tracked {
             let run = *self.shared.run.get_or_init(|| crate::rt::run_state::key_of(rt));
             super::registry::link(&node, run);
-            child.task.tracked = true;
         }
+        let child = Child {
+            task: ChildTask {
+                spawned_on: context::thread_key(),
+                tracked,
+                // SAFETY: kept in the cell's body only (the `Child` started below).
+                node: unsafe { cell.body_node() },
+                group: counted.hand_over(),
+                _value: PhantomData,
+                start,
+            },
+            fut: Some(fut),
+        };
         rt.spawn_task(cell.start(child));
         Ok(TaskHandle::new(node))
     }
@@ -590,6 +595,10 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
     }
 }
 
+/// The most finished task nodes a group keeps for its spawner to free (see
+/// `GroupShared::keep_finished`).
+const KEPT_FINISHED: usize = 256;
+
 struct GroupShared<E> {
     node: NodeArc,
     /// The task whose body opened the group: its tasks' parent (AnyIO's `parent_id`).
@@ -600,6 +609,11 @@ struct GroupShared<E> {
     /// Running tasks, and whether the group takes no more (spawning and finishing take no
     /// lock). The tasks hold one reference to this between them (see `GroupRef`).
     children: Children,
+    /// Nodes of tasks that finished on another thread than the one that spawned them, kept
+    /// so that the next spawn (or the join) frees them on its own thread (`keep_finished`).
+    finished: SpinMutex<Vec<NodeArc>>,
+    /// `finished` is not empty: lets a spawn skip its lock.
+    has_finished: AtomicBool,
     state: Mutex<GroupState<E>>,
 }
 
@@ -618,6 +632,8 @@ impl<E> GroupShared<E> {
             rt: OnceLock::new(),
             run: OnceLock::new(),
             children: Children::new(),
+            finished: SpinMutex::new(Vec::new()),
+            has_finished: AtomicBool::new(false),
             state: Mutex::new(GroupState {
                 orphaned: false,
                 errors: Vec::new(),
@@ -650,7 +666,47 @@ impl<E> GroupShared<E> {
         self.node.cancel(CancelSource::GroupChildFailed, None);
     }
 
+    /// Keeps a reference to the node of a task that finished on another thread than its
+    /// spawner's, so that the node's allocation is freed where it was made: by the next spawn
+    /// into the group, or by the join. A task node freed by the worker that finished it put
+    /// that worker and the spawning thread on glibc's arena lock for every task (`strace`:
+    /// 80,646 `futex` calls for 100,000 tasks on tokio multi-thread, against 1,757 for
+    /// `JoinSet`, which frees its tasks on the joining thread). At most `KEPT_FINISHED`
+    /// are kept: a group that stops spawning frees the rest on the worker, as before.
+    fn keep_finished(&self, node: NodeArc) {
+        let mut kept = self.finished.lock();
+        kept.push(node);
+        if kept.len() < KEPT_FINISHED {
+            self.has_finished.store(true, Ordering::Relaxed);
+            return;
+        }
+        let all = std::mem::take(&mut *kept);
+        self.has_finished.store(false, Ordering::Relaxed);
+        drop(kept);
+        drop(all);
+    }
+
+    /// Frees the nodes `keep_finished` kept, on this thread. One relaxed load when there are
+    /// none (always, when tasks finish on the thread that spawned them).
+    #[inline]
+    fn reap(&self) {
+        if self.has_finished.load(Ordering::Relaxed) {
+            self.reap_kept();
+        }
+    }
+
+    #[cold]
+    fn reap_kept(&self) {
+        let all = {
+            let mut kept = self.finished.lock();
+            self.has_finished.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *kept)
+        };
+        drop(all);
+    }
+
     fn poll_children_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.reap();
         // Publish the waker before trying to close, so that a task finishing in between
         // finds it (it takes the same lock after bringing the count to zero).
         lock(&self.state).waker = Some(cx.waker().clone());
@@ -709,6 +765,26 @@ impl<E> GroupRef<E> {
             if let Some(w) = waker {
                 w.wake();
             }
+        }
+    }
+}
+
+/// A task counted into its group and not yet handed to its runtime: dropped (by an unwind),
+/// it counts the task out.
+struct CountedIn<E>(Option<GroupRef<E>>);
+
+impl<E> CountedIn<E> {
+    fn hand_over(mut self) -> GroupRef<E> {
+        self.0.take().expect("handed over once")
+    }
+}
+
+impl<E> Drop for CountedIn<E> {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            // SAFETY: the task was counted in and never ran: this is its one count-out, and
+            // `group` is not used after it.
+            unsafe { group.child_done() };
         }
     }
 }
@@ -790,6 +866,8 @@ pin_project! {
 
 /// Everything of a [`Child`] but its future.
 struct ChildTask<T, E> {
+    /// The spawning thread (`context::thread_key`).
+    spawned_on: usize,
     /// Its node is in `running_tasks`'s registry (task tracking was on when it was spawned).
     tracked: bool,
     /// The task's cancel node, which also holds its metadata and its outcome.
@@ -834,6 +912,10 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         let _task = enter_task(meta);
         if std::mem::take(&mut this.tracked) {
             super::registry::unlink(node);
+        }
+        // Freed where it was allocated (see `keep_finished`).
+        if this.spawned_on != context::thread_key() {
+            this.group.keep_finished(NodeArc::clone(&this.node));
         }
         ChildTask::<T, E>::finish(&this.node, &this.group, &mut this.start, outcome);
         Poll::Ready(())
@@ -891,7 +973,10 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
         let stored =
             catch_unwind(AssertUnwindSafe(|| node.task.complete(handle_outcome.0, handle_outcome.1)));
         let released = catch_unwind(AssertUnwindSafe(|| drop(start.take())));
-        for p in [stored.err(), released.err()].into_iter().flatten() {
+        if let Err(p) = stored {
+            group.record(Failure::Panic(p));
+        }
+        if let Err(p) = released {
             group.record(Failure::Panic(p));
         }
         // SAFETY: once per task (its future is gone, so neither `poll` nor `drop_unfinished`
