@@ -597,7 +597,11 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
 
 /// The most finished task nodes a group keeps for its spawner to free (see
 /// `GroupShared::keep_finished`).
-const KEPT_FINISHED: usize = 256;
+const KEPT_FINISHED: usize = 64;
+
+/// The largest task body (`Child`, the future included) whose node is kept for the spawner
+/// to free: with the node, about a kilobyte, so a group keeps at most about 64 KiB.
+const KEPT_BODY_MAX: usize = 768;
 
 struct GroupShared<E> {
     node: NodeArc,
@@ -654,14 +658,22 @@ impl<E> GroupShared<E> {
                 tracing::debug!(target: "anyio::task", "task panicked: cancelling its task group")
             }
         }
-        {
+        let unreported = {
             let mut st = lock(&self.state);
-            if !st.orphaned {
+            if st.orphaned {
+                Some(failure)
+            } else {
                 match failure {
                     Failure::Error(e) => st.errors.push(e),
                     Failure::Panic(p) => st.panics.push(p),
                 }
+                None
             }
+        };
+        // Nobody will join an orphaned group: its failures are dropped, here, by a task that
+        // still has to count itself out; a destructor's panic must not stop it.
+        if let Some(f) = unreported {
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(f)));
         }
         self.node.cancel(CancelSource::GroupChildFailed, None);
     }
@@ -671,19 +683,16 @@ impl<E> GroupShared<E> {
     /// into the group, or by the join. A task node freed by the worker that finished it put
     /// that worker and the spawning thread on glibc's arena lock for every task (`strace`:
     /// 80,646 `futex` calls for 100,000 tasks on tokio multi-thread, against 1,757 for
-    /// `JoinSet`, which frees its tasks on the joining thread). At most `KEPT_FINISHED`
-    /// are kept: a group that stops spawning frees the rest on the worker, as before.
-    fn keep_finished(&self, node: NodeArc) {
+    /// `JoinSet`, which frees its tasks on the joining thread). At most `KEPT_FINISHED` small
+    /// cells are kept (`Child::poll` keeps none of a large future's); beyond that the worker
+    /// frees the node, as before. Clones only when there is room, so the caller's reference
+    /// is never the last one here and nothing is freed under, or by, this call.
+    fn keep_finished(&self, node: &NodeArc) {
         let mut kept = self.finished.lock();
-        kept.push(node);
         if kept.len() < KEPT_FINISHED {
+            kept.push(NodeArc::clone(node));
             self.has_finished.store(true, Ordering::Relaxed);
-            return;
         }
-        let all = std::mem::take(&mut *kept);
-        self.has_finished.store(false, Ordering::Relaxed);
-        drop(kept);
-        drop(all);
     }
 
     /// Frees the nodes `keep_finished` kept, on this thread. One relaxed load when there are
@@ -695,14 +704,30 @@ impl<E> GroupShared<E> {
         }
     }
 
+    /// Frees the kept nodes in batches taken under the lock and dropped outside it (a node's
+    /// drop may run waker destructors, which may spawn into this group). The list keeps its
+    /// capacity, so a worker never allocates it again for this thread to free.
     #[cold]
     fn reap_kept(&self) {
-        let all = {
-            let mut kept = self.finished.lock();
-            self.has_finished.store(false, Ordering::Relaxed);
-            std::mem::take(&mut *kept)
-        };
-        drop(all);
+        loop {
+            let mut batch: [Option<NodeArc>; 16] = Default::default();
+            let more = {
+                let mut kept = self.finished.lock();
+                for slot in &mut batch {
+                    match kept.pop() {
+                        Some(node) => *slot = Some(node),
+                        None => break,
+                    }
+                }
+                let more = !kept.is_empty();
+                self.has_finished.store(more, Ordering::Relaxed);
+                more
+            };
+            drop(batch);
+            if !more {
+                return;
+            }
+        }
     }
 
     fn poll_children_done(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -712,6 +737,8 @@ impl<E> GroupShared<E> {
         lock(&self.state).waker = Some(cx.waker().clone());
         if self.children.try_close() {
             lock(&self.state).waker = None;
+            // Every task kept its node before counting out: none is added after this.
+            self.reap();
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -913,9 +940,10 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         if std::mem::take(&mut this.tracked) {
             super::registry::unlink(node);
         }
-        // Freed where it was allocated (see `keep_finished`).
-        if this.spawned_on != context::thread_key() {
-            this.group.keep_finished(NodeArc::clone(&this.node));
+        // Freed where it was allocated (see `keep_finished`); a large future's cell is not
+        // worth keeping (it is outside the allocator's per-thread caches anyway).
+        if std::mem::size_of::<Self>() <= KEPT_BODY_MAX && this.spawned_on != context::thread_key() {
+            this.group.keep_finished(&this.node);
         }
         ChildTask::<T, E>::finish(&this.node, &this.group, &mut this.start, outcome);
         Poll::Ready(())
@@ -932,7 +960,9 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
         outcome: Result<Result<T, E>, Panic>,
     ) {
         let before_start = start.as_ref().is_some_and(|s| !s.is_started());
-        let handle_outcome = match outcome {
+        // User code runs here too (`as_cancelled`, the error's destructor at the end of its
+        // arm): a panic is the task's, reported below.
+        let classified = catch_unwind(AssertUnwindSafe(|| match outcome {
             Ok(Ok(v)) => {
                 if before_start {
                     start.as_ref().expect("checked").not_started();
@@ -964,6 +994,13 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
                 if let Some(f) = undelivered {
                     group.record(f);
                 }
+                (SlotOutcome::Panicked, None)
+            }
+        }));
+        let handle_outcome = match classified {
+            Ok(handle_outcome) => handle_outcome,
+            Err(p) => {
+                group.record(Failure::Panic(p));
                 (SlotOutcome::Panicked, None)
             }
         };
