@@ -113,10 +113,7 @@ impl IoSource for AsyncIoSource {
             // say so. Waiting for the event would cost a reactor turn for data that is
             // already there, so try once; the wait stays registered if that fails.
             IoPhase::Resumed if self.poll_ready(cx, interest)?.is_pending() => {
-                return match op() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-                    done => Poll::Ready(done.map(drop)),
-                };
+                return attempt(op).map_or(Poll::Pending, Poll::Ready);
             }
             _ => {}
         }
@@ -126,9 +123,8 @@ impl IoSource for AsyncIoSource {
         for _ in 0..2 {
             // Drained or not, the next operation hears of it through its phase (the core
             // skips the try that would fail): async-io caches no readiness to clear.
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done.map(drop)),
+            if let Some(done) = attempt(op) {
+                return Poll::Ready(done);
             }
             ready!(self.poll_ready(cx, interest))?;
         }
@@ -147,6 +143,14 @@ impl IoSource for AsyncIoSource {
             Interest::Writable => self.0.poll_writable(cx),
             other => Poll::Ready(Err(unsupported(other))),
         }
+    }
+}
+
+/// Runs `op` once: `None` if it would block.
+fn attempt(op: &mut dyn FnMut() -> io::Result<bool>) -> Option<io::Result<()>> {
+    match op() {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        done => Some(done.map(drop)),
     }
 }
 

@@ -56,8 +56,8 @@ impl Children {
         }
     }
 
-    /// Counts a child out; `true` if it was the last running one: the caller then wakes the
-    /// group's owner and, last, releases the children's reference.
+    /// Counts a child out; `true` if it was the last running one: the caller then takes the
+    /// group owner's waker, releases the children's reference, and wakes the waker.
     #[inline]
     pub(crate) fn done(&self) -> bool {
         self.count.fetch_sub(ONE, Ordering::AcqRel) == ONE
@@ -128,7 +128,8 @@ mod loom_tests {
     }
 
     /// A child finishing, as the group's task does: counted out and, if last, releases the
-    /// children's reference as its final access (the group's task wakes the owner first).
+    /// children's reference as its final access (the group's task takes the owner's waker
+    /// first, and wakes it after).
     fn finish(shared: *const Shared) {
         // SAFETY: a running child's group is kept alive by the children's reference, which
         // only the last child releases, below, after its last access.

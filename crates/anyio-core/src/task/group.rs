@@ -678,6 +678,19 @@ impl<E> GroupShared<E> {
         self.node.cancel(CancelSource::GroupChildFailed, None);
     }
 
+    /// Runs `f`, a step of a task's ending that runs user code (a destructor, `as_cancelled`);
+    /// a panic there is the task's: recorded for the group to re-raise, and `None` returned,
+    /// so the task still gets counted out.
+    fn catch<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => Some(r),
+            Err(p) => {
+                self.record(Failure::Panic(p));
+                None
+            }
+        }
+    }
+
     /// Keeps a reference to the node of a task that finished on another thread than its
     /// spawner's, so that the node's allocation is freed where it was made: by the next spawn
     /// into the group, or by the join. A task node freed by the worker that finished it put
@@ -775,8 +788,8 @@ impl<E> GroupRef<E> {
         Self { ptr: NonNull::from(&**shared) }
     }
 
-    /// Counts this task out; the last one wakes the group's owner and then releases the
-    /// tasks' reference.
+    /// Counts this task out; the last one takes the group owner's waker, releases the tasks'
+    /// reference, and then wakes the owner.
     ///
     /// # Safety
     ///
@@ -961,8 +974,8 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
     ) {
         let before_start = start.as_ref().is_some_and(|s| !s.is_started());
         // User code runs here too (`as_cancelled`, the error's destructor at the end of its
-        // arm): a panic is the task's, reported below.
-        let classified = catch_unwind(AssertUnwindSafe(|| match outcome {
+        // arm): a panic is the task's.
+        let classified = group.catch(|| match outcome {
             Ok(Ok(v)) => {
                 if before_start {
                     start.as_ref().expect("checked").not_started();
@@ -996,26 +1009,13 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
                 }
                 (SlotOutcome::Panicked, None)
             }
-        }));
-        let handle_outcome = match classified {
-            Ok(handle_outcome) => handle_outcome,
-            Err(p) => {
-                group.record(Failure::Panic(p));
-                (SlotOutcome::Panicked, None)
-            }
-        };
+        });
+        let (outcome, value) = classified.unwrap_or((SlotOutcome::Panicked, None));
         // Both may run user destructors (the value, when nobody holds the task's handle; a
         // value signalled to a `start` caller that left): a panic there is the task's, and it
         // must not skip counting the task out, or the group would wait for it for ever.
-        let stored =
-            catch_unwind(AssertUnwindSafe(|| node.task.complete(handle_outcome.0, handle_outcome.1)));
-        let released = catch_unwind(AssertUnwindSafe(|| drop(start.take())));
-        if let Err(p) = stored {
-            group.record(Failure::Panic(p));
-        }
-        if let Err(p) = released {
-            group.record(Failure::Panic(p));
-        }
+        group.catch(|| node.task.complete(outcome, value));
+        group.catch(|| drop(start.take()));
         // SAFETY: once per task (its future is gone, so neither `poll` nor `drop_unfinished`
         // gets here again), and the last use of the group.
         unsafe { group.child_done() };
@@ -1042,22 +1042,19 @@ impl<T, E> ChildTask<T, E> {
                 fut.set(None);
             }));
             let start = self.start.take();
-            let released = catch_unwind(AssertUnwindSafe(|| {
+            self.group.catch(|| {
                 if let Some(s) = start {
                     if !s.is_started() {
                         s.cancelled(self.node.cancelled_error());
                     }
                 }
-            }));
+            });
             match dropped {
                 Ok(()) => self.node.task.complete(SlotOutcome::Cancelled, None),
                 Err(p) => {
                     self.group.record(Failure::Panic(p));
                     self.node.task.complete(SlotOutcome::Panicked, None);
                 }
-            }
-            if let Err(p) = released {
-                self.group.record(Failure::Panic(p));
             }
             // SAFETY: once per task (it did not finish, so `finish` never ran), and the last
             // use of the group.
