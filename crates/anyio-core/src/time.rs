@@ -11,7 +11,7 @@ use std::time::Duration;
 #[doc(no_inline)]
 pub use std::time::Instant;
 
-use crate::cancel::current::{register_current, with_current};
+use crate::cancel::current::{check_current, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
 use crate::rt::{self, Timer};
@@ -163,10 +163,10 @@ impl Future for Sleep {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                return Poll::Ready(with_current(|n| n.map_or(Ok(()), |n| n.check())));
+                return Poll::Ready(check_current());
             }
         }
-        if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+        if let Err(c) = check_current() {
             this.reg.clear();
             return Poll::Ready(Err(c));
         }
@@ -180,7 +180,7 @@ impl Future for Sleep {
                 return Poll::Ready(Ok(()));
             }
         }
-        if let Err(c) = register_current(&mut this.reg, cx.waker()) {
+        if let Err(c) = register_current_after_check(&mut this.reg, cx.waker()) {
             this.reg.clear();
             return Poll::Ready(Err(c));
         }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::current::{current_arc, with_current};
+use super::current::{check_current, current_arc};
 use super::node::WaitRegistration;
 use crate::error::Cancelled;
 
@@ -87,7 +87,7 @@ impl<F: Future> Future for Cancellable<F> {
         // Never start foreign work in a cancelled scope...
         if !*this.started {
             *this.started = true;
-            if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+            if let Err(c) = check_current() {
                 this.inner.set(None);
                 return Poll::Ready(Err(c));
             }

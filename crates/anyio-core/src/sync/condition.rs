@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::lock::{Lock, LockGuard};
 use super::waitq::WaitQueue;
-use crate::cancel::current::{current_arc, with_current};
+use crate::cancel::current::{check_current, current_arc};
 use crate::cancel::node::WaitRegistration;
 use crate::cancel::CancelScope;
 use crate::error::Cancelled;
@@ -305,7 +305,7 @@ impl<'a> Future for ConditionWait<'a> {
         loop {
             match &mut this.state {
                 WaitState::Start(guard) => {
-                    if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+                    if let Err(c) = check_current() {
                         // A cancelled scope does not even start waiting; the lock stays held.
                         let g = guard.take().expect("guard present at start");
                         this.state = WaitState::Done;

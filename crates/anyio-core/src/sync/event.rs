@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use slab::Slab;
 
-use crate::cancel::current::{register_current, with_current};
+use crate::cancel::current::{check_current, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
 use crate::loom::{lock, AtomicU8, Mutex, Ordering};
@@ -183,7 +183,7 @@ impl Future for EventWait<'_> {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+        if let Err(c) = check_current() {
             this.leave();
             return Poll::Ready(Err(c));
         }
@@ -210,7 +210,7 @@ impl Future for EventWait<'_> {
             this.unregister();
             return Poll::Ready(Ok(()));
         }
-        if let Err(c) = register_current(&mut this.reg, cx.waker()) {
+        if let Err(c) = register_current_after_check(&mut this.reg, cx.waker()) {
             this.leave();
             return Poll::Ready(Err(c));
         }

@@ -176,6 +176,7 @@ impl fmt::Debug for LockAcquire<'_> {
 impl<'a> Future for LockAcquire<'a> {
     type Output = Result<LockGuard<'a>, Cancelled>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let lock = self.lock;
         // The owner is whichever task polls the acquire to completion.
@@ -202,6 +203,7 @@ impl LockGuard<'_> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.lock.owner.store(0, Ordering::Release);
         self.lock.permits.release();

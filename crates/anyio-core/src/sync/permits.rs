@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use super::waitq::WaitQueue;
-use crate::cancel::current::{register_current, with_current};
+use crate::cancel::current::{check_current, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
 use crate::loom::{lock, AtomicUsize, Mutex, MutexGuard, Ordering};
@@ -120,6 +120,7 @@ impl Permits {
     }
 
     /// Returns a permit: to the oldest waiter if there is one, else to the pool.
+    #[inline]
     pub(crate) fn release(&self) {
         self.release_bounded(usize::MAX);
     }
@@ -127,7 +128,23 @@ impl Permits {
     /// Like `release`, unless that would leave more than `max` permits free; returns whether
     /// the permit was returned. Check and release happen at once (one compare-and-swap, or
     /// under the lock).
+    #[inline]
     pub(crate) fn release_bounded(&self, max: usize) -> bool {
+        // The uncontended case inline: one compare-and-swap on a fast pool.
+        let cur = self.word.load(Ordering::Acquire);
+        let free = cur / ONE;
+        if cur & SLOW == 0
+            && free < max
+            && free < MAX_FAST
+            && self.word.compare_exchange(cur, cur + ONE, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            return true;
+        }
+        self.release_slow(max)
+    }
+
+    #[inline(never)]
+    fn release_slow(&self, max: usize) -> bool {
         if max == 0 {
             return false;
         }
@@ -263,7 +280,18 @@ impl AcquirePermit<'_> {
 impl Future for AcquirePermit<'_> {
     type Output = Result<(), Cancelled>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The uncontended first poll inline: not queued, not cancelled, a permit free in the
+        // word. Anything else (and every error) is decided by `poll_inner`.
+        if self.key.is_none()
+            && !self.done
+            && check_current().is_ok()
+            && self.permits.try_take_fast() == Some(true)
+        {
+            self.done = true;
+            return Poll::Ready(Ok(()));
+        }
         let poll = self.poll_inner(cx);
         if poll.is_ready() {
             self.done = true;
@@ -288,7 +316,7 @@ impl AcquirePermit<'_> {
                 return Poll::Ready(Ok(()));
             }
         }
-        if let Err(c) = with_current(|n| n.map_or(Ok(()), |n| n.check())) {
+        if let Err(c) = check_current() {
             if this.leave() {
                 this.reg.clear();
                 return Poll::Ready(Ok(()));
@@ -327,7 +355,7 @@ impl AcquirePermit<'_> {
                 }
             }
         }
-        if let Err(c) = register_current(&mut this.reg, cx.waker()) {
+        if let Err(c) = register_current_after_check(&mut this.reg, cx.waker()) {
             let granted = this.leave();
             this.reg.clear();
             return Poll::Ready(if granted { Ok(()) } else { Err(c) });
@@ -337,8 +365,18 @@ impl AcquirePermit<'_> {
 }
 
 impl Drop for AcquirePermit<'_> {
+    #[inline]
     fn drop(&mut self) {
-        // Dropped while queued: a permit handed to us meanwhile goes to the next waiter.
+        if self.key.is_some() {
+            self.drop_queued();
+        }
+    }
+}
+
+impl AcquirePermit<'_> {
+    /// Dropped while queued: a permit handed to us meanwhile goes to the next waiter.
+    #[cold]
+    fn drop_queued(&mut self) {
         if self.leave() {
             self.permits.release();
         }

@@ -211,6 +211,7 @@ impl fmt::Debug for SemaphoreAcquire<'_> {
 impl<'a> Future for SemaphoreAcquire<'a> {
     type Output = Result<SemaphorePermit<'a>, Cancelled>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let sem = self.sem;
         Pin::new(&mut self.inner).poll(cx).map_ok(|()| SemaphorePermit { sem })
@@ -246,6 +247,7 @@ impl SemaphorePermit<'_> {
 }
 
 impl Drop for SemaphorePermit<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Bounded like `release`: if explicit releases already brought the semaphore to its
         // maximum, this permit is absorbed rather than pushing the count past the maximum
