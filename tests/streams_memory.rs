@@ -1307,6 +1307,20 @@ async fn dropping_a_pending_send_withdraws_and_drops_its_item() {
 }
 
 #[anyio::test]
+async fn dropping_a_send_never_polled_drops_its_item_and_sends_nothing() {
+    let counter = DropCounter::new();
+    let (tx, rx) = create_memory_object_stream::<DropToken>(4);
+    drop(tx.send(counter.token()));
+    assert_eq!(counter.dropped(), 1, "the item went with the future");
+    assert!(matches!(rx.try_receive(), Err(TryReceiveError::WouldBlock)), "and it was not sent");
+    let receive = rx.receive();
+    drop(receive);
+    assert!(tx.try_send(counter.token()).is_ok());
+    assert_eq!(counter.dropped(), 1, "a dropped receive took nothing");
+    assert!(rx.try_receive().is_ok());
+}
+
+#[anyio::test]
 async fn send_errors_convert_to_any_error_keeping_cancellation_recognisable() {
     let (tx, rx) = create_memory_object_stream::<u32>(0);
     let scope = CancelScope::new();

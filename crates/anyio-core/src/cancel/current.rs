@@ -115,28 +115,34 @@ pub(crate) fn current_arc() -> Option<NodeArc> {
 /// checkpoint: one TLS read and one atomic load per scope level up to a shield).
 #[inline]
 pub(crate) fn check_current() -> Result<(), crate::error::Cancelled> {
-    context::with(|c| {
-        let p = c.node().cast::<Node>();
-        if p.is_null() {
-            return Ok(());
-        }
-        // The epoch is read before the walk (see `epoch`): a change it shows is visible to
-        // the walk, and one it does not show moves it before the next check.
-        #[cfg(not(loom))]
-        let now = super::epoch::now();
-        #[cfg(not(loom))]
-        if c.checked.get() == now {
-            return Ok(());
-        }
-        // SAFETY: as in `with_current`: the node is alive while it is current, and the
-        // reference does not outlive this call.
-        let checked = unsafe { &*p }.check();
-        #[cfg(not(loom))]
-        if checked.is_ok() {
-            c.checked.set(now);
-        }
-        checked
-    })
+    context::with(check_in)
+}
+
+/// [`check_current`] on a context already at hand, so that a caller that also reads or writes
+/// other fields of it (the coop budget, see [`crate::coop::poll_proceed_checked`]) looks the
+/// thread-local up once.
+#[inline]
+pub(crate) fn check_in(c: &context::Ctx) -> Result<(), crate::error::Cancelled> {
+    let p = c.node().cast::<Node>();
+    if p.is_null() {
+        return Ok(());
+    }
+    // The epoch is read before the walk (see `epoch`): a change it shows is visible to
+    // the walk, and one it does not show moves it before the next check.
+    #[cfg(not(loom))]
+    let now = super::epoch::now();
+    #[cfg(not(loom))]
+    if c.checked.get() == now {
+        return Ok(());
+    }
+    // SAFETY: as in `with_current`: the node is alive while it is current, and the
+    // reference does not outlive this call.
+    let checked = unsafe { &*p }.check();
+    #[cfg(not(loom))]
+    if checked.is_ok() {
+        c.checked.set(now);
+    }
+    checked
 }
 
 /// Runs `f` with the implicit root scope current: runners call this around `block_on` so the

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -80,7 +81,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// # });
     /// ```
     pub fn receive(&self) -> ReceiveItem<'_, T> {
-        ReceiveItem { rx: self, op: RecvOp::new(), state: ItemState::New }
+        ReceiveItem { rx: self, op: ManuallyDrop::new(RecvOp::new()), state: ItemState::New }
     }
 
     /// Receives an item if one is there without waiting: buffered, or offered by a waiting
@@ -259,7 +260,8 @@ enum ItemState {
 #[must_use = "futures do nothing unless polled"]
 pub struct ReceiveItem<'a, T> {
     rx: &'a MemoryObjectReceiveStream<T>,
-    op: RecvOp,
+    /// Dropped by `Drop` (see `Chan::drop_send_op`).
+    op: ManuallyDrop<RecvOp>,
     state: ItemState,
 }
 
@@ -300,7 +302,7 @@ impl<T> Future for ReceiveItem<'_, T> {
 impl<T> Drop for ReceiveItem<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.rx.chan.abandon_recv(&mut self.op);
+        self.rx.chan.drop_recv_op(&mut self.op);
     }
 }
 

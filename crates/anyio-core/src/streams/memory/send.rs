@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -72,7 +73,7 @@ impl<T> MemoryObjectSendStream<T> {
     /// # });
     /// ```
     pub fn send(&self, item: T) -> SendItem<'_, T> {
-        SendItem { tx: self, op: SendOp::new(Some(item)), started: false }
+        SendItem { tx: self, op: ManuallyDrop::new(SendOp::new(Some(item))), started: false }
     }
 
     /// Sends `item` if that needs no waiting: a receiver is waiting or the buffer has room.
@@ -266,7 +267,8 @@ impl<T> futures_sink::Sink<T> for MemoryObjectSendStream<T> {
 #[must_use = "futures do nothing unless polled"]
 pub struct SendItem<'a, T> {
     tx: &'a MemoryObjectSendStream<T>,
-    op: SendOp<T>,
+    /// Dropped by `Drop` (see `Chan::drop_send_op`).
+    op: ManuallyDrop<SendOp<T>>,
     started: bool,
 }
 
@@ -304,7 +306,7 @@ impl<T> Unpin for SendItem<'_, T> {}
 impl<T> Drop for SendItem<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.tx.chan.abandon_send(&mut self.op);
+        self.tx.chan.drop_send_op(&mut self.op);
     }
 }
 

@@ -7,7 +7,7 @@
 //! released: either may run user code that touches this channel again.
 
 use std::collections::VecDeque;
-use std::mem;
+use std::mem::{self, ManuallyDrop};
 use std::task::{Context, Poll, Waker};
 
 use crate::cancel::cell::NodeArc;
@@ -352,11 +352,9 @@ impl<T> Chan<T> {
         if op.key.is_some() {
             return self.poll_send_queued(op, cx);
         }
-        if coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
+        let checked = std::task::ready!(coop::poll_proceed_checked(cx));
         let item = op.item.take().expect("a send future was polled after it completed");
-        if let Err(c) = check_current() {
+        if let Err(c) = checked {
             return Poll::Ready(Err(SendFail::Cancelled(item, c)));
         }
         let mut st = self.state.lock();
@@ -454,10 +452,7 @@ impl<T> Chan<T> {
         if op.key.is_some() {
             return self.poll_recv_queued(op, cx);
         }
-        if coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
-        if let Err(c) = check_current() {
+        if let Err(c) = std::task::ready!(coop::poll_proceed_checked(cx)) {
             return Poll::Ready(Err(RecvFail::Cancelled(c)));
         }
         let mut st = self.state.lock();
@@ -597,6 +592,25 @@ impl<T> Chan<T> {
         }
     }
 
+    /// Drops a send future's op, which the future holds in `ManuallyDrop` so that this is the
+    /// whole of its drop glue: the compiler outlined the glue of a plain `SendOp` field (the
+    /// registration's and the item's drops), a call of 13 instructions a message each way.
+    /// An op that holds no queue entry, no registration and no item that needs dropping owns
+    /// nothing, so it is left as it is; anything else is abandoned and dropped out of line.
+    #[inline]
+    pub(super) fn drop_send_op(&self, op: &mut ManuallyDrop<SendOp<T>>) {
+        if op.key.is_some() || op.reg.is_registered() || (mem::needs_drop::<T>() && op.item.is_some()) {
+            self.drop_send_op_slow(op);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_send_op_slow(&self, op: &mut SendOp<T>) {
+        self.abandon_send_slow(op);
+        drop(mem::replace(op, SendOp::new(None)));
+    }
+
     /// A waiting send whose own handle was closed meanwhile: leave the queue and take the item
     /// back, or `None` if it was delivered before.
     pub(super) fn withdraw_send(&self, op: &mut SendOp<T>) -> Option<T> {
@@ -639,6 +653,21 @@ impl<T> Chan<T> {
         if op.key.is_some() {
             self.return_recv(op);
         }
+    }
+
+    /// [`drop_send_op`](Self::drop_send_op) for a receive future's op.
+    #[inline]
+    pub(super) fn drop_recv_op(&self, op: &mut ManuallyDrop<RecvOp>) {
+        if op.key.is_some() || op.reg.is_registered() {
+            self.drop_recv_op_slow(op);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_recv_op_slow(&self, op: &mut RecvOp) {
+        self.abandon_recv_slow(op);
+        drop(mem::replace(op, RecvOp::new()));
     }
 
     /// The queued part of [`abandon_recv`](Self::abandon_recv).
