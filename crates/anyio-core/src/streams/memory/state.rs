@@ -121,6 +121,21 @@ impl<T> Queue<T> {
 }
 
 /// Why a send did not happen; the item comes back.
+/// Registers a queued op's waker with its scope's `node`, which the same poll found not
+/// cancelled before it queued the op (every caller checks first). As in
+/// `register_current_after_check`, the common case has nothing to do: the task waits in a
+/// linked node where its waker is resident, so a cancel after that check wakes it. That case
+/// was a full registration (two walks up the scope chain) per wait, 55 of a rendezvous
+/// message's instructions on each side.
+#[inline]
+fn register_checked(reg: &mut WaitRegistration, node: &NodeArc, waker: &Waker) -> Result<(), Cancelled> {
+    if node.wakes_resident(waker) {
+        reg.clear();
+        return Ok(());
+    }
+    reg.register(node, waker)
+}
+
 pub(super) enum SendFail<T> {
     Broken(T),
     Cancelled(T, Cancelled),
@@ -433,7 +448,7 @@ impl<T> Chan<T> {
         node: Option<NodeArc>,
     ) -> Poll<Result<(), SendFail<T>>> {
         if let Some(node) = node {
-            if let Err(c) = op.reg.register(&node, cx.waker()) {
+            if let Err(c) = register_checked(&mut op.reg, &node, cx.waker()) {
                 let w = self.leave(&mut op.key, Side::Send).expect("the op is queued");
                 op.reg.clear();
                 return Poll::Ready(resolve_send(w, Some(c)));
@@ -546,7 +561,7 @@ impl<T> Chan<T> {
         node: Option<NodeArc>,
     ) -> Poll<Result<T, RecvFail>> {
         if let Some(node) = node {
-            if let Err(c) = op.reg.register(&node, cx.waker()) {
+            if let Err(c) = register_checked(&mut op.reg, &node, cx.waker()) {
                 let w = self.leave(&mut op.key, Side::Recv).expect("the op is queued");
                 op.reg.clear();
                 return Poll::Ready(match w.item {
