@@ -140,3 +140,62 @@ async fn a_check_after_leaving_a_shielded_scope_sees_the_enclosing_cancellation(
         .await;
     assert_eq!(out, Ok(Some(())));
 }
+
+/// Ends the current poll without a checkpoint: `Pending` once, with an immediate wake.
+async fn yield_without_checkpoint() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+#[anyio::test]
+async fn a_task_sees_a_cancellation_made_after_its_last_check_of_the_previous_poll() {
+    // A task carries its passed check from one poll to the next (it is the same node); what
+    // it carries must be the epoch of that check, not the epoch at the end of the poll.
+    let out = task_group(|tg| async move {
+        let tg2 = tg.clone();
+        tg.spawn(async move {
+            checkpoint_if_cancelled()?;
+            tg2.cancel_scope().cancel();
+            yield_without_checkpoint().await;
+            let seen = checkpoint_if_cancelled().is_err();
+            assert!(seen, "the cancellation made in the previous poll is seen");
+            Ok::<_, AnyError>(())
+        });
+        Ok::<_, AnyError>(())
+    })
+    .await;
+    assert!(out.is_ok(), "{out:?}");
+}
+
+#[anyio::test]
+async fn a_task_sees_a_cancellation_made_between_its_polls() {
+    let out = task_group(|tg| async move {
+        let (go, ready) = (anyio::sync::Event::new(), std::sync::Arc::new(anyio::sync::Event::new()));
+        let ready2 = ready.clone();
+        let go = std::sync::Arc::new(go);
+        let go2 = go.clone();
+        tg.spawn(async move {
+            checkpoint_if_cancelled()?;
+            ready2.set();
+            // Waits in a shield, so that the wait itself does not see the cancellation.
+            CancelScope::shielded().run(go2.wait()).await?;
+            let seen = checkpoint_if_cancelled().is_err();
+            assert!(seen, "the cancellation made while the task waited is seen");
+            Ok::<_, AnyError>(())
+        });
+        ready.wait().await?;
+        tg.cancel_scope().cancel();
+        go.set();
+        Ok::<_, AnyError>(())
+    })
+    .await;
+    assert!(out.is_ok(), "{out:?}");
+}

@@ -27,7 +27,7 @@ use crate::sync::spin::SpinMutex;
 
 use super::children::{Added, Children};
 use super::handle::TaskHandle;
-use super::id::{enter_child, enter_task, TaskMeta, TaskName};
+use super::id::{enter_child_cached, enter_task, TaskMeta, TaskName};
 use super::outcome::{Failure, Panic, StartFailure};
 use super::start::{StartShared, StartSink, TaskStatus};
 use super::StartError;
@@ -435,6 +435,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         let child = Child {
             task: ChildTask {
                 spawned_on: context::thread_key(),
+                checked: 0,
                 tracked,
                 // SAFETY: kept in the cell's body only (the `Child` started below).
                 node: unsafe { cell.body_node() },
@@ -908,6 +909,9 @@ pin_project! {
 struct ChildTask<T, E> {
     /// The spawning thread (`context::thread_key`).
     spawned_on: usize,
+    /// The cancellation epoch at which its node last passed a check (see
+    /// `task::id::enter_child_cached`).
+    checked: u64,
     /// Its node is in `running_tasks`'s registry (task tracking was on when it was spawned).
     tracked: bool,
     /// The task's cancel node, which also holds its metadata and its outcome.
@@ -930,7 +934,7 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         // The group's runtime is set before any task is spawned (see `spawn_inner`).
         let rt = this.group.rt.get().expect("a group's runtime is set before its first task");
         let meta = node.entry.meta().expect("a task's node carries its metadata");
-        let entered = enter_child(meta, node);
+        let entered = enter_child_cached(meta, node, &mut this.checked);
         let polled = if entered.runtime() == rt::handle_addr(rt) {
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         } else {

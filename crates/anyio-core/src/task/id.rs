@@ -160,6 +160,7 @@ pub(crate) fn enter_task(meta: &TaskMeta) -> TaskEntered<'_> {
     });
     TaskEntered {
         prev,
+        checked: None,
         #[cfg(feature = "tracing")]
         _span: meta.span.enter(),
         _borrow: PhantomData,
@@ -170,15 +171,47 @@ pub(crate) fn enter_task(meta: &TaskMeta) -> TaskEntered<'_> {
 /// group's child does around each poll, in one access to the thread's context.
 #[inline]
 pub(crate) fn enter_child<'a>(meta: &'a TaskMeta, node: &'a NodeArc) -> TaskEntered<'a> {
-    let prev = context::with(|c| Prev {
-        task: c.task.replace(meta.id.as_u64()),
-        meta: c.meta.replace(std::ptr::from_ref(meta).cast()),
-        budget: c.budget.replace(crate::coop::BUDGET),
-        node: c.replace_node(NodeArc::as_ptr(node).cast()),
-        rt: c.rt.get(),
+    enter_child_inner(meta, node, None)
+}
+
+/// As [`enter_child`], and carries the task's cached cancellation check
+/// (`context::Ctx::checked`) from one poll to the next in `checked`: making a node current
+/// forgets the cache, so without this every poll's first checkpoint walked the task's scope
+/// chain even when no cancellation had changed anything since the last poll (the epoch tells,
+/// see `cancel::epoch`).
+#[inline]
+pub(crate) fn enter_child_cached<'a>(
+    meta: &'a TaskMeta,
+    node: &'a NodeArc,
+    checked: &'a mut u64,
+) -> TaskEntered<'a> {
+    enter_child_inner(meta, node, Some(checked))
+}
+
+#[inline]
+fn enter_child_inner<'a>(
+    meta: &'a TaskMeta,
+    node: &'a NodeArc,
+    checked: Option<&'a mut u64>,
+) -> TaskEntered<'a> {
+    let node_ptr = NodeArc::as_ptr(node).cast::<()>();
+    let prev = context::with(|c| {
+        let prev = Prev {
+            task: c.task.replace(meta.id.as_u64()),
+            meta: c.meta.replace(std::ptr::from_ref(meta).cast()),
+            budget: c.budget.replace(crate::coop::BUDGET),
+            node: c.replace_node(node_ptr),
+            rt: c.rt.get(),
+        };
+        if let Some(e) = &checked {
+            // The epoch at which this node last passed a check while current (0: never).
+            c.checked.set(**e);
+        }
+        prev
     });
     TaskEntered {
         prev,
+        checked: checked.map(|e| (e, node_ptr)),
         #[cfg(feature = "tracing")]
         _span: meta.span.enter(),
         _borrow: PhantomData,
@@ -199,6 +232,8 @@ struct Prev {
 /// own guard restores it).
 pub(crate) struct TaskEntered<'a> {
     prev: Prev,
+    /// Where to keep the cached check of the task's node (see [`enter_child_cached`]).
+    checked: Option<(&'a mut u64, *const ())>,
     #[cfg(feature = "tracing")]
     _span: tracing::span::Entered<'a>,
     _borrow: PhantomData<&'a ()>,
@@ -216,7 +251,13 @@ impl Drop for TaskEntered<'_> {
     #[inline]
     fn drop(&mut self) {
         let prev = self.prev;
+        let keep = self.checked.take();
         context::with(|c| {
+            if let Some((slot, node)) = keep {
+                // Guards nest, so the task's node is current again here; were it not, the
+                // cache would belong to another node and is not kept.
+                *slot = if c.node() == node { c.checked.get() } else { 0 };
+            }
             c.task.set(prev.task);
             c.meta.set(prev.meta);
             c.budget.set(prev.budget);
