@@ -26,7 +26,9 @@ pub(crate) struct Ctx {
     /// [`node`](Self::node), [`set_node`](Self::set_node) and [`replace_node`](Self::replace_node).
     node: Cell<*const ()>,
     /// The cancellation epoch (`cancel::epoch`) at which `node` was last found not effectively
-    /// cancelled, or 0: not since it became current (every write of `node` clears it).
+    /// cancelled, or 0: not since it became current (every write of `node` clears it; a
+    /// group's task then restores what it kept for its own node, see
+    /// `task::id::enter_child_cached`).
     pub(crate) checked: Cell<u64>,
     /// The address of the runtime `crate::rt` entered on this thread (null if none), kept
     /// beside the owning handle so that "is it already current?" is one comparison.

@@ -20,18 +20,7 @@ pub(crate) const BUDGET: u32 = 128;
 /// one (nothing limits it).
 #[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<bool> {
-    let limited = context::with(|now| {
-        if now.task.get() == 0 {
-            return Some(false);
-        }
-        let left = now.budget.get();
-        if left == 0 {
-            return None;
-        }
-        now.budget.set(left - 1);
-        Some(true)
-    });
-    match limited {
+    match context::with(spend) {
         Some(limited) => Poll::Ready(limited),
         None => {
             cx.waker().wake_by_ref();
@@ -40,22 +29,28 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<bool> {
     }
 }
 
+/// Spends one unit of the running task's budget: `Some(true)` if it had one, `None` if it is
+/// spent, `Some(false)` outside an anyio task (nothing limits it).
+#[inline]
+fn spend(now: &context::Ctx) -> Option<bool> {
+    if now.task.get() == 0 {
+        return Some(false);
+    }
+    let left = now.budget.get();
+    if left == 0 {
+        return None;
+    }
+    now.budget.set(left - 1);
+    Some(true)
+}
+
 /// [`poll_proceed`], then (if it proceeds) the cancellation check of
 /// [`check_current`](crate::cancel::current::check_current), with one lookup of the thread's
 /// context for both: the start of every channel operation, where the two lookups were 10 of a
 /// buffered message's 187 instructions.
 #[inline]
 pub(crate) fn poll_proceed_checked(cx: &mut Context<'_>) -> Poll<Result<(), crate::error::Cancelled>> {
-    let proceed = context::with(|now| {
-        if now.task.get() != 0 {
-            let left = now.budget.get();
-            if left == 0 {
-                return None;
-            }
-            now.budget.set(left - 1);
-        }
-        Some(crate::cancel::current::check_in(now))
-    });
+    let proceed = context::with(|now| spend(now).map(|_| crate::cancel::current::check_in(now)));
     match proceed {
         Some(checked) => Poll::Ready(checked),
         None => {

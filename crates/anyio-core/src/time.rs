@@ -32,7 +32,7 @@ use crate::rt::{self, Timer};
 /// # });
 /// ```
 pub fn current_time() -> Instant {
-    rt::with_current(|rt| rt.now())
+    rt::now()
 }
 
 /// Sleeps for `duration`. A checkpoint: fails with [`Cancelled`] at once if the enclosing scope
@@ -142,7 +142,7 @@ impl Future for Sleep {
                     Target::Forever => None,
                     Target::At(at) => Some(at),
                     Target::After(d) => {
-                        let now = rt::with_current(|rt| rt.now());
+                        let now = rt::now();
                         // A zero sleep is due now. A duration too large for the clock is forever.
                         if d.is_zero() {
                             Some(now)
@@ -156,7 +156,7 @@ impl Future for Sleep {
             }
         };
         if let Some(at) = deadline {
-            if this.timer.is_none() && (this.yielded || at <= rt::with_current(|rt| rt.now())) {
+            if this.timer.is_none() && (this.yielded || at <= rt::now()) {
                 // Already due: exactly a checkpoint (yield once, then check cancellation).
                 if !this.yielded {
                     this.yielded = true;

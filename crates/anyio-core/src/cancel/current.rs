@@ -41,9 +41,9 @@ impl Drop for Entered<'_> {
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
     let p = context::with(|c| c.node()).cast::<Node>();
     // SAFETY: every non-null pointer stored in the context's node is `Arc::as_ptr` of an
-    // `NodeArc` (only `enter` and the task wrapper's `task::id::enter_child` store one), so
+    // `NodeArc` (only `enter` and the task wrappers' `task::id::enter_child*` store one), so
     // the cast restores its type. It is non-null only between `enter(node)` (or
-    // `enter_child`) and the drop of the returned guard, whose lifetime is
+    // `enter_child*`) and the drop of the returned guard, whose lifetime is
     // tied to a borrow of the `NodeArc`; guards are stack values that drop in LIFO order and
     // are never leaked, so the node outlives every read made while it is current. The
     // reference does not escape `f`.
@@ -79,10 +79,8 @@ pub(crate) fn register_current(
 
 /// As [`register_current`], for a caller that checked cancellation earlier in the same poll
 /// (with [`check_current`]) and has not registered anywhere since: in the common case (the
-/// resident waker of a linked node) there is nothing left to do, not even a second check. A
-/// node's resident waker and its link are set once and only by the task waiting in it, so
-/// the waker that is resident now was resident at that check: a cancel after the check wakes
-/// it.
+/// current node's resident waker) there is nothing left to do, not even a second check, for
+/// the reason [`WaitRegistration::register_after_check`] gives.
 #[inline]
 pub(crate) fn register_current_after_check(
     reg: &mut WaitRegistration,
@@ -111,8 +109,9 @@ pub(crate) fn current_arc() -> Option<NodeArc> {
     }
 }
 
-/// Whether the current node is effectively cancelled (the uncancelled fast path of every
-/// checkpoint: one TLS read and one atomic load per scope level up to a shield).
+/// Whether the current node is effectively cancelled: one TLS read and, while the
+/// cancellation epoch has not moved since the node last passed, one load of the epoch;
+/// otherwise one atomic load per scope level up to a shield.
 #[inline]
 pub(crate) fn check_current() -> Result<(), crate::error::Cancelled> {
     context::with(check_in)

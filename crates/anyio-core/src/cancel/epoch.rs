@@ -1,7 +1,8 @@
 //! The cancellation epoch: a process-wide counter bumped after every change that can make a
 //! node effectively cancelled, so that a thread that found its current node uncancelled can
 //! trust that answer, without walking the node's ancestors again, until the counter moves
-//! or its current node changes (see `current::check_current`).
+//! or its current node changes (see `current::check_current`; a group's task keeps the
+//! answer for its own node from one poll to the next, `task::id::enter_child_cached`).
 //!
 //! What makes a node effectively cancelled: the cancellation of it or of an ancestor up to a
 //! shield ([`Node::cancel`](super::node::Node::cancel)), a shield coming down

@@ -52,6 +52,38 @@ fn loom_cancel_versus_register() {
     });
 }
 
+/// A task whose waker is already resident in its scope checks, then waits without
+/// registering again (`register_after_check`), while another thread cancels an ancestor or
+/// lifts a shield: either the check sees it, or the task is woken.
+#[test]
+fn loom_check_then_resident_wait_versus_cancel_and_unshield() {
+    for lift_shield in [false, true] {
+        ::loom::model(move || {
+            let nodes = chain(3);
+            if lift_shield {
+                nodes[1].set_shield(true);
+                nodes[0].cancel(CancelSource::Explicit, None);
+            }
+            let flag = Arc::new(Flag(AtomicUsize::new(0)));
+            let waker = Waker::from(flag.clone());
+            // An earlier wait made the waker resident (and linked the leaf).
+            let mut reg = WaitRegistration::new();
+            reg.register(&nodes[2], &waker).expect("nothing is cancelled yet");
+            let (root, shield) = (nodes[0].clone(), nodes[1].clone());
+            let other = thread::spawn(move || {
+                if lift_shield {
+                    shield.set_shield(false);
+                } else {
+                    root.cancel(CancelSource::Explicit, None);
+                }
+            });
+            let saw_cancel = nodes[2].check().is_err() || reg.register_after_check(&nodes[2], &waker).is_err();
+            other.join().unwrap();
+            assert!(saw_cancel || flag.0.load(Ordering::SeqCst) >= 1, "lost wake-up");
+        });
+    }
+}
+
 /// Lifting a shield while a task registers below it: the task either sees the outer
 /// cancellation or is woken to re-register past the old shield.
 #[test]

@@ -521,7 +521,7 @@ impl<F: Future> Future for InScope<F> {
 /// Reads the node's deadline after a change, resolving a relative timeout against the
 /// runtime's clock, and cancels the node at once if the deadline has passed.
 fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u32) -> bool {
-    let now = rt::with_current(|rt| rt.now());
+    let now = rt::now();
     let mut t = lock(&node.timing);
     t.resolve(now);
     // Read under the lock: every bump happens under it, so this matches `deadline` below.
@@ -533,7 +533,7 @@ fn resolve_deadline(node: &Node, deadline: &mut Option<Instant>, seen: &mut u32)
 
 /// [`resolve_deadline`] for a node nothing else can reach: no lock, plain reads.
 fn resolve_unshared(node: &mut Node, deadline: &mut Option<Instant>, seen: &mut u32) {
-    let now = rt::with_current(|rt| rt.now());
+    let now = rt::now();
     let t = get_mut(&mut node.timing);
     t.resolve(now);
     *deadline = t.deadline();

@@ -109,6 +109,10 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()>;
 
     /// The runtime's monotonic clock (tokio's paused test clock included).
+    ///
+    /// Called with the thread's current-runtime slot borrowed (every deadline and sleep reads
+    /// the clock, and cloning the shared handle for it cost two atomic operations on a cache
+    /// line that all workers share), so it must not enter a runtime ([`enter`]): that panics.
     fn now(&self) -> Instant;
 
     /// A timer that fires at `deadline` (at once if it is already past).
@@ -393,6 +397,14 @@ pub fn with_current<R>(f: impl FnOnce(&dyn Runtime) -> R) -> R {
         return f(&*rt);
     }
     with_detected(f)
+}
+
+/// The current runtime's clock, as `with_current(|rt| rt.now())` without cloning the handle
+/// (see [`Runtime::now`]).
+#[inline]
+pub(crate) fn now() -> Instant {
+    let entered = CURRENT.with(|c| c.borrow().as_ref().map(|rt| rt.now()));
+    entered.unwrap_or_else(|| with_detected(|rt| rt.now()))
 }
 
 /// [`with_current`] where anyio entered no runtime: the detectors in [`try_current`]'s order,

@@ -132,10 +132,8 @@ impl Permits {
     pub(crate) fn release_bounded(&self, max: usize) -> bool {
         // The uncontended case inline: one compare-and-swap on a fast pool.
         let cur = self.word.load(Ordering::Acquire);
-        let free = cur / ONE;
         if cur & SLOW == 0
-            && free < max
-            && free < MAX_FAST
+            && matches!(Self::release_step(cur, max), Some(Ok(_)))
             && self.word.compare_exchange(cur, cur + ONE, Ordering::AcqRel, Ordering::Acquire).is_ok()
         {
             return true;
@@ -143,22 +141,27 @@ impl Permits {
         self.release_slow(max)
     }
 
+    /// A fast release's step on the word `cur`: the new word, `Err(false)` if the permit is
+    /// absorbed (`max` free already), `None` if the lock must decide (a count the word cannot
+    /// hold).
+    #[inline]
+    fn release_step(cur: usize, max: usize) -> Option<Result<usize, bool>> {
+        let free = cur / ONE;
+        if free >= max {
+            Some(Err(false))
+        } else if free >= MAX_FAST {
+            None
+        } else {
+            Some(Ok(cur + ONE))
+        }
+    }
+
     #[inline(never)]
     fn release_slow(&self, max: usize) -> bool {
         if max == 0 {
             return false;
         }
-        let fast = self.fast(|cur| {
-            let free = cur / ONE;
-            if free >= max {
-                Some(Err(false))
-            } else if free >= MAX_FAST {
-                None
-            } else {
-                Some(Ok(cur + ONE))
-            }
-        });
-        if let Some(done) = fast {
+        if let Some(done) = self.fast(|cur| Self::release_step(cur, max)) {
             return done;
         }
         let waker = {

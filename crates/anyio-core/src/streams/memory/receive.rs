@@ -260,7 +260,7 @@ enum ItemState {
 #[must_use = "futures do nothing unless polled"]
 pub struct ReceiveItem<'a, T> {
     rx: &'a MemoryObjectReceiveStream<T>,
-    /// Dropped by `Drop` (see `Chan::drop_send_op`).
+    /// Dropped by `Drop` (see `Chan::drop_recv_op`).
     op: ManuallyDrop<RecvOp>,
     state: ItemState,
 }

@@ -121,21 +121,6 @@ impl<T> Queue<T> {
 }
 
 /// Why a send did not happen; the item comes back.
-/// Registers a queued op's waker with its scope's `node`, which the same poll found not
-/// cancelled before it queued the op (every caller checks first). As in
-/// `register_current_after_check`, the common case has nothing to do: the task waits in a
-/// linked node where its waker is resident, so a cancel after that check wakes it. That case
-/// was a full registration (two walks up the scope chain) per wait, 55 of a rendezvous
-/// message's instructions on each side.
-#[inline]
-fn register_checked(reg: &mut WaitRegistration, node: &NodeArc, waker: &Waker) -> Result<(), Cancelled> {
-    if node.wakes_resident(waker) {
-        reg.clear();
-        return Ok(());
-    }
-    reg.register(node, waker)
-}
-
 pub(super) enum SendFail<T> {
     Broken(T),
     Cancelled(T, Cancelled),
@@ -448,7 +433,7 @@ impl<T> Chan<T> {
         node: Option<NodeArc>,
     ) -> Poll<Result<(), SendFail<T>>> {
         if let Some(node) = node {
-            if let Err(c) = register_checked(&mut op.reg, &node, cx.waker()) {
+            if let Err(c) = op.reg.register_after_check(&node, cx.waker()) {
                 let w = self.leave(&mut op.key, Side::Send).expect("the op is queued");
                 op.reg.clear();
                 return Poll::Ready(resolve_send(w, Some(c)));
@@ -561,7 +546,7 @@ impl<T> Chan<T> {
         node: Option<NodeArc>,
     ) -> Poll<Result<T, RecvFail>> {
         if let Some(node) = node {
-            if let Err(c) = register_checked(&mut op.reg, &node, cx.waker()) {
+            if let Err(c) = op.reg.register_after_check(&node, cx.waker()) {
                 let w = self.leave(&mut op.key, Side::Recv).expect("the op is queued");
                 op.reg.clear();
                 return Poll::Ready(match w.item {
@@ -584,13 +569,9 @@ impl<T> Chan<T> {
         })
     }
 
-    /// A send op is dropped unfinished: leave the queue. An item not yet delivered is dropped
-    /// with the op (the caller gave up on sending it).
-    ///
-    /// Inlined: an op that finished (every op, on the buffered fast path) holds no queue entry
-    /// and no registration, and dropping it must cost no call. Everything else is in one cold
-    /// function, so that the drop's fast path needs no stack frame: the drop glue around it
-    /// is not always inlined, and it was 19 instructions a message each way.
+    /// A send op is given up unfinished (the sink's held op, when the stream drops): leave the
+    /// queue and the scope. An item not yet delivered is dropped with the op (the caller gave
+    /// up on sending it). One inline test; the rest is out of line.
     #[inline]
     pub(super) fn abandon_send(&self, op: &mut SendOp<T>) {
         if op.key.is_some() || op.reg.is_registered() {
