@@ -77,7 +77,8 @@ fn loom_check_then_resident_wait_versus_cancel_and_unshield() {
                     root.cancel(CancelSource::Explicit, None);
                 }
             });
-            let saw_cancel = nodes[2].check().is_err() || reg.register_after_check(&nodes[2], &waker).is_err();
+            let saw_cancel =
+                nodes[2].check().is_err() || reg.register_after_check(&nodes[2], &waker).is_err();
             other.join().unwrap();
             assert!(saw_cancel || flag.0.load(Ordering::SeqCst) >= 1, "lost wake-up");
         });
