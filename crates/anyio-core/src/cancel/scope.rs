@@ -404,10 +404,6 @@ pin_project! {
             // SAFETY: this destructor runs once and is the field's only drop (it is
             // `ManuallyDrop`); nothing reads the field after this line.
             let node = unsafe { ManuallyDrop::take(this.node) };
-            // Left empty: an empty `Option` owns nothing.
-            if this.timer.is_some() {
-                drop(this.timer.take());
-            }
             if *this.phase == Phase::Running {
                 // Dropped from outside before the body finished: leave the scope cancelled for
                 // good, and drop the body inside it so its destructors see the right scope.
@@ -420,12 +416,24 @@ pin_project! {
                 // keep the task alive (node -> waker -> task -> node).
                 lock(&node.timing).owner = None;
                 if let Err(p) = dropped {
+                    release_timer(this.timer);
                     Node::recycle(node);
                     resume_unwind(p);
                 }
             }
+            // After the body: a runtime's timer whose drop panics must not skip the above.
+            release_timer(this.timer);
             Node::recycle(node);
         }
+    }
+}
+
+/// Drops an armed timer and leaves the field empty (an empty `Option` owns nothing, so the
+/// `ManuallyDrop` field needs no other drop).
+#[inline]
+fn release_timer(timer: &mut ManuallyDrop<Option<Box<ArmedTimer>>>) {
+    if timer.is_some() {
+        drop(timer.take());
     }
 }
 

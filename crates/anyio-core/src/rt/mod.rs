@@ -468,9 +468,20 @@ pub fn current() -> RuntimeHandle {
 /// # });
 /// ```
 pub fn enter(rt: RuntimeHandle) -> EnterRuntime {
-    context::with(|c| c.rt.set(handle_addr(&rt)));
-    let prev = CURRENT.with(|c| c.replace(Some(rt)));
+    let addr = handle_addr(&rt);
+    let prev = CURRENT.with(|c| swap_current(c, Some(rt)));
+    context::with(|c| c.rt.set(addr));
     EnterRuntime { prev, _not_send: std::marker::PhantomData }
+}
+
+/// Replaces the thread's current runtime. It is borrowed only while `Runtime::now` runs (see
+/// there), so a borrow here means a `now` that enters a runtime: said so, not a bare
+/// `BorrowMutError`.
+fn swap_current(c: &RefCell<Option<RuntimeHandle>>, rt: Option<RuntimeHandle>) -> Option<RuntimeHandle> {
+    let mut slot = c.try_borrow_mut().unwrap_or_else(|_| {
+        panic!("a runtime was entered from inside `Runtime::now`, which must not enter one")
+    });
+    std::mem::replace(&mut *slot, rt)
 }
 
 /// The address that identifies a runtime handle in the thread's context.
@@ -532,8 +543,12 @@ impl fmt::Debug for EnterRuntime {
 impl Drop for EnterRuntime {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        context::with(|c| c.rt.set(prev.as_ref().map_or(std::ptr::null(), handle_addr)));
-        CURRENT.with(|c| *c.borrow_mut() = prev);
+        let addr = prev.as_ref().map_or(std::ptr::null(), handle_addr);
+        let left = CURRENT.with(|c| swap_current(c, prev));
+        context::with(|c| c.rt.set(addr));
+        // Dropped after the slot is released: if it was the last handle, the runtime's
+        // destructors may read the current runtime.
+        drop(left);
     }
 }
 
