@@ -518,10 +518,7 @@ impl<F: Future> Future for InScope<F> {
                 Poll::Pending
             }
             Poll::Ready(v) => {
-                // Tested first: the drop of a `None` is otherwise an out-of-line call.
-                if this.timer.is_some() {
-                    **this.timer = None;
-                }
+                release_timer(this.timer);
                 if this.owner.take().is_some() {
                     lock(&this.node.timing).owner = None;
                 }
