@@ -33,8 +33,7 @@ const MAX_REFCOUNT: u32 = i32::MAX as u32;
 struct Header {
     strong: AtomicU32,
     /// Weak references, plus one held by all strong ones together (std's scheme): the
-    /// allocation is freed when this reaches zero. `u32::MAX` while `get_mut` checks
-    /// uniqueness.
+    /// allocation is freed when this reaches zero.
     weak: AtomicU32,
     vtable: &'static VTable,
 }
@@ -324,40 +323,13 @@ impl NodeArc {
         std::mem::forget(NodeArc::clone(&this));
     }
 
-    /// The node, writable, if this is the only reference of any kind to it.
-    #[inline]
-    pub(crate) fn get_mut(this: &mut NodeArc) -> Option<&mut Node> {
-        let h = header(this.ptr);
-        // Lock the weak count at 1 (no `NodeWeak` exists, and none can be made meanwhile),
-        // then look at the strong count: std's `Arc::get_mut` argument.
-        if h.weak.compare_exchange(1, u32::MAX, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            return None;
-        }
-        let unique = h.strong.load(Ordering::Acquire) == 1;
-        h.weak.store(1, Ordering::Release);
-        // SAFETY: no other strong or weak reference exists, and `&mut this` excludes new ones.
-        unique.then(|| unsafe { &mut *this.ptr.as_ptr() })
-    }
-
     /// A weak reference to the node.
     pub(crate) fn downgrade(this: &NodeArc) -> NodeWeak {
         let h = header(this.ptr);
-        let mut cur = h.weak.load(Ordering::Relaxed);
-        loop {
-            if cur == u32::MAX {
-                // `get_mut` holds the count for a moment.
-                std::hint::spin_loop();
-                cur = h.weak.load(Ordering::Relaxed);
-                continue;
-            }
-            if cur > MAX_REFCOUNT {
-                std::process::abort();
-            }
-            match h.weak.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return NodeWeak { ptr: this.ptr },
-                Err(now) => cur = now,
-            }
+        if h.weak.fetch_add(1, Ordering::Relaxed) > MAX_REFCOUNT {
+            std::process::abort();
         }
+        NodeWeak { ptr: this.ptr }
     }
 
     /// Releases this reference; if it was the last strong one, returns the node to look at
@@ -372,6 +344,44 @@ impl NodeArc {
         Some(LastRef { ptr: this.ptr })
     }
 
+    /// Releases this reference, as dropping it does; but if it was the last reference of any
+    /// kind, keeps the node and returns it, unique, instead of dropping it (for reuse, see
+    /// `Node::recycle`). One atomic read-modify-write either way: checking uniqueness first
+    /// (`get_mut`) cost a compare-and-swap more, and a failing one while the node is shared.
+    #[inline]
+    pub(crate) fn release_or_reclaim(this: NodeArc) -> Option<UniqueNode> {
+        let this = ManuallyDrop::new(this);
+        let h = header(this.ptr);
+        if h.strong.fetch_sub(1, Ordering::Release) != 1 {
+            return None;
+        }
+        atomic::fence(Ordering::Acquire);
+        // No strong reference is left, so no `NodeWeak` can be made (that takes a strong one)
+        // and none can upgrade. If none exists either, nothing but this reaches the node.
+        if h.weak.load(Ordering::Acquire) == 1 {
+            h.strong.store(1, Ordering::Relaxed);
+            return Some(UniqueNode(NodeArc { ptr: this.ptr, _owns: PhantomData }));
+        }
+        // SAFETY: that was the last strong reference.
+        unsafe { drop_slow(this.ptr) };
+        None
+    }
+
+    /// The node, writable, without checking that this is the only reference to it.
+    ///
+    /// # Safety
+    ///
+    /// No other strong or weak reference to the node exists, and none is made while the
+    /// result is alive.
+    #[inline]
+    pub(crate) unsafe fn get_mut_unchecked(this: &mut NodeArc) -> &mut Node {
+        debug_assert!(header(this.ptr).strong.load(Ordering::Relaxed) == 1);
+        debug_assert!(header(this.ptr).weak.load(Ordering::Relaxed) == 1);
+        // SAFETY: the caller's promise, and `&mut this` excludes new references made from it.
+        unsafe { &mut *this.ptr.as_ptr() }
+    }
+
+    #[cfg(test)]
     pub(crate) fn strong_count(this: &NodeArc) -> usize {
         header(this.ptr).strong.load(Ordering::Acquire) as usize
     }
@@ -409,6 +419,42 @@ impl Deref for NodeArc {
 impl fmt::Debug for NodeArc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The only reference of any kind to a node (no other `NodeArc`, no `NodeWeak`), so the node
+/// can be changed with plain writes: a new scope's node before anything shares it, and the
+/// thread's spare node (`Node::recycle`).
+pub(crate) struct UniqueNode(NodeArc);
+
+impl UniqueNode {
+    /// A new scope node (no body) in its own allocation, built in place by `node`.
+    #[inline]
+    pub(crate) fn new_with(node: impl FnOnce() -> Node) -> UniqueNode {
+        UniqueNode(NodeArc::new_with(node))
+    }
+
+    /// The node as a reference that can be shared.
+    #[inline]
+    pub(crate) fn share(self) -> NodeArc {
+        self.0
+    }
+}
+
+impl Deref for UniqueNode {
+    type Target = Node;
+    #[inline]
+    fn deref(&self) -> &Node {
+        &self.0
+    }
+}
+
+impl DerefMut for UniqueNode {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Node {
+        // SAFETY: the type's invariant: no other reference of any kind exists, and none can be
+        // made from this one without `share`, which gives it up.
+        unsafe { &mut *self.0.ptr.as_ptr() }
     }
 }
 
@@ -670,16 +716,20 @@ mod tests {
     }
 
     #[test]
-    fn get_mut_needs_the_only_reference_of_any_kind() {
-        let mut a = NodeArc::new(Node::new(false));
-        assert!(NodeArc::get_mut(&mut a).is_some());
+    fn release_or_reclaim_keeps_only_the_last_reference_of_any_kind() {
+        let a = NodeArc::new(Node::new(false));
         let b = a.clone();
-        assert!(NodeArc::get_mut(&mut a).is_none());
-        drop(b);
+        assert!(NodeArc::release_or_reclaim(b).is_none(), "another strong reference is alive");
         let w = NodeArc::downgrade(&a);
-        assert!(NodeArc::get_mut(&mut a).is_none(), "a weak reference could upgrade");
+        assert!(NodeArc::release_or_reclaim(a).is_none(), "a weak reference could see it");
+        assert!(w.upgrade().is_none(), "the node was dropped, not kept");
         drop(w);
-        assert!(NodeArc::get_mut(&mut a).is_some());
+        let a = NodeArc::new(Node::new(false));
+        let kept = NodeArc::release_or_reclaim(a).expect("the only reference");
+        let shared = kept.share();
+        assert_eq!(NodeArc::strong_count(&shared), 1);
+        let w = NodeArc::downgrade(&shared);
+        assert!(w.upgrade().is_some(), "the kept node is alive and counted");
     }
 
     #[test]

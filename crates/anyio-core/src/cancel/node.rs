@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::cell::{NodeArc, NodeWeak, TaskCell};
+use super::cell::{NodeArc, NodeWeak, TaskCell, UniqueNode};
 use crate::error::{CancelReason, CancelSource, Cancelled};
 use crate::loom::{get_mut, lock, AtomicU32, AtomicU8, AtomicUsize, Mutex, Ordering};
 use crate::task::id::TaskMeta;
@@ -116,7 +116,7 @@ pub(crate) struct Node {
 #[cfg(not(loom))]
 thread_local! {
     /// One scope node per thread kept for reuse (see [`Node::recycle`]).
-    static SPARE: Cell<Option<NodeArc>> = const { Cell::new(None) };
+    static SPARE: Cell<Option<UniqueNode>> = const { Cell::new(None) };
 }
 
 /// The most waiter slots a recycled node keeps allocated (see [`Node::reset`]).
@@ -205,53 +205,61 @@ impl Node {
     /// (see [`recycle`](Self::recycle)).
     #[inline]
     pub(crate) fn new_arc(shield: bool) -> NodeArc {
+        let mut n = Self::new_unique();
+        if shield {
+            *n.state.get_mut() = SHIELD;
+        }
+        n.share()
+    }
+
+    /// A new scope node, not shared yet: this thread's spare, or a new allocation.
+    #[inline]
+    fn new_unique() -> UniqueNode {
         #[cfg(not(loom))]
         if let Some(n) = SPARE.try_with(Cell::take).ok().flatten() {
-            if shield {
-                // The spare is fresh and unshared; whoever gets it from us gets it through a
-                // synchronising hand-off.
-                n.state.store(SHIELD, Ordering::Relaxed);
-            }
             return n;
         }
-        Self::arc_with_entry(shield, TaskEntry::none())
+        UniqueNode::new_with(|| Self::with_entry(false, TaskEntry::none()))
     }
 
     /// A new scope node with its deadline or timeout set by `set`, unshared. The node is
-    /// reachable from nowhere else yet, so this writes through `Arc::get_mut` (one atomic
-    /// read-modify-write) instead of locking `timing` and bumping the generation atomically
-    /// (three).
+    /// reachable from nowhere else yet, so this writes plainly instead of locking `timing`
+    /// and bumping the generation atomically.
     #[inline]
     pub(crate) fn new_arc_timed(set: impl FnOnce(&mut Timing)) -> NodeArc {
-        let mut node = Self::new_arc(false);
-        let n = NodeArc::get_mut(&mut node).expect("new_arc hands out a fresh or recycled, unshared node");
+        let mut n = Self::new_unique();
         set(get_mut(&mut n.timing));
-        // Plain stores: `&mut` excludes every other access. The owner resolves the deadline on
-        // its first poll because the generation moved.
-        let g = n.timing_generation.load(Ordering::Relaxed);
-        n.timing_generation.store(g.wrapping_add(1), Ordering::Relaxed);
-        node
+        // The owner resolves the deadline on its first poll because the generation moved.
+        let g = n.timing_generation.get_mut();
+        *g = g.wrapping_add(1);
+        n.share()
     }
 
     /// Drops a scope's node when the scope is done with it; if that was the last reference and
     /// the node has no task (a task's node is never kept), the allocation is reset and kept as
     /// this thread's spare for the next scope. A scope around a ready future otherwise pays a
     /// `malloc` and a `free` (about 140 of what were 560 instructions, callgrind). Nobody else
-    /// can reach a node whose `Arc` is unique and has no `Weak` (a linked child's parent holds
-    /// one until it unlinks), so reusing it is safe.
+    /// can reach a node whose last reference this was and that no `NodeWeak` points to (a
+    /// linked child's parent holds one until it unlinks), so reusing it is safe.
     #[inline]
-    #[cfg_attr(loom, allow(unused_mut))]
-    pub(crate) fn recycle(mut node: NodeArc) {
+    pub(crate) fn recycle(node: NodeArc) {
         #[cfg(not(loom))]
-        if let Some(n) = NodeArc::get_mut(&mut node) {
-            if n.entry.meta().is_none() {
-                n.reset();
-                // On a thread being torn down the closure is dropped unrun, and the node with it.
-                let _ = SPARE.try_with(move |s| drop(s.replace(Some(node))));
-                return;
-            }
+        if let Some(n) = NodeArc::release_or_reclaim(node) {
+            Self::keep_spare(n);
         }
+        #[cfg(loom)]
         drop(node);
+    }
+
+    /// Resets a node that was a scope's and keeps it as the thread's spare.
+    #[cfg(not(loom))]
+    fn keep_spare(mut n: UniqueNode) {
+        if n.entry.meta().is_some() {
+            return;
+        }
+        n.reset();
+        // On a thread being torn down the closure is dropped unrun, and the node with it.
+        let _ = SPARE.try_with(move |s| drop(s.replace(Some(n))));
     }
 
     /// Releases what a scope's node owns (as `Drop` does) and resets it, field by field, to
@@ -358,6 +366,17 @@ impl Node {
             self.parent.store(NodeArc::into_raw(p).cast_mut(), Ordering::Release);
         }
         true
+    }
+
+    /// [`enter`](Self::enter) for a node nothing else can reach yet: plain writes.
+    #[inline]
+    pub(crate) fn enter_unique(&mut self, parent: Option<NodeArc>) {
+        let state = self.state.get_mut();
+        debug_assert!(*state & ENTERED == 0, "a node nothing shares has not been entered");
+        *state |= ENTERED;
+        if let Some(p) = parent {
+            *self.parent.get_mut() = NodeArc::into_raw(p).cast_mut();
+        }
     }
 
     #[inline]

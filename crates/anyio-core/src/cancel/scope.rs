@@ -302,7 +302,6 @@ impl CancelScope {
         // SAFETY: `this` is never used again and its `Drop` never runs (it is `ManuallyDrop`),
         // so this is the field's one take.
         let node = unsafe { ManuallyDrop::take(&mut this.node) };
-        debug_assert_eq!(NodeArc::strong_count(&node), 1, "run_private takes an unshared scope");
         let mut inner = InScope::new(node, body);
         inner.phase = Phase::Private;
         Scoped { inner }
@@ -459,17 +458,23 @@ impl<F: Future> Future for InScope<F> {
         let mut this = self.project();
         match *this.phase {
             Phase::Running => {}
-            Phase::Unentered | Phase::Private => {
+            Phase::Private => {
+                // SAFETY: in this phase the future holds the only reference to its node, of any
+                // kind: `run_private` took it from a `CancelScope` nobody else held, and nothing
+                // reaches the field before this first poll, which is also the last use of the
+                // phase. The borrow ends before the node is made current (shared).
+                let n = unsafe { NodeArc::get_mut_unchecked(this.node) };
+                n.enter_unique(current_arc());
+                *this.phase = Phase::Running;
+                resolve_unshared(n, this.deadline, this.seen_generation);
+            }
+            Phase::Unentered => {
                 assert!(
                     this.node.enter(current_arc()),
                     "CancelScope entered twice: each CancelScope may only be used for a single run; \
                      create a new scope for each run"
                 );
-                if std::mem::replace(this.phase, Phase::Running) == Phase::Private {
-                    if let Some(n) = NodeArc::get_mut(this.node) {
-                        resolve_unshared(n, this.deadline, this.seen_generation);
-                    }
-                }
+                *this.phase = Phase::Running;
             }
             Phase::Done => panic!("a cancel scope's future was polled after it completed"),
         }
