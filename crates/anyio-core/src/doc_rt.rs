@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::rt::{self, BlockingJob, BoxTask, Runtime, Timer};
 
 #[derive(Debug)]
-struct DocRuntime;
+pub(crate) struct DocRuntime;
 
 impl Runtime for DocRuntime {
     fn name(&self) -> &'static str {

@@ -474,14 +474,61 @@ pub fn enter(rt: RuntimeHandle) -> EnterRuntime {
     EnterRuntime { prev, _not_send: std::marker::PhantomData }
 }
 
+/// [`enter`] with the handle moved in from `home` rather than given: the guard moves it back
+/// when it drops. A task group's task enters its runtime on every poll where the thread has
+/// another one (or none) current, as on the workers of a tokio runtime anyio did not build;
+/// cloning the handle there cost two atomic writes per poll, on a count that every worker
+/// shares. With this the task clones it once.
+///
+/// `home` must hold a handle (checked in debug builds); while the guard lives it holds the
+/// handle that was current before.
+#[inline]
+pub(crate) fn enter_moved(home: &mut Option<RuntimeHandle>) -> EnterMoved<'_> {
+    debug_assert!(home.is_some(), "a runtime handle to enter");
+    let addr = home.as_ref().map_or(std::ptr::null(), handle_addr);
+    CURRENT.with(|c| std::mem::swap(&mut *borrow_current(c), home));
+    let prev_addr = context::with(|c| c.rt.replace(addr));
+    EnterMoved { addr, prev_addr, home, _not_send: std::marker::PhantomData }
+}
+
+/// The guard of [`enter_moved`].
+pub(crate) struct EnterMoved<'a> {
+    addr: *const (),
+    prev_addr: *const (),
+    home: &'a mut Option<RuntimeHandle>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnterMoved<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT.with(|c| std::mem::swap(&mut *borrow_current(c), self.home));
+        context::with(|c| c.rt.set(self.prev_addr));
+        // Guards nest, so the slot held the handle moved in. Were it another one (code in
+        // between leaked a guard), that one is dropped here, after the slot is released, and
+        // `home` is left empty: the next entry clones the handle again.
+        if self.home.as_ref().map_or(std::ptr::null(), handle_addr) != self.addr {
+            drop(self.home.take());
+        }
+    }
+}
+
 /// Replaces the thread's current runtime. It is borrowed only while `Runtime::now` runs (see
 /// there), so a borrow here means a `now` that enters a runtime: said so, not a bare
 /// `BorrowMutError`.
 fn swap_current(c: &RefCell<Option<RuntimeHandle>>, rt: Option<RuntimeHandle>) -> Option<RuntimeHandle> {
-    let mut slot = c.try_borrow_mut().unwrap_or_else(|_| {
-        panic!("a runtime was entered from inside `Runtime::now`, which must not enter one")
-    });
-    std::mem::replace(&mut *slot, rt)
+    std::mem::replace(&mut *borrow_current(c), rt)
+}
+
+/// The thread's runtime slot, writable (see [`swap_current`]).
+#[inline]
+fn borrow_current(c: &RefCell<Option<RuntimeHandle>>) -> std::cell::RefMut<'_, Option<RuntimeHandle>> {
+    c.try_borrow_mut().unwrap_or_else(|_| entered_in_now())
+}
+
+#[cold]
+fn entered_in_now() -> ! {
+    panic!("a runtime was entered from inside `Runtime::now`, which must not enter one")
 }
 
 /// The address that identifies a runtime handle in the thread's context.
@@ -626,5 +673,49 @@ impl Timer for ThreadTimer {
 
     fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
         self.deadline = deadline;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn current_addr() -> *const () {
+        CURRENT.with(|c| c.borrow().as_ref().map_or(std::ptr::null(), handle_addr))
+    }
+
+    #[test]
+    fn a_moved_in_handle_is_current_inside_and_comes_back_after() {
+        let outer: RuntimeHandle = Arc::new(crate::doc_rt::DocRuntime);
+        let _outer = enter(outer.clone());
+        let mine: RuntimeHandle = Arc::new(crate::doc_rt::DocRuntime);
+        let mut home = Some(mine.clone());
+        for _ in 0..2 {
+            let g = enter_moved(&mut home);
+            assert_eq!(current_addr(), handle_addr(&mine));
+            assert_eq!(context::with(|c| c.rt.get()), handle_addr(&mine));
+            drop(g);
+            assert_eq!(current_addr(), handle_addr(&outer), "the previous runtime is current again");
+            assert_eq!(context::with(|c| c.rt.get()), handle_addr(&outer));
+            assert!(home.as_ref().is_some_and(|h| Arc::ptr_eq(h, &mine)), "the handle is back home");
+        }
+        assert_eq!(Arc::strong_count(&mine), 2, "moved, never cloned");
+    }
+
+    #[test]
+    fn a_guard_leaked_inside_leaves_home_empty_and_restores_the_previous_runtime() {
+        let outer: RuntimeHandle = Arc::new(crate::doc_rt::DocRuntime);
+        let _outer = enter(outer.clone());
+        let mine: RuntimeHandle = Arc::new(crate::doc_rt::DocRuntime);
+        let other: RuntimeHandle = Arc::new(crate::doc_rt::DocRuntime);
+        let mut home = Some(mine.clone());
+        {
+            let _g = enter_moved(&mut home);
+            std::mem::forget(enter(other.clone()));
+        }
+        assert!(home.is_none(), "another runtime's handle is not kept as this one's");
+        assert_eq!(current_addr(), handle_addr(&outer));
+        assert_eq!(context::with(|c| c.rt.get()), handle_addr(&outer));
+        assert_eq!(Arc::strong_count(&other), 1, "the handle left in the slot was dropped");
     }
 }

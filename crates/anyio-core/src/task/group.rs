@@ -437,6 +437,7 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
                 spawned_on: context::thread_key(),
                 checked: 0,
                 tracked,
+                rt: None,
                 // SAFETY: kept in the cell's body only (the `Child` started below).
                 node: unsafe { cell.body_node() },
                 group: counted.hand_over(),
@@ -914,6 +915,10 @@ struct ChildTask<T, E> {
     checked: u64,
     /// Its node is in `running_tasks`'s registry (task tracking was on when it was spawned).
     tracked: bool,
+    /// Its own handle to the group's runtime, once it was polled where another runtime (or
+    /// none) was current: moved in and out of the thread's slot on each such poll
+    /// (`rt::enter_moved`).
+    rt: Option<RuntimeHandle>,
     /// The task's cancel node, which also holds its metadata and its outcome.
     node: BodyNode,
     group: GroupRef<E>,
@@ -938,7 +943,10 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         let polled = if entered.runtime() == rt::handle_addr(rt) {
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         } else {
-            let _rt = rt::enter(rt.clone());
+            if this.rt.is_none() {
+                this.rt = Some(rt.clone());
+            }
+            let _rt = rt::enter_moved(&mut this.rt);
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         };
         let mut outcome = match polled {
