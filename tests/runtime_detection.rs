@@ -94,7 +94,15 @@ fn a_foreign_tokio_runtimes_paused_clock_drives_anyio_time_and_deadlines() {
     // tokio runtime (lent for each call since `Detector::lend`; its unit test is in
     // anyio-tokio). The paused clock proves it is tokio's clock that anyio reads.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
-    rt.block_on(async {
+    // From `block_on`'s future, and from a task (where the runtime is lent without tokio's
+    // handle: its clock must still be the paused one).
+    rt.block_on(paused_clock_drives_time_and_deadlines());
+    rt.block_on(async { tokio::spawn(paused_clock_drives_time_and_deadlines()).await.unwrap() });
+}
+
+#[cfg(feature = "tokio")]
+async fn paused_clock_drives_time_and_deadlines() {
+    {
         let start = anyio::time::current_time();
         assert_eq!(start, tokio::time::Instant::now().into_std());
         tokio::time::advance(Duration::from_secs(3600)).await;
@@ -108,7 +116,7 @@ fn a_foreign_tokio_runtimes_paused_clock_drives_anyio_time_and_deadlines() {
         // A deadline on the paused clock fires when tokio's clock reaches it.
         let r = move_on_after(Duration::from_secs(5), sleep_forever()).await.unwrap();
         assert_eq!(r, None);
-    });
+    }
 }
 
 #[cfg(feature = "smol")]

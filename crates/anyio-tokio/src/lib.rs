@@ -214,6 +214,12 @@ static TOKIO_DETECTOR: Detector =
 
 /// `detect` without the `Arc`: the wrapper lives on the stack for the call.
 fn lend(f: &mut dyn FnMut(&dyn Runtime)) -> bool {
+    // Polling a tokio task (tokio sets a task id only then, and on its blocking threads, where
+    // its handle is current too): lend the runtime without fetching tokio's handle.
+    if tokio::task::try_id().is_some() {
+        f(&InTask);
+        return true;
+    }
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return false;
     };
@@ -368,6 +374,49 @@ fn leave_worker() {
     drop(guard);
 }
 
+/// The tokio runtime of the task this thread is polling, as [`lend`] lends it there. Fetching
+/// tokio's current handle clones it (two atomic writes on a count every worker shares), and
+/// most calls through a lent runtime are clock reads, for every deadline and sleep, which need
+/// no handle; the other calls fetch it.
+#[derive(Debug)]
+struct InTask;
+
+impl InTask {
+    fn get() -> TokioRuntime {
+        TokioRuntime::new(tokio::runtime::Handle::current())
+    }
+}
+
+impl Runtime for InTask {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+    fn spawn(&self, task: BoxTask) {
+        Self::get().spawn(task)
+    }
+    fn spawn_task(&self, task: RawTask) {
+        Self::get().spawn_task(task)
+    }
+    fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
+        Self::get().spawn_blocking(job)
+    }
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+        Self::get().timer(deadline)
+    }
+    fn register_io(&self, fd: OwnedFd) -> io::Result<Box<dyn IoSource>> {
+        Self::get().register_io(fd)
+    }
+    fn id(&self) -> u64 {
+        Self::get().id()
+    }
+    fn enter_thread(&self, f: &mut dyn FnMut()) {
+        Self::get().enter_thread(f)
+    }
+}
+
 /// A [`TokioRuntime`] whose handle is filled in right after the runtime is built.
 #[derive(Debug)]
 struct LateHandle(OnceLock<TokioRuntime>);
@@ -428,5 +477,29 @@ mod tests {
         });
         assert!(lent);
         assert_eq!(seen, vec![detected], "called once, with the runtime `detect` finds");
+    }
+
+    #[test]
+    fn lend_inside_a_task_lends_the_same_runtime_without_its_handle() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (lent, seen, detected) = rt.block_on(async {
+            tokio::spawn(async {
+                let mut seen = Vec::new();
+                let lent = lend(&mut |r| {
+                    let t0 = tokio::time::Instant::now().into_std();
+                    let now = r.now();
+                    assert!(t0 <= now && now <= tokio::time::Instant::now().into_std(), "tokio's clock");
+                    seen.push((r.name(), r.id(), format!("{r:?}")));
+                });
+                let detected = detect().expect("inside a tokio runtime");
+                (lent, seen, (detected.name(), detected.id()))
+            })
+            .await
+            .unwrap()
+        });
+        assert!(lent);
+        assert_eq!(seen.len(), 1, "called once");
+        assert_eq!((seen[0].0, seen[0].1), detected, "the runtime `detect` finds");
+        assert_eq!(seen[0].2, "InTask", "lent without fetching tokio's handle");
     }
 }
