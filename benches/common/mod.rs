@@ -65,6 +65,75 @@ impl<T> RawTask<T> {
 pub(crate) struct TokioEnv {
     pub(crate) name: &'static str,
     pub(crate) rt: tokio::runtime::Runtime,
+    /// The runtime anyio sees, the same handle on every thread (as `anyio::run` has it).
+    pub(crate) anyio: anyio::rt::RuntimeHandle,
+}
+
+impl TokioEnv {
+    /// A tokio runtime whose worker threads keep anyio's handle to it current for their whole
+    /// life, as the runtimes `anyio::run` builds do (so anyio's tasks there find it without
+    /// entering it per poll, and its clock without asking tokio for its handle).
+    fn new(name: &'static str, mut builder: tokio::runtime::Builder) -> TokioEnv {
+        let late = Arc::new(LateTokio(std::sync::OnceLock::new()));
+        let anyio: anyio::rt::RuntimeHandle = late.clone();
+        let weak = Arc::downgrade(&anyio);
+        let rt = builder
+            .on_thread_start(move || {
+                if let Some(h) = weak.upgrade() {
+                    WORKER.with(|w| *w.borrow_mut() = Some(anyio::rt::enter(h)));
+                }
+            })
+            .on_thread_stop(|| drop(WORKER.with(|w| w.borrow_mut().take())))
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = late.0.set(TokioRuntime::new(rt.handle().clone()));
+        TokioEnv { name, rt, anyio }
+    }
+}
+
+thread_local! {
+    static WORKER: std::cell::RefCell<Option<anyio::rt::EnterRuntime>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A [`TokioRuntime`] filled in once the runtime is built (its workers start before).
+#[derive(Debug)]
+struct LateTokio(std::sync::OnceLock<TokioRuntime>);
+
+impl LateTokio {
+    fn get(&self) -> &TokioRuntime {
+        self.0.get().expect("set right after the runtime is built")
+    }
+}
+
+impl anyio::rt::Runtime for LateTokio {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+    fn spawn(&self, task: anyio::rt::BoxTask) {
+        self.get().spawn(task)
+    }
+    fn spawn_task(&self, task: anyio::rt::RawTask) {
+        self.get().spawn_task(task)
+    }
+    fn spawn_blocking(&self, job: anyio::rt::BlockingJob) -> std::io::Result<()> {
+        self.get().spawn_blocking(job)
+    }
+    fn now(&self) -> Instant {
+        self.get().now()
+    }
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn anyio::rt::Timer>> {
+        self.get().timer(deadline)
+    }
+    fn register_io(&self, fd: std::os::fd::OwnedFd) -> std::io::Result<Box<dyn anyio::rt::IoSource>> {
+        self.get().register_io(fd)
+    }
+    fn id(&self) -> u64 {
+        self.get().id()
+    }
+    fn enter_thread(&self, f: &mut dyn FnMut()) {
+        self.get().enter_thread(f)
+    }
 }
 
 impl Env for TokioEnv {
@@ -75,7 +144,7 @@ impl Env for TokioEnv {
     where
         F::Output: Send,
     {
-        let _g = anyio::rt::enter(Arc::new(TokioRuntime::new(self.rt.handle().clone())));
+        let _g = anyio::rt::enter(self.anyio.clone());
         self.rt.block_on(async { tokio::spawn(fut).await.unwrap() })
     }
     fn raw(&self) -> Raw {
@@ -108,14 +177,12 @@ impl Env for SmolEnv {
 /// tokio multi-thread with 2 workers, and a smol executor run by the calling thread.
 pub(crate) fn envs() -> Vec<Box<dyn DynEnv>> {
     vec![
-        Box::new(TokioEnv {
-            name: "tokio-current-thread",
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-        }),
-        Box::new(TokioEnv {
-            name: "tokio-multi-thread(2)",
-            rt: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap(),
-        }),
+        Box::new(TokioEnv::new("tokio-current-thread", tokio::runtime::Builder::new_current_thread())),
+        Box::new(TokioEnv::new("tokio-multi-thread(2)", {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        })),
         Box::new(SmolEnv { ex: Arc::new(async_executor::Executor::new()) }),
     ]
 }
