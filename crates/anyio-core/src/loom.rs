@@ -37,3 +37,30 @@ pub(crate) fn get_mut<T>(m: &mut Mutex<T>) -> &mut T {
         m.get_mut().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The value of an atomic reached through `&mut` (no other reference exists, so plain reads and
+/// writes): std's `get_mut`, loom's `with_mut`.
+#[inline]
+pub(crate) fn with_mut_u8<R>(a: &mut AtomicU8, f: impl FnOnce(&mut u8) -> R) -> R {
+    #[cfg(loom)]
+    {
+        a.with_mut(f)
+    }
+    #[cfg(not(loom))]
+    {
+        f(a.get_mut())
+    }
+}
+
+/// [`with_mut_u8`] for an `AtomicU32`.
+#[inline]
+pub(crate) fn with_mut_u32<R>(a: &mut AtomicU32, f: impl FnOnce(&mut u32) -> R) -> R {
+    #[cfg(loom)]
+    {
+        a.with_mut(f)
+    }
+    #[cfg(not(loom))]
+    {
+        f(a.get_mut())
+    }
+}

@@ -214,8 +214,10 @@ static TOKIO_DETECTOR: Detector =
 
 /// `detect` without the `Arc`: the wrapper lives on the stack for the call.
 fn lend(f: &mut dyn FnMut(&dyn Runtime)) -> bool {
-    // Polling a tokio task (tokio sets a task id only then, and on its blocking threads, where
-    // its handle is current too): lend the runtime without fetching tokio's handle.
+    // A task id is set: polling a tokio task (or a `spawn_blocking` job), where tokio's handle
+    // is current. Lend the runtime without fetching the handle. (tokio also sets an id while
+    // it drops a finished task's output, possibly outside any runtime; `InTask` then reads
+    // std's clock, and the calls that need the handle panic with `NO_RUNTIME`.)
     if tokio::task::try_id().is_some() {
         f(&InTask);
         return true;
@@ -383,7 +385,10 @@ struct InTask;
 
 impl InTask {
     fn get() -> TokioRuntime {
-        TokioRuntime::new(tokio::runtime::Handle::current())
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => TokioRuntime::new(handle),
+            Err(_) => panic!("{}", rt::NO_RUNTIME),
+        }
     }
 }
 

@@ -23,7 +23,9 @@ use slab::Slab;
 
 use super::cell::{NodeArc, NodeWeak, TaskCell, UniqueNode};
 use crate::error::{CancelReason, CancelSource, Cancelled};
-use crate::loom::{get_mut, lock, AtomicU32, AtomicU8, AtomicUsize, Mutex, Ordering};
+use crate::loom::{
+    get_mut, lock, with_mut_u32, with_mut_u8, AtomicU32, AtomicU8, AtomicUsize, Mutex, Ordering,
+};
 use crate::task::id::TaskMeta;
 use crate::task::registry::{self, TaskEntry};
 use crate::task::slot::TaskSlot;
@@ -207,7 +209,7 @@ impl Node {
     pub(crate) fn new_arc(shield: bool) -> NodeArc {
         let mut n = Self::new_unique();
         if shield {
-            *n.state.get_mut() = SHIELD;
+            with_mut_u8(&mut n.state, |s| *s = SHIELD);
         }
         n.share()
     }
@@ -227,12 +229,18 @@ impl Node {
     /// and bumping the generation atomically.
     #[inline]
     pub(crate) fn new_arc_timed(set: impl FnOnce(&mut Timing)) -> NodeArc {
+        Self::new_unique_timed(set).share()
+    }
+
+    /// [`new_arc_timed`](Self::new_arc_timed), not shared yet (a deadline helper's node, see
+    /// `Scoped::private`).
+    #[inline]
+    pub(crate) fn new_unique_timed(set: impl FnOnce(&mut Timing)) -> UniqueNode {
         let mut n = Self::new_unique();
         set(get_mut(&mut n.timing));
         // The owner resolves the deadline on its first poll because the generation moved.
-        let g = n.timing_generation.get_mut();
-        *g = g.wrapping_add(1);
-        n.share()
+        with_mut_u32(&mut n.timing_generation, |g| *g = g.wrapping_add(1));
+        n
     }
 
     /// Drops a scope's node when the scope is done with it; if that was the last reference and
@@ -371,9 +379,10 @@ impl Node {
     /// [`enter`](Self::enter) for a node nothing else can reach yet: plain writes.
     #[inline]
     pub(crate) fn enter_unique(&mut self, parent: Option<NodeArc>) {
-        let state = self.state.get_mut();
-        debug_assert!(*state & ENTERED == 0, "a node nothing shares has not been entered");
-        *state |= ENTERED;
+        with_mut_u8(&mut self.state, |state| {
+            debug_assert!(*state & ENTERED == 0, "a node nothing shares has not been entered");
+            *state |= ENTERED;
+        });
         if let Some(p) = parent {
             *self.parent.get_mut() = NodeArc::into_raw(p).cast_mut();
         }

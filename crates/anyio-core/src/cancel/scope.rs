@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use super::cell::NodeArc;
+use super::cell::{NodeArc, UniqueNode};
 use super::current::{current_arc, enter};
 use super::node::Node;
 use crate::error::{AsCancelled, CancelSource};
@@ -288,25 +288,6 @@ impl CancelScope {
         InScope::new(NodeArc::clone(&self.node), body)
     }
 
-    /// [`run`](Self::run) for a scope nobody else holds a handle to (`move_on_after` and the
-    /// other deadline helpers): the node moves into the future instead of being shared, so
-    /// its first poll can resolve the deadline without locking.
-    pub(crate) fn run_private<F, T, E>(self, body: F) -> Scoped<F>
-    where
-        F: Future<Output = Result<T, E>>,
-        E: AsCancelled,
-    {
-        let mut this = ManuallyDrop::new(self);
-        // The node is its only field (this stops compiling if one is added, which would leak).
-        let CancelScope { node: _ } = &*this;
-        // SAFETY: `this` is never used again and its `Drop` never runs (it is `ManuallyDrop`),
-        // so this is the field's one take.
-        let node = unsafe { ManuallyDrop::take(&mut this.node) };
-        let mut inner = InScope::new(node, body);
-        inner.phase = Phase::Private;
-        Scoped { inner }
-    }
-
     /// Whether code running in this scope right now would see a cancellation (it or an
     /// enclosing scope up to a shield is cancelled).
     ///
@@ -325,6 +306,21 @@ pin_project! {
     pub struct Scoped<F> {
         #[pin]
         inner: InScope<F>,
+    }
+}
+
+impl<F> Scoped<F> {
+    /// A scope future that owns its node outright (`move_on_after` and the other deadline
+    /// helpers, which hand out no `CancelScope`): the node is unique until the first poll, which
+    /// enters it and resolves its deadline through `&mut`, without locking.
+    pub(crate) fn private<T, E>(node: UniqueNode, body: F) -> Scoped<F>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: AsCancelled,
+    {
+        let mut inner = InScope::new(node.share(), body);
+        inner.phase = Phase::Private;
+        Scoped { inner }
     }
 }
 
@@ -460,9 +456,10 @@ impl<F: Future> Future for InScope<F> {
             Phase::Running => {}
             Phase::Private => {
                 // SAFETY: in this phase the future holds the only reference to its node, of any
-                // kind: `run_private` took it from a `CancelScope` nobody else held, and nothing
-                // reaches the field before this first poll, which is also the last use of the
-                // phase. The borrow ends before the node is made current (shared).
+                // kind: `Scoped::private` made it from a `UniqueNode`, and nothing reaches the
+                // field before this first poll (`Debug` only reads it through `&`, which cannot
+                // overlap this `&mut`), which is also the last use of the phase. The borrow
+                // ends before the node is made current (shared).
                 let n = unsafe { NodeArc::get_mut_unchecked(this.node) };
                 n.enter_unique(current_arc());
                 *this.phase = Phase::Running;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use super::scope::{CancelScope, Scoped};
+use super::node::Node;
+use super::scope::Scoped;
 use crate::error::{AsCancelled, TimeoutError};
 
 /// Runs `body` with a deadline `delay` after its first poll; when the deadline passes, the
@@ -20,8 +21,8 @@ use crate::error::{AsCancelled, TimeoutError};
 ///
 /// # Cancel safety
 ///
-/// Same as [`CancelScope::run`]: cooperative; the body is dropped inside the scope if the
-/// returned future is dropped early.
+/// Same as [`CancelScope::run`](crate::cancel::CancelScope::run): cooperative; the body is
+/// dropped inside the scope if the returned future is dropped early.
 ///
 /// # Examples
 ///
@@ -43,7 +44,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled,
 {
-    CancelScope::with_timeout(delay).run_private(body)
+    Scoped::private(Node::new_unique_timed(|t| t.set_timeout(delay)), body)
 }
 
 /// Like [`move_on_after`] with an absolute deadline on the runtime's clock
@@ -52,7 +53,7 @@ where
 ///
 /// # Cancel safety
 ///
-/// Same as [`CancelScope::run`].
+/// Same as [`CancelScope::run`](crate::cancel::CancelScope::run).
 ///
 /// # Examples
 ///
@@ -69,7 +70,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled,
 {
-    CancelScope::with_deadline(deadline).run_private(body)
+    Scoped::private(Node::new_unique_timed(|t| t.set_deadline(Some(deadline))), body)
 }
 
 /// Runs `body` with a deadline `delay` after its first poll and fails with
@@ -80,7 +81,7 @@ where
 ///
 /// # Cancel safety
 ///
-/// Same as [`CancelScope::run`].
+/// Same as [`CancelScope::run`](crate::cancel::CancelScope::run).
 ///
 /// # Examples
 ///
@@ -102,14 +103,17 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled + From<TimeoutError>,
 {
-    FailAfter { inner: CancelScope::with_timeout(delay).run_private(body), after: Some(delay) }
+    FailAfter {
+        inner: Scoped::private(Node::new_unique_timed(|t| t.set_timeout(delay)), body),
+        after: Some(delay),
+    }
 }
 
 /// Like [`fail_after`] with an absolute deadline on the runtime's clock.
 ///
 /// # Cancel safety
 ///
-/// Same as [`CancelScope::run`].
+/// Same as [`CancelScope::run`](crate::cancel::CancelScope::run).
 ///
 /// # Examples
 ///
@@ -126,7 +130,10 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled + From<TimeoutError>,
 {
-    FailAfter { inner: CancelScope::with_deadline(deadline).run_private(body), after: None }
+    FailAfter {
+        inner: Scoped::private(Node::new_unique_timed(|t| t.set_deadline(Some(deadline))), body),
+        after: None,
+    }
 }
 
 pin_project! {
