@@ -709,13 +709,16 @@ mod tests {
         let mine: RuntimeHandle = Arc::new(crate::doc_rt::DocRuntime);
         let other: RuntimeHandle = Arc::new(crate::doc_rt::DocRuntime);
         let mut home = Some(mine.clone());
+        // Not dropped in its turn, as if leaked (dropped at the end, so nothing really leaks).
+        let leaked;
         {
             let _g = enter_moved(&mut home);
-            std::mem::forget(enter(other.clone()));
+            leaked = std::mem::ManuallyDrop::new(enter(other.clone()));
         }
         assert!(home.is_none(), "another runtime's handle is not kept as this one's");
         assert_eq!(current_addr(), handle_addr(&outer));
         assert_eq!(context::with(|c| c.rt.get()), handle_addr(&outer));
         assert_eq!(Arc::strong_count(&other), 1, "the handle left in the slot was dropped");
+        drop(std::mem::ManuallyDrop::into_inner(leaked));
     }
 }
