@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use super::cell::{NodeArc, UniqueNode};
+use super::cell::NodeArc;
 use super::current::{current_arc, enter};
-use super::node::Node;
+use super::node::{Node, Timing};
 use crate::error::{AsCancelled, CancelSource};
 use crate::loom::{get_mut, lock, Ordering};
 use crate::rt::{self, Timer};
@@ -311,14 +311,15 @@ pin_project! {
 
 impl<F> Scoped<F> {
     /// A scope future that owns its node outright (`move_on_after` and the other deadline
-    /// helpers, which hand out no `CancelScope`): the node is unique until the first poll, which
-    /// enters it and resolves its deadline through `&mut`, without locking.
-    pub(crate) fn private<T, E>(node: UniqueNode, body: F) -> Scoped<F>
+    /// helpers, which hand out no `CancelScope`), its deadline set by `set`: the node is unique
+    /// until the first poll, which enters it and resolves its deadline through `&mut`, without
+    /// locking.
+    pub(crate) fn private<T, E>(set: impl FnOnce(&mut Timing), body: F) -> Scoped<F>
     where
         F: Future<Output = Result<T, E>>,
         E: AsCancelled,
     {
-        let mut inner = InScope::new(node.share(), body);
+        let mut inner = InScope::new(Node::new_unique_timed(set).share(), body);
         inner.phase = Phase::Private;
         Scoped { inner }
     }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use super::node::Node;
 use super::scope::Scoped;
 use crate::error::{AsCancelled, TimeoutError};
 
@@ -44,7 +43,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled,
 {
-    Scoped::private(Node::new_unique_timed(|t| t.set_timeout(delay)), body)
+    Scoped::private(|t| t.set_timeout(delay), body)
 }
 
 /// Like [`move_on_after`] with an absolute deadline on the runtime's clock
@@ -70,7 +69,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled,
 {
-    Scoped::private(Node::new_unique_timed(|t| t.set_deadline(Some(deadline))), body)
+    Scoped::private(|t| t.set_deadline(Some(deadline)), body)
 }
 
 /// Runs `body` with a deadline `delay` after its first poll and fails with
@@ -103,10 +102,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled + From<TimeoutError>,
 {
-    FailAfter {
-        inner: Scoped::private(Node::new_unique_timed(|t| t.set_timeout(delay)), body),
-        after: Some(delay),
-    }
+    FailAfter { inner: Scoped::private(|t| t.set_timeout(delay), body), after: Some(delay) }
 }
 
 /// Like [`fail_after`] with an absolute deadline on the runtime's clock.
@@ -130,10 +126,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: AsCancelled + From<TimeoutError>,
 {
-    FailAfter {
-        inner: Scoped::private(Node::new_unique_timed(|t| t.set_deadline(Some(deadline))), body),
-        after: None,
-    }
+    FailAfter { inner: Scoped::private(|t| t.set_deadline(Some(deadline)), body), after: None }
 }
 
 pin_project! {

@@ -485,7 +485,7 @@ pub fn enter(rt: RuntimeHandle) -> EnterRuntime {
 #[inline]
 pub(crate) fn enter_moved(home: &mut Option<RuntimeHandle>) -> EnterMoved<'_> {
     debug_assert!(home.is_some(), "a runtime handle to enter");
-    let addr = home.as_ref().map_or(std::ptr::null(), handle_addr);
+    let addr = slot_addr(home);
     CURRENT.with(|c| std::mem::swap(&mut *borrow_current(c), home));
     let prev_addr = context::with(|c| c.rt.replace(addr));
     EnterMoved { addr, prev_addr, home, _not_send: std::marker::PhantomData }
@@ -507,7 +507,7 @@ impl Drop for EnterMoved<'_> {
         // Guards nest, so the slot held the handle moved in. Were it another one (code in
         // between leaked a guard), that one is dropped here, after the slot is released, and
         // `home` is left empty: the next entry clones the handle again.
-        if self.home.as_ref().map_or(std::ptr::null(), handle_addr) != self.addr {
+        if slot_addr(self.home) != self.addr {
             drop(self.home.take());
         }
     }
@@ -534,6 +534,11 @@ fn entered_in_now() -> ! {
 /// The address that identifies a runtime handle in the thread's context.
 pub(crate) fn handle_addr(rt: &RuntimeHandle) -> *const () {
     Arc::as_ptr(rt).cast::<()>()
+}
+
+/// [`handle_addr`] of a slot's handle; null for an empty slot.
+fn slot_addr(slot: &Option<RuntimeHandle>) -> *const () {
+    slot.as_ref().map_or(std::ptr::null(), handle_addr)
 }
 
 /// Whether this thread is polling a task of a runtime a [`Detector`] recognises (a tokio task,
@@ -590,7 +595,7 @@ impl fmt::Debug for EnterRuntime {
 impl Drop for EnterRuntime {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        let addr = prev.as_ref().map_or(std::ptr::null(), handle_addr);
+        let addr = slot_addr(&prev);
         let left = CURRENT.with(|c| swap_current(c, prev));
         context::with(|c| c.rt.set(addr));
         // Dropped after the slot is released: if it was the last handle, the runtime's
@@ -681,7 +686,7 @@ mod tests {
     use super::*;
 
     fn current_addr() -> *const () {
-        CURRENT.with(|c| c.borrow().as_ref().map_or(std::ptr::null(), handle_addr))
+        CURRENT.with(|c| slot_addr(&c.borrow()))
     }
 
     #[test]

@@ -943,9 +943,7 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         let polled = if entered.runtime() == rt::handle_addr(rt) {
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         } else {
-            if this.rt.is_none() {
-                this.rt = Some(rt.clone());
-            }
+            this.rt.get_or_insert_with(|| rt.clone());
             let _rt = rt::enter_moved(&mut this.rt);
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         };
