@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyio::backends::smol::SmolRuntime;
-use anyio::backends::tokio::TokioRuntime;
+use anyio::backends::tokio::AnyioRuntime;
 
 /// One benchmark environment: runs a future to completion with anyio's runtime current.
 pub(crate) trait Env {
@@ -64,75 +64,15 @@ impl<T> RawTask<T> {
 
 pub(crate) struct TokioEnv {
     pub(crate) name: &'static str,
-    pub(crate) rt: tokio::runtime::Runtime,
-    /// The runtime anyio sees, the same handle on every thread (as `anyio::run` has it).
-    pub(crate) anyio: anyio::rt::RuntimeHandle,
+    /// A tokio runtime whose threads keep anyio's handle to it current for their whole life,
+    /// as the runtimes `anyio::run` builds do (so anyio's tasks there find it without
+    /// entering it per poll, and its clock without asking tokio for its handle).
+    pub(crate) rt: AnyioRuntime,
 }
 
 impl TokioEnv {
-    /// A tokio runtime whose worker threads keep anyio's handle to it current for their whole
-    /// life, as the runtimes `anyio::run` builds do (so anyio's tasks there find it without
-    /// entering it per poll, and its clock without asking tokio for its handle).
     fn new(name: &'static str, mut builder: tokio::runtime::Builder) -> TokioEnv {
-        let late = Arc::new(LateTokio(std::sync::OnceLock::new()));
-        let anyio: anyio::rt::RuntimeHandle = late.clone();
-        let weak = Arc::downgrade(&anyio);
-        let rt = builder
-            .on_thread_start(move || {
-                if let Some(h) = weak.upgrade() {
-                    WORKER.with(|w| *w.borrow_mut() = Some(anyio::rt::enter(h)));
-                }
-            })
-            .on_thread_stop(|| drop(WORKER.with(|w| w.borrow_mut().take())))
-            .enable_all()
-            .build()
-            .unwrap();
-        let _ = late.0.set(TokioRuntime::new(rt.handle().clone()));
-        TokioEnv { name, rt, anyio }
-    }
-}
-
-thread_local! {
-    static WORKER: std::cell::RefCell<Option<anyio::rt::EnterRuntime>> = const { std::cell::RefCell::new(None) };
-}
-
-/// A [`TokioRuntime`] filled in once the runtime is built (its workers start before).
-#[derive(Debug)]
-struct LateTokio(std::sync::OnceLock<TokioRuntime>);
-
-impl LateTokio {
-    fn get(&self) -> &TokioRuntime {
-        self.0.get().expect("set right after the runtime is built")
-    }
-}
-
-impl anyio::rt::Runtime for LateTokio {
-    fn name(&self) -> &'static str {
-        "tokio"
-    }
-    fn spawn(&self, task: anyio::rt::BoxTask) {
-        self.get().spawn(task)
-    }
-    fn spawn_task(&self, task: anyio::rt::RawTask) {
-        self.get().spawn_task(task)
-    }
-    fn spawn_blocking(&self, job: anyio::rt::BlockingJob) -> std::io::Result<()> {
-        self.get().spawn_blocking(job)
-    }
-    fn now(&self) -> Instant {
-        self.get().now()
-    }
-    fn timer(&self, deadline: Instant) -> Pin<Box<dyn anyio::rt::Timer>> {
-        self.get().timer(deadline)
-    }
-    fn register_io(&self, fd: std::os::fd::OwnedFd) -> std::io::Result<Box<dyn anyio::rt::IoSource>> {
-        self.get().register_io(fd)
-    }
-    fn id(&self) -> u64 {
-        self.get().id()
-    }
-    fn enter_thread(&self, f: &mut dyn FnMut()) {
-        self.get().enter_thread(f)
+        TokioEnv { name, rt: AnyioRuntime::build(&mut builder).unwrap() }
     }
 }
 
@@ -144,8 +84,8 @@ impl Env for TokioEnv {
     where
         F::Output: Send,
     {
-        let _g = anyio::rt::enter(self.anyio.clone());
-        self.rt.block_on(async { tokio::spawn(fut).await.unwrap() })
+        let _g = anyio::rt::enter(self.rt.handle().clone());
+        self.rt.tokio().block_on(async { tokio::spawn(fut).await.unwrap() })
     }
     fn raw(&self) -> Raw {
         Raw::Tokio

@@ -314,41 +314,18 @@ pub fn run_layered<F: Future>(
     layer: Option<rt::Layer>,
     fut: F,
 ) -> std::io::Result<F::Output> {
-    // The handle is created before the runtime so that every worker thread can make it current
-    // for its whole life (tasks polled there then find it without swapping it in per poll).
-    let shared = Arc::new(LateHandle(OnceLock::new()));
-    let handle: RuntimeHandle = match layer {
-        Some(layer) => layer(shared.clone()),
-        None => shared.clone(),
-    };
-    let runtime = match flavor {
-        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+    let mut builder = match flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
         Flavor::MultiThread(workers) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             if let Some(n) = workers {
                 b.worker_threads(n.get());
             }
-            // Weak: tokio keeps this callback for the runtime's whole life in state that the
-            // handle itself keeps alive (through the tokio handle inside it), so a strong
-            // reference would be a cycle, and the runtime's state and descriptors would never
-            // be freed.
-            let weak = Arc::downgrade(&handle);
-            b.on_thread_start(move || {
-                if let Some(handle) = weak.upgrade() {
-                    enter_worker(handle);
-                }
-            })
-            .on_thread_stop(leave_worker)
-            .enable_all()
-            .build()?
+            b
         }
     };
-    let _ = shared.0.set(TokioRuntime::new(runtime.handle().clone()));
-    drop(shared);
-    let out = {
-        let _rt = rt::enter(handle);
-        anyio_core::__private::run_in_root(|| runtime.block_on(anyio_core::__private::main_task(fut)))
-    };
+    let runtime = AnyioRuntime::build_layered(&mut builder, layer)?;
+    let out = runtime.block_on(fut);
     // Tasks still running (detached children of a dropped group) are dropped here; their
     // wrappers report them cancelled. Dropping the runtime also stops and joins its threads,
     // each of which lets go of its handle first (`leave_worker`), so nothing of it remains.
@@ -356,8 +333,226 @@ pub fn run_layered<F: Future>(
     Ok(out)
 }
 
+/// A tokio runtime built from your own [`Builder`](tokio::runtime::Builder), on whose every
+/// thread anyio's handle to it stays current, as on the runtimes [`run`] builds.
+///
+/// anyio finds a tokio runtime it did not start by itself. That costs a little on every poll
+/// of anyio's tasks there: a worker thread has no anyio runtime current, so each task enters
+/// its own for each poll, and anyio asks tokio for the runtime where it needs one. A runtime
+/// built here makes its handle current on each worker and blocking thread as the thread
+/// starts, so none of that happens; [`block_on`](Self::block_on) runs a future as [`run`]
+/// does, inside anyio's root cancel scope. Everything else is tokio's: configure the builder
+/// as you like, and reach the runtime with [`tokio`](Self::tokio).
+///
+/// [`build`](Self::build) enables all of tokio's drivers (anyio needs the clock and the
+/// reactor) and sets the builder's `on_thread_start` and `on_thread_stop` callbacks, replacing
+/// any set before: to run your own code there, set it with
+/// [`build_with_thread_hooks`](Self::build_with_thread_hooks).
+///
+/// # Examples
+///
+/// ```
+/// use anyio::backends::tokio::AnyioRuntime;
+/// use anyio::task::TaskGroup;
+///
+/// let mut builder = tokio::runtime::Builder::new_multi_thread();
+/// builder.worker_threads(2).thread_name("app-worker");
+/// let runtime = AnyioRuntime::build(&mut builder).unwrap();
+/// let sum = runtime.block_on(async {
+///     TaskGroup::scope(|tg: TaskGroup<anyio::error::Cancelled>| async move {
+///         let a = tg.spawn(async { Ok(20) });
+///         let b = tg.spawn(async { Ok(22) });
+///         Ok(a.await.unwrap() + b.await.unwrap())
+///     })
+///     .await
+/// });
+/// assert_eq!(sum.unwrap().unwrap(), 42);
+/// ```
+pub struct AnyioRuntime {
+    // Dropped first: that stops and joins the runtime's threads, each of which lets go of its
+    // handle as it stops.
+    runtime: tokio::runtime::Runtime,
+    handle: RuntimeHandle,
+}
+
+impl std::fmt::Debug for AnyioRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyioRuntime").field("runtime", &self.runtime).finish_non_exhaustive()
+    }
+}
+
+/// A callback for a runtime's threads (see [`AnyioRuntime::build_with_thread_hooks`]).
+pub type ThreadHook = Box<dyn Fn() + Send + Sync + 'static>;
+
+impl AnyioRuntime {
+    /// Builds the runtime `builder` describes, with all drivers enabled, and anyio's handle to
+    /// it current on each of its threads for the thread's whole life.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error tokio's [`build`](tokio::runtime::Builder::build) returns, when the
+    /// runtime could not be built (out of threads or descriptors, say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime =
+    ///     anyio::backends::tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
+    ///         .unwrap();
+    /// assert_eq!(runtime.block_on(async { anyio::current_backend() }), Some("tokio"));
+    /// ```
+    pub fn build(builder: &mut tokio::runtime::Builder) -> io::Result<Self> {
+        Self::build_inner(builder, None, None)
+    }
+
+    /// As [`build`](Self::build), and each of the runtime's threads also runs `on_start` as it
+    /// starts and `on_stop` as it stops: tokio keeps one callback of each kind, which `build`
+    /// needs for its own. Worker threads start while the runtime is being built, so `on_start`
+    /// must not use the runtime (spawn, sleep, read the clock through anyio); setting up the
+    /// thread (affinity, a thread-local, a log line) is what it is for.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let count = started.clone();
+    /// let mut builder = tokio::runtime::Builder::new_multi_thread();
+    /// builder.worker_threads(2);
+    /// let runtime = anyio::backends::tokio::AnyioRuntime::build_with_thread_hooks(
+    ///     &mut builder,
+    ///     Box::new(move || {
+    ///         count.fetch_add(1, Ordering::Relaxed);
+    ///     }),
+    ///     Box::new(|| {}),
+    /// )
+    /// .unwrap();
+    /// drop(runtime);
+    /// assert!(started.load(Ordering::Relaxed) >= 2, "both workers started");
+    /// ```
+    pub fn build_with_thread_hooks(
+        builder: &mut tokio::runtime::Builder,
+        on_start: ThreadHook,
+        on_stop: ThreadHook,
+    ) -> io::Result<Self> {
+        Self::build_inner(builder, None, Some((on_start, on_stop)))
+    }
+
+    /// As [`build`](Self::build), with anyio's handle wrapped in `layer` (the facade's
+    /// blocked-task tracking and mock clocks).
+    fn build_layered(builder: &mut tokio::runtime::Builder, layer: Option<rt::Layer>) -> io::Result<Self> {
+        Self::build_inner(builder, layer, None)
+    }
+
+    fn build_inner(
+        builder: &mut tokio::runtime::Builder,
+        layer: Option<rt::Layer>,
+        hooks: Option<(ThreadHook, ThreadHook)>,
+    ) -> io::Result<Self> {
+        // The handle is created before the runtime so that every thread can make it current
+        // for its whole life (tasks polled there then find it without entering it per poll).
+        let shared = Arc::new(LateHandle(OnceLock::new()));
+        let handle: RuntimeHandle = match layer {
+            Some(layer) => layer(shared.clone()),
+            None => shared.clone(),
+        };
+        // Weak: tokio keeps these callbacks for the runtime's whole life in state that the
+        // handle itself keeps alive (through the tokio handle inside it), so a strong
+        // reference would be a cycle, and the runtime's state and descriptors would never be
+        // freed.
+        let weak = Arc::downgrade(&handle);
+        let (on_start, on_stop) = match hooks {
+            Some((start, stop)) => (Some(start), Some(stop)),
+            None => (None, None),
+        };
+        let runtime = builder
+            .on_thread_start(move || {
+                if let Some(handle) = weak.upgrade() {
+                    enter_worker(handle);
+                }
+                if let Some(f) = &on_start {
+                    f();
+                }
+            })
+            .on_thread_stop(move || {
+                if let Some(f) = &on_stop {
+                    f();
+                }
+                leave_worker();
+            })
+            .enable_all()
+            .build()?;
+        // Filled before any task can run: nothing runs before `block_on` or a spawn, which
+        // need the runtime this returns.
+        let _ = shared.0.set(TokioRuntime::new(runtime.handle().clone()));
+        Ok(Self { runtime, handle })
+    }
+
+    /// Runs `fut` to completion on this runtime, with anyio's root cancel scope and this
+    /// runtime current, as [`run`] does; the calling thread drives the future (and, on a
+    /// current-thread runtime, every task).
+    ///
+    /// # Panics
+    ///
+    /// As tokio's [`Runtime::block_on`](tokio::runtime::Runtime::block_on): when called from
+    /// inside a runtime (the thread would block its tasks), and when `fut` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let runtime =
+    ///     anyio::backends::tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
+    ///         .unwrap();
+    /// let r = runtime.block_on(anyio::move_on_after(Duration::from_millis(1), anyio::time::sleep_forever()));
+    /// assert!(matches!(r, Ok(None)), "the deadline passed");
+    /// ```
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let _rt = rt::enter(self.handle.clone());
+        anyio_core::__private::run_in_root(|| self.runtime.block_on(anyio_core::__private::main_task(fut)))
+    }
+
+    /// anyio's handle to the runtime: the one current on its threads, to make current
+    /// elsewhere with [`anyio::rt::enter`](anyio_core::rt::enter).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime =
+    ///     anyio::backends::tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
+    ///         .unwrap();
+    /// let _guard = anyio::rt::enter(runtime.handle().clone());
+    /// assert_eq!(anyio::rt::current().name(), "tokio");
+    /// ```
+    pub fn handle(&self) -> &RuntimeHandle {
+        &self.handle
+    }
+
+    /// The tokio runtime itself, for what anyio does not wrap (its metrics, spawning a
+    /// plain tokio task, `block_on` without anyio's root scope).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut builder = tokio::runtime::Builder::new_multi_thread();
+    /// builder.worker_threads(3);
+    /// let runtime = anyio::backends::tokio::AnyioRuntime::build(&mut builder).unwrap();
+    /// assert_eq!(runtime.tokio().metrics().num_workers(), 3);
+    /// ```
+    pub fn tokio(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+}
+
 thread_local! {
-    /// On a worker thread of a runtime built by [`run`], the guard that keeps that runtime
+    /// On a thread of a runtime built by [`AnyioRuntime`], the guard that keeps that runtime
     /// current for the thread's whole life; `None` elsewhere.
     static WORKER: RefCell<Option<rt::EnterRuntime>> = const { RefCell::new(None) };
 }
