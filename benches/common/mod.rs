@@ -62,6 +62,17 @@ impl<T> RawTask<T> {
     }
 }
 
+/// The CPU model and count (Linux's `/proc/cpuinfo`; elsewhere only the count).
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
+        info.lines().find_map(|l| {
+            l.strip_prefix("model name").and_then(|v| v.split_once(':')).map(|(_, m)| m.trim().to_owned())
+        })
+    });
+    format!("{}, {cpus} CPUs", model.as_deref().unwrap_or("unknown CPU"))
+}
+
 pub(crate) struct TokioEnv {
     pub(crate) name: &'static str,
     /// A tokio runtime whose threads keep anyio's handle to it current for their whole life,
@@ -220,6 +231,8 @@ impl Args {
             .filter(|a| *a != "quick" && *a != "diag" && !a.starts_with("env=") && !a.starts_with("side="))
             .cloned()
             .collect();
+        // Ratios differ between machines as much as between commits: every run says where.
+        println!("# machine: {}", machine());
         Args { quick, env_filter, side, diag, filters }
     }
 
