@@ -10,7 +10,8 @@ use slab::Slab;
 use crate::cancel::current::{check_current, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
-use crate::loom::{lock, AtomicU8, Mutex, Ordering};
+use crate::loom::{AtomicU8, Ordering};
+use crate::sync::spin::SpinMutex;
 
 /// A one-shot event (AnyIO's and trio's `Event`): tasks wait until it is set; once set it stays
 /// set (there is no `clear`; make a new event instead). `Send + Sync`: waiters and the setter may
@@ -36,7 +37,10 @@ use crate::loom::{lock, AtomicU8, Mutex, Ordering};
 /// ```
 pub struct Event {
     set: AtomicU8,
-    waiters: Mutex<Slab<std::task::Waker>>,
+    /// A spin lock, as the channels': its sections are a slab insert or removal and a waker
+    /// clone. std's mutex cost two atomic read-modify-writes and two poison checks per wait,
+    /// and on two workers parked the loser.
+    waiters: SpinMutex<Slab<std::task::Waker>>,
 }
 
 impl fmt::Debug for Event {
@@ -66,7 +70,7 @@ impl Event {
     /// assert!(!anyio::sync::Event::new().is_set());
     /// ```
     pub fn new() -> Self {
-        Self { set: AtomicU8::new(0), waiters: Mutex::new(Slab::new()) }
+        Self { set: AtomicU8::new(0), waiters: SpinMutex::new(Slab::new()) }
     }
 
     /// Sets the event and wakes every waiter. Idempotent.
@@ -83,7 +87,7 @@ impl Event {
             // woken outside it (a waker may run arbitrary executor code) by value: no clone, no
             // allocation, and no waiter takes the lock again to remove itself (see
             // `EventWait::forget`).
-            let waiters = std::mem::take(&mut *lock(&self.waiters));
+            let waiters = std::mem::take(&mut *self.waiters.lock());
             for (_, w) in waiters {
                 w.wake();
             }
@@ -105,7 +109,7 @@ impl Event {
     /// assert_eq!(anyio::sync::Event::new().statistics().tasks_waiting, 0);
     /// ```
     pub fn statistics(&self) -> EventStatistics {
-        let tasks_waiting = if self.is_set() { 0 } else { lock(&self.waiters).len() };
+        let tasks_waiting = if self.is_set() { 0 } else { self.waiters.lock().len() };
         EventStatistics { tasks_waiting }
     }
 
@@ -165,7 +169,7 @@ impl EventWait<'_> {
         if let Some(key) = self.key.take() {
             // The removed waker is dropped after the lock is released (dropping a waker may run
             // executor code that re-enters this event).
-            let removed = lock(&self.event.waiters).try_remove(key);
+            let removed = self.event.waiters.lock().try_remove(key);
             drop(removed);
         }
         self.reg.clear();
@@ -192,7 +196,7 @@ impl Future for EventWait<'_> {
             return Poll::Ready(Ok(()));
         }
         let replaced = {
-            let mut waiters = lock(&this.event.waiters);
+            let mut waiters = this.event.waiters.lock();
             match this.key.and_then(|k| waiters.get_mut(k)) {
                 Some(w) if w.will_wake(cx.waker()) => None,
                 Some(w) => Some(std::mem::replace(w, cx.waker().clone())),
