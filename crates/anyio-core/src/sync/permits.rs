@@ -13,6 +13,9 @@
 //! the word) switches it to slow with one swap, which makes every fast operation in flight
 //! fail its compare-and-swap and come to the mutex; the last operation that leaves it with no
 //! waiter and no debt switches it back.
+//!
+//! The mutex is the channels' spin lock (`sync::spin`): its sections are queue operations and
+//! a waker clone, never user code, and std's mutex parked the loser on two workers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,7 +25,8 @@ use super::waitq::WaitQueue;
 use crate::cancel::current::{check_current, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
-use crate::loom::{lock, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::loom::{AtomicUsize, Ordering};
+use crate::sync::spin::{SpinGuard, SpinMutex};
 
 /// The word's flag: the pool is in slow mode.
 const SLOW: usize = 1;
@@ -31,11 +35,10 @@ const ONE: usize = 2;
 /// The largest count the word holds; a pool with more free permits stays slow.
 const MAX_FAST: usize = usize::MAX >> 1;
 
-#[derive(Debug)]
 pub(crate) struct Permits {
     /// Fast mode: the free count times `ONE`. Slow mode: exactly `SLOW`.
     word: AtomicUsize,
-    state: Mutex<State>,
+    state: SpinMutex<State>,
 }
 
 #[derive(Debug)]
@@ -49,19 +52,27 @@ struct State {
     waiters: WaitQueue<Option<Waker>>,
 }
 
+impl std::fmt::Debug for Permits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The state is not shown: formatting must not take the lock (a `Debug` call may come
+        // from code that holds it, or from a panic message).
+        f.debug_struct("Permits").field("word", &self.word).finish_non_exhaustive()
+    }
+}
+
 impl Permits {
     pub(crate) fn new(available: usize) -> Self {
         let (word, slow_count) = if available <= MAX_FAST { (available * ONE, 0) } else { (SLOW, available) };
         Self {
             word: AtomicUsize::new(word),
-            state: Mutex::new(State { available: slow_count, debt: 0, waiters: WaitQueue::new() }),
+            state: SpinMutex::new(State { available: slow_count, debt: 0, waiters: WaitQueue::new() }),
         }
     }
 
     /// Locks the state and switches the pool to slow mode (if it is not already), moving the
     /// free count from the word into the state.
-    fn lock_slow(&self) -> MutexGuard<'_, State> {
-        let mut st = lock(&self.state);
+    fn lock_slow(&self) -> SpinGuard<'_, State> {
+        let mut st = self.state.lock();
         let old = self.word.swap(SLOW, Ordering::AcqRel);
         if old & SLOW == 0 {
             st.available = old / ONE;
@@ -228,7 +239,7 @@ impl Permits {
         if word & SLOW == 0 {
             return word / ONE;
         }
-        let st = lock(&self.state);
+        let st = self.state.lock();
         // The mode may have changed before the lock: read whichever is current.
         let word = self.word.load(Ordering::Acquire);
         if word & SLOW == 0 {
@@ -239,7 +250,7 @@ impl Permits {
     }
 
     pub(crate) fn waiting(&self) -> usize {
-        lock(&self.state).waiters.len()
+        self.state.lock().waiters.len()
     }
 
     pub(crate) fn acquire(&self) -> AcquirePermit<'_> {
@@ -262,7 +273,7 @@ impl AcquirePermit<'_> {
     fn leave(&mut self) -> bool {
         let Some(key) = self.key.take() else { return false };
         let (granted, waker) = {
-            let mut st = lock(&self.permits.state);
+            let mut st = self.permits.state.lock();
             let granted = !st.waiters.is_linked(key);
             let waker = st.waiters.remove(key);
             // The last waiter leaving (cancelled) may let the pool go fast again. The pool is
@@ -310,7 +321,7 @@ impl AcquirePermit<'_> {
         let this = self;
         // A permit already handed to us wins over a cancellation: it must not be lost.
         if let Some(key) = this.key {
-            let mut st = lock(&this.permits.state);
+            let mut st = this.permits.state.lock();
             if !st.waiters.is_linked(key) {
                 st.waiters.remove(key);
                 drop(st);
@@ -342,7 +353,7 @@ impl AcquirePermit<'_> {
                 this.key = Some(st.waiters.push_back(Some(cx.waker().clone())));
             }
             Some(key) => {
-                let mut st = lock(&this.permits.state);
+                let mut st = this.permits.state.lock();
                 if !st.waiters.is_linked(key) {
                     st.waiters.remove(key);
                     drop(st);

@@ -20,7 +20,8 @@ use crate::loom::{AtomicBool, Ordering};
 /// Doublings of the spin before a waiter yields its thread instead (1 + 2 + ... + 32 pauses).
 const SPIN_ROUNDS: u32 = 6;
 
-/// The lock that guards memory object streams and `Event`'s waiters: [`Spin`], except in loom builds, where loom's
+/// The lock that guards memory object streams, `Event`'s waiters and the permit pool under
+/// `Lock` and `Semaphore`: [`Spin`], except in loom builds, where loom's
 /// own mutex stands in so that the models of the structures it guards stay small (loom
 /// explores every spin as a branch; `Spin` itself has its own model).
 #[cfg(not(loom))]
