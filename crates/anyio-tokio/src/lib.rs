@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyio_core::rt::{
     self, BlockingJob, BoxTask, Detector, Interest, IoPhase, IoSource, RawTask, Runtime, RuntimeHandle,
-    Timer, DETECTORS,
+    TaskHold, Timer, DETECTORS,
 };
 use pin_project_lite::pin_project;
 use tokio::io::unix::AsyncFd;
@@ -34,12 +34,15 @@ use tokio::io::unix::AsyncFd;
 #[derive(Debug, Clone)]
 pub struct TokioRuntime {
     handle: tokio::runtime::Handle,
+    /// Tasks may finish on another thread than their spawner's (see `spawn_task_held`).
+    multi_thread: bool,
 }
 
 impl TokioRuntime {
     /// Wraps a handle to a tokio runtime.
     pub fn new(handle: tokio::runtime::Handle) -> Self {
-        Self { handle }
+        let multi_thread = handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread;
+        Self { handle, multi_thread }
     }
 }
 
@@ -57,6 +60,18 @@ impl Runtime for TokioRuntime {
     fn spawn_task(&self, task: RawTask) {
         // Spawned as its concrete type: tokio allocates its task around it and nothing else.
         drop(self.handle.spawn(task));
+    }
+
+    fn spawn_task_held(&self, task: RawTask) -> Option<TaskHold> {
+        // A detached tokio task frees itself on the worker that finished it, taking the lock
+        // of the spawning thread's malloc arena; anyio drops the handle where it spawned. On
+        // one thread there is no other arena, and a detached task's memory is reused by the
+        // next spawn at once, which the handle would delay until the group reaps it.
+        if !self.multi_thread {
+            self.spawn_task(task);
+            return None;
+        }
+        Some(TaskHold::new(self.handle.spawn(task)))
     }
 
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
@@ -597,6 +612,9 @@ impl Runtime for InTask {
     fn spawn_task(&self, task: RawTask) {
         Self::get().spawn_task(task)
     }
+    fn spawn_task_held(&self, task: RawTask) -> Option<TaskHold> {
+        Self::get().spawn_task_held(task)
+    }
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
         Self::get().spawn_blocking(job)
     }
@@ -637,6 +655,9 @@ impl Runtime for LateHandle {
     }
     fn spawn_task(&self, task: RawTask) {
         self.get().spawn_task(task)
+    }
+    fn spawn_task_held(&self, task: RawTask) -> Option<TaskHold> {
+        self.get().spawn_task_held(task)
     }
     fn spawn_blocking(&self, job: BlockingJob) -> io::Result<()> {
         self.get().spawn_blocking(job)

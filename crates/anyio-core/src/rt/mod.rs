@@ -26,6 +26,37 @@ pub(crate) use blocking::{run_blocking, BlockingError};
 /// A boxed, sendable task as handed to [`Runtime::spawn`].
 pub type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// What a backend keeps of a spawned task until anyio frees the task's node (see
+/// [`Runtime::spawn_task_held`]): dropped with the node, which for a task that finished on
+/// another thread than its spawner's is the spawner's thread, when the group next spawns or
+/// is joined (a task with a large future, or beyond 64 such tasks at a time, is freed by the
+/// thread that finished it).
+///
+/// # Examples
+///
+/// ```
+/// // A backend whose spawn returns a handle that frees the task's memory when dropped keeps it:
+/// struct JoinHandleLike(u32);
+/// let hold = anyio::rt::TaskHold::new(JoinHandleLike(7));
+/// drop(hold); // the handle goes here, with the task's node
+/// ```
+pub struct TaskHold {
+    _value: Box<dyn Send>,
+}
+
+impl TaskHold {
+    /// Keeps `value` until the hold drops.
+    pub fn new<H: Send + 'static>(value: H) -> Self {
+        Self { _value: Box::new(value) }
+    }
+}
+
+impl fmt::Debug for TaskHold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHold").finish_non_exhaustive()
+    }
+}
+
 /// A blocking call as handed to [`Runtime::spawn_blocking`]: it reports its own outcome (anyio
 /// wraps the caller's closure so that it never panics into the pool and always reports back).
 ///
@@ -94,6 +125,17 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// `spawn`, which is right for any runtime, only slower.
     fn spawn_task(&self, task: RawTask) {
         self.spawn(Box::pin(task))
+    }
+
+    /// [`spawn_task`](Self::spawn_task), returning what the backend needs to keep of the task
+    /// (tokio's `JoinHandle`) until the task's cancel node is freed. anyio frees a finished
+    /// task's node on the thread that spawned it, and the hold goes with it; so a runtime
+    /// whose detached tasks free their own memory on whichever worker finished them can have
+    /// it freed on the spawning thread instead, away from the allocator's lock of another
+    /// thread's arena. The default spawns and keeps nothing.
+    fn spawn_task_held(&self, task: RawTask) -> Option<TaskHold> {
+        self.spawn_task(task);
+        None
     }
 
     /// Runs `job` (a call that blocks its thread: a name lookup, file I/O) on the runtime's pool

@@ -434,19 +434,20 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
         }
         let child = Child {
             task: ChildTask {
-                spawned_on: context::thread_key(),
+                origin: context::thread_key() | usize::from(tracked),
                 checked: 0,
-                tracked,
                 rt: None,
                 // SAFETY: kept in the cell's body only (the `Child` started below).
                 node: unsafe { cell.body_node() },
                 group: counted.hand_over(),
                 _value: PhantomData,
-                start,
+                start: start.map(Box::new),
             },
             fut: Some(fut),
         };
-        rt.spawn_task(cell.start(child));
+        if let Some(hold) = rt.spawn_task_held(cell.start(child)) {
+            node.task.keep(hold);
+        }
         Ok(TaskHandle::new(node))
     }
 
@@ -908,13 +909,14 @@ pin_project! {
 
 /// Everything of a [`Child`] but its future.
 struct ChildTask<T, E> {
-    /// The spawning thread (`context::thread_key`).
-    spawned_on: usize,
+    /// The spawning thread (`context::thread_key`, an address, so its low bit is free) with,
+    /// in the low bit, whether its node is in `running_tasks`'s registry (task tracking was on
+    /// when it was spawned). One word for both: the task's cell is one allocation with its
+    /// node, and its size decides which of glibc's bins serves it (see `docs/benchmarks.md`).
+    origin: usize,
     /// The cancellation epoch at which its node last passed a check (see
     /// `task::id::enter_child_cached`).
     checked: u64,
-    /// Its node is in `running_tasks`'s registry (task tracking was on when it was spawned).
-    tracked: bool,
     /// Its own handle to the group's runtime, once it was polled where another runtime (or
     /// none) was current: moved in and out of the thread's slot on each such poll
     /// (`rt::enter_moved`).
@@ -923,7 +925,25 @@ struct ChildTask<T, E> {
     node: BodyNode,
     group: GroupRef<E>,
     _value: PhantomData<fn() -> T>,
-    start: Option<Arc<dyn StartSink<E>>>,
+    /// Boxed (a thin pointer) for the size of every task's cell, as `origin`: only the tasks
+    /// of `start()` have one, and that call allocates anyway.
+    #[allow(clippy::redundant_allocation)]
+    start: Option<Box<Arc<dyn StartSink<E>>>>,
+}
+
+impl<T, E> ChildTask<T, E> {
+    /// The spawning thread (`context::thread_key`).
+    fn spawned_on(&self) -> usize {
+        self.origin & !1
+    }
+}
+
+/// Whether a task's node is in the task registry (the low bit of `ChildTask::origin`), clearing
+/// the bit: the caller unlinks it.
+fn untrack(origin: &mut usize) -> bool {
+    let tracked = *origin & 1 != 0;
+    *origin &= !1;
+    tracked
 }
 
 impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future for Child<T, E, F> {
@@ -960,12 +980,12 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
             outcome = Err(p);
         }
         let _task = enter_task(meta);
-        if std::mem::take(&mut this.tracked) {
+        if untrack(&mut this.origin) {
             super::registry::unlink(node);
         }
         // Freed where it was allocated (see `keep_finished`); a large future's cell is not
         // worth keeping (it is outside the allocator's per-thread caches anyway).
-        if std::mem::size_of::<Self>() <= KEPT_BODY_MAX && this.spawned_on != context::thread_key() {
+        if std::mem::size_of::<Self>() <= KEPT_BODY_MAX && this.spawned_on() != context::thread_key() {
             this.group.keep_finished(&this.node);
         }
         ChildTask::<T, E>::finish(&this.node, &this.group, &mut this.start, outcome);
@@ -979,7 +999,7 @@ impl<T: Send + 'static, E: AsCancelled> ChildTask<T, E> {
     fn finish(
         node: &NodeArc,
         group: &GroupRef<E>,
-        start: &mut Option<Arc<dyn StartSink<E>>>,
+        start: &mut Option<Box<Arc<dyn StartSink<E>>>>,
         outcome: Result<Result<T, E>, Panic>,
     ) {
         let before_start = start.as_ref().is_some_and(|s| !s.is_started());
@@ -1037,7 +1057,7 @@ impl<T, E> ChildTask<T, E> {
     fn drop_unfinished<F>(&mut self, mut fut: Pin<&mut Option<F>>) {
         // However the task ended, its node leaves the registry before the task lets go of it
         // (normally `poll` did this already).
-        if std::mem::take(&mut self.tracked) {
+        if untrack(&mut self.origin) {
             super::registry::unlink(&self.node);
         }
         if fut.is_some() {

@@ -33,6 +33,8 @@ struct SlotState {
     waker: Option<Waker>,
     /// The handle was dropped: a value arriving later is dropped instead of stored.
     detached: bool,
+    /// The runtime's hold on the task (see `Runtime::spawn_task_held`), dropped with the node.
+    hold: Option<crate::rt::TaskHold>,
 }
 
 /// A task's outcome slot, written once by the task and read by its handle.
@@ -72,6 +74,12 @@ impl TaskSlot {
     pub(crate) fn is_pristine(&mut self) -> bool {
         let st = crate::loom::get_mut(&mut self.state);
         st.outcome == SlotOutcome::Running && st.value.is_none() && st.waker.is_none() && !st.detached
+    }
+
+    /// Keeps the runtime's hold on the task until the node drops.
+    pub(crate) fn keep(&self, hold: crate::rt::TaskHold) {
+        let old = lock(&self.state).hold.replace(hold);
+        drop(old);
     }
 
     pub(crate) fn outcome(&self) -> SlotOutcome {
