@@ -66,7 +66,8 @@ impl Runtime for TokioRuntime {
         // A detached tokio task frees itself on the worker that finished it, taking the lock
         // of the spawning thread's malloc arena; anyio drops the handle where it spawned. On
         // one thread there is no other arena, and a detached task's memory is reused by the
-        // next spawn at once, which the handle would delay until the group reaps it.
+        // next spawn at once, which the handle would delay until the group reaps it (that
+        // cost spawn+join 37% there).
         if !self.multi_thread {
             self.spawn_task(task);
             return None;
