@@ -173,9 +173,14 @@ async fn a_hold_is_dropped_with_its_task_s_node_off_the_thread_that_finished_the
         // the nodes' last references are then the group's, dropped on this side.
         *gate.0.lock().unwrap() = true;
         gate.1.notify_all();
-        while exited.load(Ordering::SeqCst) < 10 {
-            anyio::sleep(std::time::Duration::from_millis(1)).await?;
-        }
+        // Bounded: a task thread that panicked must fail the test, not hang it.
+        anyio::fail_after(std::time::Duration::from_secs(30), async {
+            while exited.load(Ordering::SeqCst) < 10 {
+                anyio::sleep(std::time::Duration::from_millis(1)).await?;
+            }
+            Ok::<_, AnyError>(())
+        })
+        .await?;
         Ok(())
     });
     on_runtime(handle, body).await.unwrap().unwrap();

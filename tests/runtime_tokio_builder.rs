@@ -122,6 +122,20 @@ fn the_builder_s_settings_are_kept() {
 }
 
 #[test]
+fn a_builder_used_again_does_not_carry_the_first_runtime_s_handle() {
+    let mut builder = multi_thread(2);
+    let first = AnyioRuntime::build(&mut builder).unwrap();
+    let handle = first.handle().clone();
+    // The same builder, now for a plain tokio runtime, while the first one lives.
+    let plain = builder.build().unwrap();
+    let current =
+        plain.block_on(async move { tokio::spawn(async move { is_current(&handle) }).await.unwrap() });
+    assert!(!current, "the second runtime's workers entered the first runtime's handle");
+    drop(plain);
+    drop(first);
+}
+
+#[test]
 fn thread_hooks_run_beside_anyio_s_own() {
     let started = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicUsize::new(0));

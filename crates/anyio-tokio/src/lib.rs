@@ -361,14 +361,15 @@ pub fn run_layered<F: Future>(
 /// as you like, and reach the runtime with [`tokio`](Self::tokio).
 ///
 /// [`build`](Self::build) enables all of tokio's drivers (anyio needs the clock and the
-/// reactor) and sets the builder's `on_thread_start` and `on_thread_stop` callbacks, replacing
-/// any set before: to run your own code there, set it with
+/// reactor) and uses the builder's `on_thread_start` and `on_thread_stop` callbacks, replacing
+/// any set before (and leaving empty ones behind, so that a runtime built from the builder
+/// again gets nothing of this one): to run your own code there, pass it to
 /// [`build_with_thread_hooks`](Self::build_with_thread_hooks).
 ///
 /// # Examples
 ///
 /// ```
-/// use anyio::backends::tokio::AnyioRuntime;
+/// use anyio_tokio::AnyioRuntime;
 /// use anyio::task::TaskGroup;
 ///
 /// let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -413,7 +414,7 @@ impl AnyioRuntime {
     ///
     /// ```
     /// let runtime =
-    ///     anyio::backends::tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
+    ///     anyio_tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
     ///         .unwrap();
     /// assert_eq!(runtime.block_on(async { anyio::current_backend() }), Some("tokio"));
     /// ```
@@ -441,7 +442,7 @@ impl AnyioRuntime {
     /// let count = started.clone();
     /// let mut builder = tokio::runtime::Builder::new_multi_thread();
     /// builder.worker_threads(2);
-    /// let runtime = anyio::backends::tokio::AnyioRuntime::build_with_thread_hooks(
+    /// let runtime = anyio_tokio::AnyioRuntime::build_with_thread_hooks(
     ///     &mut builder,
     ///     Box::new(move || {
     ///         count.fetch_add(1, Ordering::Relaxed);
@@ -503,7 +504,11 @@ impl AnyioRuntime {
                 leave_worker();
             })
             .enable_all()
-            .build()?;
+            .build();
+        // The builder keeps its callbacks: a runtime built from it again, anyio's or not,
+        // must not make this runtime's handle current on its threads.
+        builder.on_thread_start(|| {}).on_thread_stop(|| {});
+        let runtime = runtime?;
         // Filled before any task can run: nothing runs before `block_on` or a spawn, which
         // need the runtime this returns.
         let _ = shared.0.set(TokioRuntime::new(runtime.handle().clone()));
@@ -525,7 +530,7 @@ impl AnyioRuntime {
     /// use std::time::Duration;
     ///
     /// let runtime =
-    ///     anyio::backends::tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
+    ///     anyio_tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
     ///         .unwrap();
     /// let r = runtime.block_on(anyio::move_on_after(Duration::from_millis(1), anyio::time::sleep_forever()));
     /// assert!(matches!(r, Ok(None)), "the deadline passed");
@@ -542,7 +547,7 @@ impl AnyioRuntime {
     ///
     /// ```
     /// let runtime =
-    ///     anyio::backends::tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
+    ///     anyio_tokio::AnyioRuntime::build(&mut tokio::runtime::Builder::new_current_thread())
     ///         .unwrap();
     /// let _guard = anyio::rt::enter(runtime.handle().clone());
     /// assert_eq!(anyio::rt::current().name(), "tokio");
@@ -559,7 +564,7 @@ impl AnyioRuntime {
     /// ```
     /// let mut builder = tokio::runtime::Builder::new_multi_thread();
     /// builder.worker_threads(3);
-    /// let runtime = anyio::backends::tokio::AnyioRuntime::build(&mut builder).unwrap();
+    /// let runtime = anyio_tokio::AnyioRuntime::build(&mut builder).unwrap();
     /// assert_eq!(runtime.tokio().metrics().num_workers(), 3);
     /// ```
     pub fn tokio(&self) -> &tokio::runtime::Runtime {

@@ -27,10 +27,13 @@ pub(crate) use blocking::{run_blocking, BlockingError};
 pub type BoxTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// What a backend keeps of a spawned task until anyio frees the task's node (see
-/// [`Runtime::spawn_task_held`]): dropped with the node, which for a task that finished on
-/// another thread than its spawner's is the spawner's thread, when the group next spawns or
-/// is joined (a task with a large future, or beyond 64 such tasks at a time, is freed by the
-/// thread that finished it).
+/// [`Runtime::spawn_task_held`]): dropped with the node, by whoever lets go of the node last.
+/// For a task that finished on another thread than its spawner's, and whose `TaskHandle` is
+/// gone, that is the spawning side, when the group next spawns or is joined; best effort: a
+/// task with a large future, one finished beyond 64 kept at a time, or one whose thread still
+/// held it when the group reaped, is freed by the thread that finished it. A `TaskHandle`
+/// kept longer keeps the hold, and what it holds (tokio's task, and through it the
+/// runtime's shared state), until it drops.
 ///
 /// # Examples
 ///
@@ -127,12 +130,17 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
         self.spawn(Box::pin(task))
     }
 
-    /// [`spawn_task`](Self::spawn_task), returning what the backend needs to keep of the task
-    /// (tokio's `JoinHandle`) until the task's cancel node is freed. anyio frees a finished
-    /// task's node on the thread that spawned it, and the hold goes with it; so a runtime
-    /// whose detached tasks free their own memory on whichever worker finished them can have
-    /// it freed on the spawning thread instead, away from the allocator's lock of another
-    /// thread's arena. The default spawns and keeps nothing.
+    /// [`spawn_task`](Self::spawn_task), returning what the backend wants kept of the task
+    /// (tokio's `JoinHandle`) until the task's cancel node is freed, which is always after the
+    /// runtime has dropped the task. anyio frees the node of a task that finished on another
+    /// thread on the spawning thread where it can (when the group next spawns or is joined,
+    /// unless a `TaskHandle` outlives that; see [`TaskHold`]), and the hold goes with it. So a
+    /// runtime whose detached tasks free their own memory on whichever worker finished them
+    /// can have it freed on the spawning thread instead, away from the allocator's lock of
+    /// another thread's arena. The default spawns and keeps nothing.
+    ///
+    /// The hold must not own the task or be needed to run it: it is dropped only after the
+    /// task is gone, so a task kept alive by its own hold would never be freed.
     fn spawn_task_held(&self, task: RawTask) -> Option<TaskHold> {
         self.spawn_task(task);
         None

@@ -73,7 +73,11 @@ impl TaskSlot {
     #[cfg(not(loom))]
     pub(crate) fn is_pristine(&mut self) -> bool {
         let st = crate::loom::get_mut(&mut self.state);
-        st.outcome == SlotOutcome::Running && st.value.is_none() && st.waker.is_none() && !st.detached
+        st.outcome == SlotOutcome::Running
+            && st.value.is_none()
+            && st.waker.is_none()
+            && !st.detached
+            && st.hold.is_none()
     }
 
     /// Keeps the runtime's hold on the task until the node drops.
