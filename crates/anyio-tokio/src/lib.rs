@@ -340,7 +340,7 @@ pub fn run_layered<F: Future>(
             b
         }
     };
-    let runtime = AnyioRuntime::build_layered(&mut builder, layer)?;
+    let runtime = AnyioRuntime::build_inner(&mut builder, layer, None)?;
     let out = runtime.block_on(fut);
     // Tasks still running (detached children of a dropped group) are dropped here; their
     // wrappers report them cancelled. Dropping the runtime also stops and joins its threads,
@@ -461,12 +461,8 @@ impl AnyioRuntime {
         Self::build_inner(builder, None, Some((on_start, on_stop)))
     }
 
-    /// As [`build`](Self::build), with anyio's handle wrapped in `layer` (the facade's
-    /// blocked-task tracking and mock clocks).
-    fn build_layered(builder: &mut tokio::runtime::Builder, layer: Option<rt::Layer>) -> io::Result<Self> {
-        Self::build_inner(builder, layer, None)
-    }
-
+    /// [`build`](Self::build), with anyio's handle wrapped in `layer` (the facade's
+    /// blocked-task tracking and mock clocks, for [`run_layered`]) and the caller's `hooks`.
     fn build_inner(
         builder: &mut tokio::runtime::Builder,
         layer: Option<rt::Layer>,
@@ -484,10 +480,7 @@ impl AnyioRuntime {
         // reference would be a cycle, and the runtime's state and descriptors would never be
         // freed.
         let weak = Arc::downgrade(&handle);
-        let (on_start, on_stop) = match hooks {
-            Some((start, stop)) => (Some(start), Some(stop)),
-            None => (None, None),
-        };
+        let (on_start, on_stop) = hooks.unzip();
         let runtime = builder
             .on_thread_start(move || {
                 if let Some(handle) = weak.upgrade() {

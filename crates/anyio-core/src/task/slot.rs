@@ -82,8 +82,9 @@ impl TaskSlot {
 
     /// Keeps the runtime's hold on the task until the node drops.
     pub(crate) fn keep(&self, hold: crate::rt::TaskHold) {
-        let old = lock(&self.state).hold.replace(hold);
-        drop(old);
+        let mut st = lock(&self.state);
+        debug_assert!(st.hold.is_none(), "a task is spawned, and held, once");
+        st.hold = Some(hold);
     }
 
     pub(crate) fn outcome(&self) -> SlotOutcome {
