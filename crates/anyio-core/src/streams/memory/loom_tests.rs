@@ -66,25 +66,30 @@ fn loom_send_versus_dropping_a_queued_receive() {
 }
 
 /// A receive queues with a waker while a send runs on another thread: either the first poll
-/// finds the item, or the send wakes the waker and the re-poll finds it.
+/// finds the item, or the send wakes the waker and the re-poll finds it. (The sender stays
+/// open, so that only the send can be what wakes the receive.)
 #[test]
 fn loom_no_lost_wakeup_between_receive_and_send() {
     ::loom::model(|| {
         let (tx, rx) = create_memory_object_stream::<u32>(1);
-        let sender = thread::spawn(move || tx.try_send(1).is_ok());
+        let sender = thread::spawn(move || {
+            let sent = tx.try_send(1).is_ok();
+            (tx, sent)
+        });
         let (f, waker) = flag();
         let mut cx = Context::from_waker(&waker);
         let mut recv = rx.receive();
         match Pin::new(&mut recv).poll(&mut cx) {
             Poll::Ready(r) => assert_eq!(r, Ok(1)),
             Poll::Pending => {
-                assert!(sender.join().unwrap());
+                let (_tx, sent) = sender.join().unwrap();
+                assert!(sent);
                 assert!(woken(&f), "the send did not wake the queued receive");
                 assert_eq!(Pin::new(&mut recv).poll(&mut cx), Poll::Ready(Ok(1)));
                 return;
             }
         }
-        assert!(sender.join().unwrap());
+        assert!(sender.join().unwrap().1);
     });
 }
 
@@ -152,5 +157,44 @@ fn loom_two_senders_one_receiver_conserve_items() {
             }
         }
         assert_eq!(received, accepted);
+    });
+}
+
+/// A send waits on a full buffer while a receive frees a slot on another thread: either the
+/// send's first poll finds the room, or the receive moves its item in and wakes it. Nothing is
+/// lost and the order holds. (The receiver stays open, so that only the receive can be what
+/// wakes the send.)
+#[test]
+fn loom_no_lost_wakeup_between_send_and_receive() {
+    ::loom::model(|| {
+        let (tx, rx) = create_memory_object_stream::<u32>(1);
+        tx.try_send(1).unwrap();
+        let receiver = thread::spawn(move || {
+            let first = rx.try_receive().ok();
+            (rx, first)
+        });
+        let (f, waker) = flag();
+        let mut cx = Context::from_waker(&waker);
+        let mut send = tx.send(2);
+        let mut done = Pin::new(&mut send).poll(&mut cx).is_ready();
+        let (rx, first) = receiver.join().unwrap();
+        if !done {
+            if first.is_some() {
+                assert!(woken(&f), "the receive freed a slot and did not wake the waiting send");
+            }
+            if woken(&f) {
+                done = Pin::new(&mut send).poll(&mut cx).is_ready();
+            }
+        }
+        let mut got: Vec<u32> = first.into_iter().collect();
+        while let Ok(v) = rx.try_receive() {
+            got.push(v);
+        }
+        if done {
+            assert_eq!(got, [1, 2], "an item was lost or reordered");
+        } else {
+            assert_eq!(got, [1], "the receive found no room and the send still waits");
+        }
+        drop(send);
     });
 }
