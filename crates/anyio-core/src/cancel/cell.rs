@@ -346,16 +346,25 @@ impl NodeArc {
 
     /// Releases this reference, as dropping it does; but if it was the last reference of any
     /// kind, keeps the node and returns it, unique, instead of dropping it (for reuse, see
-    /// `Node::recycle`). Two plain loads when it is the last (a scope's node usually is), one
-    /// atomic read-modify-write otherwise: a locked instruction cost about 7 ns of a scope's
-    /// 35 (benches/core_tasks.rs). (`get_mut`'s check cost a compare-and-swap.)
+    /// `Node::recycle`). Two Acquire loads when it is the last (a scope's node usually is), one
+    /// atomic read-modify-write otherwise: the locked instruction cost 1.5–5 ns of a scope's
+    /// 33 (benches/core_tasks.rs). (`get_mut`'s check cost a compare-and-swap.)
     #[inline]
     pub(crate) fn release_or_reclaim(this: NodeArc) -> Option<UniqueNode> {
         let this = ManuallyDrop::new(this);
         let h = header(this.ptr);
-        // Owning `this`, nothing else can make a reference from it; so if it is the only
-        // strong one and no weak one exists, none can appear, and loads tell it. Acquire:
-        // whoever released the other references is done with the node before it is reused.
+        // Two separate loads prove uniqueness here, where they would not for std's `Arc`,
+        // because of how this tree uses weak references. Owning `this`, nothing else can make
+        // a reference from it once it is the only strong one. The one kind of `NodeWeak` is a
+        // node's link in its parent's waiter list (`Entry::Child`): made from a strong
+        // reference, upgraded by a cancel walking the parent's list (which then holds a strong
+        // one, seen by the first load or keeping the count above one), and dropped only by the
+        // node's own teardown (`unlink_from`, after this decision) or after its replacement is
+        // in (`reparent`); a parent, which holds the list, cannot go while its child holds it.
+        // So no other thread can drop the last weak reference between the loads, and weak == 1
+        // means none exists. A new kind of weak reference must keep that true, or this must
+        // take std's route (lock the weak count). Acquire: whoever released the other
+        // references is done with the node before it is reused.
         if h.strong.load(Ordering::Acquire) == 1 && h.weak.load(Ordering::Acquire) == 1 {
             return Some(UniqueNode(NodeArc { ptr: this.ptr, _owns: PhantomData }));
         }

@@ -1,5 +1,5 @@
 //! A lock for critical sections of a few dozen instructions that never block and never run user
-//! code: spin briefly, then yield the thread; never park.
+//! code: a waiter backs off (see below), yields the thread after 16 tries, and never parks.
 //!
 //! Why not `std::sync::Mutex`: when two workers of a multi-thread runtime send and receive on
 //! one memory object stream, its lock is contended for every message, and std's mutex parks
@@ -9,7 +9,8 @@
 //! channels with a spin lock for the same reason (flume offers one behind its `spin` feature).
 //!
 //! A waiter that finds the lock taken backs off for a long, randomised run of pause hints
-//! before each try (about 1.3–2.5 µs where a pause takes 10 ns), as kanal's lock does. Retrying
+//! before each try (about 1.3–2.5 µs where a pause takes 10 ns), as kanal's lock does (its
+//! runs are 64–191 pauses). Retrying
 //! soon after a short spin, as this lock first did, handed the lock's cache line (and the
 //! state it guards) from one core to the other for nearly every section: producers and
 //! consumers of one channel on two workers ran at the speed of the line's round trips.
@@ -22,7 +23,10 @@
 //! in the kernel and waking it again would cost.
 //!
 //! A holder preempted by the OS is the risk of any spin lock; after 16 tries a waiter also
-//! yields its thread before each try, so the holder gets a CPU back.
+//! yields its thread before each try, so the holder gets a CPU back. Until then a waiter burns
+//! its 16 backoffs (20–40 µs here) where the lock's first version yielded after about 0.6 µs:
+//! the price of the throughput above when a holder is preempted, which the sections' length
+//! makes rare.
 
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
@@ -30,8 +34,8 @@ use std::ops::{Deref, DerefMut};
 
 use crate::loom::{AtomicBool, Ordering};
 
-/// A waiter pauses `BACKOFF_MIN..2 * BACKOFF_MIN` times (a CPU's pause hint: about 10 ns on
-/// the machine of `docs/benchmarks.md`) before each try.
+/// A waiter pauses `BACKOFF_MIN..2 * BACKOFF_MIN` times (a CPU's pause hint: 9.7 ns on the
+/// Xeon VM of `docs/benchmarks.md`'s fifth session) before each try.
 const BACKOFF_MIN: u32 = 128;
 /// Tries before each further one also yields the thread (the holder may have been preempted).
 /// Under loom, every try yields, so that the model runs the holder.
@@ -83,10 +87,11 @@ impl<T> Spin<T> {
         Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
     }
 
-    /// Takes the lock: one compare-and-swap when it is free.
+    /// Takes the lock: one compare-and-swap when it is free. A strong one: a spurious failure
+    /// (possible on LL/SC machines) would cost a whole backoff. On x86 the two are the same.
     #[inline]
     pub(crate) fn lock(&self) -> Guard<'_, T> {
-        if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_contended();
         }
         Guard { lock: self, _data: PhantomData }
@@ -105,7 +110,7 @@ impl<T> Spin<T> {
             if self.try_take() {
                 return;
             }
-            tries += 1;
+            tries = tries.saturating_add(1);
             if tries >= BACKOFF_TRIES {
                 yield_thread();
             }
@@ -116,7 +121,7 @@ impl<T> Spin<T> {
     #[inline]
     fn try_take(&self) -> bool {
         !self.locked.load(Ordering::Relaxed)
-            && self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            && self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 }
 
@@ -131,7 +136,8 @@ fn next_random() -> u32 {
             .try_with(|s| {
                 let mut x = s.get();
                 if x == 0 {
-                    // Seeded from the thread's stack address: distinct per thread.
+                    // Seeded from the thread's stack address: usually distinct per thread
+                    // (a collision only makes two waiters back off in step).
                     x = (std::ptr::addr_of!(x) as usize as u32) | 1;
                 }
                 // xorshift32
