@@ -9,18 +9,14 @@
 //! channels with a spin lock for the same reason (flume offers one behind its `spin` feature).
 //!
 //! A waiter that finds the lock taken backs off for a long, randomised run of pause hints
-//! before each try (about 1.3–2.5 µs where a pause takes 10 ns), as kanal's lock does (its
-//! runs are 64–191 pauses). Retrying
-//! soon after a short spin, as this lock first did, handed the lock's cache line (and the
-//! state it guards) from one core to the other for nearly every section: producers and
-//! consumers of one channel on two workers ran at the speed of the line's round trips.
-//! Backing off leaves the holder's core a run of uncontended sections instead. Measured on
-//! tokio multi-thread(2), `cargo bench --bench channels --features smol -- quick kanal
-//! env=multi`, ns per message before → after: MPMC 4/4 buffer 1024 168–172 → 24–26, MPMC 4/4
-//! rendezvous 646–703 → 174–185, SPSC unbounded 103–132 → 27–31; `sync_primitives`,
-//! `Semaphore(10)` contended 670–755 → 309 and `Event` 279–307 → 237–239 ns per wait. The
-//! price is a waiter's latency under contention: a microsecond or two, about what parking it
-//! in the kernel and waking it again would cost.
+//! before each try (about 1.3–2.5 µs where a pause takes 10 ns), as kanal's lock does (its runs
+//! are 64–191 pauses). Retrying soon after a short spin, as this lock first did, handed the
+//! lock's cache line (and the state it guards) from one core to the other for nearly every
+//! section, so producers and consumers of one channel on two workers ran at the speed of the
+//! line's round trips; backing off leaves the holder's core a run of uncontended sections
+//! (MPMC 4/4 on tokio multi-thread(2): 168–172 → 24–26 ns per message; the other rows are in
+//! `docs/benchmarks.md`, fifth session). The price is a waiter's latency under contention: a
+//! microsecond or two, about what parking it in the kernel and waking it again would cost.
 //!
 //! A holder preempted by the OS is the risk of any spin lock; after 16 tries a waiter also
 //! yields its thread before each try, so the holder gets a CPU back. Until then a waiter burns
