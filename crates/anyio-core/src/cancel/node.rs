@@ -221,6 +221,14 @@ impl Node {
         if let Some(n) = SPARE.try_with(Cell::take).ok().flatten() {
             return n;
         }
+        Self::alloc_unique()
+    }
+
+    /// A new scope node in a new allocation: out of line, so that what inlines into a
+    /// scope's constructor is the common case, taking the thread's spare.
+    #[cold]
+    #[inline(never)]
+    fn alloc_unique() -> UniqueNode {
         UniqueNode::new_with(|| Self::with_entry(false, TaskEntry::none()))
     }
 
@@ -737,7 +745,11 @@ impl WaitRegistration {
     /// the node's life, so it was resident at that check, and a cancel after the check wakes
     /// it. A channel op waiting for every message saved a full registration (two walks up
     /// the scope chain) per wait: 47 of a rendezvous message's instructions.
-    #[inline]
+    ///
+    /// The crate calls it as `current::register_current_after_check`, which does the same
+    /// through the current-node pointer and so takes no reference in the common case; this
+    /// form, on an explicit node, is what the loom models drive.
+    #[cfg(loom)]
     pub(crate) fn register_after_check(&mut self, node: &NodeArc, waker: &Waker) -> Result<(), Cancelled> {
         if node.wakes_resident(waker) {
             self.clear();

@@ -314,6 +314,10 @@ impl<F> Scoped<F> {
     /// helpers, which hand out no `CancelScope`), its deadline set by `set`: the node is unique
     /// until the first poll, which enters it and resolves its deadline through `&mut`, without
     /// locking.
+    ///
+    /// Inlined: called, its 80-byte result was returned through memory and read back at once
+    /// (perf put a quarter of `move_on_after`'s own time on that copy).
+    #[inline]
     pub(crate) fn private<T, E>(set: impl FnOnce(&mut Timing), body: F) -> Scoped<F>
     where
         F: Future<Output = Result<T, E>>,

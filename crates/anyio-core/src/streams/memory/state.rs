@@ -11,7 +11,7 @@ use std::mem::{self, ManuallyDrop};
 use std::task::{Context, Poll, Waker};
 
 use crate::cancel::cell::NodeArc;
-use crate::cancel::current::{check_current, current_arc};
+use crate::cancel::current::{check_current, current_arc, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::coop;
 use crate::error::Cancelled;
@@ -386,10 +386,9 @@ impl<T> Chan<T> {
             Err(TrySendFail::Broken(item)) => Poll::Ready(Err(SendFail::Broken(item))),
             Err(TrySendFail::WouldBlock(item)) => {
                 // A TLS read and a reference count: cheap enough to do under the lock.
-                let node = current_arc();
-                op.key = Some(st.send_q.push(cx.waker().clone(), Some(item), node.clone()));
+                op.key = Some(st.send_q.push(cx.waker().clone(), Some(item), current_arc()));
                 drop(st);
-                self.register_send(op, cx, node)
+                self.register_send(op, cx)
             }
         }
     }
@@ -398,7 +397,6 @@ impl<T> Chan<T> {
     #[inline(never)]
     fn poll_send_queued(&self, op: &mut SendOp<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendFail<T>>> {
         let cancelled = check_current().err();
-        let node = current_arc();
         let key = op.key.expect("the op is queued");
         let mut st = self.state.lock();
         let queued = st.send_q.is_queued(key);
@@ -410,7 +408,7 @@ impl<T> Chan<T> {
         } else if !queued && w.item.is_some() && cancelled.is_none() && st.receivers > 0 {
             // Skipped while its scope was cancelled, which it no longer is (a shield went
             // up meanwhile): queue again.
-            let old = st.send_q.requeue(key, cx.waker(), node.clone());
+            let old = st.send_q.requeue(key, cx.waker(), current_arc());
             drop(st);
             drop(old);
         } else {
@@ -421,23 +419,18 @@ impl<T> Chan<T> {
             op.reg.clear();
             return Poll::Ready(resolve_send(w, cancelled));
         }
-        self.register_send(op, cx, node)
+        self.register_send(op, cx)
     }
 
-    /// Registers a queued send with its cancel scope; a cancellation found there takes the op
-    /// out of the queue (unless the item was delivered meanwhile).
-    fn register_send(
-        &self,
-        op: &mut SendOp<T>,
-        cx: &mut Context<'_>,
-        node: Option<NodeArc>,
-    ) -> Poll<Result<(), SendFail<T>>> {
-        if let Some(node) = node {
-            if let Err(c) = op.reg.register_after_check(&node, cx.waker()) {
-                let w = self.leave(&mut op.key, Side::Send).expect("the op is queued");
-                op.reg.clear();
-                return Poll::Ready(resolve_send(w, Some(c)));
-            }
+    /// Registers a queued send with its cancel scope, the current one; a cancellation found
+    /// there takes the op out of the queue (unless the item was delivered meanwhile). The
+    /// caller checked the scope earlier in this poll. Through the current-node pointer, not a
+    /// `NodeArc`: in the common case (the task's resident waker) that takes no reference.
+    fn register_send(&self, op: &mut SendOp<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendFail<T>>> {
+        if let Err(c) = register_current_after_check(&mut op.reg, cx.waker()) {
+            let w = self.leave(&mut op.key, Side::Send).expect("the op is queued");
+            op.reg.clear();
+            return Poll::Ready(resolve_send(w, Some(c)));
         }
         Poll::Pending
     }
@@ -491,7 +484,7 @@ impl<T> Chan<T> {
             let old = st.recv_q.update_waker(key, cx.waker());
             drop(st);
             drop(old);
-            return self.register_recv(op, cx, current_arc());
+            return self.register_recv(op, cx);
         }
         // Dequeued without an item: the senders closed, or it was skipped while its scope was
         // cancelled and a shield went up since. Look again.
@@ -524,36 +517,29 @@ impl<T> Chan<T> {
             op.reg.clear();
             return Poll::Ready(Err(RecvFail::EndOfStream));
         }
-        let node = current_arc();
         match op.key {
             Some(key) => {
-                let old = st.recv_q.requeue(key, cx.waker(), node.clone());
+                let old = st.recv_q.requeue(key, cx.waker(), current_arc());
                 drop(st);
                 drop(old);
             }
             None => {
-                op.key = Some(st.recv_q.push(cx.waker().clone(), None, node.clone()));
+                op.key = Some(st.recv_q.push(cx.waker().clone(), None, current_arc()));
                 drop(st);
             }
         }
-        self.register_recv(op, cx, node)
+        self.register_recv(op, cx)
     }
 
-    fn register_recv(
-        &self,
-        op: &mut RecvOp,
-        cx: &mut Context<'_>,
-        node: Option<NodeArc>,
-    ) -> Poll<Result<T, RecvFail>> {
-        if let Some(node) = node {
-            if let Err(c) = op.reg.register_after_check(&node, cx.waker()) {
-                let w = self.leave(&mut op.key, Side::Recv).expect("the op is queued");
-                op.reg.clear();
-                return Poll::Ready(match w.item {
-                    Some(item) => Ok(item),
-                    None => Err(RecvFail::Cancelled(c)),
-                });
-            }
+    /// [`register_send`](Self::register_send) for a queued receive.
+    fn register_recv(&self, op: &mut RecvOp, cx: &mut Context<'_>) -> Poll<Result<T, RecvFail>> {
+        if let Err(c) = register_current_after_check(&mut op.reg, cx.waker()) {
+            let w = self.leave(&mut op.key, Side::Recv).expect("the op is queued");
+            op.reg.clear();
+            return Poll::Ready(match w.item {
+                Some(item) => Ok(item),
+                None => Err(RecvFail::Cancelled(c)),
+            });
         }
         Poll::Pending
     }
