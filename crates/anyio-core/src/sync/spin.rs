@@ -52,6 +52,12 @@ pub(crate) struct SpinMutex<T>(crate::loom::Mutex<T>);
 #[cfg(loom)]
 pub(crate) type SpinGuard<'a, T> = crate::loom::MutexGuard<'a, T>;
 
+impl<T: Default> Default for SpinMutex<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
 #[cfg(loom)]
 impl<T> SpinMutex<T> {
     pub(crate) fn new(value: T) -> Self {
@@ -81,6 +87,12 @@ unsafe impl<T: Send> Sync for Spin<T> {}
 impl<T> Spin<T> {
     pub(crate) fn new(value: T) -> Self {
         Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    /// The value, through an exclusive borrow of the lock: nobody can hold it.
+    #[allow(dead_code)] // only the non-loom build of `TaskSlot` reads through it
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
     }
 
     /// Takes the lock: one compare-and-swap when it is free. A strong one: a spurious failure
