@@ -384,6 +384,21 @@ impl Node {
         true
     }
 
+    /// [`enter`](Self::enter) for a new task's node, which no other thread can reach yet (the
+    /// spawning thread publishes it when it hands the task to the runtime): a load and a store
+    /// where `enter` has an atomic read-modify-write, which costs 7-9 ns here (see
+    /// docs/benchmarks.md). Misused on a shared node it could lose a concurrent flag update;
+    /// it cannot make anything unsound.
+    #[inline]
+    pub(crate) fn enter_fresh(&self, parent: Option<NodeArc>) {
+        let state = self.state.load(Ordering::Relaxed);
+        debug_assert!(state & ENTERED == 0, "a new task's node has not been entered");
+        self.state.store(state | ENTERED, Ordering::Release);
+        if let Some(p) = parent {
+            self.parent.store(NodeArc::into_raw(p).cast_mut(), Ordering::Release);
+        }
+    }
+
     /// [`enter`](Self::enter) for a node nothing else can reach yet: plain writes.
     #[inline]
     pub(crate) fn enter_unique(&mut self, parent: Option<NodeArc>) {

@@ -418,11 +418,11 @@ impl<E: AsCancelled + Send + 'static> TaskGroup<E> {
             // then moves into the group (trio's re-parenting): the caller's cancellation
             // reaches it only while it starts, the group's only once it has started.
             Some(sink) => {
-                node.enter(current_arc());
+                node.enter_fresh(current_arc());
                 sink.bind(node.clone(), self.shared.node.clone());
             }
             None => {
-                node.enter(Some(self.shared.node.clone()));
+                node.enter_fresh(Some(self.shared.node.clone()));
             }
         }
         // Off by default: then one relaxed load, nothing else. The last step that can fail:
