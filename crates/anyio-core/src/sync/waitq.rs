@@ -65,6 +65,7 @@ impl<T> WaitQueue<T> {
     }
 
     /// Adds a new entry at the back of the queue and returns its key.
+    #[inline]
     pub(crate) fn push_back(&mut self, value: T) -> usize {
         let tail = self.tail;
         let key = self.slab.insert(Entry { value, prev: tail, next: NIL, linked: true });
@@ -152,6 +153,7 @@ impl<T> WaitQueue<T> {
     /// # Panics
     ///
     /// Panics if `key` is not an entry.
+    #[inline]
     pub(crate) fn remove(&mut self, key: usize) -> T {
         let e = self.slab.remove(key);
         if e.linked {
