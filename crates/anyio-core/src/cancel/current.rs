@@ -79,8 +79,11 @@ pub(crate) fn register_current(
 
 /// As [`register_current`], for a caller that checked cancellation earlier in the same poll
 /// (with [`check_current`]) and has not registered anywhere since: in the common case (the
-/// current node's resident waker) there is nothing left to do, not even a second check, for
-/// the reason [`WaitRegistration::register_after_check`] gives.
+/// current node's resident waker) there is nothing left to do, not even a second check: a
+/// waker becomes resident only once its node is linked to its parent, and stays resident for
+/// the node's life, so it was resident at that check, and a cancel after the check wakes it.
+/// (`WaitRegistration::register_after_check`, the same on an explicit node, is what the loom
+/// models drive.)
 #[inline]
 pub(crate) fn register_current_after_check(
     reg: &mut WaitRegistration,

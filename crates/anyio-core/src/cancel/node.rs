@@ -387,8 +387,9 @@ impl Node {
     /// [`enter`](Self::enter) for a new task's node, which no other thread can reach yet (the
     /// spawning thread publishes it when it hands the task to the runtime): a load and a store
     /// where `enter` has an atomic read-modify-write, which costs 7-9 ns here (see
-    /// docs/benchmarks.md). Misused on a shared node it could lose a concurrent flag update;
-    /// it cannot make anything unsound.
+    /// docs/benchmarks.md). Only before the node is published: on a node another thread can
+    /// reach, a concurrent flag update (`CANCELLED`, `REGISTERED`, which `Drop` relies on to
+    /// unlink the node from the task registry) could be lost.
     #[inline]
     pub(crate) fn enter_fresh(&self, parent: Option<NodeArc>) {
         let state = self.state.load(Ordering::Relaxed);

@@ -37,8 +37,8 @@ const BACKOFF_MIN: u32 = 128;
 /// Under loom, every try yields, so that the model runs the holder.
 const BACKOFF_TRIES: u32 = if cfg!(loom) { 0 } else { 16 };
 
-/// The lock that guards memory object streams, `Event`'s waiters and the permit pool under
-/// `Lock` and `Semaphore`: [`Spin`], except in loom builds, where loom's
+/// The lock that guards memory object streams, `Event`'s waiters, the permit pool under
+/// `Lock` and `Semaphore`, and a task's outcome slot: [`Spin`], except in loom builds, where loom's
 /// own mutex stands in so that the models of the structures it guards stay small (loom
 /// explores every spin as a branch; `Spin` itself has its own model).
 #[cfg(not(loom))]

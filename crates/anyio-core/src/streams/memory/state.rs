@@ -60,11 +60,17 @@ impl<T> Queue<T> {
         self.q.push_back(Waiter { waker: Some(waker), item, node })
     }
 
-    fn requeue(&mut self, key: usize, waker: &Waker, node: Option<NodeArc>) -> Option<NodeArc> {
+    /// Queues a skipped entry again; returns what it replaced, for the caller to drop after
+    /// the lock (a waker's drop is not our code, and a node's may free a chain of nodes).
+    fn requeue(
+        &mut self,
+        key: usize,
+        waker: &Waker,
+        node: Option<NodeArc>,
+    ) -> (Option<Waker>, Option<NodeArc>) {
         self.q.relink(key);
         let w = &mut self.q[key];
-        w.waker = Some(waker.clone());
-        std::mem::replace(&mut w.node, node)
+        (w.waker.replace(waker.clone()), std::mem::replace(&mut w.node, node))
     }
 
     /// Whether the entry is still queued (not resolved or skipped).
