@@ -63,7 +63,7 @@ impl<T> RawTask<T> {
 }
 
 /// The CPU model and count (Linux's `/proc/cpuinfo`; elsewhere only the count).
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
         info.lines().find_map(|l| {
