@@ -7,6 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::lock::{Lock, LockGuard};
 use super::waitq::WaitQueue;
+use super::waker::replace_waker;
 use crate::cancel::current::{check_current, current_arc};
 use crate::cancel::node::WaitRegistration;
 use crate::cancel::CancelScope;
@@ -323,11 +324,7 @@ impl<'a> Future for ConditionWait<'a> {
                     let (notified, old) = {
                         let mut w = lock(&this.cond.waiters);
                         let notified = !w.is_linked(key);
-                        let entry = &mut w[key];
-                        let mut old = None;
-                        if !notified && !entry.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
-                            old = entry.replace(cx.waker().clone());
-                        }
+                        let old = if notified { None } else { replace_waker(&mut w[key], cx.waker()) };
                         (notified, old)
                     };
                     drop(old); // outside the lock, as in `leave`

@@ -18,6 +18,7 @@ mod resource_guard;
 mod semaphore;
 pub(crate) mod spin;
 pub(crate) mod waitq;
+pub(crate) mod waker;
 
 pub use capacity_limiter::{
     CapacityLimiter, CapacityLimiterError, CapacityLimiterStatistics, CapacityToken, LimiterAcquire,

@@ -22,6 +22,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use super::waitq::WaitQueue;
+use super::waker::replace_waker;
 use crate::cancel::current::{check_current, register_current_after_check};
 use crate::cancel::node::WaitRegistration;
 use crate::error::Cancelled;
@@ -361,12 +362,9 @@ impl AcquirePermit<'_> {
                     this.reg.clear();
                     return Poll::Ready(Ok(()));
                 }
-                let w = &mut st.waiters[key];
-                if !w.as_ref().is_some_and(|old| old.will_wake(cx.waker())) {
-                    let old = w.replace(cx.waker().clone());
-                    drop(st);
-                    drop(old); // outside the lock, as in `leave`
-                }
+                let old = replace_waker(&mut st.waiters[key], cx.waker());
+                drop(st);
+                drop(old); // outside the lock, as in `leave`
             }
         }
         if let Err(c) = register_current_after_check(&mut this.reg, cx.waker()) {

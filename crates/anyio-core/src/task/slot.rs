@@ -8,6 +8,7 @@ use std::any::Any;
 use std::task::Waker;
 
 use crate::sync::spin::SpinMutex;
+use crate::sync::waker::replace_waker;
 
 /// How a task ended, as its handle reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -139,15 +140,5 @@ impl TaskSlot {
         // Outside the lock: either drop may run code that is not ours.
         drop(value);
         drop(waker);
-    }
-}
-
-/// Stores `waker` unless the stored one wakes the same task; returns the one it replaced, for
-/// the caller to drop after the lock (a waker's drop is not our code).
-fn replace_waker(slot: &mut Option<Waker>, waker: &Waker) -> Option<Waker> {
-    if slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-        None
-    } else {
-        slot.replace(waker.clone())
     }
 }

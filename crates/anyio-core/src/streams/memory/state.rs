@@ -17,6 +17,7 @@ use crate::coop;
 use crate::error::Cancelled;
 use crate::sync::spin::{SpinGuard, SpinMutex};
 use crate::sync::waitq::WaitQueue;
+use crate::sync::waker::replace_waker;
 
 pub(super) struct Chan<T> {
     state: SpinMutex<State<T>>,
@@ -117,12 +118,7 @@ impl<T> Queue<T> {
 
     /// Stores a fresh waker if the task's waker changed.
     fn update_waker(&mut self, key: usize, waker: &Waker) -> Option<Waker> {
-        let w = &mut self.q[key];
-        if w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
-            None
-        } else {
-            w.waker.replace(waker.clone())
-        }
+        replace_waker(&mut self.q[key].waker, waker)
     }
 }
 
