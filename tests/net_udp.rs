@@ -13,7 +13,7 @@ use anyio::{
     },
     streams::{ObjectReceiveStream, ObjectSendStream, StreamError, TypedAttributeExt},
 };
-use support::guarded_ok;
+use support::{count_pendings, guarded_ok};
 
 #[anyio::test]
 async fn unconnected_udp_sockets_exchange_datagrams_with_their_addresses() {
@@ -241,4 +241,28 @@ async fn a_waiting_receive_hears_of_the_closed_peer_when_the_error_arrives() {
         Ok(())
     })
     .await;
+}
+
+/// The coop budget for sockets: a loop of datagram sends that complete at once yields now
+/// and then, and more often than a loop of ready channel operations would (a ready socket
+/// operation is a system call and spends four times a channel operation's share).
+#[anyio::test]
+async fn a_send_loop_that_never_waits_yields_at_least_every_256_datagrams() {
+    let (a, b) = guarded_ok(async {
+        let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+        let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
+        Ok((a, b))
+    })
+    .await;
+    let to = b.local_addr().unwrap();
+    let sends = async {
+        for _ in 0..1_024 {
+            a.send_to(b"x", to).await?;
+        }
+        Ok::<_, SocketError>(())
+    };
+    let (sent, pendings) = count_pendings(sends).await;
+    sent.unwrap();
+    assert!(pendings >= 1_024 / 256, "1,024 ready sends yielded only {pendings} times");
+    assert!(pendings < 512, "ready sends yielded {pendings} times in 1,024");
 }

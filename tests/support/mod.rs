@@ -111,3 +111,17 @@ pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Runs `fut` and counts the times it returned `Pending` on the way: how often a loop of
+/// operations that never wait yielded to the coop budget.
+pub(crate) async fn count_pendings<F: Future>(fut: F) -> (F::Output, usize) {
+    let mut fut = std::pin::pin!(fut);
+    let mut pendings = 0;
+    let out = std::future::poll_fn(|cx| {
+        let poll = fut.as_mut().poll(cx);
+        pendings += usize::from(poll.is_pending());
+        poll
+    })
+    .await;
+    (out, pendings)
+}

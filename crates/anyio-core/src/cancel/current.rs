@@ -125,16 +125,18 @@ pub(crate) fn check_current() -> Result<(), crate::error::Cancelled> {
 /// thread-local up once.
 #[inline]
 pub(crate) fn check_in(c: &context::Ctx) -> Result<(), crate::error::Cancelled> {
-    let p = c.node().cast::<Node>();
-    if p.is_null() {
-        return Ok(());
-    }
     // The epoch is read before the walk (see `epoch`): a change it shows is visible to
-    // the walk, and one it does not show moves it before the next check.
+    // the walk, and one it does not show moves it before the next check. The cache first:
+    // it is only ever set for a non-null node (and cleared whenever the node changes), so a
+    // hit needs no look at the node.
     #[cfg(not(loom))]
     let now = super::epoch::now();
     #[cfg(not(loom))]
     if c.checked.get() == now {
+        return Ok(());
+    }
+    let p = c.node().cast::<Node>();
+    if p.is_null() {
         return Ok(());
     }
     // SAFETY: as in `with_current`: the node is alive while it is current, and the

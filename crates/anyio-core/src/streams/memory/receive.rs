@@ -59,7 +59,7 @@ impl<T> MemoryObjectReceiveStream<T> {
     /// Receives the next item: from the buffer, or from a waiting sender, or by waiting for one.
     ///
     /// A checkpoint: it fails at once if the enclosing scope is cancelled. When an item is
-    /// there it does not yield, except once every 128 ready operations on a thread.
+    /// there it does not yield, except after 512 ready channel operations in one poll of its task.
     ///
     /// Errors: [`ReceiveError::EndOfStream`] once every sender is closed and the buffer is
     /// drained; [`ReceiveError::Closed`] if this handle was closed; [`ReceiveError::Cancelled`].
