@@ -26,8 +26,24 @@ struct Case {
 }
 
 fn spawn_join_cases(n: u64) -> Case {
+    spawn_join(n, "task group spawn+join (100k trivial tasks)", false)
+}
+
+/// The same group against a twin that also makes one more allocation per task, of about the
+/// size of ours (a 272-byte node, its 16-byte header and this task's body): what a second
+/// allocation per task costs the twin. The node cannot live in the runtime's own task
+/// allocation (docs/benchmarks.md, seventh session), so this is the twin with our
+/// allocation count.
+fn spawn_join_two_allocations_cases(n: u64) -> Case {
+    spawn_join(n, "task group spawn+join (100k) vs twin + one 352-byte Box per task", true)
+}
+
+/// The size of the twin's extra allocation in [`spawn_join_two_allocations_cases`].
+const CELL_SIZE: usize = 352;
+
+fn spawn_join(n: u64, name: &'static str, twin_allocates: bool) -> Case {
     Case {
-        name: "task group spawn+join (100k trivial tasks)",
+        name,
         ops: n,
         ours: workload(move |_raw| async move {
             TaskGroup::scope(|tg: TaskGroup<Cancelled>| async move {
@@ -41,12 +57,32 @@ fn spawn_join_cases(n: u64) -> Case {
         }),
         raw: workload(move |raw| async move {
             match raw {
+                Raw::Tokio if twin_allocates => {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..n {
+                        // Freed when the task's future is dropped, as our cell when its task ends.
+                        let cell = black_box(Box::new([0u8; CELL_SIZE]));
+                        set.spawn(async move { drop(black_box(cell)) });
+                    }
+                    while set.join_next().await.is_some() {}
+                }
                 Raw::Tokio => {
                     let mut set = tokio::task::JoinSet::new();
                     for _ in 0..n {
                         set.spawn(async {});
                     }
                     while set.join_next().await.is_some() {}
+                }
+                Raw::Smol(ex) if twin_allocates => {
+                    let tasks: Vec<_> = (0..n)
+                        .map(|_| {
+                            let cell = black_box(Box::new([0u8; CELL_SIZE]));
+                            ex.spawn(async move { drop(black_box(cell)) })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await;
+                    }
                 }
                 Raw::Smol(ex) => {
                     let tasks: Vec<_> = (0..n).map(|_| ex.spawn(async {})).collect();
@@ -199,6 +235,7 @@ fn main() {
     let envs = common::envs();
     let cases = [
         spawn_join_cases(100_000 / scale),
+        spawn_join_two_allocations_cases(100_000 / scale),
         checkpoint_cases(1_000_000 / scale),
         scope_no_deadline_cases(1_000_000 / scale),
         scope_deadline_cases(1_000_000 / scale),
