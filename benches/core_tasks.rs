@@ -29,9 +29,9 @@ fn spawn_join_cases(n: u64) -> Case {
     spawn_join(n, "task group spawn+join (100k trivial tasks)", false)
 }
 
-/// The same group against a twin that also makes one more allocation per task, of about the
-/// size of ours (a 272-byte node, its 16-byte header and this task's body): what a second
-/// allocation per task costs the twin. The node cannot live in the runtime's own task
+/// The same group against a twin that also makes one more allocation per task (not zeroed),
+/// of about the size of ours (a 272-byte node, its 16-byte header and this task's body):
+/// what a second allocation per task costs the twin. The node cannot live in the runtime's own task
 /// allocation (docs/benchmarks.md, seventh session), so this is the twin with our
 /// allocation count.
 fn spawn_join_two_allocations_cases(n: u64) -> Case {
@@ -60,8 +60,9 @@ fn spawn_join(n: u64, name: &'static str, twin_allocates: bool) -> Case {
                 Raw::Tokio if twin_allocates => {
                     let mut set = tokio::task::JoinSet::new();
                     for _ in 0..n {
-                        // Freed when the task's future is dropped, as our cell when its task ends.
-                        let cell = black_box(Box::new([0u8; CELL_SIZE]));
+                        // Freed when the task runs, as our cell is when its task ends; not
+                        // zeroed, as ours is not (`Box::new([0; N])` becomes a `calloc`).
+                        let cell = black_box(Box::<[u8; CELL_SIZE]>::new_uninit());
                         set.spawn(async move { drop(black_box(cell)) });
                     }
                     while set.join_next().await.is_some() {}
@@ -76,7 +77,7 @@ fn spawn_join(n: u64, name: &'static str, twin_allocates: bool) -> Case {
                 Raw::Smol(ex) if twin_allocates => {
                     let tasks: Vec<_> = (0..n)
                         .map(|_| {
-                            let cell = black_box(Box::new([0u8; CELL_SIZE]));
+                            let cell = black_box(Box::<[u8; CELL_SIZE]>::new_uninit());
                             ex.spawn(async move { drop(black_box(cell)) })
                         })
                         .collect();

@@ -13,7 +13,7 @@ use anyio::{
     },
     streams::{ObjectReceiveStream, ObjectSendStream, StreamError, TypedAttributeExt},
 };
-use support::{count_pendings, guarded_ok};
+use support::guarded_ok;
 
 #[anyio::test]
 async fn unconnected_udp_sockets_exchange_datagrams_with_their_addresses() {
@@ -245,9 +245,13 @@ async fn a_waiting_receive_hears_of_the_closed_peer_when_the_error_arrives() {
 
 /// The coop budget for sockets: a loop of datagram sends that complete at once yields now
 /// and then, and more often than a loop of ready channel operations would (a ready socket
-/// operation is a system call and spends four times a channel operation's share).
+/// operation is a system call and spends four times a channel operation's share). Linux only:
+/// other kernels may refuse part of a burst of loopback datagrams (`ENOBUFS`), which would
+/// fail the sends rather than test the budget.
+#[cfg(target_os = "linux")]
 #[anyio::test]
 async fn a_send_loop_that_never_waits_yields_at_least_every_256_datagrams() {
+    use support::{count_pendings, guarded};
     let (a, b) = guarded_ok(async {
         let a = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
         let b = create_udp_socket(UdpSocketOptions::new().local_host("127.0.0.1")).await?;
@@ -261,7 +265,7 @@ async fn a_send_loop_that_never_waits_yields_at_least_every_256_datagrams() {
         }
         Ok::<_, SocketError>(())
     };
-    let (sent, pendings) = count_pendings(sends).await;
+    let (sent, pendings) = guarded(count_pendings(sends)).await;
     sent.unwrap();
     assert!(pendings >= 1_024 / 256, "1,024 ready sends yielded only {pendings} times");
     assert!(pendings < 512, "ready sends yielded {pendings} times in 1,024");

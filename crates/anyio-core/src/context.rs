@@ -17,7 +17,7 @@ pub(crate) struct Ctx {
     /// The running task's metadata (a `*const task::id::TaskMeta`, type-erased), null outside
     /// anyio's tasks. Non-null only while the guard that set it lives, which borrows it.
     pub(crate) meta: Cell<*const ()>,
-    /// Ready operations left in this poll of `task` (see `crate::coop`).
+    /// Coop budget units left in this poll of `task` (see `crate::coop`).
     pub(crate) budget: Cell<u32>,
     /// The current cancel-scope node (a `*const cancel::node::Node`, type-erased so that this
     /// module depends on nothing); null for the implicit, never-cancelled root. Non-null

@@ -11,9 +11,9 @@
 //! The budget bounds how long one poll may run on ready operations, so an operation spends
 //! by what it costs. A socket operation that completes at once is a system call (a microsecond
 //! or more) and spends [`IO_COST`] units: 128 of them per poll, tokio's figure. A ready channel
-//! operation takes 10–20 ns and spends one: 512 per poll, some 10 µs. At one unit in 128,
-//! the yields took 10 of a buffered message's 169 instructions (docs/benchmarks.md, seventh
-//! session).
+//! operation takes 10–20 ns and spends one: 512 per poll, some 10 µs. At one unit for every
+//! operation and 128 per poll, the yields took about 13 of a buffered message's 169
+//! instructions; now about 3 (docs/benchmarks.md, seventh session).
 
 use std::task::{Context, Poll};
 
@@ -54,7 +54,8 @@ fn spend(now: &context::Ctx, cost: u32) -> Option<bool> {
     Some(true)
 }
 
-/// [`poll_proceed`], then (if it proceeds) the cancellation check of
+/// [`poll_proceed`] for a channel operation (one unit, so it yields only once the budget is
+/// spent), then (if it proceeds) the cancellation check of
 /// [`check_current`](crate::cancel::current::check_current), with one lookup of the thread's
 /// context for both: the start of every channel operation, where the two lookups were 10 of a
 /// buffered message's 187 instructions.
