@@ -140,3 +140,35 @@ fn tasks_have_spans_and_cancellations_and_failures_emit_events() {
         assert!(sources.iter().any(|x| x.contains("cancelled explicitly")), "{backend}: {sources:?}");
     }
 }
+
+/// A subscriber that fails whenever a span is entered.
+struct PanicsOnEnter;
+
+impl Subscriber for PanicsOnEnter {
+    fn enabled(&self, m: &Metadata<'_>) -> bool {
+        m.target().starts_with("anyio")
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {
+        panic!("the subscriber failed");
+    }
+    fn exit(&self, _: &Id) {}
+}
+
+/// A subscriber that panics as a task's span is entered fails the run, and leaves the thread
+/// as it found it: no task current, whose metadata would be gone once the run returns.
+#[test]
+fn a_subscriber_panicking_as_a_task_is_entered_leaves_no_task_current() {
+    for backend in Backend::compiled() {
+        let r = std::panic::catch_unwind(|| {
+            tracing::subscriber::with_default(PanicsOnEnter, || anyio::run_on(backend, async {}))
+        });
+        assert!(r.is_err(), "{backend}: the subscriber's panic propagates");
+        assert!(anyio::task::current_task().is_none(), "{backend}: a task is still current after the panic");
+    }
+}

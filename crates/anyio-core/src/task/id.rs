@@ -151,6 +151,10 @@ pub(crate) fn with_current_meta<R>(f: impl FnOnce(Option<&TaskMeta>) -> R) -> R 
 
 /// Makes `meta`'s task the current task, with a fresh coop budget, until the guard drops.
 pub(crate) fn enter_task(meta: &TaskMeta) -> TaskEntered<'_> {
+    // The span first: a subscriber that panics there must find the context untouched, as
+    // there is no guard yet to restore it.
+    #[cfg(feature = "tracing")]
+    let span = meta.span.enter();
     let prev = context::with(|c| Prev {
         task: c.task.replace(meta.id.as_u64()),
         meta: c.meta.replace(std::ptr::from_ref(meta).cast()),
@@ -162,7 +166,7 @@ pub(crate) fn enter_task(meta: &TaskMeta) -> TaskEntered<'_> {
         prev,
         checked: None,
         #[cfg(feature = "tracing")]
-        _span: meta.span.enter(),
+        _span: span,
         _borrow: PhantomData,
     }
 }
@@ -195,6 +199,9 @@ fn enter_child_inner<'a>(
     checked: Option<&'a mut u64>,
 ) -> TaskEntered<'a> {
     let node_ptr = NodeArc::as_ptr(node).cast::<()>();
+    // The span first, as in `enter_task`.
+    #[cfg(feature = "tracing")]
+    let span = meta.span.enter();
     let prev = context::with(|c| {
         let prev = Prev {
             task: c.task.replace(meta.id.as_u64()),
@@ -213,7 +220,7 @@ fn enter_child_inner<'a>(
         prev,
         checked: checked.map(|e| (e, node_ptr)),
         #[cfg(feature = "tracing")]
-        _span: meta.span.enter(),
+        _span: span,
         _borrow: PhantomData,
     }
 }
