@@ -172,3 +172,56 @@ fn a_subscriber_panicking_as_a_task_is_entered_leaves_no_task_current() {
         assert!(anyio::task::current_task().is_none(), "{backend}: a task is still current after the panic");
     }
 }
+
+/// A subscriber that fails when it leaves the span of a task named `doomed`.
+struct PanicsOnExitOfDoomed;
+
+impl Subscriber for PanicsOnExitOfDoomed {
+    fn enabled(&self, m: &Metadata<'_>) -> bool {
+        m.target().starts_with("anyio")
+    }
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut f = Fields(HashMap::new());
+        span.record(&mut f);
+        Id::from_u64(if f.0.get("name").map(String::as_str) == Some("doomed") { 2 } else { 1 })
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, span: &Id) {
+        if span.into_u64() == 2 {
+            panic!("the subscriber failed");
+        }
+    }
+}
+
+/// A subscriber that panics as a finished task leaves its span cannot make the task's group
+/// wait for it for ever: the task is reported before its span is left. (Current-thread
+/// backends only: the subscriber is this thread's, and the task must run here.)
+#[test]
+fn a_subscriber_panicking_as_a_finished_task_leaves_its_span_does_not_hang_its_group() {
+    let backends =
+        Backend::compiled().into_iter().filter(|b| matches!(b, Backend::TokioCurrentThread | Backend::Smol));
+    for backend in backends {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A thread of its own, so that a hang fails the test instead of stalling it.
+        std::thread::spawn(move || {
+            let r = std::panic::catch_unwind(|| {
+                tracing::subscriber::with_default(PanicsOnExitOfDoomed, || {
+                    anyio::run_on(backend, async {
+                        task_group(|tg| async move {
+                            tg.spawn_named("doomed", async { Ok::<_, AnyError>(()) });
+                            Ok::<_, AnyError>(())
+                        })
+                        .await
+                    })
+                })
+            });
+            let _ = tx.send(r.is_ok());
+        });
+        // Whether the run returned or re-raised the subscriber's panic is the runtime's
+        // business (tokio keeps a task's panic, smol's executor re-raises it); it must end.
+        assert!(rx.recv_timeout(Duration::from_secs(60)).is_ok(), "{backend}: the run never ended");
+    }
+}

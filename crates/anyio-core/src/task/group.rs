@@ -931,11 +931,10 @@ struct ChildTask<T, E> {
     start: Option<Box<Arc<dyn StartSink<E>>>>,
 }
 
-impl<T, E> ChildTask<T, E> {
-    /// The spawning thread (`context::thread_key`).
-    fn spawned_on(&self) -> usize {
-        self.origin & !1
-    }
+/// The spawning thread (`context::thread_key`) in a `ChildTask::origin` (a free function, so
+/// that reading it borrows only that field while the task's entry guard holds another).
+fn spawned_on(origin: usize) -> usize {
+    origin & !1
 }
 
 /// Whether a task's node is in the task registry (the low bit of `ChildTask::origin`), clearing
@@ -959,7 +958,7 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         // The group's runtime is set before any task is spawned (see `spawn_inner`).
         let rt = this.group.rt.get().expect("a group's runtime is set before its first task");
         let meta = node.entry.meta().expect("a task's node carries its metadata");
-        let entered = enter_child_cached(meta, node, &mut this.checked);
+        let mut entered = enter_child_cached(meta, node, &mut this.checked);
         let polled = if entered.runtime() == rt::handle_addr(rt) {
             catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         } else {
@@ -975,20 +974,24 @@ impl<T: Send + 'static, E: AsCancelled, F: Future<Output = Result<T, E>>> Future
         // Drop the future inside its task and scope before reporting, so its destructors run
         // first; a destructor that panics counts as the task panicking.
         let dropped = catch_unwind(AssertUnwindSafe(|| fut_slot.set(None)));
-        drop(entered);
+        // Out of the task's scope, whose node may be released below, but still in the task,
+        // so that what the report emits belongs to it. (Leaving the task and entering it
+        // again would exit and re-enter its span, and a subscriber that panicked there
+        // would unwind past the report: the group would wait for the task for ever.)
+        entered.leave_node();
         if let Err(p) = dropped {
             outcome = Err(p);
         }
-        let _task = enter_task(meta);
         if untrack(&mut this.origin) {
             super::registry::unlink(node);
         }
         // Freed where it was allocated (see `keep_finished`); a large future's cell is not
         // worth keeping (it is outside the allocator's per-thread caches anyway).
-        if std::mem::size_of::<Self>() <= KEPT_BODY_MAX && this.spawned_on() != context::thread_key() {
+        if std::mem::size_of::<Self>() <= KEPT_BODY_MAX && spawned_on(this.origin) != context::thread_key() {
             this.group.keep_finished(&this.node);
         }
         ChildTask::<T, E>::finish(&this.node, &this.group, &mut this.start, outcome);
+        drop(entered);
         Poll::Ready(())
     }
 }

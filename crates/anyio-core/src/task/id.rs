@@ -252,6 +252,15 @@ impl TaskEntered<'_> {
     pub(crate) fn runtime(&self) -> *const () {
         self.prev.rt
     }
+
+    /// Makes the node that was current before current again, the task staying entered (its
+    /// id, its span): what a finished task does before it reports, since its node may be
+    /// released on the way. The cached check is not kept: the task will not poll again.
+    pub(crate) fn leave_node(&mut self) {
+        self.checked = None;
+        let node = self.prev.node;
+        context::with(|c| c.set_node(node));
+    }
 }
 
 impl Drop for TaskEntered<'_> {
