@@ -76,15 +76,17 @@ pub(crate) struct RunGuard {
 
 impl RunGuard {
     pub(crate) fn begin() -> RunGuard {
-        let was_in_runner = IN_RUNNER.with(|c| c.replace(true));
+        // The guard first: the runtime's `name` and `id` below are a backend's code, and if
+        // they panic the guard puts the flag back.
+        let mut guard = RunGuard { state: None, was_in_runner: IN_RUNNER.with(|c| c.replace(true)) };
         // Runners enter their runtime before this; a runner without one (a test's bare
         // `block_on`) has no run to track.
-        let state = super::try_current().map(|rt| {
+        guard.state = super::try_current().map(|rt| {
             let state = Arc::new(RunState { key: key_of(&rt), rt, finished: AtomicBool::new(false) });
             RUNS.lock().unwrap_or_else(PoisonError::into_inner).push(state.clone());
             state
         });
-        RunGuard { state, was_in_runner }
+        guard
     }
 }
 
@@ -177,3 +179,49 @@ impl fmt::Display for RunFinishedError {
 }
 
 impl StdError for RunFinishedError {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use crate::doc_rt::DocRuntime;
+    use crate::rt::{self, BlockingJob, BoxTask, Runtime, Timer};
+
+    /// The test runtime, but for its `id`, which panics.
+    #[derive(Debug)]
+    struct IdPanics;
+
+    impl Runtime for IdPanics {
+        fn name(&self) -> &'static str {
+            "id-panics"
+        }
+        fn id(&self) -> u64 {
+            panic!("this runtime has no id")
+        }
+        fn spawn(&self, task: BoxTask) {
+            DocRuntime.spawn(task)
+        }
+        fn spawn_blocking(&self, job: BlockingJob) -> std::io::Result<()> {
+            DocRuntime.spawn_blocking(job)
+        }
+        fn now(&self) -> Instant {
+            DocRuntime.now()
+        }
+        fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn Timer>> {
+            DocRuntime.timer(deadline)
+        }
+    }
+
+    #[test]
+    fn a_runtime_whose_id_panics_as_a_run_begins_leaves_the_thread_outside_a_runner() {
+        std::thread::spawn(|| {
+            let _entered = rt::enter(Arc::new(IdPanics));
+            let r = std::panic::catch_unwind(|| crate::cancel::current::run_in_root(|| ()));
+            assert!(r.is_err(), "the runtime's panic propagates");
+            assert!(!rt::is_polling(), "the thread still counts as running a runner");
+        })
+        .join()
+        .unwrap();
+    }
+}
