@@ -175,8 +175,8 @@ impl IoCore {
 
     /// One poll of an operation: cancelled? closed? try it; if it must wait, arrange to be
     /// woken by the reactor, by a close, or by a cancellation. `budgeted`: this poll spent a
-    /// socket operation's share of the task's coop budget, which then bounds an eager first try (see
-    /// `IoSource::eager`) as the runtime's own budget would have. Inlined into each
+    /// socket operation's share of the task's coop budget, which then bounds an eager first try
+    /// (see `IoSource::eager`) as the runtime's own budget would have. Inlined into each
     /// operation's poll, as for `poll_op`.
     #[inline(always)]
     pub(crate) fn poll_attempt<A: Attempt>(
